@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# podtap: `make` builds ./podtap; `make test` runs every test.
+OUTPUT ?= build
+SKEL := skel
+CLANG ?= clang
+CC ?= cc
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VMLINUX := vmlinux/$(ARCH)/vmlinux.h
+
+CFLAGS ?= -g -O2
+CFLAGS += -Wall -Werror -D_GNU_SOURCE
+INCLUDES := -Iuser -Ibpf -I$(SKEL)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-Ibpf -Ivmlinux/$(ARCH)
+LDLIBS := -lbpf -lelf -lz
+
+BPF_OBJS := $(OUTPUT)/podtap.bpf.o
+SKELS := $(SKEL)/podtap.skel.h
+LIB_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
+LIB := $(OUTPUT)/libpodtap.a
+BPF_TEST_SRCS := $(wildcard tests/bpf/*.c)
+BPF_TEST_OBJS := $(patsubst tests/bpf/%.c,$(OUTPUT)/tests/bpf/%.o,$(BPF_TEST_SRCS))
+USER_TEST_SRCS := $(filter-out tests/user/fuzz_%.c,$(wildcard tests/user/*.c))
+USER_TEST_OBJS := $(patsubst tests/user/%.c,$(OUTPUT)/tests/user/%.o,$(USER_TEST_SRCS))
+
+FUZZ_SECONDS ?= 30
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all clean test test-user test-bpf fuzz deps demo vmlinux
+
+all: podtap
+
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests/bpf $(OUTPUT)/tests/user $(SKEL):
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/podtap.h bpf/compat.bpf.h $(VMLINUX) | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+$(SKEL)/%.skel.h: $(OUTPUT)/%.bpf.o | $(SKEL)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name podtap_bpf > $@
+
+$(OUTPUT)/user/%.o: user/%.c $(wildcard user/*.h) bpf/podtap.h $(SKELS) | $(OUTPUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+podtap: $(OUTPUT)/user/main.o $(LIB)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(wildcard user/*.h) $(SKELS) | $(OUTPUT)/tests/bpf
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/bpf -c $< -o $@
+
+$(OUTPUT)/test_progs: $(BPF_TEST_OBJS) $(LIB)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lpthread -o $@
+
+$(OUTPUT)/tests/user/%.o: tests/user/%.c $(wildcard tests/user/*.h) $(wildcard user/*.h) $(SKELS) | $(OUTPUT)/tests/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/user -c $< -o $@
+
+$(OUTPUT)/test_user: $(USER_TEST_OBJS) $(LIB)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# libFuzzer target for the capture file reader, with address sanitizer.
+$(OUTPUT)/fuzz_capfile: tests/user/fuzz_capfile.c user/capfile.c user/common.c $(wildcard user/*.h) | $(OUTPUT)
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address $(INCLUDES) \
+		tests/user/fuzz_capfile.c user/capfile.c user/common.c -lz -o $@
+
+test-user: $(OUTPUT)/test_user
+	$(OUTPUT)/test_user
+
+test-bpf: $(OUTPUT)/test_progs podtap
+	$(OUTPUT)/test_progs
+
+fuzz: $(OUTPUT)/fuzz_capfile
+	@mkdir -p $(OUTPUT)/fuzz-corpus
+	$(OUTPUT)/fuzz_capfile -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		$(OUTPUT)/fuzz-corpus tests/user/corpus
+
+# The whole suite: unit tests, a bounded fuzz run, the BPF harness.
+test: podtap
+	$(MAKE) test-user
+	$(MAKE) fuzz
+	$(MAKE) test-bpf
+	tests/e2e.sh
+
+# Debian packages needed to build and test (run as root).
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
+		pkg-config iproute2 curl nginx-light python3 ca-certificates
+
+demo: podtap
+	tests/demo.sh
+
+# Regenerate vmlinux.h on purpose, from a BTF file: make vmlinux BTF=/path
+BTF ?= /sys/kernel/btf/vmlinux
+vmlinux:
+	$(BPFTOOL) btf dump file $(BTF) format c > $(VMLINUX).tmp
+	mv $(VMLINUX).tmp $(VMLINUX)
+
+clean:
+	rm -rf $(OUTPUT) $(SKEL) podtap

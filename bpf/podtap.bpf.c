@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * podtap capture programs.
+ *
+ * The data plane reads TCP payload where it crosses the cgroup boundary:
+ * cgroup_skb egress/ingress see every segment of the sockets of the cgroups
+ * they are attached to (the targets' cgroups, or the root when a pid
+ * namespace is targeted), and nothing else on the node. The TCP sequence
+ * number of a segment gives the byte offset within its direction's stream,
+ * so every application I/O path (read/write, *msg, *mmsg, sendfile, splice)
+ * is captured by the same code, byte for byte.
+ *
+ * sockops learns where each stream starts (the first byte after the SYN)
+ * and when the connection ends; cgroup/sock_create remembers who created a
+ * socket and in which pid namespace.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "podtap.h"
+#include "compat.bpf.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define IPPROTO_TCP	6
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+
+#define TCP_FLAG_FIN	0x01
+#define TCP_FLAG_SYN	0x02
+#define TCP_FLAG_RST	0x04
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Bumped by userspace whenever the target maps change. */
+volatile __u64 targets_gen = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);	/* resized by the loader */
+} podtap_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PT_MAX_TARGETS);
+	__type(key, __u64);		/* cgroup v2 id */
+	__type(value, __u32);		/* session id */
+} target_cgroup_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PT_MAX_TARGETS);
+	__type(key, __u32);		/* pid namespace inode */
+	__type(value, __u32);		/* session id */
+} target_namespace_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_counters);
+} podtap_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pt_loss_key);
+	__type(value, struct pt_loss_val);
+} conn_losses SEC(".maps");
+
+struct dir_state {
+	__u32 base;		/* sequence number of stream offset 0 */
+	__u8  based;		/* base is valid */
+	__u8  fin;		/* FIN seen */
+	__u16 pad;
+	__u64 next;		/* highest stream offset seen + 1 */
+};
+
+struct conn_state {
+	__u64 gen;		/* targets_gen the session was resolved at */
+	__u32 session;		/* 0: not a target */
+	__u32 pidns;		/* creator's pid namespace inode */
+	__u32 pid;
+	__u32 tgid;
+	char  comm[PT_COMM_LEN];
+	__u8  role;
+	__u8  opened;		/* OPEN record submitted */
+	__u8  closed;		/* CLOSE record submitted */
+	__u8  task_attr;	/* pid/comm seen in the owner's task context */
+	__u8  preexisting;
+	__u8  pad[3];
+	struct dir_state d[2];
+};
+
+/*
+ * BPF_F_CLONE: an accepted socket starts with a copy of its listener's
+ * state, so it inherits the creator and pid namespace of the listener.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct conn_state);
+} conn_state SEC(".maps");
+
+static __always_inline struct pt_counters *counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&podtap_counters, &zero);
+}
+
+static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
+				      __u64 len, __u32 reason)
+{
+	struct pt_loss_key key = { .conn_id = conn_id, .dir = dir };
+	struct pt_counters *c = counters();
+	struct pt_loss_val *v, init = {};
+
+	if (c && reason < PT_LOSS_MAX) {
+		c->lost_events++;
+		c->lost_bytes[reason] += len;
+	}
+	v = bpf_map_lookup_elem(&conn_losses, &key);
+	if (!v) {
+		init.start = off;
+		init.end = off + len;
+		init.bytes = len;
+		init.reason = reason;
+		if (bpf_map_update_elem(&conn_losses, &key, &init, BPF_NOEXIST) &&
+		    c)
+			c->loss_untracked++;
+		return;
+	}
+	if (off < v->start)
+		v->start = off;
+	if (off + len > v->end)
+		v->end = off + len;
+	__sync_fetch_and_add(&v->bytes, len);
+	v->reason = reason;
+}
+
+static __always_inline void fill_hdr(struct pt_rec_hdr *h, __u16 type,
+				     __u16 flags, __u32 size, __u64 conn_id)
+{
+	h->type = type;
+	h->flags = flags;
+	h->size = size;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+}
+
+/*
+ * One DATA record of up to PT_CHUNK_MAX bytes, reserved in the smallest of
+ * a few size classes so that small segments do not waste the ring. A global
+ * function: the verifier checks it once, not once per call site.
+ * len_dir: bits 0-23 length, bit 24 direction, bit 25 FIN.
+ */
+__noinline int pt_emit_data(struct __sk_buff *skb, __u64 conn_id,
+			    __u64 stream_off, __u32 skb_off, __u32 len_dir)
+{
+	__u32 len = len_dir & 0xffffff;
+	__u32 dir = (len_dir >> 24) & 1;
+	__u16 flags = (len_dir & (1 << 25)) ? PT_F_FIN : 0;
+	struct pt_counters *c;
+	struct pt_data *r;
+
+	if (!skb)
+		return -1;
+
+#define EMIT_CLASS(N)							\
+	if (len <= N) {							\
+		r = bpf_ringbuf_reserve(&podtap_events,			\
+					sizeof(*r) + N, 0);		\
+		if (!r)							\
+			goto lost;					\
+		if (len && bpf_skb_load_bytes(skb, skb_off, r->payload,	\
+					      len)) {			\
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);	\
+			note_loss(conn_id, dir, stream_off, len,	\
+				  PT_LOSS_LOAD);			\
+			return -1;					\
+		}							\
+		goto fill;						\
+	}
+
+	EMIT_CLASS(0)
+	EMIT_CLASS(128)
+	EMIT_CLASS(512)
+	EMIT_CLASS(2048)
+	EMIT_CLASS(8192)
+	EMIT_CLASS(PT_CHUNK_MAX)
+#undef EMIT_CLASS
+	return -1;
+
+fill:
+	fill_hdr(&r->h, PT_REC_DATA, flags,
+		 sizeof(*r) + ((len + 7) & ~7U), conn_id);
+	r->offset = stream_off;
+	r->len = len;
+	r->cap_len = len;
+	r->dir = dir;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	c = counters();
+	if (c) {
+		c->events++;
+		c->bytes += len;
+	}
+	return 0;
+lost:
+	if (len)
+		note_loss(conn_id, dir, stream_off, len, PT_LOSS_RINGBUF_FULL);
+	else if ((c = counters()))
+		c->lost_events++;
+	return -1;
+}
+
+/* Stream offset of sequence number seq, extended to 64 bits around next. */
+static __always_inline __u64 stream_off(struct dir_state *d, __u32 seq)
+{
+	__u32 at_next = d->base + (__u32)d->next;
+
+	return d->next + (__s64)(__s32)(seq - at_next);
+}
+
+static __always_inline __u32 resolve_session(struct bpf_sock *sk,
+					     struct conn_state *st)
+{
+	__u32 *sess;
+	int level;
+
+	if (st->pidns) {
+		sess = bpf_map_lookup_elem(&target_namespace_pids, &st->pidns);
+		if (sess)
+			return *sess;
+	}
+	for (level = 0; level < PT_MAX_CGROUP_LEVEL; level++) {
+		__u64 id = bpf_sk_ancestor_cgroup_id(sk, level);
+
+		if (!id)
+			break;
+		sess = bpf_map_lookup_elem(&target_cgroup_ids, &id);
+		if (sess)
+			return *sess;
+	}
+	return 0;
+}
+
+struct pkt {
+	struct pt_tuple t;	/* local/remote as seen by the socket */
+	__u32 seq;
+	__u32 data_off;		/* payload offset within the skb */
+	__u32 len;		/* payload length */
+	__u8  flags;		/* TCP flags */
+};
+
+static __always_inline int parse_pkt(struct __sk_buff *skb, int dir,
+				     struct pkt *p)
+{
+	struct tcphdr th;
+	__u32 l3len;
+	__u8 *la, *ra;
+
+	la = dir == PT_DIR_TX ? p->t.laddr : p->t.raddr;
+	ra = dir == PT_DIR_TX ? p->t.raddr : p->t.laddr;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) ||
+		    ip.protocol != IPPROTO_TCP)
+			return -1;
+		l3len = ip.ihl * 4;
+		__builtin_memcpy(la, &ip.saddr, 4);
+		__builtin_memcpy(ra, &ip.daddr, 4);
+		p->t.family = AF_INET;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		/* Extension headers before TCP are not followed. */
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) ||
+		    ip6.nexthdr != IPPROTO_TCP)
+			return -1;
+		l3len = sizeof(ip6);
+		__builtin_memcpy(la, &ip6.saddr, 16);
+		__builtin_memcpy(ra, &ip6.daddr, 16);
+		p->t.family = AF_INET6;
+	} else {
+		return -1;
+	}
+	if (bpf_skb_load_bytes(skb, l3len, &th, sizeof(th)))
+		return -1;
+	p->data_off = l3len + th.doff * 4;
+	if (p->data_off > skb->len)
+		return -1;
+	p->len = skb->len - p->data_off;
+	p->seq = bpf_ntohl(th.seq);
+	p->flags = ((__u8 *)&th)[13];
+	if (dir == PT_DIR_TX) {
+		p->t.lport = bpf_ntohs(th.source);
+		p->t.rport = bpf_ntohs(th.dest);
+	} else {
+		p->t.lport = bpf_ntohs(th.dest);
+		p->t.rport = bpf_ntohs(th.source);
+	}
+	return 0;
+}
+
+static __always_inline __u8 guess_proto(struct __sk_buff *skb, struct pkt *p)
+{
+	char b[4] = {};
+
+	if (p->len < 4 || bpf_skb_load_bytes(skb, p->data_off, b, 4))
+		return PT_PROTO_UNKNOWN;
+	if (b[0] == 0x16 && b[1] == 0x03)
+		return PT_PROTO_TLS;
+	if (b[0] == 'P' && b[1] == 'R' && b[2] == 'I' && b[3] == ' ')
+		return PT_PROTO_HTTP2;
+	if ((b[0] == 'G' && b[1] == 'E' && b[2] == 'T') ||
+	    (b[0] == 'P' && (b[1] == 'O' || b[1] == 'U' || b[1] == 'A')) ||
+	    (b[0] == 'H' && b[1] == 'E' && b[2] == 'A') ||
+	    (b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P') ||
+	    (b[0] == 'D' && b[1] == 'E' && b[2] == 'L') ||
+	    (b[0] == 'O' && b[1] == 'P' && b[2] == 'T'))
+		return PT_PROTO_HTTP1;
+	return PT_PROTO_UNKNOWN;
+}
+
+static __always_inline int emit_open(struct __sk_buff *skb, struct bpf_sock *sk,
+				     struct conn_state *st, struct pkt *p,
+				     __u64 conn_id)
+{
+	struct pt_counters *c;
+	struct pt_conn_open *r;
+	__u16 flags = 0;
+
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r) {
+		if ((c = counters()))
+			c->lost_events++;
+		return -1;
+	}
+	if (st->preexisting)
+		flags |= PT_F_PREEXISTING;
+	if (st->task_attr)
+		flags |= PT_F_TASK_ATTR;
+	if (sk->family == AF_INET6 && p->t.family == AF_INET)
+		flags |= PT_F_V4MAPPED;
+	r->role = st->role;
+	if (st->role == PT_ROLE_UNKNOWN) {
+		/* Pre-existing: the side on the lower port is the server. */
+		flags |= PT_F_ROLE_GUESSED;
+		r->role = p->t.lport < p->t.rport ? PT_ROLE_SERVER :
+						    PT_ROLE_CLIENT;
+	}
+	fill_hdr(&r->h, PT_REC_CONN_OPEN, flags, sizeof(*r), conn_id);
+	r->t = p->t;
+	r->cgroup_id = bpf_sk_cgroup_id(sk);
+	r->pid = st->pid;
+	r->tgid = st->tgid;
+	r->session_id = st->session;
+	r->proto = guess_proto(skb, p);
+	r->pad = 0;
+	__builtin_memcpy(r->comm, st->comm, PT_COMM_LEN);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	if ((c = counters())) {
+		c->events++;
+		c->conns++;
+	}
+	return 0;
+}
+
+static __always_inline void emit_close(struct conn_state *st, __u64 conn_id,
+				       __u16 flags)
+{
+	struct pt_counters *c = counters();
+	struct pt_conn_close *r;
+
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r) {
+		if (c)
+			c->lost_events++;
+		return;
+	}
+	fill_hdr(&r->h, PT_REC_CONN_CLOSE, flags, sizeof(*r), conn_id);
+	r->bytes[PT_DIR_RX] = st->d[PT_DIR_RX].next;
+	r->bytes[PT_DIR_TX] = st->d[PT_DIR_TX].next;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	st->closed = 1;
+	if (c) {
+		c->events++;
+		c->closes++;
+	}
+}
+
+/* Learn the owning process where the kernel runs in its context. */
+static __always_inline void refresh_attr(struct bpf_sock *sk,
+					 struct conn_state *st, __u64 conn_id)
+{
+	struct pt_attr *r;
+	__u64 pid_tgid;
+
+	if (!have_task_helpers || st->task_attr)
+		return;
+	if (bpf_get_current_cgroup_id() != bpf_sk_cgroup_id(sk))
+		return;
+	pid_tgid = bpf_get_current_pid_tgid();
+	st->pid = (__u32)pid_tgid;
+	st->tgid = pid_tgid >> 32;
+	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	st->task_attr = 1;
+	if (!st->opened)
+		return;
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r)
+		return;
+	fill_hdr(&r->h, PT_REC_ATTR, PT_F_TASK_ATTR, sizeof(*r), conn_id);
+	r->pid = st->pid;
+	r->tgid = st->tgid;
+	__builtin_memcpy(r->comm, st->comm, PT_COMM_LEN);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct conn_state *st;
+	struct bpf_tcp_sock *tp;
+	struct dir_state *d;
+	struct pkt p = {};
+	__u64 conn_id, off, gen = targets_gen;
+	__u32 skip = 0, done = 0, n;
+	int i;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return 1;
+	if (sk->state == BPF_TCP_LISTEN) {
+		/*
+		 * The ACK ending a handshake reaches the listener; payload on
+		 * it (TCP Fast Open) belongs to a child not yet created.
+		 */
+		if (!parse_pkt(skb, dir, &p) && p.len) {
+			struct pt_counters *c = counters();
+
+			if (c)
+				c->listener_segments++;
+		}
+		return 1;
+	}
+	st = bpf_sk_storage_get(&conn_state, sk, 0, 0);
+	if (st && st->gen == gen && !st->session)
+		return 1;	/* known not to be a target */
+	if (!st) {
+		st = bpf_sk_storage_get(&conn_state, sk, 0,
+					BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st) {
+			struct pt_counters *c = counters();
+
+			if (c)
+				c->no_storage++;
+			return 1;
+		}
+		st->preexisting = 1;	/* no sockops or sock_create saw it */
+	}
+	if (st->gen != gen) {
+		st->session = resolve_session(sk, st);
+		st->gen = gen;
+		if (!st->session) {
+			struct pt_counters *c = counters();
+
+			if (c)
+				c->filtered++;
+			return 1;
+		}
+	}
+	if (parse_pkt(skb, dir, &p) || (p.flags & TCP_FLAG_SYN))
+		return 1;
+
+	conn_id = bpf_get_socket_cookie(skb);
+	d = &st->d[dir & 1];
+	if (!d->based) {
+		tp = bpf_tcp_sock(sk);
+		if (!tp)
+			return 1;
+		d->base = dir == PT_DIR_TX ? tp->snd_nxt : tp->rcv_nxt;
+		d->based = 1;
+	}
+	if (dir == PT_DIR_TX)
+		refresh_attr(sk, st, conn_id);
+	if (!p.len && !(p.flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
+		return 1;	/* a bare ACK */
+	if (!st->opened) {
+		if (emit_open(skb, sk, st, &p, conn_id))
+			return 1;
+		st->opened = 1;
+	}
+
+	off = stream_off(d, p.seq);
+	if (dir == PT_DIR_TX) {
+		/* Retransmits: bytes below the high-water mark were seen. */
+		if (off < d->next)
+			skip = d->next - off;
+	} else {
+		/* Bytes below rcv_nxt were delivered already: duplicates. */
+		tp = bpf_tcp_sock(sk);
+		if (tp) {
+			__u64 rnxt = stream_off(d, tp->rcv_nxt);
+
+			if (off < rnxt)
+				skip = rnxt - off;
+		}
+	}
+	if ((__s64)off < 0 && skip < (__u64)-(__s64)off)
+		skip = -(__s64)off;	/* before the capture began */
+	if (skip > p.len)
+		skip = p.len;
+
+	for (i = 0; i < PT_MAX_CHUNKS; i++) {
+		__u32 left = p.len - skip - done;
+		__u32 fin = 0;
+
+		if (skip + done >= p.len)
+			break;
+		n = left > PT_CHUNK_MAX ? PT_CHUNK_MAX : left;
+		if (n == left && (p.flags & TCP_FLAG_FIN))
+			fin = 1 << 25;
+		pt_emit_data(skb, conn_id, off + skip + done,
+			     p.data_off + skip + done, n | (dir << 24) | fin);
+		done += n;
+	}
+	if (skip + done < p.len)
+		note_loss(conn_id, dir, off + skip + done,
+			  p.len - skip - done, PT_LOSS_TOO_BIG);
+	if (off + p.len > d->next && (__s64)(off + p.len) > 0)
+		d->next = off + p.len;
+
+	if ((p.flags & TCP_FLAG_FIN) && !d->fin) {
+		d->fin = 1;
+		if (!p.len || skip == p.len)	/* FIN alone: mark the end */
+			pt_emit_data(skb, conn_id, off + p.len, 0,
+				     (dir << 24) | (1 << 25));
+	}
+	if (!st->closed && ((p.flags & TCP_FLAG_RST) ||
+			    (st->d[0].fin && st->d[1].fin)))
+		emit_close(st, conn_id, (p.flags & TCP_FLAG_RST) ? PT_F_RST : 0);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int podtap_ingress(struct __sk_buff *skb)
+{
+	return handle_skb(skb, PT_DIR_RX);
+}
+
+SEC("cgroup_skb/egress")
+int podtap_egress(struct __sk_buff *skb)
+{
+	return handle_skb(skb, PT_DIR_TX);
+}
+
+/* Remember the creator of every TCP socket made under an attach point. */
+SEC("cgroup/sock_create")
+int podtap_sock_create(struct bpf_sock *sk)
+{
+	struct conn_state *st;
+	__u64 pid_tgid;
+
+	if (sk->protocol != IPPROTO_TCP)
+		return 1;
+	st = bpf_sk_storage_get(&conn_state, sk, 0,
+				BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	if (have_task_helpers) {
+		pid_tgid = bpf_get_current_pid_tgid();
+		st->pid = (__u32)pid_tgid;
+		st->tgid = pid_tgid >> 32;
+		bpf_get_current_comm(st->comm, sizeof(st->comm));
+		st->task_attr = 1;
+		st->pidns = current_pidns_inum();
+	}
+	return 1;
+}
+
+/*
+ * Where each stream starts, and when a connection ends. sockops runs in
+ * softirq for most callbacks: no task context is trusted here.
+ */
+SEC("sockops")
+int podtap_sockops(struct bpf_sock_ops *ops)
+{
+	struct bpf_sock *sk = ops->sk;
+	struct conn_state *st;
+	__u32 op = ops->op;
+
+	if (!sk)
+		return 1;
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+	    op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		st = bpf_sk_storage_get(&conn_state, sk, 0,
+					BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			return 1;
+		/* A clone of the listener keeps only creator and pidns. */
+		st->gen = 0;
+		st->session = 0;
+		st->opened = 0;
+		st->closed = 0;
+		st->preexisting = 0;
+		__builtin_memset(st->d, 0, sizeof(st->d));
+		if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+			st->role = PT_ROLE_CLIENT;
+		} else {
+			st->role = PT_ROLE_SERVER;
+			st->task_attr = 0;	/* the listener's creator */
+		}
+		st->d[PT_DIR_TX].base = ops->snd_nxt;
+		st->d[PT_DIR_TX].based = 1;
+		st->d[PT_DIR_RX].base = ops->rcv_nxt;
+		st->d[PT_DIR_RX].based = 1;
+		bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
+		st = bpf_sk_storage_get(&conn_state, sk, 0, 0);
+		if (st && st->opened && !st->closed && st->session)
+			emit_close(st, bpf_get_socket_cookie(ops), 0);
+	}
+	return 1;
+}

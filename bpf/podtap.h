@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * podtap record ABI: every struct shared by the BPF programs, the loader,
+ * the capture file and the tools that read it. Fixed-width types, explicit
+ * padding, 8-byte aligned sizes. A record in the ring buffer is written to
+ * the capture file unchanged.
+ */
+#ifndef __PODTAP_H
+#define __PODTAP_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define PT_COMM_LEN		16
+/* Largest payload one DATA record carries; bigger segments are chunked. */
+#define PT_CHUNK_MAX		32768
+/* Chunks per skb: 16 x 32 KiB covers BIG TCP's 512 KiB super-packets. */
+#define PT_MAX_CHUNKS		16
+/* Deepest cgroup nesting searched for a targeted ancestor. */
+#define PT_MAX_CGROUP_LEVEL	16
+#define PT_MAX_TARGETS		4096
+
+enum pt_rec_type {
+	PT_REC_CONN_OPEN	= 1,	/* first sight of a targeted connection */
+	PT_REC_DATA		= 2,	/* payload bytes of one direction */
+	PT_REC_CONN_CLOSE	= 3,	/* connection closed, byte totals */
+	PT_REC_LOSS		= 4,	/* a byte range that was not captured */
+	PT_REC_ATTR		= 5,	/* better process attribution was learnt */
+	/* written by userspace only */
+	PT_REC_TARGET		= 16,	/* a target added to the recording */
+	PT_REC_STATS		= 17,	/* counter totals at the end */
+};
+
+enum pt_dir {
+	PT_DIR_RX		= 0,	/* bytes the target received */
+	PT_DIR_TX		= 1,	/* bytes the target sent */
+};
+
+enum pt_role {
+	PT_ROLE_UNKNOWN		= 0,
+	PT_ROLE_CLIENT		= 1,	/* connected (active open) */
+	PT_ROLE_SERVER		= 2,	/* accepted (passive open) */
+};
+
+/* pt_rec_hdr.flags */
+#define PT_F_FIN		0x0001	/* DATA: the direction ended (FIN) here */
+#define PT_F_LEN_ONLY		0x0002	/* DATA: cap_len < len, payload cut */
+#define PT_F_PREEXISTING	0x0004	/* OPEN: connection older than capture */
+#define PT_F_ROLE_GUESSED	0x0008	/* OPEN: role inferred from ports */
+#define PT_F_V4MAPPED		0x0010	/* OPEN: IPv6 socket, IPv4 traffic */
+#define PT_F_RST		0x0020	/* CLOSE: ended by a reset */
+#define PT_F_TASK_ATTR		0x0080	/* OPEN/ATTR: pid seen in task context */
+
+enum pt_proto_guess {
+	PT_PROTO_UNKNOWN	= 0,
+	PT_PROTO_HTTP1		= 1,
+	PT_PROTO_HTTP2		= 2,
+	PT_PROTO_TLS		= 3,
+};
+
+enum pt_loss_reason {
+	PT_LOSS_RINGBUF_FULL	= 1,	/* bpf_ringbuf_reserve failed */
+	PT_LOSS_TOO_BIG		= 2,	/* segment above PT_MAX_CHUNKS chunks */
+	PT_LOSS_LOAD		= 3,	/* bpf_skb_load_bytes failed */
+	PT_LOSS_MAX		= 4,
+};
+
+/* Per-CPU counters: one pt_counters per CPU in podtap_counters[0]. */
+struct pt_counters {
+	__u64 events;		/* records submitted */
+	__u64 bytes;		/* payload bytes submitted */
+	__u64 lost_events;	/* records that did not fit, any reason */
+	__u64 lost_bytes[PT_LOSS_MAX];	/* payload bytes lost, by reason */
+	__u64 conns;		/* connections opened (first sight) */
+	__u64 closes;		/* connections closed */
+	__u64 no_storage;	/* sk storage could not be allocated */
+	__u64 loss_untracked;	/* loss not recorded per connection (map full) */
+	__u64 filtered;		/* packets of untargeted sockets passed over */
+	__u64 listener_segments; /* segments with payload that reached a
+				  * listener (TCP Fast Open): not captured */
+};
+
+struct pt_rec_hdr {
+	__u16 type;		/* enum pt_rec_type */
+	__u16 flags;		/* PT_F_* */
+	__u32 size;		/* whole record, header included, 8-aligned */
+	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	__u64 conn_id;		/* socket cookie: unique per boot, never reused */
+};
+
+struct pt_tuple {
+	__u8  laddr[16];	/* local address: IPv4 in the first 4 bytes */
+	__u8  raddr[16];	/* remote address */
+	__u16 lport;		/* host byte order */
+	__u16 rport;		/* host byte order */
+	__u16 family;		/* AF_INET or AF_INET6, as on the wire */
+	__u16 pad;
+};
+
+struct pt_conn_open {
+	struct pt_rec_hdr h;
+	struct pt_tuple t;
+	__u64 cgroup_id;	/* cgroup v2 id of the socket */
+	__u32 pid;		/* thread id, 0 if not known */
+	__u32 tgid;		/* process id, 0 if not known */
+	__u32 session_id;	/* session of the target that matched */
+	__u8  role;		/* enum pt_role */
+	__u8  proto;		/* enum pt_proto_guess from the first bytes */
+	__u16 pad;
+	char  comm[PT_COMM_LEN];
+};
+
+struct pt_data {
+	struct pt_rec_hdr h;
+	__u64 offset;		/* byte offset within this direction's stream */
+	__u32 len;		/* stream bytes this record covers */
+	__u32 cap_len;		/* payload bytes that follow (<= len) */
+	__u8  dir;		/* enum pt_dir */
+	__u8  pad[7];
+	__u8  payload[];
+};
+
+struct pt_conn_close {
+	struct pt_rec_hdr h;
+	__u64 bytes[2];		/* stream bytes per direction, by PT_DIR_* */
+};
+
+struct pt_loss {
+	struct pt_rec_hdr h;
+	__u64 offset;		/* first byte not captured */
+	__u64 len;		/* bytes in the range [offset, offset + len) */
+	__u64 lost_bytes;	/* bytes really missing within it */
+	__u8  dir;		/* enum pt_dir */
+	__u8  reason;		/* enum pt_loss_reason, the latest one */
+	__u8  pad[6];
+};
+
+struct pt_attr {
+	struct pt_rec_hdr h;
+	__u32 pid;
+	__u32 tgid;
+	char  comm[PT_COMM_LEN];
+};
+
+/* conn_losses map: per connection and direction, what did not fit. */
+struct pt_loss_key {
+	__u64 conn_id;
+	__u32 dir;
+	__u32 pad;
+};
+
+struct pt_loss_val {
+	__u64 start;		/* lowest lost offset */
+	__u64 end;		/* highest lost offset + 1 */
+	__u64 bytes;		/* lost bytes */
+	__u32 reason;		/* latest enum pt_loss_reason */
+	__u32 pad;
+};
+
+/* userspace-only records */
+enum pt_target_kind {
+	PT_TARGET_CGROUP	= 1,
+	PT_TARGET_PIDNS		= 2,
+};
+
+struct pt_target_rec {
+	struct pt_rec_hdr h;	/* conn_id is 0 */
+	__u64 id;		/* cgroup id or pid namespace inode */
+	__u32 session_id;
+	__u16 kind;		/* enum pt_target_kind */
+	__u16 pad;
+	char  name[256];	/* cgroup path or "pidns of PID" */
+};
+
+struct pt_stats_rec {
+	struct pt_rec_hdr h;	/* conn_id is 0 */
+	struct pt_counters c;	/* summed over CPUs */
+};
+
+#endif /* __PODTAP_H */

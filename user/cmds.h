@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef __PODTAP_CMDS_H
+#define __PODTAP_CMDS_H
+
+int cmd_record(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef __PODTAP_COMMON_H
+#define __PODTAP_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+extern bool pt_verbose;
+
+/* One line on stderr, prefixed with "podtap: ". */
+void pt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only with -v. */
+void pt_dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t pt_now_mono_ns(void);
+uint64_t pt_now_real_ns(void);
+
+/* Parse "10", "10s", "250ms", "2m", "1h" into nanoseconds. */
+int pt_parse_duration(const char *s, uint64_t *ns);
+/* Parse "100", "64K", "10M", "1G" (powers of 1024) into bytes. */
+int pt_parse_size(const char *s, uint64_t *bytes);
+/* Parse a whole decimal number in [min, max]. */
+int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+void *pt_xcalloc(size_t n, size_t size);
+void *pt_xrealloc(void *p, size_t n, size_t size);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Connections rebuilt from records: each direction's stream reassembled by
+ * byte offset, duplicates dropped, gaps kept as gaps.
+ */
+#ifndef __PODTAP_CONNS_H
+#define __PODTAP_CONNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "podtap.h"
+
+struct pt_chunk {
+	uint64_t off;
+	uint32_t len;
+	uint8_t *data;
+};
+
+struct pt_range {
+	uint64_t start, end;
+	uint8_t reason;		/* enum pt_loss_reason; 0: no record said why */
+};
+
+struct pt_stream {
+	struct pt_chunk *chunks;
+	size_t nchunks, cap;
+	struct pt_range *losses;	/* from LOSS records */
+	size_t nlosses;
+	uint64_t seen_end;	/* highest captured offset + 1 */
+	uint64_t fin_off;	/* offset of the FIN, if fin */
+	bool fin;
+	uint64_t captured;	/* bytes in chunks, duplicates included */
+};
+
+struct pt_conn {
+	uint64_t id;
+	bool has_open, has_close;
+	struct pt_conn_open open;
+	struct pt_conn_close close;
+	uint16_t close_flags;
+	uint64_t first_ts, last_ts;
+	struct pt_stream s[2];	/* by enum pt_dir */
+};
+
+struct pt_conns {
+	struct pt_conn **v;	/* in order of first record */
+	size_t n, cap;
+	struct pt_conn **tab;	/* open-addressing index by id */
+	size_t tabsz;
+	struct pt_target_rec *targets;
+	size_t ntargets;
+	struct pt_counters stats;
+	bool has_stats;
+};
+
+void pt_conns_init(struct pt_conns *c);
+void pt_conns_free(struct pt_conns *c);
+/* Take one record (any type). Returns 0, or <0 for a record it cannot use. */
+int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h);
+struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
+
+/*
+ * One direction's stream from offset 0 to its end (the larger of what was
+ * captured, what a FIN, CLOSE or LOSS record says): bytes in *buf, missing
+ * ranges as gaps (zero-filled in buf). Caller frees *buf and *gaps.
+ */
+struct pt_assembled {
+	uint8_t *buf;
+	uint64_t len;
+	struct pt_range *gaps;
+	size_t ngaps;
+	uint64_t dup_bytes;	/* captured twice */
+	uint64_t conflicts;	/* captured twice with different bytes */
+};
+int pt_stream_assemble(const struct pt_conn *conn, int dir,
+		       struct pt_assembled *out);
+void pt_assembled_free(struct pt_assembled *a);
+/* The stream's end as the records tell it. */
+uint64_t pt_stream_end(const struct pt_conn *conn, int dir);
+
+#endif

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "podtap.skel.h"
+#include "cgroup.h"
+#include "common.h"
+#include "loader.h"
+
+#define NPROGS 4
+
+struct attach {
+	char path[PATH_MAX];
+	int cg_fd;
+	struct bpf_link *links[NPROGS];
+};
+
+struct target {
+	int kind;		/* enum pt_target_kind */
+	uint64_t id;
+	char path[PATH_MAX];	/* cgroup targets */
+};
+
+struct pt_loader {
+	struct podtap_bpf *skel;
+	struct ring_buffer *rb;
+	pt_record_fn on_record;
+	void *ctx;
+	char root[PATH_MAX];
+	struct attach *att;
+	size_t natt;
+	struct target *tg;
+	size_t ntg;
+	int ncpus;
+	bool task_helpers;
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	if (!pt_verbose && level != LIBBPF_WARN)
+		return 0;
+	if (!pt_verbose)
+		return 0;	/* warnings are summarized by our own errors */
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int ring_cb(void *ctx, void *data, size_t size)
+{
+	struct pt_loader *l = ctx;
+	const struct pt_rec_hdr *h = data;
+
+	if (size < sizeof(*h) || h->size < sizeof(*h) || h->size > size)
+		return 0;	/* cannot happen: the BPF side sizes them */
+	return l->on_record(l->ctx, h, h->size);
+}
+
+static bool probe_task_helpers(void)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
+				       BPF_FUNC_get_current_cgroup_id,
+				       NULL) > 0 &&
+	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
+				       BPF_FUNC_get_current_pid_tgid,
+				       NULL) > 0 &&
+	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK,
+				       BPF_FUNC_get_current_task, NULL) > 0;
+}
+
+static size_t ring_size(size_t want)
+{
+	size_t sz = (size_t)sysconf(_SC_PAGESIZE);
+
+	while (sz < want && sz < ((size_t)1 << 30))
+		sz <<= 1;
+	return sz;
+}
+
+int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
+{
+	struct pt_loader *l;
+	int err;
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		pt_err("this kernel exposes no BTF (/sys/kernel/btf/vmlinux: %s); podtap needs CONFIG_DEBUG_INFO_BTF=y",
+		       strerror(errno));
+		return -ENOENT;
+	}
+	l = pt_xcalloc(1, sizeof(*l));
+	l->on_record = o->on_record;
+	l->ctx = o->ctx;
+	libbpf_set_print(libbpf_print);
+	err = pt_cgroup2_root(l->root, sizeof(l->root));
+	if (err) {
+		pt_err("no cgroup v2 hierarchy is mounted (looked in /proc/self/mountinfo)");
+		goto fail;
+	}
+	l->ncpus = libbpf_num_possible_cpus();
+	if (l->ncpus <= 0) {
+		err = l->ncpus ? l->ncpus : -EINVAL;
+		pt_err("cannot count possible CPUs: %s", strerror(-err));
+		goto fail;
+	}
+	l->skel = podtap_bpf__open();
+	if (!l->skel) {
+		err = -errno;
+		pt_err("opening BPF object: %s", strerror(-err));
+		goto fail;
+	}
+	l->task_helpers = probe_task_helpers();
+	if (!l->task_helpers)
+		pt_err("note: kernel lacks task helpers in cgroup programs; pid attribution comes from socket creation only and --pidns is unavailable");
+	l->skel->rodata->have_task_helpers = l->task_helpers;
+	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
+				       ring_size(o->ring_bytes ? o->ring_bytes
+							       : 32 << 20));
+	if (err) {
+		pt_err("sizing the ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	err = podtap_bpf__load(l->skel);
+	if (err) {
+		pt_err("loading BPF programs: %s%s", strerror(-err),
+		       err == -EPERM ? " (run as root, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" : "");
+		goto fail;
+	}
+	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.podtap_events),
+				 ring_cb, l, NULL);
+	if (!l->rb) {
+		err = -errno;
+		pt_err("setting up the ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	*out = l;
+	return 0;
+fail:
+	pt_loader_close(l);
+	return err;
+}
+
+static void detach(struct attach *a)
+{
+	int i;
+
+	for (i = 0; i < NPROGS; i++)
+		bpf_link__destroy(a->links[i]);
+	if (a->cg_fd >= 0)
+		close(a->cg_fd);
+}
+
+static int attach(struct pt_loader *l, const char *path, struct attach *a)
+{
+	struct bpf_program *progs[NPROGS] = {
+		l->skel->progs.podtap_sock_create,
+		l->skel->progs.podtap_sockops,
+		l->skel->progs.podtap_ingress,
+		l->skel->progs.podtap_egress,
+	};
+	int i, err;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(a->path, sizeof(a->path), "%s", path);
+	a->cg_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (a->cg_fd < 0) {
+		err = -errno;
+		pt_err("opening cgroup %s: %s", path, strerror(-err));
+		return err;
+	}
+	for (i = 0; i < NPROGS; i++) {
+		a->links[i] = bpf_program__attach_cgroup(progs[i], a->cg_fd);
+		if (!a->links[i]) {
+			err = -errno;
+			pt_err("attaching %s to cgroup %s: %s",
+			       bpf_program__name(progs[i]), path,
+			       strerror(-err));
+			detach(a);
+			return err;
+		}
+	}
+	pt_dbg("attached to %s", path);
+	return 0;
+}
+
+/*
+ * The programs run where the targets are and nowhere else: on the fewest
+ * cgroups that cover every target cgroup, or on the root while a pid
+ * namespace is targeted (its processes may be in any cgroup).
+ */
+static int sync_attach(struct pt_loader *l)
+{
+	const char **want;
+	size_t nwant = 0, i, j;
+	struct attach *att;
+	size_t natt = 0;
+	int err = 0;
+
+	want = pt_xcalloc(l->ntg + 1, sizeof(*want));
+	for (i = 0; i < l->ntg; i++) {
+		const char *p = l->tg[i].kind == PT_TARGET_PIDNS ?
+					l->root : l->tg[i].path;
+		bool covered = false;
+
+		for (j = 0; j < l->ntg && !covered; j++) {
+			const char *q = l->tg[j].kind == PT_TARGET_PIDNS ?
+						l->root : l->tg[j].path;
+
+			/* Covered by a strict ancestor, or a duplicate. */
+			if (pt_path_covers(q, p) &&
+			    (strcmp(q, p) || j < i))
+				covered = true;
+		}
+		if (!covered)
+			want[nwant++] = p;
+	}
+	att = pt_xcalloc(nwant + 1, sizeof(*att));
+	/* Keep what stays, attach what is new, then detach what went. */
+	for (i = 0; i < nwant; i++) {
+		for (j = 0; j < l->natt; j++)
+			if (l->att[j].cg_fd >= 0 &&
+			    strcmp(l->att[j].path, want[i]) == 0)
+				break;
+		if (j < l->natt) {
+			att[natt++] = l->att[j];
+			l->att[j].cg_fd = -1;
+			continue;
+		}
+		err = attach(l, want[i], &att[natt]);
+		if (err)
+			break;
+		natt++;
+	}
+	if (err) {
+		/* Give back the ones kept, undo the new ones. */
+		for (i = 0; i < natt; i++) {
+			for (j = 0; j < l->natt; j++)
+				if (l->att[j].cg_fd < 0 &&
+				    strcmp(l->att[j].path, att[i].path) == 0)
+					break;
+			if (j < l->natt)
+				l->att[j] = att[i];
+			else
+				detach(&att[i]);
+		}
+		free(att);
+		free(want);
+		return err;
+	}
+	for (j = 0; j < l->natt; j++)
+		if (l->att[j].cg_fd >= 0) {
+			pt_dbg("detaching from %s", l->att[j].path);
+			detach(&l->att[j]);
+		}
+	free(l->att);
+	l->att = att;
+	l->natt = natt;
+	free(want);
+	return 0;
+}
+
+static void bump_gen(struct pt_loader *l)
+{
+	__atomic_add_fetch(&l->skel->data->targets_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+static int add_target(struct pt_loader *l, int kind, uint64_t id,
+		      const char *path, uint32_t session)
+{
+	struct bpf_map *map = kind == PT_TARGET_CGROUP ?
+				      l->skel->maps.target_cgroup_ids :
+				      l->skel->maps.target_namespace_pids;
+	uint32_t key32 = (uint32_t)id;
+	const void *key = kind == PT_TARGET_CGROUP ? (void *)&id : (void *)&key32;
+	size_t ksz = kind == PT_TARGET_CGROUP ? sizeof(id) : sizeof(key32);
+	size_t i;
+	int err;
+
+	if (kind == PT_TARGET_PIDNS && !l->task_helpers) {
+		pt_err("targeting a pid namespace needs task helpers in cgroup programs, which this kernel lacks");
+		return -EOPNOTSUPP;
+	}
+	for (i = 0; i < l->ntg; i++)
+		if (l->tg[i].kind == kind && l->tg[i].id == id)
+			break;
+	if (i == l->ntg) {
+		l->tg = pt_xrealloc(l->tg, l->ntg + 1, sizeof(*l->tg));
+		memset(&l->tg[i], 0, sizeof(l->tg[i]));
+		l->tg[i].kind = kind;
+		l->tg[i].id = id;
+		snprintf(l->tg[i].path, sizeof(l->tg[i].path), "%s",
+			 path ? path : "");
+		l->ntg++;
+		err = sync_attach(l);
+		if (err) {
+			l->ntg--;
+			return err;
+		}
+	}
+	err = bpf_map__update_elem(map, key, ksz, &session, sizeof(session),
+				   BPF_ANY);
+	if (err) {
+		pt_err("updating %s: %s", bpf_map__name(map), strerror(-err));
+		return err;
+	}
+	bump_gen(l);
+	return 0;
+}
+
+static int remove_target(struct pt_loader *l, int kind, uint64_t id)
+{
+	struct bpf_map *map = kind == PT_TARGET_CGROUP ?
+				      l->skel->maps.target_cgroup_ids :
+				      l->skel->maps.target_namespace_pids;
+	uint32_t key32 = (uint32_t)id;
+	const void *key = kind == PT_TARGET_CGROUP ? (void *)&id : (void *)&key32;
+	size_t ksz = kind == PT_TARGET_CGROUP ? sizeof(id) : sizeof(key32);
+	size_t i;
+
+	for (i = 0; i < l->ntg; i++)
+		if (l->tg[i].kind == kind && l->tg[i].id == id)
+			break;
+	if (i == l->ntg)
+		return -ENOENT;
+	bpf_map__delete_elem(map, key, ksz, 0);
+	bump_gen(l);
+	l->tg[i] = l->tg[--l->ntg];
+	return sync_attach(l);
+}
+
+int pt_loader_add_cgroup(struct pt_loader *l, const char *abs, uint64_t id,
+			 uint32_t session)
+{
+	return add_target(l, PT_TARGET_CGROUP, id, abs, session);
+}
+
+int pt_loader_add_pidns(struct pt_loader *l, uint32_t inum, uint32_t session)
+{
+	return add_target(l, PT_TARGET_PIDNS, inum, NULL, session);
+}
+
+int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id)
+{
+	return remove_target(l, PT_TARGET_CGROUP, id);
+}
+
+int pt_loader_remove_pidns(struct pt_loader *l, uint32_t inum)
+{
+	return remove_target(l, PT_TARGET_PIDNS, inum);
+}
+
+size_t pt_loader_attach_count(const struct pt_loader *l)
+{
+	return l->natt;
+}
+
+bool pt_loader_task_helpers(const struct pt_loader *l)
+{
+	return l->task_helpers;
+}
+
+int pt_loader_consume(struct pt_loader *l)
+{
+	return ring_buffer__consume(l->rb);
+}
+
+int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum)
+{
+	struct pt_counters *per;
+	uint32_t zero = 0;
+	uint64_t *s = (uint64_t *)sum;
+	size_t n = sizeof(*sum) / sizeof(uint64_t), i;
+	int cpu, err;
+
+	per = pt_xcalloc(l->ncpus, sizeof(*per));
+	err = bpf_map__lookup_elem(l->skel->maps.podtap_counters, &zero,
+				   sizeof(zero), per,
+				   sizeof(*per) * l->ncpus, 0);
+	memset(sum, 0, sizeof(*sum));
+	for (cpu = 0; !err && cpu < l->ncpus; cpu++) {
+		uint64_t *p = (uint64_t *)&per[cpu];
+
+		for (i = 0; i < n; i++)
+			s[i] += p[i];
+	}
+	free(per);
+	return err;
+}
+
+int pt_loader_drain_losses(struct pt_loader *l)
+{
+	int fd = bpf_map__fd(l->skel->maps.conn_losses);
+	struct pt_loss_key key, next;
+	struct pt_loss_val v;
+	struct pt_loss rec;
+	void *prev = NULL;
+	int n = 0, err;
+
+	/* Collect keys first: deleting while walking restarts the walk. */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		err = bpf_map_lookup_and_delete_elem(fd, &key, &v);
+		if (err == -EINVAL || err == -524 /* ENOTSUPP */ || err == -EOPNOTSUPP) {
+			/* before 5.14: not atomic, a racing loss may go */
+			if (bpf_map_lookup_elem(fd, &key, &v))
+				continue;
+			bpf_map_delete_elem(fd, &key);
+		} else if (err) {
+			continue;
+		}
+		memset(&rec, 0, sizeof(rec));
+		rec.h.type = PT_REC_LOSS;
+		rec.h.size = sizeof(rec);
+		rec.h.ts_ns = pt_now_mono_ns();
+		rec.h.conn_id = key.conn_id;
+		rec.offset = v.start;
+		rec.len = v.end - v.start;
+		rec.lost_bytes = v.bytes;
+		rec.dir = key.dir;
+		rec.reason = v.reason;
+		err = l->on_record(l->ctx, &rec.h, sizeof(rec));
+		if (err)
+			return err;
+		n++;
+		prev = NULL;	/* the key is gone: start over */
+	}
+	return n;
+}
+
+void pt_loader_close(struct pt_loader *l)
+{
+	size_t i;
+
+	if (!l)
+		return;
+	ring_buffer__free(l->rb);
+	for (i = 0; i < l->natt; i++)
+		if (l->att[i].cg_fd >= 0)
+			detach(&l->att[i]);
+	free(l->att);
+	free(l->tg);
+	podtap_bpf__destroy(l->skel);
+	free(l);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef __PODTAP_LOADER_H
+#define __PODTAP_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "podtap.h"
+
+struct pt_loader;
+
+/* Called with each record as the BPF side wrote it. */
+typedef int (*pt_record_fn)(void *ctx, const struct pt_rec_hdr *rec,
+			    size_t size);
+
+struct pt_loader_opts {
+	size_t ring_bytes;	/* ring buffer size, rounded up to 2^n pages */
+	pt_record_fn on_record;
+	void *ctx;
+};
+
+/* Open, probe the kernel, load. Prints one line and returns <0 on error. */
+int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o);
+void pt_loader_close(struct pt_loader *l);
+
+/*
+ * Targets take effect at once, without reloading: the maps change and
+ * the programs are attached to (or detached from) the cgroups needed.
+ */
+int pt_loader_add_cgroup(struct pt_loader *l, const char *abs, uint64_t id,
+			 uint32_t session);
+int pt_loader_add_pidns(struct pt_loader *l, uint32_t inum, uint32_t session);
+int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id);
+int pt_loader_remove_pidns(struct pt_loader *l, uint32_t inum);
+/* How many cgroups the programs are attached to now. */
+size_t pt_loader_attach_count(const struct pt_loader *l);
+bool pt_loader_task_helpers(const struct pt_loader *l);
+
+/* Hand every record waiting in the ring to on_record; returns how many. */
+int pt_loader_consume(struct pt_loader *l);
+/* Counters summed over CPUs. */
+int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum);
+/* Per-connection losses noted by the BPF side, as PT_REC_LOSS records. */
+int pt_loader_drain_losses(struct pt_loader *l);
+
+#endif

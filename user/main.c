@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdio.h>
+#include <string.h>
+#include "cmds.h"
+#include "common.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: podtap COMMAND [OPTIONS]\n"
+"\n"
+"podtap records what processes (Kubernetes pods) say over TCP, from eBPF,\n"
+"with no sidecar and no restart.\n"
+"\n"
+"Commands:\n"
+"  record    capture the TCP payload of target cgroups / processes to a file\n"
+"  read      show the connections and bytes in a capture file\n"
+"\n"
+"Run 'podtap COMMAND --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "record"))
+		return cmd_record(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "read"))
+		return cmd_read(argc - 1, argv + 1);
+	pt_err("unknown command '%s' (try 'podtap --help')", argv[1]);
+	return 2;
+}
