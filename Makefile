@@ -9,7 +9,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 CFLAGS ?= -g -O2
-CFLAGS += -Wall -Werror -D_GNU_SOURCE
+override CFLAGS += -Wall -Werror -D_GNU_SOURCE
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
@@ -65,9 +65,15 @@ podtap: $(OUTPUT)/user/main.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(wildcard user/*.h) $(SKELS) | $(OUTPUT)/tests/bpf
+# One DEFINE_TEST(name) per test_<name>(void) found in tests/bpf.
+$(OUTPUT)/tests/bpf/tests.inc: $(BPF_TEST_SRCS) | $(OUTPUT)/tests/bpf
+	$(call msg,GEN,$@)
+	$(Q)sed -n 's/^void test_\([a-z0-9][a-z0-9_]*\)(void)$$/DEFINE_TEST(\1)/p' \
+		$(BPF_TEST_SRCS) > $@
+
+$(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(wildcard user/*.h) $(SKELS) $(OUTPUT)/tests/bpf/tests.inc | $(OUTPUT)/tests/bpf
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/bpf -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/bpf -I$(OUTPUT)/tests/bpf -c $< -o $@
 
 $(OUTPUT)/test_progs: $(BPF_TEST_OBJS) $(LIB)
 	$(call msg,BINARY,$@)

@@ -89,7 +89,8 @@ struct conn_state {
 	__u8  closed;		/* CLOSE record submitted */
 	__u8  task_attr;	/* pid/comm seen in the owner's task context */
 	__u8  preexisting;
-	__u8  pad[3];
+	__u8  loss_pending;	/* conn_losses may hold ranges of this socket */
+	__u8  pad[2];
 	struct dir_state d[2];
 };
 
@@ -111,6 +112,43 @@ static __always_inline struct pt_counters *counters(void)
 	return bpf_map_lookup_elem(&podtap_counters, &zero);
 }
 
+static __always_inline void fill_hdr(struct pt_rec_hdr *h, __u16 type,
+				     __u16 flags, __u32 size, __u64 conn_id)
+{
+	h->type = type;
+	h->flags = flags;
+	h->size = size;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+}
+
+/* Report a lost range; a small record often fits where data did not. */
+static __always_inline int emit_loss(__u64 conn_id, __u32 dir,
+				     struct pt_loss_val *v)
+{
+	struct pt_loss *r;
+
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r)
+		return -1;
+	fill_hdr(&r->h, PT_REC_LOSS, 0, sizeof(*r), conn_id);
+	r->offset = v->start;
+	r->len = v->end - v->start;
+	r->lost_bytes = v->bytes;
+	r->dir = dir;
+	r->reason = v->reason;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/*
+ * Lost bytes of a connection and direction collect in conn_losses as one
+ * range while they are contiguous. A loss that is not contiguous with it
+ * first sends the range on as a LOSS record; only when even that does not
+ * fit are the two merged (then lost_bytes < len tells that the range holds
+ * captured bytes too). Userspace drains what is left.
+ */
 static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
 				      __u64 len, __u32 reason)
 {
@@ -133,22 +171,40 @@ static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
 			c->loss_untracked++;
 		return;
 	}
+	if (v->end != off && !emit_loss(conn_id, dir, v)) {
+		v->start = off;
+		v->end = off + len;
+		v->bytes = len;
+		v->reason = reason;
+		return;
+	}
 	if (off < v->start)
 		v->start = off;
 	if (off + len > v->end)
 		v->end = off + len;
-	__sync_fetch_and_add(&v->bytes, len);
+	v->bytes += len;
 	v->reason = reason;
 }
 
-static __always_inline void fill_hdr(struct pt_rec_hdr *h, __u16 type,
-				     __u16 flags, __u32 size, __u64 conn_id)
+/* Send pending loss ranges of a connection on, once the ring has room. */
+static __always_inline int flush_losses(__u64 conn_id)
 {
-	h->type = type;
-	h->flags = flags;
-	h->size = size;
-	h->ts_ns = bpf_ktime_get_ns();
-	h->conn_id = conn_id;
+	struct pt_loss_key key = { .conn_id = conn_id };
+	struct pt_loss_val *v;
+	int dir, left = 0;
+
+	for (dir = 0; dir < 2; dir++) {
+		key.dir = dir;
+		v = bpf_map_lookup_elem(&conn_losses, &key);
+		if (!v)
+			continue;
+		if (emit_loss(conn_id, dir, v)) {
+			left++;
+			continue;
+		}
+		bpf_map_delete_elem(&conn_losses, &key);
+	}
+	return left;
 }
 
 /*
@@ -498,6 +554,9 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		st->opened = 1;
 	}
 
+	if (st->loss_pending)
+		st->loss_pending = flush_losses(conn_id) != 0;
+
 	off = stream_off(d, p.seq);
 	if (dir == PT_DIR_TX) {
 		/* Retransmits: bytes below the high-water mark were seen. */
@@ -527,13 +586,17 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		n = left > PT_CHUNK_MAX ? PT_CHUNK_MAX : left;
 		if (n == left && (p.flags & TCP_FLAG_FIN))
 			fin = 1 << 25;
-		pt_emit_data(skb, conn_id, off + skip + done,
-			     p.data_off + skip + done, n | (dir << 24) | fin);
+		if (pt_emit_data(skb, conn_id, off + skip + done,
+				 p.data_off + skip + done,
+				 n | (dir << 24) | fin))
+			st->loss_pending = 1;
 		done += n;
 	}
-	if (skip + done < p.len)
+	if (skip + done < p.len) {
 		note_loss(conn_id, dir, off + skip + done,
 			  p.len - skip - done, PT_LOSS_TOO_BIG);
+		st->loss_pending = 1;
+	}
 	if (off + p.len > d->next && (__s64)(off + p.len) > 0)
 		d->next = off + p.len;
 
