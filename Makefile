@@ -88,10 +88,11 @@ $(OUTPUT)/test_user: $(USER_TEST_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # libFuzzer target for the capture file reader, with address sanitizer.
-$(OUTPUT)/fuzz_capfile: tests/user/fuzz_capfile.c user/capfile.c user/common.c $(wildcard user/*.h) | $(OUTPUT)
+FUZZ_SRCS := tests/user/fuzz_capfile.c user/capfile.c user/conns.c user/common.c
+$(OUTPUT)/fuzz_capfile: $(FUZZ_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address $(INCLUDES) \
-		tests/user/fuzz_capfile.c user/capfile.c user/common.c -lz -o $@
+	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address \
+		$(INCLUDES) $(FUZZ_SRCS) -lz -o $@
 
 test-user: $(OUTPUT)/test_user
 	$(OUTPUT)/test_user
@@ -99,27 +100,30 @@ test-user: $(OUTPUT)/test_user
 test-bpf: $(OUTPUT)/test_progs podtap
 	$(OUTPUT)/test_progs
 
+# libFuzzer's chatter goes to build/fuzz.log; a crash prints its end.
 fuzz: $(OUTPUT)/fuzz_capfile
 	@mkdir -p $(OUTPUT)/fuzz-corpus
-	$(OUTPUT)/fuzz_capfile -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		$(OUTPUT)/fuzz-corpus tests/user/corpus
+	@if $(OUTPUT)/fuzz_capfile -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-artifact_prefix=$(OUTPUT)/ $(OUTPUT)/fuzz-corpus tests/user/corpus \
+		> $(OUTPUT)/fuzz.log 2>&1; then \
+		grep '^Done' $(OUTPUT)/fuzz.log; echo "fuzz: 1 passed, 0 failed"; \
+	else \
+		tail -40 $(OUTPUT)/fuzz.log; echo "fuzz: 0 passed, 1 failed"; exit 1; \
+	fi
 
 # The whole suite: unit tests, a bounded fuzz run, the BPF harness.
 test: podtap
-	$(MAKE) test-user
-	$(MAKE) fuzz
-	$(MAKE) test-bpf
-	tests/e2e.sh
+	tests/run.sh
 
 # Debian packages needed to build and test (run as root).
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
-		pkg-config iproute2 curl nginx-light python3 ca-certificates
+		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
+		zlib1g-dev iproute2 curl nginx python3 util-linux
 
 demo: podtap
-	tests/demo.sh
+	scripts/demo.sh
 
 # Regenerate vmlinux.h on purpose, from a BTF file: make vmlinux BTF=/path
 BTF ?= /sys/kernel/btf/vmlinux

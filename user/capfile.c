@@ -270,7 +270,7 @@ int pt_capr_read(FILE *f, pt_capr_fn fn, void *ctx, struct pt_capr_info *info)
 	if (info->hdr.version != PT_FILE_VERSION)
 		return bad(info, "unsupported capture version %u at byte offset 8 (this podtap reads version %u)",
 			   info->hdr.version, PT_FILE_VERSION);
-	if (info->hdr.hdr_size < sizeof(info->hdr))
+	if (info->hdr.hdr_size < sizeof(info->hdr) || info->hdr.hdr_size > 4096)
 		return bad(info, "bad header size %u at byte offset 10",
 			   info->hdr.hdr_size);
 	info->hdr.host[sizeof(info->hdr.host) - 1] = 0;

@@ -134,7 +134,9 @@ static void print_conn_text(FILE *f, const struct pt_conn *c, bool dump)
 			     : " open",
 		o->h.flags & PT_F_PREEXISTING ? " preexisting" : "");
 	for (d = 0; dump && d < 2; d++) {
-		int dir = d == 0 ? PT_DIR_TX : PT_DIR_RX;
+		/* the side that spoke first first: a server's request is rx */
+		int first = o->role == PT_ROLE_SERVER ? PT_DIR_RX : PT_DIR_TX;
+		int dir = d == 0 ? first : !first;
 
 		fprintf(f, "--- %llx %s %llu bytes ---\n",
 			(unsigned long long)c->id, dir == PT_DIR_TX ? "tx" : "rx",
@@ -243,7 +245,8 @@ int cmd_read(int argc, char **argv)
 	FILE *f;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "djC:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":djC:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			dump = true;
@@ -264,7 +267,9 @@ int cmd_read(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "Try 'podtap read --help'.\n");
+			pt_err("read: %s '%s' (see 'podtap read --help')",
+			       opt == ':' ? "missing value for" :
+			       "unknown option", argv[optind - 1]);
 			return 1;
 		}
 	}
@@ -280,6 +285,13 @@ int cmd_read(int argc, char **argv)
 	pt_conns_init(&conns);
 	err = pt_capr_read(f, collect, &conns, &info);
 	fclose(f);
+	if (err && !info.end_offset) {
+		/* not even a header: nothing to show */
+		pt_err("%s: %s", argv[optind], err == -EBADMSG ? info.error :
+		       strerror(-err));
+		pt_conns_free(&conns);
+		return 1;
+	}
 	if (!json) {
 		printf("# %s: host %s, %llu records in %llu blocks%s\n",
 		       argv[optind], info.hdr.host,
@@ -317,7 +329,7 @@ int cmd_read(int argc, char **argv)
 	}
 	if (err) {
 		if (err == -EBADMSG)
-			pt_err("%s: %s; shown: what precedes it", argv[optind],
+			pt_err("%s: %s; the connections above are what precedes it", argv[optind],
 			       info.error);
 		else
 			pt_err("%s: %s", argv[optind], strerror(-err));

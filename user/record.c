@@ -229,7 +229,8 @@ int cmd_record(int argc, char **argv)
 	uint64_t t0, last_flush, last_loss, last_status, ev_at_status = 0;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:p:n:w:d:b:qvh", opts,
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:p:n:w:d:b:qvh", opts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'c': case 'p': case 'n':
@@ -282,7 +283,9 @@ int cmd_record(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			fprintf(stderr, "Try 'podtap record --help'.\n");
+			pt_err("record: %s '%s' (see 'podtap record --help')",
+			       opt == ':' ? "missing value for" :
+			       "unknown option", argv[optind - 1]);
 			goto out;
 		}
 	}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# The whole suite, in order: userspace unit tests, a bounded fuzz run of the
+# capture reader, the BPF harness on the running kernel, the end-to-end
+# checks of the binary with real peers. Ends with "total: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+passed=0
+failed=0
+skipped=0
+
+stage() { # name command...
+	local name=$1 log rc line
+	shift
+	log=$(mktemp)
+	echo "=== $name"
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	if [ -n "$line" ]; then
+		passed=$((passed + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<< "$line")))
+		failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<< "$line")))
+		grep -q skipped <<< "$line" &&
+			skipped=$((skipped + $(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<< "$line")))
+		# a runner that died after its summary still fails the stage
+		[ $rc != 0 ] && ! grep -qE ' [1-9][0-9]* failed' <<< "$line" &&
+			failed=$((failed + 1))
+	elif [ $rc = 0 ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+	rm -f "$log"
+}
+
+stage "unit tests (tests/user)" $MAKE -s test-user
+stage "fuzz the capture reader (${FUZZ_SECONDS:-30}s)" $MAKE -s fuzz
+stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
+stage "end to end (tests/e2e.sh)" tests/e2e.sh
+echo "total: $passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]

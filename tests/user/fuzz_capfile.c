@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * libFuzzer target: any bytes as a capture file. The reader and the
+ * reassembly behind `podtap read` must never crash, hang or read out of
+ * bounds, whatever the file says.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include "capfile.h"
+#include "conns.h"
+
+static int collect(void *ctx, const struct pt_rec_hdr *h)
+{
+	return pt_conns_add(ctx, h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pt_capr_info info;
+	struct pt_conns c;
+	size_t i;
+	int d;
+
+	pt_conns_init(&c);
+	pt_capr_read_mem(data, size, collect, &c, &info);
+	for (i = 0; i < c.n; i++) {
+		for (d = 0; d < 2; d++) {
+			struct pt_assembled a;
+
+			/* streams claiming terabytes are refused, not built */
+			if (pt_stream_end(c.v[i], d) > (64u << 20))
+				continue;
+			if (!pt_stream_assemble(c.v[i], d, &a))
+				pt_assembled_free(&a);
+		}
+	}
+	pt_conns_free(&c);
+	return 0;
+}

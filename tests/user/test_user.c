@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Capture file round trip, truncation at every byte, corruption of every
+ * byte; reassembly by offset with duplicates, overlaps and gaps; option
+ * parsing.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "capfile.h"
+#include "common.h"
+#include "conns.h"
+#include "unit.h"
+
+int unit_failed_asserts;
+
+/* ---- records to write ---- */
+
+static size_t make_data(uint8_t *buf, uint64_t conn, int dir, uint64_t off,
+			uint32_t len, uint16_t flags)
+{
+	struct pt_data *d = (void *)buf;
+	uint32_t i;
+
+	memset(d, 0, sizeof(*d));
+	d->h.type = PT_REC_DATA;
+	d->h.flags = flags;
+	d->h.size = sizeof(*d) + ((len + 7) & ~7u);
+	d->h.ts_ns = 1000 + off;
+	d->h.conn_id = conn;
+	d->offset = off;
+	d->len = len;
+	d->cap_len = len;
+	d->dir = dir;
+	for (i = 0; i < len; i++)
+		d->payload[i] = (uint8_t)(off + i);
+	memset(d->payload + len, 0, d->h.size - sizeof(*d) - len);
+	return d->h.size;
+}
+
+struct sink {
+	uint8_t *buf;
+	size_t len, cap;
+	int n;
+};
+
+static int sink_cb(void *ctx, const struct pt_rec_hdr *h)
+{
+	struct sink *s = ctx;
+
+	if (s->len + h->size > s->cap) {
+		s->cap = (s->len + h->size) * 2;
+		s->buf = pt_xrealloc(s->buf, s->cap, 1);
+	}
+	memcpy(s->buf + s->len, h, h->size);
+	s->len += h->size;
+	s->n++;
+	return 0;
+}
+
+static char *tmpfile_path(void)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/podtap-unit-XXXXXX");
+	fd = mkstemp(path);
+	if (fd >= 0)
+		close(fd);
+	return path;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	b = malloc(n + 1);
+	if (fread(b, 1, n, f) != (size_t)n)
+		n = 0;
+	fclose(f);
+	*len = n;
+	return b;
+}
+
+/*
+ * Writes three blocks of records, returns what the reader must give back
+ * (all records, in order) and the record count of each block.
+ */
+static int write_sample(const char *path, struct sink *expect, int blk[3],
+			bool finish)
+{
+	static uint8_t rec[70000];
+	struct pt_capw *w;
+	struct pt_conn_open o = {};
+	int b, i, err;
+
+	memset(expect, 0, sizeof(*expect));
+	err = pt_capw_open(&w, path, "unit-host");
+	if (err)
+		return err;
+	for (b = 0; b < 3; b++) {
+		int before = expect->n;
+
+		o.h.type = PT_REC_CONN_OPEN;
+		o.h.size = sizeof(o);
+		o.h.conn_id = 10 + b;
+		o.t.lport = 80;
+		o.t.rport = 40000 + b;
+		o.t.family = 2;
+		o.role = PT_ROLE_SERVER;
+		snprintf(o.comm, sizeof(o.comm), "srv%d", b);
+		pt_capw_add(w, &o.h, sizeof(o));
+		sink_cb(expect, &o.h);
+		for (i = 0; i < 5 + b; i++) {
+			size_t n = make_data(rec, 10 + b, i & 1, i * 1000,
+					     (uint32_t)(i * 997 + b) % 40000, 0);
+
+			pt_capw_add(w, (void *)rec, n);
+			sink_cb(expect, (void *)rec);
+		}
+		blk[b] = expect->n - before;
+		if (pt_capw_flush(w))
+			return -EIO;
+	}
+	if (finish)
+		return pt_capw_close(w);
+	pt_capw_abort(w);
+	return 0;
+}
+
+static void test_roundtrip(void)
+{
+	char *path = tmpfile_path();
+	struct pt_capr_info info;
+	struct sink exp, got = {};
+	int blk[3];
+	FILE *f;
+
+	if (!ASSERT_OK(write_sample(path, &exp, blk, true), "write"))
+		return;
+	f = fopen(path, "rb");
+	ASSERT_OK(pt_capr_read(f, sink_cb, &got, &info), "read");
+	fclose(f);
+	ASSERT_TRUE(info.clean_end, "clean end");
+	ASSERT_EQ(info.blocks, 3, "blocks");
+	ASSERT_EQ(got.n, exp.n, "records");
+	ASSERT_TRUE(got.len == exp.len && !memcmp(got.buf, exp.buf, exp.len),
+		    "records come back byte for byte");
+	ASSERT_TRUE(!strcmp(info.hdr.host, "unit-host"), "host");
+	free(exp.buf);
+	free(got.buf);
+	unlink(path);
+}
+
+static void test_unfinished(void)
+{
+	char *path = tmpfile_path();
+	struct pt_capr_info info;
+	struct sink exp, got = {};
+	int blk[3];
+	FILE *f;
+
+	/* a recorder still running (or killed): no END block */
+	if (!ASSERT_OK(write_sample(path, &exp, blk, false), "write"))
+		return;
+	f = fopen(path, "rb");
+	ASSERT_OK(pt_capr_read(f, sink_cb, &got, &info), "read");
+	fclose(f);
+	ASSERT_TRUE(!info.clean_end, "not marked finished");
+	ASSERT_EQ(got.n, exp.n, "every flushed record readable");
+	free(exp.buf);
+	free(got.buf);
+	unlink(path);
+}
+
+static void test_truncation(void)
+{
+	char *path = tmpfile_path();
+	struct pt_capr_info info;
+	struct sink exp;
+	uint8_t *file;
+	size_t len, cut, fails = 0;
+	int blk[3];
+
+	if (!ASSERT_OK(write_sample(path, &exp, blk, true), "write"))
+		return;
+	file = slurp(path, &len);
+	for (cut = 0; cut < len; cut++) {
+		struct sink got = {};
+		int err = pt_capr_read_mem(file, cut, sink_cb, &got, &info);
+		/* whole blocks before the cut are delivered, nothing else */
+		bool ok = got.n == 0 || got.n == blk[0] ||
+			  got.n == blk[0] + blk[1] ||
+			  got.n == blk[0] + blk[1] + blk[2];
+
+		ok &= !info.clean_end;
+		if (err)
+			ok &= err == -EBADMSG && strstr(info.error, "byte offset");
+		else	/* a cut exactly between blocks reads as unfinished */
+			ok &= cut >= sizeof(struct pt_file_hdr) &&
+			      info.end_offset == cut;
+		ok &= !got.len || !memcmp(got.buf, exp.buf, got.len);
+		if (!ok && fails++ < 5)
+			fprintf(stderr, "cut at %zu: err %d, %d records, '%s'\n",
+				cut, err, got.n, info.error);
+		free(got.buf);
+	}
+	ASSERT_EQ(fails, 0, "every truncation handled");
+	free(file);
+	free(exp.buf);
+	unlink(path);
+}
+
+static void test_corruption(void)
+{
+	char *path = tmpfile_path();
+	struct pt_capr_info info;
+	struct sink exp;
+	uint8_t *file;
+	size_t len, i, fails = 0;
+	int blk[3];
+
+	if (!ASSERT_OK(write_sample(path, &exp, blk, true), "write"))
+		return;
+	file = slurp(path, &len);
+	for (i = 0; i < len; i++) {
+		struct sink got = {};
+		int err;
+
+		file[i] ^= 0x5a;
+		err = pt_capr_read_mem(file, len, sink_cb, &got, &info);
+		file[i] ^= 0x5a;
+		/* header fields that carry no structure may change freely */
+		if (i >= 12 && i < sizeof(struct pt_file_hdr)) {
+			free(got.buf);
+			continue;
+		}
+		if ((err != -EBADMSG || !strstr(info.error, "offset")) &&
+		    fails++ < 5)
+			fprintf(stderr, "flip at %zu not detected (err %d)\n", i, err);
+		free(got.buf);
+	}
+	ASSERT_EQ(fails, 0, "every corrupted byte detected");
+	free(file);
+	free(exp.buf);
+	unlink(path);
+}
+
+/* ---- reassembly ---- */
+
+static void add_data(struct pt_conns *c, uint64_t conn, int dir, uint64_t off,
+		     const char *s)
+{
+	static uint8_t buf[4096];
+	struct pt_data *d = (void *)buf;
+
+	make_data(buf, conn, dir, off, strlen(s), 0);
+	memcpy(d->payload, s, strlen(s));
+	pt_conns_add(c, &d->h);
+}
+
+static void test_reassembly(void)
+{
+	struct pt_conns c;
+	struct pt_assembled a;
+	struct pt_conn *conn;
+	struct pt_loss l = {};
+
+	pt_conns_init(&c);
+	/* out of order, duplicated, overlapping, with a hole at 12..15 */
+	add_data(&c, 1, PT_DIR_TX, 6, "world!");
+	add_data(&c, 1, PT_DIR_TX, 0, "hello ");
+	add_data(&c, 1, PT_DIR_TX, 0, "hello ");
+	add_data(&c, 1, PT_DIR_TX, 3, "lo wo");
+	add_data(&c, 1, PT_DIR_TX, 16, "tail");
+	l.h.type = PT_REC_LOSS;
+	l.h.size = sizeof(l);
+	l.h.conn_id = 1;
+	l.offset = 12;
+	l.len = 4;
+	l.lost_bytes = 4;
+	l.dir = PT_DIR_TX;
+	l.reason = PT_LOSS_RINGBUF_FULL;
+	pt_conns_add(&c, &l.h);
+	conn = pt_conns_find(&c, 1);
+	if (!ASSERT_TRUE(conn, "connection"))
+		return;
+	ASSERT_OK(pt_stream_assemble(conn, PT_DIR_TX, &a), "assemble");
+	ASSERT_EQ(a.len, 20, "stream length");
+	ASSERT_TRUE(!memcmp(a.buf, "hello world!", 12), "bytes before the gap");
+	ASSERT_TRUE(!memcmp(a.buf + 16, "tail", 4), "bytes after the gap");
+	ASSERT_EQ(a.ngaps, 1, "gaps");
+	ASSERT_EQ(a.gaps[0].start, 12, "gap start");
+	ASSERT_EQ(a.gaps[0].end, 16, "gap end");
+	ASSERT_EQ(a.gaps[0].reason, PT_LOSS_RINGBUF_FULL, "gap reason");
+	ASSERT_EQ(a.conflicts, 0, "no conflicting copies");
+	ASSERT_EQ(a.dup_bytes, 6 + 5, "duplicate bytes dropped");
+	pt_assembled_free(&a);
+
+	/* a copy that disagrees is counted, the first one kept */
+	add_data(&c, 1, PT_DIR_TX, 0, "jello");
+	ASSERT_OK(pt_stream_assemble(conn, PT_DIR_TX, &a), "assemble");
+	ASSERT_EQ(a.conflicts, 1, "conflicting copy seen");
+	ASSERT_TRUE(!memcmp(a.buf, "hello", 5), "first copy kept");
+	pt_assembled_free(&a);
+
+	/* a lost tail: the stream still ends where the loss says */
+	l.offset = 20;
+	l.len = 10;
+	pt_conns_add(&c, &l.h);
+	ASSERT_OK(pt_stream_assemble(conn, PT_DIR_TX, &a), "assemble");
+	ASSERT_EQ(a.len, 30, "length includes a lost tail");
+	ASSERT_EQ(a.ngaps, 2, "two gaps");
+	pt_assembled_free(&a);
+
+	/* the other direction is empty */
+	ASSERT_OK(pt_stream_assemble(conn, PT_DIR_RX, &a), "assemble rx");
+	ASSERT_EQ(a.len, 0, "rx empty");
+	pt_assembled_free(&a);
+	pt_conns_free(&c);
+}
+
+static void test_parse(void)
+{
+	uint64_t v;
+
+	ASSERT_OK(pt_parse_duration("250ms", &v), "250ms");
+	ASSERT_EQ(v, 250000000ull, "250ms");
+	ASSERT_OK(pt_parse_duration("2m", &v), "2m");
+	ASSERT_EQ(v, 120000000000ull, "2m");
+	ASSERT_OK(pt_parse_duration("7", &v), "7");
+	ASSERT_EQ(v, 7000000000ull, "7 is seconds");
+	ASSERT_TRUE(pt_parse_duration("-1s", &v) < 0, "negative refused");
+	ASSERT_TRUE(pt_parse_duration("5 s", &v) < 0, "junk refused");
+	ASSERT_TRUE(pt_parse_duration("99999999999999999999h", &v) < 0,
+		    "overflow refused");
+	ASSERT_OK(pt_parse_size("64K", &v), "64K");
+	ASSERT_EQ(v, 65536, "64K");
+	ASSERT_OK(pt_parse_size("1G", &v), "1G");
+	ASSERT_EQ(v, 1ull << 30, "1G");
+	ASSERT_TRUE(pt_parse_size("1T", &v) < 0, "unknown unit refused");
+	ASSERT_TRUE(pt_parse_u64("0x10", 0, 100, &v) < 0, "hex refused");
+	ASSERT_TRUE(pt_parse_u64("101", 0, 100, &v) < 0, "range checked");
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	{ "capfile_roundtrip", test_roundtrip },
+	{ "capfile_unfinished", test_unfinished },
+	{ "capfile_truncation", test_truncation },
+	{ "capfile_corruption", test_corruption },
+	{ "reassembly", test_reassembly },
+	{ "parse", test_parse },
+};
+
+int main(int argc, char **argv)
+{
+	int passed = 0, failed = 0;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(tests); i++) {
+		int before = unit_failed_asserts;
+
+		if (argc > 1 && strcmp(argv[1], tests[i].name))
+			continue;
+		tests[i].fn();
+		if (unit_failed_asserts == before) {
+			printf("#%zu %s:OK\n", i + 1, tests[i].name);
+			passed++;
+		} else {
+			printf("#%zu %s:FAIL\n", i + 1, tests[i].name);
+			failed++;
+		}
+	}
+	printf("test_user: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
