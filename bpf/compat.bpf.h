@@ -36,18 +36,48 @@ const volatile bool have_task_helpers = false;
  */
 
 /*
- * The creator's pid namespace is read through task->nsproxy->
- * pid_ns_for_children, which equals the active pid namespace of every
- * task that has not called unshare(CLONE_NEWPID) without forking after.
+ * Is the program running in the context of a task that is using the
+ * socket, so that the current task may be taken as its owner? Exactly when
+ * the socket is owned by user (lock_sock()): sendmsg and friends, and the
+ * backlog and deferred work that release_sock() runs in the same task.
+ * Softirq and timer work on a socket (ACK clocking, retransmits, loopback
+ * delivery) only runs while nobody owns it, whichever task it interrupted.
+ * The owner flag is read through bpf_skc_to_tcp_sock()'s BTF pointer
+ * (5.9, "bpf: Add bpf_skc_to_tcp_sock() helper"); the loader includes it
+ * in have_task_helpers.
+ */
+static __always_inline bool in_owner_context(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp;
+
+	if (!have_task_helpers)
+		return false;
+	tp = bpf_skc_to_tcp_sock(sk);
+	return tp && tp->inet_conn.icsk_inet.sk.sk_lock.owned;
+}
+
+/*
+ * The pid namespace a task lives in: the one of its pid at the deepest
+ * level, task->thread_pid->numbers[level].ns (not nsproxy's
+ * pid_ns_for_children, which unshare(CLONE_NEWPID) changes).
  */
 static __always_inline __u32 current_pidns_inum(void)
 {
 	struct task_struct *task;
+	struct pid_namespace *ns;
+	struct upid up = {};
+	struct pid *pid;
+	unsigned int level;
 
 	if (!have_task_helpers)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(task, nsproxy, pid_ns_for_children, ns.inum);
+	pid = BPF_CORE_READ(task, thread_pid);
+	level = BPF_CORE_READ(pid, level);
+	if (bpf_core_read(&up, sizeof(up), &pid->numbers[level & 31]))
+		return 0;
+	ns = up.ns;
+	return BPF_CORE_READ(ns, ns.inum);
 }
 
 #endif /* __PODTAP_COMPAT_BPF_H */

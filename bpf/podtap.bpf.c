@@ -22,6 +22,7 @@
 
 #define AF_INET		2
 #define AF_INET6	10
+#define IPPROTO_HOPOPTS	0
 #define IPPROTO_TCP	6
 #define ETH_P_IP	0x0800
 #define ETH_P_IPV6	0x86DD
@@ -34,6 +35,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Bumped by userspace whenever the target maps change. */
 volatile __u64 targets_gen = 1;
+/* Entries in target_namespace_pids, kept by userspace. */
+volatile __u32 pidns_targets = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -69,31 +72,6 @@ struct {
 	__type(value, struct pt_loss_val);
 } conn_losses SEC(".maps");
 
-struct dir_state {
-	__u32 base;		/* sequence number of stream offset 0 */
-	__u8  based;		/* base is valid */
-	__u8  fin;		/* FIN seen */
-	__u16 pad;
-	__u64 next;		/* highest stream offset seen + 1 */
-};
-
-struct conn_state {
-	__u64 gen;		/* targets_gen the session was resolved at */
-	__u32 session;		/* 0: not a target */
-	__u32 pidns;		/* creator's pid namespace inode */
-	__u32 pid;
-	__u32 tgid;
-	char  comm[PT_COMM_LEN];
-	__u8  role;
-	__u8  opened;		/* OPEN record submitted */
-	__u8  closed;		/* CLOSE record submitted */
-	__u8  task_attr;	/* pid/comm seen in the owner's task context */
-	__u8  preexisting;
-	__u8  loss_pending;	/* conn_losses may hold ranges of this socket */
-	__u8  pad[2];
-	struct dir_state d[2];
-};
-
 /*
  * BPF_F_CLONE: an accepted socket starts with a copy of its listener's
  * state, so it inherits the creator and pid namespace of the listener.
@@ -102,7 +80,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
-	__type(value, struct conn_state);
+	__type(value, struct pt_conn_state);
 } conn_state SEC(".maps");
 
 static __always_inline struct pt_counters *counters(void)
@@ -166,10 +144,15 @@ static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
 		init.end = off + len;
 		init.bytes = len;
 		init.reason = reason;
-		if (bpf_map_update_elem(&conn_losses, &key, &init, BPF_NOEXIST) &&
-		    c)
-			c->loss_untracked++;
-		return;
+		if (!bpf_map_update_elem(&conn_losses, &key, &init, BPF_NOEXIST))
+			return;
+		/* another CPU inserted it first, or the map is full */
+		v = bpf_map_lookup_elem(&conn_losses, &key);
+		if (!v) {
+			if (c)
+				c->loss_untracked++;
+			return;
+		}
 	}
 	if (v->end != off && !emit_loss(conn_id, dir, v)) {
 		v->start = off;
@@ -257,6 +240,7 @@ fill:
 	r->len = len;
 	r->cap_len = len;
 	r->dir = dir;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	c = counters();
 	if (c) {
@@ -273,7 +257,7 @@ lost:
 }
 
 /* Stream offset of sequence number seq, extended to 64 bits around next. */
-static __always_inline __u64 stream_off(struct dir_state *d, __u32 seq)
+static __always_inline __u64 stream_off(struct pt_dir_state *d, __u32 seq)
 {
 	__u32 at_next = d->base + (__u32)d->next;
 
@@ -281,7 +265,7 @@ static __always_inline __u64 stream_off(struct dir_state *d, __u32 seq)
 }
 
 static __always_inline __u32 resolve_session(struct bpf_sock *sk,
-					     struct conn_state *st)
+					     struct pt_conn_state *st)
 {
 	__u32 *sess;
 	int level;
@@ -332,12 +316,24 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, int dir,
 		p->t.family = AF_INET;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
+		__u8 nexthdr, ext[2];
 
-		/* Extension headers before TCP are not followed. */
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) ||
-		    ip6.nexthdr != IPPROTO_TCP)
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return -1;
 		l3len = sizeof(ip6);
+		nexthdr = ip6.nexthdr;
+		/*
+		 * One hop-by-hop header is followed (IPv6 BIG TCP's jumbo
+		 * option); other extension headers are counted as unparsed.
+		 */
+		if (nexthdr == IPPROTO_HOPOPTS) {
+			if (bpf_skb_load_bytes(skb, l3len, ext, sizeof(ext)))
+				return -1;
+			nexthdr = ext[0];
+			l3len += (ext[1] + 1) * 8;
+		}
+		if (nexthdr != IPPROTO_TCP)
+			return -1;
 		__builtin_memcpy(la, &ip6.saddr, 16);
 		__builtin_memcpy(ra, &ip6.daddr, 16);
 		p->t.family = AF_INET6;
@@ -383,7 +379,7 @@ static __always_inline __u8 guess_proto(struct __sk_buff *skb, struct pkt *p)
 }
 
 static __always_inline int emit_open(struct __sk_buff *skb, struct bpf_sock *sk,
-				     struct conn_state *st, struct pkt *p,
+				     struct pt_conn_state *st, struct pkt *p,
 				     __u64 conn_id)
 {
 	struct pt_counters *c;
@@ -426,7 +422,7 @@ static __always_inline int emit_open(struct __sk_buff *skb, struct bpf_sock *sk,
 	return 0;
 }
 
-static __always_inline void emit_close(struct conn_state *st, __u64 conn_id,
+static __always_inline void emit_close(struct pt_conn_state *st, __u64 conn_id,
 				       __u16 flags)
 {
 	struct pt_counters *c = counters();
@@ -449,16 +445,17 @@ static __always_inline void emit_close(struct conn_state *st, __u64 conn_id,
 	}
 }
 
-/* Learn the owning process where the kernel runs in its context. */
+/*
+ * Learn the owning process where the kernel runs in its context: sends
+ * from a syscall, not from a softirq (ACK clocking, timers, loopback).
+ */
 static __always_inline void refresh_attr(struct bpf_sock *sk,
-					 struct conn_state *st, __u64 conn_id)
+					 struct pt_conn_state *st, __u64 conn_id)
 {
 	struct pt_attr *r;
 	__u64 pid_tgid;
 
-	if (!have_task_helpers || st->task_attr)
-		return;
-	if (bpf_get_current_cgroup_id() != bpf_sk_cgroup_id(sk))
+	if (st->task_attr || !in_owner_context(sk))
 		return;
 	pid_tgid = bpf_get_current_pid_tgid();
 	st->pid = (__u32)pid_tgid;
@@ -477,16 +474,103 @@ static __always_inline void refresh_attr(struct bpf_sock *sk,
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+/*
+ * Learn a socket's pid namespace from the task that sends on it, for
+ * sockets neither sock_create nor the loader marked (in practice: handed
+ * over between processes). Only while a pid namespace is a target.
+ */
+static __always_inline bool learn_pidns(struct bpf_sock *sk,
+					struct pt_conn_state *st, int dir)
+{
+	if (!pidns_targets || st->pidns_known || dir != PT_DIR_TX ||
+	    !in_owner_context(sk))
+		return false;
+	st->pidns = current_pidns_inum();
+	st->pidns_known = 1;
+	st->gen = 0;	/* resolve again */
+	return true;
+}
+
+static __always_inline void count(__u32 field_off)
+{
+	struct pt_counters *c = counters();
+
+	if (c)
+		(*(__u64 *)((char *)c + field_off))++;
+}
+#define COUNT(field) count(__builtin_offsetof(struct pt_counters, field))
+
+/*
+ * The bytes of the segment not to capture again: a retransmit of what the
+ * peer acknowledged (tx), what TCP delivered in order already (rx), or what
+ * precedes the start of the capture. Returns -1 for a segment TCP itself
+ * will refuse (far outside the window).
+ */
+static __always_inline int clip(struct bpf_sock *sk, struct pt_dir_state *d,
+				int dir, struct pkt *p, __u64 off, __u32 *skip)
+{
+	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
+	__u64 floor;
+
+	*skip = 0;
+	if (!tp)
+		return 0;
+	floor = stream_off(d, dir == PT_DIR_TX ? tp->snd_una : tp->rcv_nxt);
+	if (dir == PT_DIR_RX) {
+		/* 2^30: the largest window TCP can advertise */
+		if ((__s64)(off - floor) > (1 << 30) ||
+		    (__s64)(floor - off) > (1 << 30))
+			return -1;
+		/* RFC 5961: only a reset at exactly rcv_nxt ends the stream */
+		if ((p->flags & TCP_FLAG_RST) && p->seq != tp->rcv_nxt)
+			p->flags &= ~TCP_FLAG_RST;
+	}
+	if ((__s64)floor < 0)
+		floor = 0;	/* before the capture began */
+	if ((__s64)off < (__s64)floor)
+		*skip = floor - off > p->len ? p->len : floor - off;
+	return 0;
+}
+
+static __always_inline void emit_payload(struct __sk_buff *skb,
+					 struct pt_conn_state *st, int dir,
+					 struct pkt *p, __u64 off, __u32 skip,
+					 __u64 conn_id)
+{
+	__u32 done = 0, n;
+	int i;
+
+	for (i = 0; i < PT_MAX_CHUNKS; i++) {
+		__u32 left = p->len - skip - done;
+		__u32 fin = 0;
+
+		if (skip + done >= p->len)
+			break;
+		n = left > PT_CHUNK_MAX ? PT_CHUNK_MAX : left;
+		if (n == left && (p->flags & TCP_FLAG_FIN))
+			fin = 1 << 25;
+		if (pt_emit_data(skb, conn_id, off + skip + done,
+				 p->data_off + skip + done,
+				 n | (dir << 24) | fin))
+			st->loss_pending = 1;
+		done += n;
+	}
+	if (skip + done < p->len) {
+		note_loss(conn_id, dir, off + skip + done,
+			  p->len - skip - done, PT_LOSS_TOO_BIG);
+		st->loss_pending = 1;
+	}
+}
+
 static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct conn_state *st;
+	struct pt_conn_state *st;
 	struct bpf_tcp_sock *tp;
-	struct dir_state *d;
+	struct pt_dir_state *d;
 	struct pkt p = {};
 	__u64 conn_id, off, gen = targets_gen;
-	__u32 skip = 0, done = 0, n;
-	int i;
+	__u32 skip;
 
 	if (!sk)
 		return 1;
@@ -498,41 +582,37 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		 * The ACK ending a handshake reaches the listener; payload on
 		 * it (TCP Fast Open) belongs to a child not yet created.
 		 */
-		if (!parse_pkt(skb, dir, &p) && p.len) {
-			struct pt_counters *c = counters();
-
-			if (c)
-				c->listener_segments++;
-		}
+		if (!parse_pkt(skb, dir, &p) && p.len)
+			COUNT(listener_segments);
 		return 1;
 	}
 	st = bpf_sk_storage_get(&conn_state, sk, 0, 0);
-	if (st && st->gen == gen && !st->session)
+	if (st && st->gen == gen && !st->session && !st->opened &&
+	    !learn_pidns(sk, st, dir))
 		return 1;	/* known not to be a target */
 	if (!st) {
 		st = bpf_sk_storage_get(&conn_state, sk, 0,
 					BPF_SK_STORAGE_GET_F_CREATE);
 		if (!st) {
-			struct pt_counters *c = counters();
-
-			if (c)
-				c->no_storage++;
+			COUNT(no_storage);
 			return 1;
 		}
 		st->preexisting = 1;	/* no sockops or sock_create saw it */
+		learn_pidns(sk, st, dir);
 	}
 	if (st->gen != gen) {
 		st->session = resolve_session(sk, st);
 		st->gen = gen;
-		if (!st->session) {
-			struct pt_counters *c = counters();
-
-			if (c)
-				c->filtered++;
-			return 1;
-		}
 	}
-	if (parse_pkt(skb, dir, &p) || (p.flags & TCP_FLAG_SYN))
+	if (!st->session && !st->opened) {
+		COUNT(filtered);
+		return 1;
+	}
+	if (parse_pkt(skb, dir, &p)) {
+		COUNT(unparsed);
+		return 1;
+	}
+	if (p.flags & TCP_FLAG_SYN)
 		return 1;
 
 	conn_id = bpf_get_socket_cookie(skb);
@@ -544,61 +624,32 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		d->base = dir == PT_DIR_TX ? tp->snd_nxt : tp->rcv_nxt;
 		d->based = 1;
 	}
+	off = stream_off(d, p.seq);
+	if (clip(sk, d, dir, &p, off, &skip)) {
+		COUNT(out_of_window);
+		return 1;
+	}
+	/* (after a FIN, a bare ACK's sequence number is one past the data) */
+	if (p.len && off + p.len > d->next && (__s64)(off + p.len) > 0)
+		d->next = off + p.len;
+	/*
+	 * Captured before but not a target now: offsets are kept going so
+	 * that they stay right if it becomes one again.
+	 */
+	if (!st->session)
+		return 1;
+
 	if (dir == PT_DIR_TX)
 		refresh_attr(sk, st, conn_id);
 	if (!p.len && !(p.flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
 		return 1;	/* a bare ACK */
-	if (!st->opened) {
-		if (emit_open(skb, sk, st, &p, conn_id))
-			return 1;
+	/* If OPEN does not fit, the data is noted lost; OPEN comes later. */
+	if (!st->opened && !emit_open(skb, sk, st, &p, conn_id))
 		st->opened = 1;
-	}
-
 	if (st->loss_pending)
 		st->loss_pending = flush_losses(conn_id) != 0;
 
-	off = stream_off(d, p.seq);
-	if (dir == PT_DIR_TX) {
-		/* Retransmits: bytes below the high-water mark were seen. */
-		if (off < d->next)
-			skip = d->next - off;
-	} else {
-		/* Bytes below rcv_nxt were delivered already: duplicates. */
-		tp = bpf_tcp_sock(sk);
-		if (tp) {
-			__u64 rnxt = stream_off(d, tp->rcv_nxt);
-
-			if (off < rnxt)
-				skip = rnxt - off;
-		}
-	}
-	if ((__s64)off < 0 && skip < (__u64)-(__s64)off)
-		skip = -(__s64)off;	/* before the capture began */
-	if (skip > p.len)
-		skip = p.len;
-
-	for (i = 0; i < PT_MAX_CHUNKS; i++) {
-		__u32 left = p.len - skip - done;
-		__u32 fin = 0;
-
-		if (skip + done >= p.len)
-			break;
-		n = left > PT_CHUNK_MAX ? PT_CHUNK_MAX : left;
-		if (n == left && (p.flags & TCP_FLAG_FIN))
-			fin = 1 << 25;
-		if (pt_emit_data(skb, conn_id, off + skip + done,
-				 p.data_off + skip + done,
-				 n | (dir << 24) | fin))
-			st->loss_pending = 1;
-		done += n;
-	}
-	if (skip + done < p.len) {
-		note_loss(conn_id, dir, off + skip + done,
-			  p.len - skip - done, PT_LOSS_TOO_BIG);
-		st->loss_pending = 1;
-	}
-	if (off + p.len > d->next && (__s64)(off + p.len) > 0)
-		d->next = off + p.len;
+	emit_payload(skb, st, dir, &p, off, skip, conn_id);
 
 	if ((p.flags & TCP_FLAG_FIN) && !d->fin) {
 		d->fin = 1;
@@ -606,8 +657,8 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 			pt_emit_data(skb, conn_id, off + p.len, 0,
 				     (dir << 24) | (1 << 25));
 	}
-	if (!st->closed && ((p.flags & TCP_FLAG_RST) ||
-			    (st->d[0].fin && st->d[1].fin)))
+	if (!st->closed && st->opened &&
+	    ((p.flags & TCP_FLAG_RST) || (st->d[0].fin && st->d[1].fin)))
 		emit_close(st, conn_id, (p.flags & TCP_FLAG_RST) ? PT_F_RST : 0);
 	return 1;
 }
@@ -628,7 +679,7 @@ int podtap_egress(struct __sk_buff *skb)
 SEC("cgroup/sock_create")
 int podtap_sock_create(struct bpf_sock *sk)
 {
-	struct conn_state *st;
+	struct pt_conn_state *st;
 	__u64 pid_tgid;
 
 	if (sk->protocol != IPPROTO_TCP)
@@ -644,6 +695,7 @@ int podtap_sock_create(struct bpf_sock *sk)
 		bpf_get_current_comm(st->comm, sizeof(st->comm));
 		st->task_attr = 1;
 		st->pidns = current_pidns_inum();
+		st->pidns_known = 1;
 	}
 	return 1;
 }
@@ -656,7 +708,7 @@ SEC("sockops")
 int podtap_sockops(struct bpf_sock_ops *ops)
 {
 	struct bpf_sock *sk = ops->sk;
-	struct conn_state *st;
+	struct pt_conn_state *st;
 	__u32 op = ops->op;
 
 	if (!sk)
@@ -684,13 +736,20 @@ int podtap_sockops(struct bpf_sock_ops *ops)
 		st->d[PT_DIR_TX].based = 1;
 		st->d[PT_DIR_RX].base = ops->rcv_nxt;
 		st->d[PT_DIR_RX].based = 1;
-		bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags |
+					       BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 1;
 	}
 	if (op == BPF_SOCK_OPS_STATE_CB && ops->args[1] == BPF_TCP_CLOSE) {
+		__u64 conn_id = bpf_get_socket_cookie(ops);
+
 		st = bpf_sk_storage_get(&conn_state, sk, 0, 0);
-		if (st && st->opened && !st->closed && st->session)
-			emit_close(st, bpf_get_socket_cookie(ops), 0);
+		if (!st || !st->session)
+			return 1;
+		if (st->loss_pending)
+			st->loss_pending = flush_losses(conn_id) != 0;
+		if (st->opened && !st->closed)
+			emit_close(st, conn_id, 0);
 	}
 	return 1;
 }

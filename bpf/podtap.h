@@ -79,6 +79,9 @@ struct pt_counters {
 	__u64 filtered;		/* packets of untargeted sockets passed over */
 	__u64 listener_segments; /* segments with payload that reached a
 				  * listener (TCP Fast Open): not captured */
+	__u64 unparsed;		/* segments of targets whose headers podtap
+				 * does not follow (IPv6 extension headers) */
+	__u64 out_of_window;	/* segments far outside the TCP window */
 };
 
 struct pt_rec_hdr {
@@ -141,6 +144,36 @@ struct pt_attr {
 	__u32 pid;
 	__u32 tgid;
 	char  comm[PT_COMM_LEN];
+};
+
+/*
+ * conn_state (socket storage): what the programs know of a socket. Shared
+ * because the loader seeds it for sockets older than the recording.
+ */
+struct pt_dir_state {
+	__u32 base;		/* sequence number of stream offset 0 */
+	__u8  based;		/* base is valid */
+	__u8  fin;		/* FIN seen */
+	__u16 pad;
+	__u64 next;		/* highest stream offset seen + 1 */
+};
+
+struct pt_conn_state {
+	__u64 gen;		/* targets_gen the session was resolved at */
+	__u32 session;		/* 0: not a target */
+	__u32 pidns;		/* owner's pid namespace inode */
+	__u32 pid;
+	__u32 tgid;
+	char  comm[PT_COMM_LEN];
+	__u8  role;		/* enum pt_role */
+	__u8  opened;		/* OPEN record submitted */
+	__u8  closed;		/* CLOSE record submitted */
+	__u8  task_attr;	/* pid/comm known from the owning task */
+	__u8  preexisting;	/* no sockops callback saw it established */
+	__u8  loss_pending;	/* conn_losses may hold ranges of this socket */
+	__u8  pidns_known;	/* pidns was read from the owning task */
+	__u8  pad;
+	struct pt_dir_state d[2];	/* by enum pt_dir */
 };
 
 /* conn_losses map: per connection and direction, what did not fit. */

@@ -208,6 +208,29 @@ static int bad(struct pt_capr_info *info, const char *fmt, ...)
 	return -EBADMSG;
 }
 
+/* Offsets are stream positions: no range may pass PT_STREAM_MAX. */
+static bool rec_fields_ok(const struct pt_rec_hdr *h, size_t min)
+{
+	const struct pt_data *d = (const void *)h;
+	const struct pt_loss *l = (const void *)h;
+	const struct pt_conn_close *c = (const void *)h;
+
+	switch (h->type) {
+	case PT_REC_DATA:
+		return d->cap_len <= h->size - min && d->cap_len <= d->len &&
+		       d->dir <= PT_DIR_TX && d->offset <= PT_STREAM_MAX &&
+		       d->len <= PT_STREAM_MAX - d->offset;
+	case PT_REC_LOSS:
+		return l->dir <= PT_DIR_TX && l->offset <= PT_STREAM_MAX &&
+		       l->len <= PT_STREAM_MAX - l->offset;
+	case PT_REC_CONN_CLOSE:
+		return c->bytes[0] <= PT_STREAM_MAX &&
+		       c->bytes[1] <= PT_STREAM_MAX;
+	default:
+		return true;
+	}
+}
+
 static int walk_records(const uint8_t *p, size_t len, uint32_t nrec,
 			uint64_t boff, pt_capr_fn fn, void *ctx,
 			struct pt_capr_info *info)
@@ -225,14 +248,7 @@ static int walk_records(const uint8_t *p, size_t len, uint32_t nrec,
 			return bad(info, "corrupt record %u of the block at byte offset %llu",
 				   n, (unsigned long long)boff);
 		min = pt_rec_min_size(h->type);
-		if (h->size < min ||
-		    (h->type == PT_REC_DATA &&
-		     (((const struct pt_data *)h)->cap_len > h->size - min ||
-		      ((const struct pt_data *)h)->cap_len >
-			      ((const struct pt_data *)h)->len ||
-		      ((const struct pt_data *)h)->dir > PT_DIR_TX)) ||
-		    (h->type == PT_REC_LOSS &&
-		     ((const struct pt_loss *)h)->dir > PT_DIR_TX))
+		if (h->size < min || !rec_fields_ok(h, min))
 			return bad(info, "corrupt record %u (type %u) of the block at byte offset %llu",
 				   n, h->type, (unsigned long long)boff);
 		if (min) {

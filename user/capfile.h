@@ -16,6 +16,8 @@
 #define PT_FILE_VERSION		1
 #define PT_BLOCK_MAGIC		0x4b425450u	/* "PTBK" little-endian */
 #define PT_BLOCK_MAX_RAW	(16u << 20)	/* records per block, bytes */
+/* Largest stream offset a record may name (2^48: 256 TiB). */
+#define PT_STREAM_MAX		(1ull << 48)
 
 enum pt_block_type {
 	PT_BLOCK_RECORDS	= 1,	/* records, back to back */

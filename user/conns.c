@@ -94,6 +94,9 @@ static void add_data(struct pt_stream *s, const struct pt_data *d)
 {
 	struct pt_chunk *ch;
 
+	if (d->offset + d->len < d->offset)
+		return;	/* wraps: the reader refuses such records */
+
 	if (d->h.flags & PT_F_FIN) {
 		s->fin = true;
 		s->fin_off = d->offset + d->len;
@@ -116,6 +119,8 @@ static void add_data(struct pt_stream *s, const struct pt_data *d)
 
 static void add_loss(struct pt_stream *s, const struct pt_loss *l)
 {
+	if (l->offset + l->len < l->offset)
+		return;
 	s->losses = pt_xrealloc(s->losses, s->nlosses + 1, sizeof(*s->losses));
 	s->losses[s->nlosses].start = l->offset;
 	s->losses[s->nlosses].end = l->offset + l->len;
@@ -244,7 +249,7 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
-	if (end > ((uint64_t)1 << 40))
+	if (end > PT_ASSEMBLE_MAX)
 		return -EFBIG;
 	a->len = end;
 	a->buf = pt_xcalloc(1, end ? end : 1);
@@ -253,6 +258,10 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 	qsort(v, s->nchunks, sizeof(*v), cmp_chunk);
 	for (i = 0; i < s->nchunks; i++) {
 		uint64_t off = v[i].off, cend = off + v[i].len;
+
+		/* records that did not pass the reader's checks */
+		if (cend < off || cend > end)
+			continue;
 
 		if (off > cur)
 			add_gap(a, s, cur, off);

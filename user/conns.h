@@ -65,6 +65,9 @@ struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
  * captured, what a FIN, CLOSE or LOSS record says): bytes in *buf, missing
  * ranges as gaps (zero-filled in buf). Caller frees *buf and *gaps.
  */
+/* Longest stream pt_stream_assemble builds in memory (-EFBIG beyond). */
+#define PT_ASSEMBLE_MAX		(16ull << 30)
+
 struct pt_assembled {
 	uint8_t *buf;
 	uint64_t len;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -6,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "podtap.skel.h"
@@ -39,7 +44,12 @@ struct pt_loader {
 	size_t ntg;
 	int ncpus;
 	bool task_helpers;
+	int budget;	/* records left for this consume call */
 };
+
+/* Returned by ring_cb to end a consume call that has done enough. */
+#define BUDGET_SPENT	(-EAGAIN)
+#define CONSUME_BUDGET	8192
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
@@ -56,9 +66,18 @@ static int ring_cb(void *ctx, void *data, size_t size)
 	struct pt_loader *l = ctx;
 	const struct pt_rec_hdr *h = data;
 
+	int err;
+
 	if (size < sizeof(*h) || h->size < sizeof(*h) || h->size > size)
 		return 0;	/* cannot happen: the BPF side sizes them */
-	return l->on_record(l->ctx, h, h->size);
+	err = l->on_record(l->ctx, h, h->size);
+	if (err)
+		return err;
+	/*
+	 * libbpf 1.1 consumes until the ring is empty, which under a steady
+	 * load may be never: stop after a budget (this record is consumed).
+	 */
+	return --l->budget > 0 ? 0 : BUDGET_SPENT;
 }
 
 static bool probe_task_helpers(void)
@@ -69,6 +88,8 @@ static bool probe_task_helpers(void)
 	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
 				       BPF_FUNC_get_current_pid_tgid,
 				       NULL) > 0 &&
+	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
+				       BPF_FUNC_skc_to_tcp_sock, NULL) > 0 &&
 	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK,
 				       BPF_FUNC_get_current_task, NULL) > 0;
 }
@@ -263,8 +284,149 @@ static int sync_attach(struct pt_loader *l)
 	return 0;
 }
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+static bool is_tcp(int fd)
+{
+	int proto = 0, dom = 0;
+	socklen_t l = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l))
+		return false;
+	l = sizeof(dom);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l))
+		return false;
+	return proto == IPPROTO_TCP && (dom == AF_INET || dom == AF_INET6);
+}
+
+/*
+ * Tell the programs who owns the TCP sockets a process already has
+ * (listeners included: the connections they accept inherit it). Sockets
+ * made from now on are seen by sock_create; these are not. Each socket is
+ * reached through pidfd_getfd(2) and its socket storage written by fd.
+ */
+static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
+		     uint32_t pidns)
+{
+	int mfd = bpf_map__fd(l->skel->maps.conn_state);
+	char path[320], link[64], comm[PT_COMM_LEN] = "";
+	struct pt_conn_state st;
+	struct dirent *e;
+	int pidfd, fd, n;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	while (dir && pidfd >= 0 && (e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid,
+			 e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0 || strncmp(link, "socket:", 7))
+			continue;
+		fd = syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
+		if (fd < 0)
+			continue;
+		if (!is_tcp(fd)) {
+			close(fd);
+			continue;
+		}
+		if (bpf_map_lookup_elem(mfd, &fd, &st)) {
+			memset(&st, 0, sizeof(st));
+			st.preexisting = 1;
+		} else if (st.opened || (st.task_attr &&
+					 (!set_pidns || st.pidns_known))) {
+			close(fd);	/* the programs know it already */
+			continue;
+		}
+		st.pid = st.tgid = pid;
+		memcpy(st.comm, comm, sizeof(st.comm));
+		st.task_attr = 1;
+		if (set_pidns) {
+			st.pidns = pidns;
+			st.pidns_known = 1;
+		}
+		st.gen = 0;
+		if (bpf_map_update_elem(mfd, &fd, &st, BPF_ANY))
+			pt_dbg("seeding a socket of pid %d: %s", (int)pid,
+			       strerror(errno));
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
+/* Every process of a cgroup and of the cgroups below it. */
+static void seed_cgroup(struct pt_loader *l, const char *cg, int depth)
+{
+	char path[PATH_MAX + 32];
+	struct dirent *e;
+	DIR *dir;
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	f = fopen(path, "re");
+	while (f && fscanf(f, "%d", &pid) == 1)
+		seed_pid(l, pid, false, 0);
+	if (f)
+		fclose(f);
+	dir = depth < PT_MAX_CGROUP_LEVEL ? opendir(cg) : NULL;
+	while (dir && (e = readdir(dir))) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", cg, e->d_name) <
+		    (int)sizeof(path))
+			seed_cgroup(l, path, depth + 1);
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/* Every process whose pid namespace is inum. */
+static void seed_pidns(struct pt_loader *l, uint32_t inum)
+{
+	char path[320];
+	struct dirent *e;
+	struct stat sb;
+	DIR *dir = opendir("/proc");
+
+	while (dir && (e = readdir(dir))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/pid", e->d_name);
+		if (!stat(path, &sb) && (uint32_t)sb.st_ino == inum)
+			seed_pid(l, atoi(e->d_name), true, inum);
+	}
+	if (dir)
+		closedir(dir);
+}
+
 static void bump_gen(struct pt_loader *l)
 {
+	size_t i;
+	uint32_t n = 0;
+
+	for (i = 0; i < l->ntg; i++)
+		n += l->tg[i].kind == PT_TARGET_PIDNS;
+	l->skel->bss->pidns_targets = n;
 	__atomic_add_fetch(&l->skel->data->targets_gen, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -300,6 +462,10 @@ static int add_target(struct pt_loader *l, int kind, uint64_t id,
 			l->ntg--;
 			return err;
 		}
+		if (kind == PT_TARGET_CGROUP)
+			seed_cgroup(l, path, 0);
+		else
+			seed_pidns(l, (uint32_t)id);
 	}
 	err = bpf_map__update_elem(map, key, ksz, &session, sizeof(session),
 				   BPF_ANY);
@@ -365,7 +531,25 @@ bool pt_loader_task_helpers(const struct pt_loader *l)
 
 int pt_loader_consume(struct pt_loader *l)
 {
-	return ring_buffer__consume(l->rb);
+	int n;
+
+	l->budget = CONSUME_BUDGET;
+	n = ring_buffer__consume(l->rb);
+	if (n == BUDGET_SPENT)
+		return CONSUME_BUDGET;
+	return n;
+}
+
+void pt_loader_detach(struct pt_loader *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->natt; i++)
+		if (l->att[i].cg_fd >= 0) {
+			detach(&l->att[i]);
+			l->att[i].cg_fd = -1;
+		}
+	l->natt = 0;
 }
 
 int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum)
@@ -434,14 +618,11 @@ int pt_loader_drain_losses(struct pt_loader *l)
 
 void pt_loader_close(struct pt_loader *l)
 {
-	size_t i;
-
 	if (!l)
 		return;
 	ring_buffer__free(l->rb);
-	for (i = 0; i < l->natt; i++)
-		if (l->att[i].cg_fd >= 0)
-			detach(&l->att[i]);
+	if (l->skel)
+		pt_loader_detach(l);
 	free(l->att);
 	free(l->tg);
 	podtap_bpf__destroy(l->skel);

@@ -36,11 +36,20 @@ int pt_loader_remove_pidns(struct pt_loader *l, uint32_t inum);
 size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);
 
-/* Hand every record waiting in the ring to on_record; returns how many. */
+/*
+ * Hand the records waiting in the ring to on_record, at most a few
+ * thousand per call; returns how many.
+ */
 int pt_loader_consume(struct pt_loader *l);
+/* Detach every program: no new records after this. Maps stay readable. */
+void pt_loader_detach(struct pt_loader *l);
 /* Counters summed over CPUs. */
 int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum);
-/* Per-connection losses noted by the BPF side, as PT_REC_LOSS records. */
+/*
+ * Per-connection losses still held by the BPF side, as PT_REC_LOSS
+ * records. Only after pt_loader_detach: the programs update entries in
+ * place, so draining while they run could lose an update.
+ */
 int pt_loader_drain_losses(struct pt_loader *l);
 
 #endif

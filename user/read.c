@@ -112,6 +112,14 @@ static void dump_text(FILE *f, const struct pt_assembled *a)
 	}
 }
 
+static void assemble(const struct pt_conn *c, int d, struct pt_assembled *a)
+{
+	if (pt_stream_assemble(c, d, a))
+		pt_err("connection %llx: its %s stream (%llu bytes) is too large to assemble in memory; shown empty",
+		       (unsigned long long)c->id, d == PT_DIR_TX ? "tx" : "rx",
+		       (unsigned long long)pt_stream_end(c, d));
+}
+
 static void print_conn_text(FILE *f, const struct pt_conn *c, bool dump)
 {
 	const struct pt_conn_open *o = &c->open;
@@ -120,7 +128,7 @@ static void print_conn_text(FILE *f, const struct pt_conn *c, bool dump)
 	int d;
 
 	for (d = 0; d < 2; d++)
-		pt_stream_assemble(c, d, &a[d]);
+		assemble(c, d, &a[d]);
 	fmt_ep(l, sizeof(l), o->t.family, o->t.laddr, o->t.lport);
 	fmt_ep(r, sizeof(r), o->t.family, o->t.raddr, o->t.rport);
 	fprintf(f, "%-8llx %-7s %-22s %-22s %7u %-15s %-6s tx %-10llu rx %-10llu gaps %zu/%zu%s%s\n",
@@ -158,7 +166,7 @@ static void print_conn_json(FILE *f, const struct pt_conn *c, bool dump)
 	int d;
 
 	for (d = 0; d < 2; d++)
-		pt_stream_assemble(c, d, &a[d]);
+		assemble(c, d, &a[d]);
 	fmt_ep(l, sizeof(l), o->t.family, o->t.laddr, o->t.lport);
 	fmt_ep(r, sizeof(r), o->t.family, o->t.raddr, o->t.rport);
 	fprintf(f, "{\"conn_id\":%llu,\"role\":\"%s\",\"role_guessed\":%s,\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tgid\":%u,\"comm\":",

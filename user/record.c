@@ -226,7 +226,7 @@ int cmd_record(int argc, char **argv)
 	char host[64] = "";
 	bool quiet = false, tty, started = false;
 	int ntg = 0, opt, i, err = 0, rc = 1;
-	uint64_t t0, last_flush, last_loss, last_status, ev_at_status = 0;
+	uint64_t t0, last_flush, last_status, ev_at_status = 0;
 
 	optind = 1;
 	opterr = 0;
@@ -298,6 +298,11 @@ int cmd_record(int argc, char **argv)
 		pt_err("record: no target; give --cgroup PATH, --pid PID or --pidns PID (see --help)");
 		goto out;
 	}
+	/* From here on a signal stops the recording cleanly. */
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	gethostname(host, sizeof(host) - 1);
 	err = pt_capw_open(&st.w, out, host);
 	if (err) {
@@ -322,15 +327,11 @@ int cmd_record(int argc, char **argv)
 	if (write_targets(&st, tg, ntg))
 		goto write_failed;
 
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	tty = !quiet && isatty(STDERR_FILENO);
 	if (!quiet)
 		fprintf(stderr, "podtap: recording %d target%s to %s; Ctrl-C stops\n",
 			ntg, ntg == 1 ? "" : "s", out);
-	t0 = last_flush = last_loss = last_status = pt_now_mono_ns();
+	t0 = last_flush = last_status = pt_now_mono_ns();
 	while (!stop_sig && !st.write_err) {
 		uint64_t now;
 		int n = pt_loader_consume(l);
@@ -340,10 +341,6 @@ int cmd_record(int argc, char **argv)
 			goto fail_file;
 		}
 		now = pt_now_mono_ns();
-		if (now - last_loss >= 200000000ull) {
-			pt_loader_drain_losses(l);
-			last_loss = now;
-		}
 		if (now - last_flush >= 250000000ull) {
 			if ((err = pt_capw_flush(st.w)))
 				st.write_err = err;
@@ -366,8 +363,10 @@ int cmd_record(int argc, char **argv)
 			nanosleep(&ts, NULL);
 		}
 	}
-	/* Last records, then the counters. */
-	pt_loader_consume(l);
+	/* Nothing new after detaching: the last records, losses, counters. */
+	pt_loader_detach(l);
+	while (pt_loader_consume(l) > 0)
+		;
 	pt_loader_drain_losses(l);
 	if (!pt_loader_counters(l, &c)) {
 		struct pt_stats_rec sr = {};

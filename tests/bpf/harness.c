@@ -307,6 +307,7 @@ void h_rec_stop(struct h_rec *r)
 	r->stop = 1;
 	pthread_join(r->thr, NULL);
 	r->running = false;
+	pt_loader_detach(r->l);
 	while (pt_loader_consume(r->l) > 0)
 		;
 	pt_loader_drain_losses(r->l);

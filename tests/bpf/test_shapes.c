@@ -70,6 +70,21 @@ void test_shapes(void)
 
 		h_record_xfer(&x, &srv, NULL, &cli, NULL);
 	}
+	if (test__start_subtest("same_cgroup")) {
+		/*
+		 * Client and server in one cgroup over loopback: each side's
+		 * softirq work runs while the other side's task is current,
+		 * and must not be taken for its owner.
+		 */
+		struct h_xfer x = {
+			.family = AF_INET, .srv_bind = "127.0.0.1",
+			.dst = "127.0.0.1", .port = 20407, .snd = M_RW,
+			.rcv = M_RW, .req_len = 30000, .resp_len = 90000,
+			.rounds = 5, .nconns = 4, .seed = 4007,
+		};
+
+		h_record_xfer(&x, &srv, NULL, &srv, NULL);
+	}
 	if (test__start_subtest("veth_ipv4")) {
 		if (ASSERT_OK(h_netpair_make(&np), "netns pair")) {
 			struct h_xfer x = {

@@ -315,6 +315,46 @@ static void pidns(void)
 	h_xfer_free(&x);
 }
 
+/*
+ * The usual case: the server has been listening since before the
+ * recording; targeting its pid namespace must still catch every new
+ * connection from its first byte (the loader marks the old listener).
+ */
+static void start_and_target(struct h_xfer *x, void *ctx)
+{
+	struct h_rec *rec = ctx;
+
+	if (ASSERT_OK(h_rec_start(rec, 4 << 20), "recorder"))
+		ASSERT_OK(pt_loader_add_pidns(rec->l, *x->srv_pidns, 9),
+			  "target the server's pid namespace");
+}
+
+static void pidns_old_listener(void)
+{
+	struct h_cg both;
+	struct h_xfer x = plain(20508, 5008);
+	struct h_rec rec = {};
+
+	if (!ASSERT_OK(h_cg_make(&both, "both"), "cgroup"))
+		return;
+	x.srv_new_pidns = true;
+	x.on_srv_ready = start_and_target;
+	x.ctx = &rec;
+	if (ASSERT_OK(h_run_xfer(&x, &both, NULL, &both, NULL), "traffic") &&
+	    rec.l) {
+		if (!pt_loader_task_helpers(rec.l)) {
+			test__skip("kernel lacks task helpers in cgroup programs");
+		} else {
+			h_rec_stop(&rec);
+			h_verify_xfer(&rec, &x, false, true);
+			ASSERT_EQ(rec.conns.n, x.nconns, "only the server side");
+		}
+	}
+	if (rec.l)
+		h_rec_free(&rec);
+	h_xfer_free(&x);
+}
+
 void test_targeting(void)
 {
 	if (test__start_subtest("untargeted_not_captured"))
@@ -329,4 +369,6 @@ void test_targeting(void)
 		preexisting();
 	if (test__start_subtest("pidns"))
 		pidns();
+	if (test__start_subtest("pidns_old_listener"))
+		pidns_old_listener();
 }

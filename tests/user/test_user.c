@@ -329,6 +329,35 @@ static void test_reassembly(void)
 	pt_conns_free(&c);
 }
 
+/* Offsets near 2^64 must be refused by the reader, not wrap in reassembly. */
+static void test_hostile_offsets(void)
+{
+	static uint8_t rec[256];
+	char *path = tmpfile_path();
+	struct pt_capr_info info;
+	struct pt_capw *w;
+	struct pt_conns c;
+	struct pt_data *d = (void *)rec;
+	FILE *f;
+	int err;
+
+	if (!ASSERT_OK(pt_capw_open(&w, path, "h"), "open"))
+		return;
+	make_data(rec, 5, PT_DIR_RX, 0, 16, 0);
+	d->offset = UINT64_MAX - 7;
+	pt_capw_add(w, &d->h, d->h.size);
+	pt_capw_close(w);
+	pt_conns_init(&c);
+	f = fopen(path, "rb");
+	err = pt_capr_read(f, (pt_capr_fn)pt_conns_add, &c, &info);
+	fclose(f);
+	ASSERT_EQ(err, -EBADMSG, "wrapping DATA record refused");
+	ASSERT_TRUE(strstr(info.error, "byte offset") != NULL, "error names the offset");
+	ASSERT_EQ(c.n, 0, "nothing taken from it");
+	pt_conns_free(&c);
+	unlink(path);
+}
+
 static void test_parse(void)
 {
 	uint64_t v;
@@ -361,6 +390,7 @@ static const struct {
 	{ "capfile_truncation", test_truncation },
 	{ "capfile_corruption", test_corruption },
 	{ "reassembly", test_reassembly },
+	{ "hostile_offsets", test_hostile_offsets },
 	{ "parse", test_parse },
 };
 
