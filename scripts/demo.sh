@@ -10,9 +10,8 @@ PORT=${PORT:-18480}
 OUT=${OUT:-build/demo.ptcap}
 
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (podtap loads BPF programs)" >&2; exit 1; }
-CG2=$(awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort | head -1)
-grep -q ' /sys/fs/cgroup cgroup2 ' /proc/self/mounts && CG2=/sys/fs/cgroup
-CG=$CG2/podtap-demo
+. tests/lib.sh
+CG=$(cg2_root)/podtap-demo
 mkdir -p "$CG" "$(dirname "$OUT")"
 SVC=
 REC=

@@ -26,8 +26,8 @@ for t in nginx curl python3 setpriv bpftool; do
 	command -v $t >/dev/null || { echo "e2e: missing $t (make deps)"; exit 1; }
 done
 
-CG2=$(awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort | head -1)
-grep -q ' /sys/fs/cgroup cgroup2 ' /proc/self/mounts && CG2=/sys/fs/cgroup
+. tests/lib.sh
+CG2=$(cg2_root)
 TMP=$(mktemp -d /tmp/podtap-e2e.XXXXXX)
 CG=$CG2/podtap-e2e-$$
 NGINX_PID=
@@ -40,38 +40,11 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- a real server in its own cgroup ----
-mkdir -p "$CG" "$TMP/www" "$TMP/tmp"
+mkdir -p "$TMP/www"
 head -c 1048576 /dev/urandom > "$TMP/www/big.bin"
 printf 'hello from nginx\n' > "$TMP/www/small.txt"
 head -c 2000000 /dev/urandom > "$TMP/upload.bin"
-cat > "$TMP/nginx.conf" <<EOF2
-worker_processes 1;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/error.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path $TMP/tmp;
-	proxy_temp_path $TMP/tmp;
-	fastcgi_temp_path $TMP/tmp;
-	uwsgi_temp_path $TMP/tmp;
-	scgi_temp_path $TMP/tmp;
-	client_max_body_size 10m;
-	server {
-		listen 127.0.0.1:$PORT;
-		root $TMP/www;
-		dav_methods PUT;
-	}
-}
-EOF2
-chmod -R a+rwX "$TMP"
-( echo $BASHPID > "$CG/cgroup.procs"; exec nginx -c "$TMP/nginx.conf" ) &
-NGINX_PID=$!
-for _ in $(seq 50); do
-	curl -s -o /dev/null "http://127.0.0.1:$PORT/small.txt" && break
-	sleep 0.1
-done
+start_nginx "$TMP" $PORT "$CG" "dav_methods PUT;" || exit 1
 
 start_record() { # args...; sets REC_PID, waits until it records
 	"$PODTAP" record "$@" 2> "$TMP/rec.err" &

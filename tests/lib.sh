@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Shell helpers shared by tests/e2e.sh, bench/ and scripts/demo.sh.
+
+# Where cgroup v2 is mounted (/sys/fs/cgroup when it is there).
+cg2_root() {
+	if grep -q ' /sys/fs/cgroup cgroup2 ' /proc/self/mounts; then
+		echo /sys/fs/cgroup
+	else
+		awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort | head -1
+	fi
+}
+
+# start_nginx DIR PORT CGROUP [EXTRA_SERVER_DIRECTIVES]: nginx with one
+# worker serving DIR/www on 127.0.0.1:PORT, run in CGROUP; sets NGINX_PID
+# and returns once it answers.
+start_nginx() {
+	local dir=$1 port=$2 cg=$3 extra=${4:-}
+	mkdir -p "$dir/www" "$dir/tmp" "$cg"
+	cat > "$dir/nginx.conf" << NGINX_CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $dir/tmp;
+	proxy_temp_path $dir/tmp;
+	fastcgi_temp_path $dir/tmp;
+	uwsgi_temp_path $dir/tmp;
+	scgi_temp_path $dir/tmp;
+	client_max_body_size 10m;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$port;
+		root $dir/www;
+		$extra
+	}
+}
+NGINX_CONF
+	chmod -R a+rwX "$dir"
+	(echo $BASHPID > "$cg/cgroup.procs" && exec nginx -c "$dir/nginx.conf") &
+	NGINX_PID=$!
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+		sleep 0.1
+	done
+	echo "nginx did not start on port $port" >&2
+	return 1
+}
