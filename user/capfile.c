@@ -10,6 +10,8 @@
 
 /* A block is written once this many bytes of records are buffered. */
 #define FLUSH_AT	(1u << 20)
+/* Blocks stored uncompressed after one that did not compress. */
+#define RAW_BLOCKS_AFTER_MISS	32
 
 struct pt_capw {
 	FILE *f;
@@ -18,6 +20,7 @@ struct pt_capw {
 	uint32_t nrec;
 	uint8_t *zbuf;
 	size_t zcap;
+	unsigned int raw_blocks_left;	/* skip compressing this many */
 	uint64_t records, blocks, bytes;
 };
 
@@ -74,7 +77,11 @@ static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
 	const void *stored = raw;
 	uLongf zlen;
 
-	if (type == PT_BLOCK_RECORDS) {
+	bh.encoding = PT_ENC_NONE;
+	bh.stored_len = (uint32_t)raw_len;
+	if (type == PT_BLOCK_RECORDS && w->raw_blocks_left) {
+		w->raw_blocks_left--;
+	} else if (type == PT_BLOCK_RECORDS) {
 		zlen = compressBound(raw_len);
 		if (zlen > w->zcap) {
 			w->zbuf = pt_xrealloc(w->zbuf, zlen, 1);
@@ -82,12 +89,19 @@ static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
 		}
 		if (compress2(w->zbuf, &zlen, raw, raw_len, 1) != Z_OK)
 			return -ENOMEM;
-		bh.encoding = PT_ENC_ZLIB;
-		stored = w->zbuf;
-		bh.stored_len = (uint32_t)zlen;
-	} else {
-		bh.encoding = PT_ENC_NONE;
-		bh.stored_len = (uint32_t)raw_len;
+		if (zlen < raw_len - raw_len / 8) {
+			bh.encoding = PT_ENC_ZLIB;
+			stored = w->zbuf;
+			bh.stored_len = (uint32_t)zlen;
+		} else {
+			/*
+			 * Payloads that do not compress (TLS, media, random
+			 * data) are stored as they are, and compression is
+			 * not tried again for a while: it would cost more CPU
+			 * than the rest of the recorder at high rates.
+			 */
+			w->raw_blocks_left = RAW_BLOCKS_AFTER_MISS;
+		}
 	}
 	bh.crc = block_crc(&bh, stored, bh.stored_len);
 	if (fwrite(&bh, sizeof(bh), 1, w->f) != 1 ||
