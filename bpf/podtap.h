@@ -45,7 +45,6 @@ enum pt_role {
 
 /* pt_rec_hdr.flags */
 #define PT_F_FIN		0x0001	/* DATA: the direction ended (FIN) here */
-#define PT_F_LEN_ONLY		0x0002	/* DATA: cap_len < len, payload cut */
 #define PT_F_PREEXISTING	0x0004	/* OPEN: connection older than capture */
 #define PT_F_ROLE_GUESSED	0x0008	/* OPEN: role inferred from ports */
 #define PT_F_V4MAPPED		0x0010	/* OPEN: IPv6 socket, IPv4 traffic */

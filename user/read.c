@@ -212,6 +212,31 @@ static void print_conn_json(FILE *f, const struct pt_conn *c, bool dump)
 	pt_assembled_free(&a[1]);
 }
 
+static void print_stats(const struct pt_counters *c)
+{
+	const struct {
+		const char *what;
+		uint64_t n;
+	} odd[] = {
+		{ "segments with payload reached a listener (TCP Fast Open)",
+		  c->listener_segments },
+		{ "segments with headers not followed", c->unparsed },
+		{ "segments far outside the window", c->out_of_window },
+		{ "sockets without storage", c->no_storage },
+		{ "losses not tracked per connection", c->loss_untracked },
+	};
+	size_t i;
+
+	printf("# kernel: %llu events, %llu bytes, %llu events lost, %llu packets of other sockets passed over\n",
+	       (unsigned long long)c->events, (unsigned long long)c->bytes,
+	       (unsigned long long)c->lost_events,
+	       (unsigned long long)c->filtered);
+	for (i = 0; i < ARRAY_SIZE(odd); i++)
+		if (odd[i].n)
+			printf("# kernel: %llu %s\n", (unsigned long long)odd[i].n,
+			       odd[i].what);
+}
+
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
 	return pt_conns_add(ctx, h);
@@ -314,11 +339,7 @@ int cmd_read(int argc, char **argv)
 			       (unsigned long long)conns.targets[i].id,
 			       conns.targets[i].session_id);
 		if (conns.has_stats)
-			printf("# kernel: %llu events, %llu bytes, %llu events lost, %llu packets of other sockets passed over\n",
-			       (unsigned long long)conns.stats.events,
-			       (unsigned long long)conns.stats.bytes,
-			       (unsigned long long)conns.stats.lost_events,
-			       (unsigned long long)conns.stats.filtered);
+			print_stats(&conns.stats);
 		printf("%-8s %-7s %-22s %-22s %7s %-15s %-6s\n", "ID", "ROLE",
 		       "LOCAL", "REMOTE", "PID", "COMM", "PROTO");
 	}

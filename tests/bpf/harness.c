@@ -355,6 +355,28 @@ uint8_t *h_expected(const struct h_xfer *x, int k, int dir, size_t *len)
 
 /* ---- I/O through every syscall family ---- */
 
+/*
+ * n bytes in at most cnt uneven pieces (salt, salt + 2, salt + 4, ...,
+ * the last one takes the rest), so that segment and iovec boundaries
+ * differ between the peers. Returns the number of iovecs used.
+ */
+static int split_iov(struct iovec *iov, int cnt, uint8_t *p, size_t n,
+		     size_t salt)
+{
+	size_t off = 0, part;
+	int i;
+
+	for (i = 0; i < cnt && off < n; i++) {
+		part = i == cnt - 1 ? n - off : salt + 2 * i;
+		if (part > n - off)
+			part = n - off;
+		iov[i].iov_base = p + off;
+		iov[i].iov_len = part;
+		off += part;
+	}
+	return i;
+}
+
 static ssize_t send_some(int fd, int m, const uint8_t *p, size_t n)
 {
 	switch (m) {
@@ -368,20 +390,8 @@ static ssize_t send_some(int fd, int m, const uint8_t *p, size_t n)
 	case M_MSG: {
 		struct iovec iov[16];
 		struct msghdr mh = { .msg_iov = iov };
-		int cnt = m == M_VEC ? 7 : 16, i;
-		size_t off = 0, part;
+		int i = split_iov(iov, m == M_VEC ? 7 : 16, (uint8_t *)p, n, 1);
 
-		for (i = 0; i < cnt && off < n; i++) {
-			/* uneven pieces: 1, 3, 5, ... then the rest */
-			part = i == cnt - 1 ? n - off : (size_t)(2 * i + 1);
-			if (part > n - off)
-				part = n - off;
-			iov[i].iov_base = (void *)(p + off);
-			iov[i].iov_len = part;
-			off += part;
-		}
-		if (off < n)
-			iov[i - 1].iov_len += n - off;
 		if (m == M_VEC)
 			return writev(fd, iov, i);
 		mh.msg_iovlen = i;
@@ -491,19 +501,8 @@ static ssize_t recv_some(int fd, int m, uint8_t *p, size_t n)
 	case M_MSG: {
 		struct iovec iov[16];
 		struct msghdr mh = { .msg_iov = iov };
-		int cnt = m == M_VEC ? 7 : 16, i;
-		size_t off = 0, part;
+		int i = split_iov(iov, m == M_VEC ? 7 : 16, p, n, 2);
 
-		for (i = 0; i < cnt && off < n; i++) {
-			part = i == cnt - 1 ? n - off : (size_t)(3 * i + 2);
-			if (part > n - off)
-				part = n - off;
-			iov[i].iov_base = p + off;
-			iov[i].iov_len = part;
-			off += part;
-		}
-		if (off < n)
-			iov[i - 1].iov_len += n - off;
 		if (m == M_VEC)
 			return readv(fd, iov, i);
 		mh.msg_iovlen = i;
