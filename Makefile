@@ -120,7 +120,7 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
-		zlib1g-dev iproute2 curl nginx python3 util-linux
+		zlib1g-dev iproute2 curl nginx python3 util-linux procps
 
 demo: podtap
 	scripts/demo.sh
