@@ -21,7 +21,7 @@ struct pt_capw {
 	uint8_t *zbuf;
 	size_t zcap;
 	unsigned int raw_blocks_left;	/* skip compressing this many */
-	uint64_t records, blocks, bytes;
+	uint64_t records, blocks;
 };
 
 static uint32_t block_crc(const struct pt_block_hdr *bh, const void *p,
@@ -60,7 +60,6 @@ int pt_capw_open(struct pt_capw **out, const char *path, const char *host)
 		free(w);
 		return err ? err : -EIO;
 	}
-	w->bytes = sizeof(h);
 	*out = w;
 	return 0;
 }
@@ -108,7 +107,6 @@ static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
 	    (bh.stored_len && fwrite(stored, bh.stored_len, 1, w->f) != 1) ||
 	    fflush(w->f))
 		return errno ? -errno : -EIO;
-	w->bytes += sizeof(bh) + bh.stored_len;
 	return 0;
 }
 
@@ -158,11 +156,6 @@ int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size)
 	if (w->len >= FLUSH_AT)
 		return pt_capw_flush(w);
 	return 0;
-}
-
-uint64_t pt_capw_bytes(const struct pt_capw *w)
-{
-	return w->bytes + w->len;
 }
 
 static void capw_free(struct pt_capw *w)

@@ -65,7 +65,6 @@ int pt_capw_flush(struct pt_capw *w);
 int pt_capw_close(struct pt_capw *w);
 /* Close without the END block (the file reads as unfinished). */
 void pt_capw_abort(struct pt_capw *w);
-uint64_t pt_capw_bytes(const struct pt_capw *w);
 
 /* Reader. */
 struct pt_capr_info {

@@ -54,11 +54,8 @@ struct pt_loader {
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
-	if (!pt_verbose && level != LIBBPF_WARN)
-		return 0;
-	if (!pt_verbose)
-		return 0;	/* warnings are summarized by our own errors */
-	return vfprintf(stderr, fmt, ap);
+	/* Without -v, our own one-line errors say what failed. */
+	return pt_verbose ? vfprintf(stderr, fmt, ap) : 0;
 }
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -514,11 +511,6 @@ int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id)
 	return remove_target(l, PT_TARGET_CGROUP, id);
 }
 
-int pt_loader_remove_pidns(struct pt_loader *l, uint32_t inum)
-{
-	return remove_target(l, PT_TARGET_PIDNS, inum);
-}
-
 size_t pt_loader_attach_count(const struct pt_loader *l)
 {
 	return l->natt;
@@ -584,7 +576,7 @@ int pt_loader_drain_losses(struct pt_loader *l)
 	void *prev = NULL;
 	int n = 0, err;
 
-	/* Collect keys first: deleting while walking restarts the walk. */
+	/* Each entry is deleted as it is read, so the walk starts over. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;

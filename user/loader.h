@@ -31,7 +31,6 @@ int pt_loader_add_cgroup(struct pt_loader *l, const char *abs, uint64_t id,
 			 uint32_t session);
 int pt_loader_add_pidns(struct pt_loader *l, uint32_t inum, uint32_t session);
 int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id);
-int pt_loader_remove_pidns(struct pt_loader *l, uint32_t inum);
 /* How many cgroups the programs are attached to now. */
 size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);
