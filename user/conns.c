@@ -111,6 +111,7 @@ static void add_data(struct pt_stream *s, const struct pt_data *d)
 	}
 	ch = &s->chunks[s->nchunks++];
 	ch->off = d->offset;
+	ch->ts = d->h.ts_ns;
 	ch->len = d->cap_len;
 	ch->data = pt_xcalloc(1, d->cap_len);
 	memcpy(ch->data, d->payload, d->cap_len);
@@ -254,6 +255,7 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 	a->len = end;
 	a->buf = pt_xcalloc(1, end ? end : 1);
 	v = pt_xcalloc(s->nchunks, sizeof(*v));
+	a->marks = pt_xcalloc(s->nchunks + 1, sizeof(*a->marks));
 	memcpy(v, s->chunks, s->nchunks * sizeof(*v));
 	qsort(v, s->nchunks, sizeof(*v), cmp_chunk);
 	for (i = 0; i < s->nchunks; i++) {
@@ -276,6 +278,9 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 		if (cend > cur) {
 			uint64_t from = off > cur ? off : cur;
 
+			a->marks[a->nmarks].off = from;
+			a->marks[a->nmarks].ts = v[i].ts;
+			a->nmarks++;
 			memcpy(a->buf + from, v[i].data + (from - off),
 			       cend - from);
 			cur = cend;
@@ -291,5 +296,22 @@ void pt_assembled_free(struct pt_assembled *a)
 {
 	free(a->buf);
 	free(a->gaps);
+	free(a->marks);
 	memset(a, 0, sizeof(*a));
+}
+
+uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off)
+{
+	size_t lo = 0, hi = a->nmarks;
+
+	/* the last mark at or before off */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a->marks[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? a->marks[lo - 1].ts : 0;
 }

@@ -13,8 +13,15 @@
 
 struct pt_chunk {
 	uint64_t off;
+	uint64_t ts;		/* the record's ts_ns */
 	uint32_t len;
 	uint8_t *data;
+};
+
+/* Where the bytes of an assembled stream arrived: from off on, at ts. */
+struct pt_mark {
+	uint64_t off;
+	uint64_t ts;
 };
 
 struct pt_range {
@@ -73,12 +80,16 @@ struct pt_assembled {
 	uint64_t len;
 	struct pt_range *gaps;
 	size_t ngaps;
+	struct pt_mark *marks;	/* by offset, one per chunk that added bytes */
+	size_t nmarks;
 	uint64_t dup_bytes;	/* captured twice */
 	uint64_t conflicts;	/* captured twice with different bytes */
 };
 int pt_stream_assemble(const struct pt_conn *conn, int dir,
 		       struct pt_assembled *out);
 void pt_assembled_free(struct pt_assembled *a);
+/* When the byte at off arrived (ts_ns), 0 if it was not captured. */
+uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off);
 /* The stream's end as the records tell it. */
 uint64_t pt_stream_end(const struct pt_conn *conn, int dir);
 

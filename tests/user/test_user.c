@@ -392,6 +392,14 @@ static const struct {
 	{ "reassembly", test_reassembly },
 	{ "hostile_offsets", test_hostile_offsets },
 	{ "parse", test_parse },
+	{ "http_start_lines", test_http_start_lines },
+	{ "http_fields", test_http_fields },
+	{ "http_body_length", test_http_body_length },
+	{ "http_chunked", test_http_chunked },
+	{ "http_content_encoding", test_http_content_encoding },
+	{ "exchanges_pairing", test_exchanges_pairing },
+	{ "exchanges_gap", test_exchanges_gap },
+	{ "exchanges_raw", test_exchanges_raw },
 };
 
 int main(int argc, char **argv)

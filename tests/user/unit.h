@@ -25,4 +25,14 @@ extern int unit_failed_asserts;
 #define ASSERT_TRUE(c, name) CHECK((c), "%s: unexpected false", name)
 #define ASSERT_OK(r, name) ASSERT_EQ((r), 0, name)
 
+/* tests/user/test_http.c */
+void test_http_start_lines(void);
+void test_http_fields(void);
+void test_http_body_length(void);
+void test_http_chunked(void);
+void test_http_content_encoding(void);
+void test_exchanges_pairing(void);
+void test_exchanges_gap(void);
+void test_exchanges_raw(void);
+
 #endif

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * HTTP/1.x framing from the rules of RFC 9112 (section numbers in the
+ * comments), Content-Encoding, and exchanges cut from connections built
+ * out of DATA records.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include "common.h"
+#include "conns.h"
+#include "exch.h"
+#include "http1.h"
+#include "unit.h"
+
+static char err[256];
+
+static int parse(const char *s, bool request, const char *method, bool eof,
+		 struct pt_http_msg *m)
+{
+	return pt_http_parse((const uint8_t *)s, strlen(s), request, method,
+			     eof, m, err, sizeof(err));
+}
+
+static bool body_is(const struct pt_http_msg *m, const char *want)
+{
+	return m->body_len == strlen(want) &&
+	       !memcmp(m->body, want, m->body_len);
+}
+
+void test_http_start_lines(void)
+{
+	struct pt_http_msg m;
+
+	/* 3: request-line; 2.2: empty lines before it are ignored */
+	ASSERT_OK(parse("\r\n\r\nGET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n", true,
+			NULL, false, &m), "leading CRLFs");
+	ASSERT_TRUE(m.complete && !strcmp(m.method, "GET") &&
+		    !strcmp(m.target, "/a?b=c") && m.minor == 1, "request line");
+	ASSERT_EQ(m.framing, PT_FRAME_NONE, "no body on a GET without length");
+	pt_http_msg_free(&m);
+	/* 2.2: a bare LF ends a line too */
+	ASSERT_OK(parse("GET / HTTP/1.0\nHost: x\n\n", true, NULL, false, &m),
+		  "bare LF");
+	ASSERT_TRUE(m.complete && m.minor == 0, "HTTP/1.0 with LF lines");
+	pt_http_msg_free(&m);
+	/* 4: status-line; the reason may be empty and its SP left out */
+	ASSERT_OK(parse("HTTP/1.1 204\r\n\r\n", false, "GET", false, &m),
+		  "no reason phrase");
+	ASSERT_TRUE(m.complete && m.status == 204 && !strcmp(m.reason, ""),
+		    "status 204");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.1 404 Not Found Here\r\nContent-Length: 0\r\n\r\n",
+			false, "GET", false, &m), "reason with spaces");
+	ASSERT_TRUE(!strcmp(m.reason, "Not Found Here"), "reason kept");
+	pt_http_msg_free(&m);
+	/* not HTTP/1.x: HTTP/2's preface, junk, a missing target */
+	ASSERT_EQ(parse("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true, NULL, false,
+			&m), -1, "h2 preface refused");
+	ASSERT_EQ(parse("GET /\r\n\r\n", true, NULL, false, &m), -1,
+		  "HTTP/0.9 refused");
+	ASSERT_EQ(parse("G@T / HTTP/1.1\r\n\r\n", true, NULL, false, &m), -1,
+		  "method not a token");
+	ASSERT_EQ(parse("HTTP/1.1 2x0 OK\r\n\r\n", false, NULL, false, &m), -1,
+		  "status not 3 digits");
+	ASSERT_EQ(parse("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", true, NULL,
+			false, &m), -1, "bare CR");
+	ASSERT_TRUE(strstr(err, "CR") != NULL, "error names the bare CR");
+}
+
+void test_http_fields(void)
+{
+	struct pt_http_msg m;
+	char big[PT_HTTP_HEAD_MAX + 100], *p;
+	int i;
+
+	/* 5: case-insensitive names, OWS trimmed, duplicates kept in order */
+	ASSERT_OK(parse("GET / HTTP/1.1\r\nhOsT:  a.b \t\r\nX-A: 1\r\nx-a: 2\r\n"
+			"Empty:\r\n\r\n", true, NULL, false, &m), "fields");
+	ASSERT_TRUE(!strcmp(pt_http_field(&m, "Host"), "a.b"), "OWS trimmed");
+	ASSERT_EQ(m.nfields, 4, "duplicates kept");
+	ASSERT_TRUE(!strcmp(m.fields[2].value, "2") &&
+		    !strcmp(m.fields[2].name, "x-a"), "order and case kept");
+	ASSERT_TRUE(!strcmp(pt_http_field(&m, "empty"), ""), "empty value");
+	pt_http_msg_free(&m);
+	/* 5.2: obs-fold becomes one SP */
+	ASSERT_OK(parse("GET / HTTP/1.1\r\nX-Long: one\r\n  two\r\n\tthree\r\n\r\n",
+			true, NULL, false, &m), "obs-fold");
+	ASSERT_TRUE(!strcmp(pt_http_field(&m, "X-Long"), "one two three"),
+		    "folded value");
+	pt_http_msg_free(&m);
+	/* 5.1: no whitespace between the name and the colon */
+	ASSERT_EQ(parse("GET / HTTP/1.1\r\nHost : x\r\n\r\n", true, NULL, false,
+			&m), -1, "space before colon refused");
+	ASSERT_EQ(parse("GET / HTTP/1.1\r\n folded-first\r\n\r\n", true, NULL,
+			false, &m), -1, "fold before any field refused");
+	ASSERT_EQ(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n", true, NULL, false,
+			&m), -1, "line without colon refused");
+	/* limits: head size and field count */
+	p = big + sprintf(big, "GET / HTTP/1.1\r\nX: ");
+	memset(p, 'a', big + sizeof(big) - p - 1);
+	big[sizeof(big) - 1] = 0;
+	ASSERT_EQ(parse(big, true, NULL, false, &m), -1, "oversized head");
+	ASSERT_TRUE(strstr(err, "larger") != NULL, "error names the size");
+	p = big + sprintf(big, "GET / HTTP/1.1\r\n");
+	for (i = 0; i <= PT_HTTP_FIELDS_MAX; i++)
+		p += sprintf(p, "F%d: v\r\n", i);
+	strcpy(p, "\r\n");
+	ASSERT_EQ(parse(big, true, NULL, false, &m), -1, "too many fields");
+}
+
+void test_http_body_length(void)
+{
+	struct pt_http_msg m;
+
+	/* 6.3 rule 6: Content-Length */
+	ASSERT_OK(parse("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET",
+			true, NULL, false, &m), "content-length");
+	ASSERT_TRUE(m.complete && body_is(&m, "hello"), "body of 5");
+	ASSERT_EQ(m.len, strlen("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+		  "stops at the body's end");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello",
+			true, NULL, false, &m), "identical list");
+	ASSERT_TRUE(m.complete && body_is(&m, "hello"), "list of one value");
+	pt_http_msg_free(&m);
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+			true, NULL, false, &m), -1, "differing lengths refused");
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", true,
+			NULL, false, &m), -1, "negative length refused");
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+			true, NULL, false, &m), -1, "huge length refused");
+	/* not enough bytes yet: incomplete, never an error */
+	ASSERT_OK(parse("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nhel", true,
+			NULL, false, &m), "short body");
+	ASSERT_TRUE(!m.complete && body_is(&m, "hel"), "partial body kept");
+	pt_http_msg_free(&m);
+	/* 6.3 rules 1-2: no body after HEAD, for 1xx, 204, 304 */
+	ASSERT_OK(parse("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", false,
+			"HEAD", false, &m), "HEAD response");
+	ASSERT_TRUE(m.complete && m.body_len == 0 && m.framing == PT_FRAME_NONE,
+		    "HEAD: no body despite its length");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+			false, "GET", false, &m), "304");
+	ASSERT_TRUE(m.complete && m.body_len == 0, "304 has no body");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.1 100 Continue\r\n\r\n", false, "PUT", false, &m),
+		  "100");
+	ASSERT_TRUE(m.complete && m.framing == PT_FRAME_NONE, "1xx no body");
+	pt_http_msg_free(&m);
+	/* 6.3 rule 2: CONNECT 2xx and 101 are tunnels */
+	ASSERT_OK(parse("HTTP/1.1 200 Connection established\r\n\r\n", false,
+			"CONNECT", false, &m), "CONNECT 200");
+	ASSERT_EQ(m.framing, PT_FRAME_TUNNEL, "CONNECT tunnel");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+			false, "GET", false, &m), "101");
+	ASSERT_EQ(m.framing, PT_FRAME_TUNNEL, "101 tunnel");
+	pt_http_msg_free(&m);
+	/* 6.3 rule 8: a response without length ends at close */
+	ASSERT_OK(parse("HTTP/1.0 200 OK\r\n\r\nuntil close", false, "GET",
+			false, &m), "close-delimited, open");
+	ASSERT_TRUE(!m.complete && m.framing == PT_FRAME_CLOSE,
+		    "incomplete while open");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.0 200 OK\r\n\r\nuntil close", false, "GET",
+			true, &m), "close-delimited, closed");
+	ASSERT_TRUE(m.complete && body_is(&m, "until close"), "complete at EOF");
+	pt_http_msg_free(&m);
+}
+
+void test_http_chunked(void)
+{
+	static const char *req =
+		"POST /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n"
+		"Content-Length: 3\r\n\r\n"
+		"5;name=val;q=\"a;b\"\r\nhello\r\n"
+		"6 ; ext\r\n world\r\n"
+		"0\r\nX-Trailer: t1\r\nX-Sum: 42\r\n\r\nNEXT";
+	struct pt_http_msg m;
+	size_t i, whole = strlen(req) - 4;
+
+	/* 7.1 with extensions and trailers; 6.3 rule 3: TE beats CL */
+	ASSERT_OK(parse(req, true, NULL, false, &m), "chunked");
+	ASSERT_TRUE(m.complete && m.framing == PT_FRAME_CHUNKED, "chunked framing");
+	ASSERT_TRUE(body_is(&m, "hello world"), "de-chunked body");
+	ASSERT_EQ(m.ntrailers, 2, "trailers");
+	ASSERT_TRUE(!strcmp(m.trailers[1].value, "42"), "trailer value");
+	ASSERT_EQ(m.len, whole, "ends after the trailer section");
+	pt_http_msg_free(&m);
+	/* every prefix: incomplete, never an error, never more than given */
+	for (i = 0; i < whole; i++) {
+		int r = pt_http_parse((const uint8_t *)req, i, true, NULL, false,
+				      &m, err, sizeof(err));
+
+		if (!ASSERT_OK(r, "prefix parses") ||
+		    !ASSERT_TRUE(!m.complete && m.len == i, "prefix incomplete")) {
+			fprintf(stderr, "  at prefix %zu: %s\n", i, err);
+			pt_http_msg_free(&m);
+			break;
+		}
+		pt_http_msg_free(&m);
+	}
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"fffffffffffffffff\r\n", true, NULL, false, &m), -1,
+		  "chunk size overflow refused");
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"3x\r\nabc\r\n0\r\n\r\n", true, NULL, false, &m), -1,
+		  "junk after chunk size refused");
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"3\r\nabcd\r\n0\r\n\r\n", true, NULL, false, &m), -1,
+		  "chunk longer than its size refused");
+	/* 6.3 rule 4: a request TE not ending in chunked is an error... */
+	ASSERT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+			true, NULL, false, &m), -1, "request TE without chunked");
+	/* ...and a response's body then runs to the close */
+	ASSERT_OK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz",
+			false, "GET", true, &m), "response TE without chunked");
+	ASSERT_EQ(m.framing, PT_FRAME_CLOSE, "close-delimited");
+	pt_http_msg_free(&m);
+}
+
+static size_t deflate_buf(const char *s, size_t n, int wbits, uint8_t *out,
+			  size_t cap)
+{
+	z_stream z = {};
+
+	deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (uint8_t *)s;
+	z.avail_in = n;
+	z.next_out = out;
+	z.avail_out = cap;
+	deflate(&z, Z_FINISH);
+	deflateEnd(&z);
+	return z.total_out;
+}
+
+static int decode_with(const char *ce, const uint8_t *body, size_t n,
+		       uint8_t **out, size_t *outlen)
+{
+	struct pt_http_field f = { "Content-Encoding", (char *)ce };
+	struct pt_http_msg m = { .fields = &f, .nfields = 1, .body = body,
+				 .body_len = n };
+
+	return pt_http_decode_body(&m, out, outlen, err, sizeof(err));
+}
+
+void test_http_content_encoding(void)
+{
+	static const char text[] = "a body that is compressed, a body that is compressed";
+	static const int wbits[] = { 16 + MAX_WBITS, MAX_WBITS, -MAX_WBITS };
+	static const char *const ce[] = { "gzip", "deflate", "deflate" };
+	uint8_t z[256], *out, *bomb_in;
+	size_t n, outlen, i;
+	char *zeros;
+
+	for (i = 0; i < ARRAY_SIZE(wbits); i++) {
+		n = deflate_buf(text, strlen(text), wbits[i], z, sizeof(z));
+		ASSERT_EQ(decode_with(ce[i], z, n, &out, &outlen), 1, ce[i]);
+		ASSERT_TRUE(outlen == strlen(text) && !memcmp(out, text, outlen),
+			    "decoded bytes");
+		free(out);
+		/* cut short: an error, not a partial body */
+		ASSERT_EQ(decode_with(ce[i], z, n - 4, &out, &outlen), -1,
+			  "truncated");
+	}
+	ASSERT_EQ(decode_with("identity", z, 4, &out, &outlen), 0, "identity");
+	ASSERT_EQ(decode_with("br", z, 4, &out, &outlen), -1, "br not decoded");
+	/* a bomb: bounded at PT_HTTP_DECODED_MAX */
+	zeros = calloc(1, PT_HTTP_DECODED_MAX + 1024);
+	bomb_in = malloc(PT_HTTP_DECODED_MAX / 100);
+	n = deflate_buf(zeros, PT_HTTP_DECODED_MAX + 1024, 16 + MAX_WBITS,
+			bomb_in, PT_HTTP_DECODED_MAX / 100);
+	ASSERT_EQ(decode_with("gzip", bomb_in, n, &out, &outlen), -1,
+		  "bomb refused");
+	ASSERT_TRUE(strstr(err, "more than") != NULL, "error names the limit");
+	free(zeros);
+	free(bomb_in);
+}
+
+/* ---- exchanges from DATA records ---- */
+
+static void feed(struct pt_conns *c, uint64_t id, int dir, uint64_t off,
+		 const void *p, size_t n, uint64_t ts, uint16_t flags)
+{
+	struct pt_data *d = calloc(1, sizeof(*d) + n + 8);
+
+	d->h.type = PT_REC_DATA;
+	d->h.flags = flags;
+	d->h.size = sizeof(*d) + ((n + 7) & ~7u);
+	d->h.ts_ns = ts;
+	d->h.conn_id = id;
+	d->offset = off;
+	d->len = n;
+	d->cap_len = n;
+	d->dir = dir;
+	memcpy(d->payload, p, n);
+	pt_conns_add(c, &d->h);
+	free(d);
+}
+
+static void open_conn(struct pt_conns *c, uint64_t id, uint8_t role)
+{
+	struct pt_conn_open o = {};
+
+	o.h.type = PT_REC_CONN_OPEN;
+	o.h.size = sizeof(o);
+	o.h.ts_ns = 1;
+	o.h.conn_id = id;
+	o.role = role;
+	o.t.family = 2;
+	pt_conns_add(c, &o.h);
+}
+
+/* A stream given as parts: each part one record, in order, at ts 10*i. */
+static void feed_parts(struct pt_conns *c, uint64_t id, int dir,
+		       const char *const *parts, uint64_t ts0)
+{
+	uint64_t off = 0;
+	size_t i;
+
+	for (i = 0; parts[i]; i++) {
+		feed(c, id, dir, off, parts[i], strlen(parts[i]), ts0 + 10 * i, 0);
+		off += strlen(parts[i]);
+	}
+}
+
+void test_exchanges_pairing(void)
+{
+	/* pipelined requests in one read; responses split across many */
+	static const char *const q[] = {
+		"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+		"PUT /3 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+		"body", NULL };
+	static const char *const r[] = {
+		"HTTP/1.1 200 OK\r\nContent-", "Length: 2\r\n\r\n", "o", "k",
+		"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n",
+		"Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL };
+	struct pt_conns c;
+	struct pt_xconn xc;
+
+	pt_conns_init(&c);
+	open_conn(&c, 7, PT_ROLE_SERVER);
+	feed_parts(&c, 7, PT_DIR_RX, q, 100);
+	feed_parts(&c, 7, PT_DIR_TX, r, 105);
+	pt_xconn_build(pt_conns_find(&c, 7), &xc);
+	ASSERT_TRUE(xc.http && xc.inbound && !xc.error[0], "HTTP, inbound");
+	if (ASSERT_EQ(xc.nx, 3, "three exchanges")) {
+		ASSERT_TRUE(!strcmp(xc.x[0].req.target, "/1") &&
+			    body_is(&xc.x[0].resp, "ok"), "first pair");
+		ASSERT_TRUE(!strcmp(xc.x[1].req.method, "HEAD") &&
+			    xc.x[1].resp.body_len == 0 && xc.x[1].resp.complete,
+			    "HEAD response without body");
+		ASSERT_TRUE(body_is(&xc.x[2].req, "body") &&
+			    xc.x[2].resp.status == 201 &&
+			    body_is(&xc.x[2].resp, "hi"), "PUT after 100");
+		ASSERT_TRUE(xc.x[2].ninterim == 1 && xc.x[2].interim[0] == 100,
+			    "100 Continue kept as interim");
+		ASSERT_EQ(xc.x[0].req_span.ts, 100, "request timestamp");
+		ASSERT_EQ(xc.x[0].resp_span.ts_end, 135, "response end timestamp");
+		ASSERT_TRUE(!xc.x[0].incomplete && !xc.x[2].incomplete,
+			    "complete");
+	}
+	pt_xconn_free(&xc);
+	pt_conns_free(&c);
+}
+
+void test_exchanges_gap(void)
+{
+	static const char r1[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+	static const char r2[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+	static const char q[] = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+	struct pt_conns c;
+	struct pt_xconn xc;
+	size_t n1 = strlen(r1);
+
+	/* the body of the first response is partly missing */
+	pt_conns_init(&c);
+	open_conn(&c, 9, PT_ROLE_CLIENT);
+	feed(&c, 9, PT_DIR_TX, 0, q, strlen(q), 10, 0);
+	feed(&c, 9, PT_DIR_RX, 0, r1, n1 - 6, 20, 0);
+	feed(&c, 9, PT_DIR_RX, n1, r2, strlen(r2), 30, PT_F_FIN);
+	pt_xconn_build(pt_conns_find(&c, 9), &xc);
+	ASSERT_TRUE(!xc.inbound, "client side: outbound");
+	if (ASSERT_EQ(xc.nx, 2, "two exchanges")) {
+		ASSERT_TRUE(xc.x[0].incomplete && !xc.x[0].resp.complete,
+			    "the cut response is incomplete");
+		ASSERT_EQ(xc.x[0].resp.body_len, 4, "only what was captured");
+		ASSERT_TRUE(!xc.x[1].incomplete && xc.x[1].resp.status == 404 &&
+			    !strcmp(xc.x[1].req.target, "/b"),
+			    "parsing starts again after the gap");
+	}
+	pt_xconn_free(&xc);
+	pt_conns_free(&c);
+}
+
+void test_exchanges_raw(void)
+{
+	static const char q[] = "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+	static const char r[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+	static const uint8_t ws1[] = { 0x81, 0x85, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o' };
+	static const uint8_t ws2[] = { 0x81, 0x02, 'o', 'k' };
+	struct pt_conns c;
+	struct pt_xconn xc;
+
+	pt_conns_init(&c);
+	/* websocket after a 101: the rest of both streams is raw */
+	open_conn(&c, 3, PT_ROLE_SERVER);
+	feed(&c, 3, PT_DIR_RX, 0, q, strlen(q), 10, 0);
+	feed(&c, 3, PT_DIR_TX, 0, r, strlen(r), 20, 0);
+	feed(&c, 3, PT_DIR_RX, strlen(q), ws1, sizeof(ws1), 30, 0);
+	feed(&c, 3, PT_DIR_TX, strlen(r), ws2, sizeof(ws2), 40, 0);
+	feed(&c, 3, PT_DIR_RX, strlen(q) + sizeof(ws1), ws1, sizeof(ws1), 50, 0);
+	pt_xconn_build(pt_conns_find(&c, 3), &xc);
+	if (ASSERT_EQ(xc.nx, 3, "upgrade + two raw exchanges")) {
+		ASSERT_TRUE(xc.x[0].kind == PT_X_HTTP && xc.x[0].resp.status == 101,
+			    "the upgrade exchange");
+		ASSERT_TRUE(xc.x[1].kind == PT_X_RAW && xc.x[1].nturns == 2,
+			    "client frame, server frame");
+		ASSERT_TRUE(xc.x[1].turns[0].end - xc.x[1].turns[0].off ==
+			    sizeof(ws1) && !memcmp(pt_span_bytes(&xc, &xc.x[1].turns[0]),
+						   ws1, sizeof(ws1)),
+			    "raw bytes exact");
+		ASSERT_TRUE(xc.x[2].kind == PT_X_RAW && xc.x[2].nturns == 1,
+			    "a new exchange when the client speaks again");
+	}
+	pt_xconn_free(&xc);
+
+	/* not HTTP at all: a server that speaks first, turns in time order */
+	open_conn(&c, 4, PT_ROLE_CLIENT);
+	feed(&c, 4, PT_DIR_RX, 0, "220 smtp ready\r\n", 16, 10, 0);
+	feed(&c, 4, PT_DIR_TX, 0, "HELO x\r\n", 8, 20, 0);
+	feed(&c, 4, PT_DIR_RX, 16, "250 ok\r\n", 8, 30, 0);
+	pt_xconn_build(pt_conns_find(&c, 4), &xc);
+	ASSERT_TRUE(!xc.http && !xc.error[0], "not HTTP, no error");
+	if (ASSERT_EQ(xc.nx, 2, "banner, then one exchange")) {
+		ASSERT_TRUE(xc.x[0].nturns == 1 && xc.x[0].turns[0].dir == PT_DIR_RX,
+			    "server banner first");
+		ASSERT_TRUE(xc.x[1].nturns == 2 && xc.x[1].turns[0].dir == PT_DIR_TX,
+			    "HELO and its answer");
+	}
+	pt_xconn_free(&xc);
+
+	/* malformed after a good exchange: the rest falls back to raw */
+	open_conn(&c, 5, PT_ROLE_SERVER);
+	feed(&c, 5, PT_DIR_RX, 0, "GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nBad Field\r\n\r\n",
+	     45, 10, 0);
+	feed(&c, 5, PT_DIR_TX, 0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+	     38, 20, 0);
+	pt_xconn_build(pt_conns_find(&c, 5), &xc);
+	ASSERT_TRUE(xc.http && strstr(xc.error, "request at offset 18") != NULL,
+		    "error names where");
+	if (ASSERT_EQ(xc.nx, 2, "one HTTP, one raw"))
+		ASSERT_TRUE(xc.x[1].kind == PT_X_RAW &&
+			    xc.x[1].turns[0].off == 18, "raw from the bad request");
+	pt_xconn_free(&xc);
+	pt_conns_free(&c);
+}
