@@ -13,7 +13,7 @@ override CFLAGS += -Wall -Werror -D_GNU_SOURCE
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
-LDLIBS := -lbpf -lelf -lz
+LDLIBS := -lbpf -lelf -lz -lyaml
 
 BPF_OBJS := $(OUTPUT)/podtap.bpf.o
 SKELS := $(SKEL)/podtap.skel.h
@@ -25,7 +25,7 @@ BPF_TEST_OBJS := $(patsubst tests/bpf/%.c,$(OUTPUT)/tests/bpf/%.o,$(BPF_TEST_SRC
 USER_TEST_SRCS := $(filter-out tests/user/fuzz_%.c,$(wildcard tests/user/*.c))
 USER_TEST_OBJS := $(patsubst tests/user/%.c,$(OUTPUT)/tests/user/%.o,$(USER_TEST_SRCS))
 
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 
 ifeq ($(V),1)
 Q =
@@ -87,12 +87,15 @@ $(OUTPUT)/test_user: $(USER_TEST_OBJS) $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# libFuzzer target for the capture file reader, with address sanitizer.
-FUZZ_SRCS := tests/user/fuzz_capfile.c user/capfile.c user/conns.c user/common.c
-$(OUTPUT)/fuzz_capfile: $(FUZZ_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
+# libFuzzer targets with address sanitizer: the capture file reader with
+# reassembly, and the HTTP parser with exchanges.
+FUZZ_LIB_SRCS := user/capfile.c user/conns.c user/common.c user/http1.c \
+	user/exch.c user/jsonw.c user/export.c
+FUZZERS := capfile http
+$(OUTPUT)/fuzz_%: tests/user/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address \
-		$(INCLUDES) $(FUZZ_SRCS) -lz -o $@
+		$(INCLUDES) $< $(FUZZ_LIB_SRCS) -lz -o $@
 
 test-user: $(OUTPUT)/test_user
 	$(OUTPUT)/test_user
@@ -100,16 +103,19 @@ test-user: $(OUTPUT)/test_user
 test-bpf: $(OUTPUT)/test_progs podtap
 	$(OUTPUT)/test_progs
 
-# libFuzzer's chatter goes to build/fuzz.log; a crash prints its end.
-fuzz: $(OUTPUT)/fuzz_capfile
-	@mkdir -p $(OUTPUT)/fuzz-corpus
-	@if $(OUTPUT)/fuzz_capfile -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-artifact_prefix=$(OUTPUT)/ $(OUTPUT)/fuzz-corpus tests/user/corpus \
-		> $(OUTPUT)/fuzz.log 2>&1; then \
-		grep '^Done' $(OUTPUT)/fuzz.log; echo "fuzz: 1 passed, 0 failed"; \
-	else \
-		tail -40 $(OUTPUT)/fuzz.log; echo "fuzz: 0 passed, 1 failed"; exit 1; \
-	fi
+# Each fuzzer for FUZZ_SECONDS; libFuzzer's chatter goes to
+# build/fuzz-NAME.log, and a crash prints its end.
+fuzz: $(patsubst %,$(OUTPUT)/fuzz_%,$(FUZZERS))
+	@pass=0; fail=0; for f in $(FUZZERS); do \
+		mkdir -p $(OUTPUT)/fuzz-corpus-$$f; \
+		if $(OUTPUT)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-artifact_prefix=$(OUTPUT)/$$f- $(OUTPUT)/fuzz-corpus-$$f \
+			tests/user/corpus-$$f > $(OUTPUT)/fuzz-$$f.log 2>&1; then \
+			echo "$$f: $$(grep '^Done' $(OUTPUT)/fuzz-$$f.log)"; pass=$$((pass + 1)); \
+		else \
+			tail -40 $(OUTPUT)/fuzz-$$f.log; fail=$$((fail + 1)); \
+		fi; \
+	done; echo "fuzz: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # The whole suite: unit tests, a bounded fuzz run, the BPF harness.
 test: podtap
@@ -120,7 +126,8 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
-		zlib1g-dev iproute2 curl nginx python3 util-linux procps
+		zlib1g-dev libyaml-dev iproute2 curl nginx python3 python3-yaml \
+		tshark util-linux procps
 
 demo: podtap
 	scripts/demo.sh

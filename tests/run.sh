@@ -35,7 +35,7 @@ stage() { # name command...
 }
 
 stage "unit tests (tests/user)" $MAKE -s test-user
-stage "fuzz the capture reader (${FUZZ_SECONDS:-30}s)" $MAKE -s fuzz
+stage "fuzz the capture reader and the HTTP parser (${FUZZ_SECONDS:-20}s each)" $MAKE -s fuzz
 stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 echo "total: $passed passed, $failed failed, $skipped skipped"

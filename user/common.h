@@ -8,6 +8,8 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+#define PT_VERSION "0.1.0"
+
 extern bool pt_verbose;
 
 /* One line on stderr, prefixed with "podtap: ". */

@@ -14,7 +14,8 @@ static void usage(FILE *f)
 "\n"
 "Commands:\n"
 "  record    capture the TCP payload of target cgroups / processes to a file\n"
-"  read      show the connections and bytes in a capture file\n"
+"  read      show the connections, exchanges and bytes in a capture file\n"
+"  export    write a capture as Keploy tests and mocks, pcapng, HAR or JSON lines\n"
 "\n"
 "Run 'podtap COMMAND --help' for the options of a command.\n");
 }
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "read"))
 		return cmd_read(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "export"))
+		return cmd_export(argc - 1, argv + 1);
 	pt_err("unknown command '%s' (try 'podtap --help')", argv[1]);
 	return 2;
 }

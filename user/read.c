@@ -11,12 +11,8 @@
 #include "cmds.h"
 #include "common.h"
 #include "conns.h"
-
-static const char *role_name(uint8_t r)
-{
-	return r == PT_ROLE_CLIENT ? "client" :
-	       r == PT_ROLE_SERVER ? "server" : "unknown";
-}
+#include "export.h"
+#include "jsonw.h"
 
 static const char *proto_name(uint8_t p)
 {
@@ -25,126 +21,172 @@ static const char *proto_name(uint8_t p)
 	return p < ARRAY_SIZE(n) ? n[p] : "unknown";
 }
 
-static const char *reason_name(uint8_t r)
+/* Printable text as is, the rest as \xNN. */
+static void put_text(FILE *f, const uint8_t *p, uint64_t n)
 {
-	static const char *const n[] = { "unreported", "ringbuf_full",
-					  "too_big", "load_failed" };
-
-	return r < ARRAY_SIZE(n) ? n[r] : "unknown";
-}
-
-static void fmt_ep(char *buf, size_t n, uint16_t family, const uint8_t *a,
-		   uint16_t port)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	inet_ntop(family == 10 ? AF_INET6 : AF_INET, a, ip, sizeof(ip));
-	snprintf(buf, n, family == 10 ? "[%s]:%u" : "%s:%u", ip, port);
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-static void base64(FILE *f, const uint8_t *p, uint64_t n)
-{
-	static const char t[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	uint64_t i;
 
-	fputc('"', f);
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = p[i] << 16 | p[i + 1] << 8 | p[i + 2];
-
-		fputc(t[v >> 18], f);
-		fputc(t[(v >> 12) & 63], f);
-		fputc(t[(v >> 6) & 63], f);
-		fputc(t[v & 63], f);
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n' || p[i] == '\t' ||
+		    (p[i] >= 0x20 && p[i] < 0x7f))
+			fputc(p[i], f);
+		else if (p[i] == '\r')
+			fputs("\\r", f);
+		else
+			fprintf(f, "\\x%02x", p[i]);
 	}
-	if (n - i == 1) {
-		fputc(t[p[i] >> 2], f);
-		fputc(t[(p[i] & 3) << 4], f);
-		fputs("==", f);
-	} else if (n - i == 2) {
-		fputc(t[p[i] >> 2], f);
-		fputc(t[((p[i] & 3) << 4) | (p[i + 1] >> 4)], f);
-		fputc(t[(p[i + 1] & 15) << 2], f);
-		fputc('=', f);
-	}
-	fputc('"', f);
 }
 
-/* Printable text as is, the rest as \xNN; gaps as a marked line. */
+/* A whole stream; gaps as a marked line. */
 static void dump_text(FILE *f, const struct pt_assembled *a)
 {
 	size_t g = 0;
-	uint64_t i = 0;
+	uint64_t i = 0, end;
 
 	while (i < a->len) {
 		if (g < a->ngaps && a->gaps[g].start == i) {
 			fprintf(f, "\n[... %llu bytes not captured (%s) ...]\n",
 				(unsigned long long)(a->gaps[g].end - i),
-				reason_name(a->gaps[g].reason));
+				pt_loss_reason_name(a->gaps[g].reason));
 			i = a->gaps[g].end;
 			g++;
 			continue;
 		}
-		if (a->buf[i] == '\n' || a->buf[i] == '\t' ||
-		    (a->buf[i] >= 0x20 && a->buf[i] < 0x7f))
-			fputc(a->buf[i], f);
-		else if (a->buf[i] == '\r')
-			fputs("\\r", f);
-		else
-			fprintf(f, "\\x%02x", a->buf[i]);
-		i++;
+		end = g < a->ngaps ? a->gaps[g].start : a->len;
+		put_text(f, a->buf + i, end - i);
+		i = end;
 	}
 }
 
-static void assemble(const struct pt_conn *c, int d, struct pt_assembled *a)
+static void fmt_size(char *buf, size_t n, uint64_t v)
 {
-	if (pt_stream_assemble(c, d, a))
-		pt_err("connection %llx: its %s stream (%llu bytes) is too large to assemble in memory; shown empty",
-		       (unsigned long long)c->id, d == PT_DIR_TX ? "tx" : "rx",
-		       (unsigned long long)pt_stream_end(c, d));
+	if (v < 10000)
+		snprintf(buf, n, "%llu B", (unsigned long long)v);
+	else if (v < 10000 * 1024)
+		snprintf(buf, n, "%.1f KiB", v / 1024.0);
+	else
+		snprintf(buf, n, "%.1f MiB", v / 1048576.0);
 }
 
-static void print_conn_text(FILE *f, const struct pt_conn *c, bool dump)
+static void print_msg_full(FILE *f, const struct pt_http_msg *m)
 {
+	struct pt_body b;
+	size_t i;
+
+	if (m->request)
+		fprintf(f, "    > %s %s HTTP/%u.%u\n", m->method, m->target,
+			m->major, m->minor);
+	else
+		fprintf(f, "    < HTTP/%u.%u %d %s\n", m->major, m->minor,
+			m->status, m->reason);
+	for (i = 0; i < m->nfields; i++) {
+		fprintf(f, "    %c %s: ", m->request ? '>' : '<',
+			m->fields[i].name);
+		put_text(f, (const uint8_t *)m->fields[i].value,
+			 strlen(m->fields[i].value));
+		fputc('\n', f);
+	}
+	pt_body_get(m, &b);
+	if (b.decoded)
+		fprintf(f, "    [body: %zu bytes, %zu after %s decoding]\n",
+			m->body_len, b.n, pt_http_field(m, "Content-Encoding"));
+	else if (b.err[0])
+		fprintf(f, "    [body: %s]\n", b.err);
+	if (b.n) {
+		put_text(f, b.p, b.n);
+		fputc('\n', f);
+	}
+	for (i = 0; i < m->ntrailers; i++)
+		fprintf(f, "    %c (trailer) %s: %s\n", m->request ? '>' : '<',
+			m->trailers[i].name, m->trailers[i].value);
+	pt_body_free(&b);
+}
+
+static void print_exchange(FILE *f, const struct pt_xconn *xc,
+			   const struct pt_exchange *x, size_t k, bool full)
+{
+	char q[32], r[32];
+	size_t i;
+
+	fprintf(f, "  #%-3zu ", k + 1);
+	if (x->kind == PT_X_HTTP) {
+		fmt_size(q, sizeof(q), x->req.body_len);
+		fmt_size(r, sizeof(r), x->resp.body_len);
+		if (x->has_req)
+			fprintf(f, "%s %.200s", x->req.method, x->req.target);
+		else
+			fputs("(no request)", f);
+		if (x->has_resp)
+			fprintf(f, " -> %d %s", x->resp.status, x->resp.reason);
+		else
+			fputs(" -> (no response)", f);
+		if (x->has_req && x->has_resp)
+			fprintf(f, "  %.3f ms", (x->resp_span.ts_end -
+						 x->req_span.ts) / 1e6);
+		fprintf(f, "  req body %s  resp body %s", q, r);
+	} else {
+		uint64_t n[2] = {};
+
+		for (i = 0; i < x->nturns; i++)
+			n[pt_x_from_client(xc, x->turns[i].dir)] +=
+				x->turns[i].end - x->turns[i].off;
+		fmt_size(q, sizeof(q), n[1]);
+		fmt_size(r, sizeof(r), n[0]);
+		fprintf(f, "raw  client %s, server %s in %zu turns", q, r,
+			x->nturns);
+	}
+	if (x->incomplete)
+		fprintf(f, "  [incomplete: %s]", x->note);
+	fputc('\n', f);
+	if (!full)
+		return;
+	if (x->kind == PT_X_HTTP) {
+		if (x->has_req)
+			print_msg_full(f, &x->req);
+		if (x->has_resp)
+			print_msg_full(f, &x->resp);
+		return;
+	}
+	for (i = 0; i < x->nturns; i++) {
+		fprintf(f, "    %c %llu bytes\n",
+			pt_x_from_client(xc, x->turns[i].dir) ? '>' : '<',
+			(unsigned long long)(x->turns[i].end - x->turns[i].off));
+		put_text(f, pt_span_bytes(xc, &x->turns[i]),
+			 x->turns[i].end - x->turns[i].off);
+		fputc('\n', f);
+	}
+}
+
+static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
+			    bool full)
+{
+	const struct pt_conn *c = xc->conn;
 	const struct pt_conn_open *o = &c->open;
+	const struct pt_assembled *a = xc->a;
 	char l[64], r[64];
-	struct pt_assembled a[2];
+	size_t k;
 	int d;
 
-	for (d = 0; d < 2; d++)
-		assemble(c, d, &a[d]);
-	fmt_ep(l, sizeof(l), o->t.family, o->t.laddr, o->t.lport);
-	fmt_ep(r, sizeof(r), o->t.family, o->t.raddr, o->t.rport);
+	pt_fmt_ep(l, sizeof(l), &o->t, true);
+	pt_fmt_ep(r, sizeof(r), &o->t, false);
 	fprintf(f, "%-8llx %-7s %-22s %-22s %7u %-15s %-6s tx %-10llu rx %-10llu gaps %zu/%zu%s%s\n",
 		(unsigned long long)c->id,
-		c->has_open ? role_name(o->role) : "?", l, r, o->tgid,
+		c->has_open ? pt_role_name(o->role) : "?", l, r, o->tgid,
 		o->comm[0] ? o->comm : "-", proto_name(o->proto),
-		(unsigned long long)a[PT_DIR_TX].len,
-		(unsigned long long)a[PT_DIR_RX].len, a[PT_DIR_TX].ngaps,
-		a[PT_DIR_RX].ngaps,
+		(unsigned long long)pt_stream_end(c, PT_DIR_TX),
+		(unsigned long long)pt_stream_end(c, PT_DIR_RX),
+		a[PT_DIR_TX].ngaps, a[PT_DIR_RX].ngaps,
 		c->has_close ? (c->close_flags & PT_F_RST ? " reset" : " closed")
 			     : " open",
 		o->h.flags & PT_F_PREEXISTING ? " preexisting" : "");
-	for (d = 0; dump && d < 2; d++) {
+	if (xc->error[0])
+		fprintf(f, "  ! %s%s\n", xc->error, xc->assembled ?
+			"; the rest is shown as raw turns" : "");
+	for (k = 0; k < xc->nx; k++)
+		print_exchange(f, xc, &xc->x[k], k, full);
+	for (d = 0; dump && xc->assembled && d < 2; d++) {
 		/* the side that spoke first first: a server's request is rx */
-		int first = o->role == PT_ROLE_SERVER ? PT_DIR_RX : PT_DIR_TX;
-		int dir = d == 0 ? first : !first;
+		int dir = d == 0 ? xc->req_dir : !xc->req_dir;
 
 		fprintf(f, "--- %llx %s %llu bytes ---\n",
 			(unsigned long long)c->id, dir == PT_DIR_TX ? "tx" : "rx",
@@ -152,28 +194,26 @@ static void print_conn_text(FILE *f, const struct pt_conn *c, bool dump)
 		dump_text(f, &a[dir]);
 		fputs("\n", f);
 	}
-	pt_assembled_free(&a[0]);
-	pt_assembled_free(&a[1]);
 }
 
-static void print_conn_json(FILE *f, const struct pt_conn *c, bool dump)
+static void print_conn_json(FILE *f, const struct pt_capture *cap,
+			    const struct pt_xconn *xc, bool dump)
 {
+	const struct pt_conn *c = xc->conn;
 	const struct pt_conn_open *o = &c->open;
 	static const char *const dn[2] = { "rx", "tx" };
-	struct pt_assembled a[2];
+	const struct pt_assembled *a = xc->a;
 	char l[64], r[64];
 	size_t i;
 	int d;
 
-	for (d = 0; d < 2; d++)
-		assemble(c, d, &a[d]);
-	fmt_ep(l, sizeof(l), o->t.family, o->t.laddr, o->t.lport);
-	fmt_ep(r, sizeof(r), o->t.family, o->t.raddr, o->t.rport);
+	pt_fmt_ep(l, sizeof(l), &o->t, true);
+	pt_fmt_ep(r, sizeof(r), &o->t, false);
 	fprintf(f, "{\"conn_id\":%llu,\"role\":\"%s\",\"role_guessed\":%s,\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tgid\":%u,\"comm\":",
-		(unsigned long long)c->id, role_name(o->role),
+		(unsigned long long)c->id, pt_role_name(o->role),
 		o->h.flags & PT_F_ROLE_GUESSED ? "true" : "false", l, r,
 		o->pid, o->tgid);
-	json_str(f, o->comm);
+	pt_json_str(f, o->comm);
 	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
 		(unsigned long long)o->cgroup_id, o->session_id,
 		proto_name(o->proto),
@@ -186,7 +226,7 @@ static void print_conn_json(FILE *f, const struct pt_conn *c, bool dump)
 	fputs(",\"bytes\":{", f);
 	for (d = 0; d < 2; d++)
 		fprintf(f, "%s\"%s\":%llu", d ? "," : "", dn[d],
-			(unsigned long long)a[d].len);
+			(unsigned long long)pt_stream_end(c, d));
 	fputs("},\"gaps\":{", f);
 	for (d = 0; d < 2; d++) {
 		fprintf(f, "%s\"%s\":[", d ? "," : "", dn[d]);
@@ -195,21 +235,30 @@ static void print_conn_json(FILE *f, const struct pt_conn *c, bool dump)
 				i ? "," : "",
 				(unsigned long long)a[d].gaps[i].start,
 				(unsigned long long)a[d].gaps[i].end,
-				reason_name(a[d].gaps[i].reason));
+				pt_loss_reason_name(a[d].gaps[i].reason));
 		fputc(']', f);
 	}
 	fputc('}', f);
-	if (dump) {
+	if (xc->error[0]) {
+		fputs(",\"error\":", f);
+		pt_json_str(f, xc->error);
+	}
+	fputs(",\"exchanges\":[", f);
+	for (i = 0; i < xc->nx; i++) {
+		if (i)
+			fputc(',', f);
+		pt_x_json(f, cap, xc, &xc->x[i], false);
+	}
+	fputc(']', f);
+	if (dump && xc->assembled) {
 		fputs(",\"payload\":{", f);
 		for (d = 0; d < 2; d++) {
 			fprintf(f, "%s\"%s\":", d ? "," : "", dn[d]);
-			base64(f, a[d].buf, a[d].len);
+			pt_json_base64(f, a[d].buf, a[d].len);
 		}
 		fputc('}', f);
 	}
 	fputs("}\n", f);
-	pt_assembled_free(&a[0]);
-	pt_assembled_free(&a[1]);
 }
 
 static void print_stats(const struct pt_counters *c)
@@ -237,11 +286,6 @@ static void print_stats(const struct pt_counters *c)
 			       odd[i].what);
 }
 
-static int collect(void *ctx, const struct pt_rec_hdr *h)
-{
-	return pt_conns_add(ctx, h);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -249,12 +293,18 @@ static void usage(FILE *f)
 "\n"
 "Show the connections in a capture file written by `podtap record`: id,\n"
 "role, local and remote address, process, protocol guess, bytes each way,\n"
-"gaps (bytes not captured) and state. A file still being written, or left\n"
-"by a recorder that crashed, reads up to its last complete block.\n"
+"gaps (bytes not captured) and state; under each, its exchanges: HTTP/1.x\n"
+"requests with their responses (method, target, status, latency, body\n"
+"sizes), other protocols as raw turns of each side. A file still being\n"
+"written, or left by a recorder that crashed, reads up to its last\n"
+"complete block.\n"
 "\n"
 "Options:\n"
+"  -x, --full       also print each exchange whole: headers and bodies\n"
+"                   (Content-Encoding gzip/deflate decoded)\n"
 "  -d, --dump       also print each direction's bytes (text; \\xNN escapes)\n"
-"  -j, --json       one JSON object per connection (payload base64 with --dump)\n"
+"  -j, --json       one JSON object per connection, with its exchanges\n"
+"                   (each direction's bytes in base64 with --dump)\n"
 "  -C, --conn ID    only the connection with this id (hex, as listed)\n"
 "  -h, --help       this text\n");
 }
@@ -263,26 +313,30 @@ int cmd_read(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dump", no_argument, NULL, 'd' },
+		{ "full", no_argument, NULL, 'x' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "conn", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	bool dump = false, json = false, only = false;
-	struct pt_capr_info info;
-	struct pt_conns conns;
+	bool dump = false, json = false, only = false, full = false;
+	struct pt_capture cap;
+	struct pt_conns *conns = &cap.conns;
+	struct pt_capr_info *info = &cap.info;
 	unsigned long long want = 0;
 	char *end;
 	size_t i;
-	int opt, err;
-	FILE *f;
+	int opt;
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":djC:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":dxjC:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			dump = true;
+			break;
+		case 'x':
+			full = true;
 			break;
 		case 'j':
 			json = true;
@@ -310,59 +364,45 @@ int cmd_read(int argc, char **argv)
 		pt_err("read: give exactly one capture file (see --help)");
 		return 1;
 	}
-	f = fopen(argv[optind], "rbe");
-	if (!f) {
-		pt_err("%s: %s", argv[optind], strerror(errno));
+	if (pt_capture_load(&cap, argv[optind], false))
 		return 1;
-	}
-	pt_conns_init(&conns);
-	err = pt_capr_read(f, collect, &conns, &info);
-	fclose(f);
-	if (err && !info.end_offset) {
-		/* not even a header: nothing to show */
-		pt_err("%s: %s", argv[optind], err == -EBADMSG ? info.error :
-		       strerror(-err));
-		pt_conns_free(&conns);
-		return 1;
-	}
 	if (!json) {
 		printf("# %s: host %s, %llu records in %llu blocks%s\n",
-		       argv[optind], info.hdr.host,
-		       (unsigned long long)info.records,
-		       (unsigned long long)info.blocks,
-		       info.clean_end ? "" : err ? "" :
+		       argv[optind], info->hdr.host,
+		       (unsigned long long)info->records,
+		       (unsigned long long)info->blocks,
+		       info->clean_end ? "" : cap.read_err ? "" :
 		       " (not finished: still being written, or the recorder stopped abruptly)");
-		for (i = 0; i < conns.ntargets; i++)
+		for (i = 0; i < conns->ntargets; i++)
 			printf("# target %s: %s (id %llu, session %u)\n",
-			       conns.targets[i].kind == PT_TARGET_PIDNS ?
-			       "pidns" : "cgroup", conns.targets[i].name,
-			       (unsigned long long)conns.targets[i].id,
-			       conns.targets[i].session_id);
-		if (conns.has_stats)
-			print_stats(&conns.stats);
+			       conns->targets[i].kind == PT_TARGET_PIDNS ?
+			       "pidns" : "cgroup", conns->targets[i].name,
+			       (unsigned long long)conns->targets[i].id,
+			       conns->targets[i].session_id);
+		if (conns->has_stats)
+			print_stats(&conns->stats);
 		printf("%-8s %-7s %-22s %-22s %7s %-15s %-6s\n", "ID", "ROLE",
 		       "LOCAL", "REMOTE", "PID", "COMM", "PROTO");
 	}
-	for (i = 0; i < conns.n; i++) {
-		if (only && conns.v[i]->id != want)
+	for (i = 0; i < conns->n; i++) {
+		struct pt_xconn xc;
+
+		if (only && conns->v[i]->id != want)
 			continue;
+		pt_xconn_build(conns->v[i], &xc);
 		if (json)
-			print_conn_json(stdout, conns.v[i], dump);
+			print_conn_json(stdout, &cap, &xc, dump);
 		else
-			print_conn_text(stdout, conns.v[i], dump);
+			print_conn_text(stdout, &xc, dump, full);
+		pt_xconn_free(&xc);
 	}
-	pt_conns_free(&conns);
 	if (fflush(stdout)) {
 		pt_err("writing output: %s", strerror(errno));
+		pt_capture_free(&cap);
 		return 1;
 	}
-	if (err) {
-		if (err == -EBADMSG)
-			pt_err("%s: %s; the connections above are what precedes it", argv[optind],
-			       info.error);
-		else
-			pt_err("%s: %s", argv[optind], strerror(-err));
-		return 1;
-	}
-	return 0;
+	pt_capture_warn(&cap);
+	opt = cap.read_err ? 1 : 0;
+	pt_capture_free(&cap);
+	return opt;
 }

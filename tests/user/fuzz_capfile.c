@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * libFuzzer target: any bytes as a capture file. The reader and the
- * reassembly behind `podtap read` must never crash, hang or read out of
+ * reassembly and exchanges behind `podtap read` must never crash, hang or read out of
  * bounds, whatever the file says.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include "capfile.h"
 #include "conns.h"
+#include "exch.h"
 
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
@@ -32,6 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue;
 			if (!pt_stream_assemble(c.v[i], d, &a))
 				pt_assembled_free(&a);
+		}
+		/* and the exchanges cut from them */
+		if (pt_stream_end(c.v[i], 0) <= (64u << 20) &&
+		    pt_stream_end(c.v[i], 1) <= (64u << 20)) {
+			struct pt_xconn xc;
+
+			pt_xconn_build(c.v[i], &xc);
+			pt_xconn_free(&xc);
 		}
 	}
 	pt_conns_free(&c);

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Loading a capture for export; JSON lines and HAR 1.2. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "common.h"
+#include "export.h"
+#include "jsonw.h"
+
+static int collect(void *ctx, const struct pt_rec_hdr *h)
+{
+	return pt_conns_add(ctx, h);
+}
+
+int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges)
+{
+	FILE *f;
+	size_t i;
+
+	memset(cap, 0, sizeof(*cap));
+	cap->path = path;
+	f = fopen(path, "rbe");
+	if (!f) {
+		pt_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	pt_conns_init(&cap->conns);
+	cap->read_err = pt_capr_read(f, collect, &cap->conns, &cap->info);
+	fclose(f);
+	if (cap->read_err && !cap->info.end_offset) {
+		pt_err("%s: %s", path, cap->read_err == -EBADMSG ?
+		       cap->info.error : strerror(-cap->read_err));
+		pt_conns_free(&cap->conns);
+		return -1;
+	}
+	if (!exchanges)
+		return 0;
+	cap->xc = pt_xcalloc(cap->conns.n + 1, sizeof(*cap->xc));
+	for (i = 0; i < cap->conns.n; i++)
+		pt_xconn_build(cap->conns.v[i], &cap->xc[i]);
+	return 0;
+}
+
+void pt_capture_free(struct pt_capture *cap)
+{
+	size_t i;
+
+	for (i = 0; cap->xc && i < cap->conns.n; i++)
+		pt_xconn_free(&cap->xc[i]);
+	free(cap->xc);
+	pt_conns_free(&cap->conns);
+	memset(cap, 0, sizeof(*cap));
+}
+
+void pt_capture_warn(const struct pt_capture *cap)
+{
+	if (cap->read_err == -EBADMSG)
+		pt_err("%s: %s; what precedes it was used", cap->path,
+		       cap->info.error);
+	else if (cap->read_err)
+		pt_err("%s: %s", cap->path, strerror(-cap->read_err));
+}
+
+uint64_t pt_wall_ns(const struct pt_capture *cap, uint64_t ts)
+{
+	return ts + cap->info.hdr.mono_to_real_ns;
+}
+
+void pt_fmt_ep(char *buf, size_t n, const struct pt_tuple *t, bool local)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	bool v6 = t->family == AF_INET6;
+
+	inet_ntop(v6 ? AF_INET6 : AF_INET, local ? t->laddr : t->raddr, ip,
+		  sizeof(ip));
+	snprintf(buf, n, v6 ? "[%s]:%u" : "%s:%u", ip,
+		 local ? t->lport : t->rport);
+}
+
+const char *pt_role_name(uint8_t r)
+{
+	return r == PT_ROLE_CLIENT ? "client" :
+	       r == PT_ROLE_SERVER ? "server" : "unknown";
+}
+
+const char *pt_loss_reason_name(uint8_t r)
+{
+	static const char *const n[] = { "unreported", "ringbuf_full",
+					  "too_big", "load_failed" };
+
+	return r < ARRAY_SIZE(n) ? n[r] : "unknown";
+}
+
+void pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x,
+	      char *buf, size_t n)
+{
+	const char *host = pt_http_field(&x->req, "Host");
+	const char *target = x->req.target ? x->req.target : "/";
+	char ep[64];
+
+	if (!strncasecmp(target, "http://", 7) ||
+	    !strncasecmp(target, "https://", 8)) {
+		snprintf(buf, n, "%s", target);
+		return;
+	}
+	if (!host || !*host) {
+		/* the server end: local on a server connection */
+		pt_fmt_ep(ep, sizeof(ep), &xc->conn->open.t, xc->inbound);
+		host = ep;
+	}
+	if (target[0] != '/')	/* authority-form (CONNECT) or '*' */
+		snprintf(buf, n, "http://%s", host);
+	else
+		snprintf(buf, n, "http://%s%s", host, target);
+}
+
+void pt_body_get(const struct pt_http_msg *m, struct pt_body *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->p = m->body;
+	b->n = m->body_len;
+	if (pt_http_decode_body(m, &b->alloc, &b->n, b->err,
+				sizeof(b->err)) == 1) {
+		b->p = b->alloc;
+		b->decoded = true;
+	} else {
+		b->n = m->body_len;
+	}
+}
+
+void pt_body_free(struct pt_body *b)
+{
+	free(b->alloc);
+	memset(b, 0, sizeof(*b));
+}
+
+static void json_fields(FILE *f, const char *key,
+			const struct pt_http_field *v, size_t n)
+{
+	size_t i;
+
+	fprintf(f, ",\"%s\":[", key);
+	for (i = 0; i < n; i++) {
+		fputs(i ? ",[" : "[", f);
+		pt_json_str(f, v[i].name);
+		fputc(',', f);
+		pt_json_str(f, v[i].value);
+		fputc(']', f);
+	}
+	fputc(']', f);
+}
+
+static void json_time(FILE *f, const char *key, const struct pt_capture *cap,
+		      uint64_t ts)
+{
+	char t[48];
+
+	pt_fmt_time(t, sizeof(t), pt_wall_ns(cap, ts), 9);
+	fprintf(f, ",\"%s\":\"%s\"", key, t);
+}
+
+static void json_msg(FILE *f, const struct pt_capture *cap,
+		     const struct pt_http_msg *m, const struct pt_span *sp)
+{
+	struct pt_body b;
+
+	if (m->request) {
+		fputs("{\"method\":", f);
+		pt_json_str(f, m->method ? m->method : "");
+		fputs(",\"target\":", f);
+		pt_json_str(f, m->target ? m->target : "");
+	} else {
+		fprintf(f, "{\"status\":%d,\"reason\":", m->status);
+		pt_json_str(f, m->reason ? m->reason : "");
+	}
+	fprintf(f, ",\"version\":\"HTTP/%u.%u\"", m->major, m->minor);
+	json_fields(f, "headers", m->fields, m->nfields);
+	if (m->ntrailers)
+		json_fields(f, "trailers", m->trailers, m->ntrailers);
+	json_time(f, "timestamp", cap, sp->ts);
+	json_time(f, "end_timestamp", cap, sp->ts_end);
+	fprintf(f, ",\"offset\":%llu,\"wire_size\":%llu,\"head_size\":%zu,\"complete\":%s",
+		(unsigned long long)sp->off,
+		(unsigned long long)(sp->end - sp->off), m->head_len,
+		m->complete ? "true" : "false");
+	pt_body_get(m, &b);
+	fprintf(f, ",\"body_size\":%zu", b.n);
+	pt_json_bytes(f, "body", b.p, b.n);
+	if (b.decoded) {
+		/* the bytes as sent are kept next to the decoded ones */
+		fputs(",\"content_encoding\":", f);
+		pt_json_str(f, pt_http_field(m, "Content-Encoding"));
+		fputs(",\"wire_body\":", f);
+		pt_json_base64(f, m->body, m->body_len);
+	} else if (b.err[0]) {
+		fputs(",\"body_note\":", f);
+		pt_json_str(f, b.err);
+	}
+	pt_body_free(&b);
+	fputc('}', f);
+}
+
+void pt_x_json(FILE *f, const struct pt_capture *cap,
+	       const struct pt_xconn *xc, const struct pt_exchange *x,
+	       bool with_conn)
+{
+	const struct pt_conn_open *o = &xc->conn->open;
+	size_t i;
+
+	fprintf(f, "{\"conn_id\":%llu,\"kind\":\"%s\",\"direction\":\"%s\"",
+		(unsigned long long)xc->conn->id,
+		x->kind == PT_X_HTTP ? "http" : "raw",
+		xc->inbound ? "inbound" : "outbound");
+	if (with_conn) {
+		char l[64], r[64];
+
+		pt_fmt_ep(l, sizeof(l), &o->t, true);
+		pt_fmt_ep(r, sizeof(r), &o->t, false);
+		fprintf(f, ",\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tgid\":%u,\"comm\":",
+			l, r, o->pid, o->tgid);
+		pt_json_str(f, o->comm);
+		fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u",
+			(unsigned long long)o->cgroup_id, o->session_id);
+	}
+	fprintf(f, ",\"complete\":%s", x->incomplete ? "false" : "true");
+	if (x->incomplete) {
+		fputs(",\"note\":", f);
+		pt_json_str(f, x->note);
+	}
+	if (x->kind == PT_X_HTTP) {
+		if (x->has_req) {
+			char url[2048];
+
+			pt_x_url(xc, x, url, sizeof(url));
+			fputs(",\"url\":", f);
+			pt_json_str(f, url);
+		}
+		if (x->has_req && x->has_resp)
+			fprintf(f, ",\"latency_ns\":%llu",
+				(unsigned long long)(x->resp_span.ts_end -
+						     x->req_span.ts));
+		if (x->has_req) {
+			fputs(",\"request\":", f);
+			json_msg(f, cap, &x->req, &x->req_span);
+		}
+		if (x->has_resp) {
+			fputs(",\"response\":", f);
+			json_msg(f, cap, &x->resp, &x->resp_span);
+		}
+		if (x->ninterim) {
+			fputs(",\"interim\":[", f);
+			for (i = 0; i < x->ninterim; i++)
+				fprintf(f, "%s%d", i ? "," : "", x->interim[i]);
+			fputc(']', f);
+		}
+	} else {
+		fputs(",\"turns\":[", f);
+		for (i = 0; i < x->nturns; i++) {
+			const struct pt_span *t = &x->turns[i];
+
+			fprintf(f, "%s{\"from\":\"%s\",\"offset\":%llu,\"size\":%llu",
+				i ? "," : "",
+				pt_x_from_client(xc, t->dir) ? "client" : "server",
+				(unsigned long long)t->off,
+				(unsigned long long)(t->end - t->off));
+			json_time(f, "timestamp", cap, t->ts);
+			pt_json_bytes(f, "data", pt_span_bytes(xc, t),
+				      t->end - t->off);
+			fputc('}', f);
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
+}
+
+int pt_export_jsonl(const struct pt_capture *cap, FILE *f)
+{
+	size_t i, k;
+
+	for (i = 0; i < cap->conns.n; i++)
+		for (k = 0; k < cap->xc[i].nx; k++) {
+			pt_x_json(f, cap, &cap->xc[i], &cap->xc[i].x[k], true);
+			fputc('\n', f);
+		}
+	return 0;
+}
+
+/* HAR 1.2 (http://www.softwareishard.com/blog/har-12-spec/). */
+static void har_nv(FILE *f, const char *name, size_t nn, const char *value,
+		   size_t vn)
+{
+	fputs("{\"name\":", f);
+	pt_json_strn(f, name, nn);
+	fputs(",\"value\":", f);
+	pt_json_strn(f, value, vn);
+	fputc('}', f);
+}
+
+static void har_headers(FILE *f, const struct pt_http_msg *m)
+{
+	size_t i;
+
+	fputs("\"headers\":[", f);
+	for (i = 0; i < m->nfields; i++) {
+		if (i)
+			fputc(',', f);
+		har_nv(f, m->fields[i].name, strlen(m->fields[i].name),
+		       m->fields[i].value, strlen(m->fields[i].value));
+	}
+	fputc(']', f);
+}
+
+static void har_query(FILE *f, const char *target)
+{
+	const char *q = target ? strchr(target, '?') : NULL;
+	bool first = true;
+
+	fputs(",\"queryString\":[", f);
+	while (q && *q) {
+		const char *p = q + 1, *e = strchr(p, '&'), *eq;
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		eq = memchr(p, '=', n);
+		if (n) {
+			if (!first)
+				fputc(',', f);
+			first = false;
+			if (eq)
+				har_nv(f, p, eq - p, eq + 1, n - (eq - p) - 1);
+			else
+				har_nv(f, p, n, "", 0);
+		}
+		q = e;
+	}
+	fputc(']', f);
+}
+
+static const char *mime_of(const struct pt_http_msg *m)
+{
+	const char *ct = pt_http_field(m, "Content-Type");
+
+	return ct ? ct : "";
+}
+
+/* ,"text":..., as base64 with ,"<enc_key>":"base64" when not UTF-8 */
+static void har_text(FILE *f, const struct pt_body *b, const char *enc_key)
+{
+	fputs(",\"text\":", f);
+	if (pt_utf8_valid(b->p, b->n)) {
+		pt_json_strn(f, b->p, b->n);
+	} else {
+		pt_json_base64(f, b->p, b->n);
+		fprintf(f, ",\"%s\":\"base64\"", enc_key);
+	}
+}
+
+static double ms(uint64_t a, uint64_t b)
+{
+	return b > a ? (b - a) / 1e6 : 0;
+}
+
+static void har_entry(FILE *f, const struct pt_capture *cap,
+		      const struct pt_xconn *xc, const struct pt_exchange *x)
+{
+	const struct pt_http_msg *q = &x->req, *r = &x->resp;
+	const struct pt_span *qs = &x->req_span, *rs = &x->resp_span;
+	const struct pt_conn_open *o = &xc->conn->open;
+	struct pt_body b;
+	char t[48], url[2048], ep[64], *colon;
+
+	pt_fmt_time(t, sizeof(t), pt_wall_ns(cap, qs->ts), 3);
+	pt_x_url(xc, x, url, sizeof(url));
+	fprintf(f, "{\"startedDateTime\":\"%s\",\"time\":%.3f,", t,
+		x->has_resp ? ms(qs->ts, rs->ts_end) : ms(qs->ts, qs->ts_end));
+	fputs("\"request\":{\"method\":", f);
+	pt_json_str(f, q->method);
+	fputs(",\"url\":", f);
+	pt_json_str(f, url);
+	fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",\"cookies\":[],",
+		q->major, q->minor);
+	har_headers(f, q);
+	har_query(f, q->target);
+	if (q->body_len) {
+		pt_body_get(q, &b);
+		fputs(",\"postData\":{\"mimeType\":", f);
+		pt_json_str(f, mime_of(q));
+		fputs(",\"params\":[]", f);
+		har_text(f, &b, "_encoding");
+		fputc('}', f);
+		pt_body_free(&b);
+	}
+	fprintf(f, ",\"headersSize\":%zu,\"bodySize\":%zu},", q->head_len,
+		q->body_len);
+
+	if (x->has_resp) {
+		fprintf(f, "\"response\":{\"status\":%d,\"statusText\":",
+			r->status);
+		pt_json_str(f, r->reason ? r->reason : "");
+		fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",\"cookies\":[],",
+			r->major, r->minor);
+		har_headers(f, r);
+		pt_body_get(r, &b);
+		fprintf(f, ",\"content\":{\"size\":%zu,\"compression\":%lld,\"mimeType\":",
+			b.n, (long long)b.n - (long long)r->body_len);
+		pt_json_str(f, mime_of(r));
+		har_text(f, &b, "encoding");
+		fputs("},\"redirectURL\":", f);
+		pt_json_str(f, pt_http_field(r, "Location") ?
+			    pt_http_field(r, "Location") : "");
+		fprintf(f, ",\"headersSize\":%zu,\"bodySize\":%zu},",
+			r->head_len, r->body_len);
+		pt_body_free(&b);
+	} else {
+		fputs("\"response\":{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1,\"_error\":\"no response captured\"},",
+		      f);
+	}
+	fprintf(f, "\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":-1,\"send\":%.3f,\"wait\":%.3f,\"receive\":%.3f,\"ssl\":-1},",
+		ms(qs->ts, qs->ts_end), x->has_resp ? ms(qs->ts_end, rs->ts) : -1.0,
+		x->has_resp ? ms(rs->ts, rs->ts_end) : -1.0);
+	/* the server's address, without its port */
+	pt_fmt_ep(ep, sizeof(ep), &o->t, xc->inbound);
+	colon = strrchr(ep, ':');
+	if (colon)
+		*colon = 0;
+	if (ep[0] == '[') {
+		memmove(ep, ep + 1, strlen(ep));
+		ep[strlen(ep) - 1] = 0;
+	}
+	fprintf(f, "\"serverIPAddress\":\"%s\",\"connection\":\"%llx\",", ep,
+		(unsigned long long)xc->conn->id);
+	fprintf(f, "\"_podtap\":{\"direction\":\"%s\",\"pid\":%u,\"comm\":",
+		xc->inbound ? "inbound" : "outbound", o->tgid);
+	pt_json_str(f, o->comm);
+	fprintf(f, ",\"cgroup_id\":%llu,\"complete\":%s",
+		(unsigned long long)o->cgroup_id,
+		x->incomplete ? "false" : "true");
+	if (x->incomplete) {
+		fputs(",\"note\":", f);
+		pt_json_str(f, x->note);
+	}
+	fputs("}}", f);
+}
+
+int pt_export_har(const struct pt_capture *cap, FILE *f)
+{
+	bool first = true;
+	size_t i, k;
+
+	fputs("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"podtap\",\"version\":\"" PT_VERSION "\"},",
+	      f);
+	fputs("\"comment\":", f);
+	pt_json_str(f, cap->info.hdr.host);
+	fputs(",\"pages\":[],\"entries\":[\n", f);
+	for (i = 0; i < cap->conns.n; i++)
+		for (k = 0; k < cap->xc[i].nx; k++) {
+			const struct pt_exchange *x = &cap->xc[i].x[k];
+
+			if (x->kind != PT_X_HTTP || !x->has_req)
+				continue;
+			if (!first)
+				fputs(",\n", f);
+			first = false;
+			har_entry(f, cap, &cap->xc[i], x);
+		}
+	fputs("\n]}}\n", f);
+	return 0;
+}

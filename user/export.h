@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * A capture file loaded for reading and export: connections, their
+ * exchanges, and what every output format needs from them.
+ */
+#ifndef __PODTAP_EXPORT_H
+#define __PODTAP_EXPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "capfile.h"
+#include "conns.h"
+#include "exch.h"
+
+struct pt_capture {
+	const char *path;
+	struct pt_capr_info info;
+	struct pt_conns conns;
+	struct pt_xconn *xc;	/* per conns.v[i], when loaded with exchanges */
+	int read_err;		/* the file is damaged after info.end_offset */
+};
+
+/*
+ * Read a capture file; with exchanges, cut every connection into them.
+ * Returns 0, or -1 after saying why in one line when nothing is readable.
+ * A file damaged part way loads up to the damage, with read_err set.
+ */
+int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges);
+void pt_capture_free(struct pt_capture *cap);
+/* Print the one line about a damaged file, if it is. */
+void pt_capture_warn(const struct pt_capture *cap);
+
+/* ts_ns (CLOCK_MONOTONIC of the recording host) to wall-clock ns. */
+uint64_t pt_wall_ns(const struct pt_capture *cap, uint64_t ts);
+/* "1.2.3.4:80" or "[::1]:80": local or remote end of a tuple. */
+void pt_fmt_ep(char *buf, size_t n, const struct pt_tuple *t, bool local);
+const char *pt_role_name(uint8_t role);
+const char *pt_loss_reason_name(uint8_t reason);
+
+/* The request's URL: absolute, from the Host field or the server address. */
+void pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x,
+	      char *buf, size_t n);
+/* Side names: the client's and server's bytes of a connection. */
+static inline bool pt_x_from_client(const struct pt_xconn *xc, int dir)
+{
+	return dir == xc->req_dir;
+}
+
+/* A message body with its Content-Encoding undone when it can be. */
+struct pt_body {
+	const uint8_t *p;
+	size_t n;
+	uint8_t *alloc;
+	bool decoded;		/* p is the decoded body */
+	char err[128];		/* why it was not decoded, "" if no reason */
+};
+void pt_body_get(const struct pt_http_msg *m, struct pt_body *b);
+void pt_body_free(struct pt_body *b);
+
+/* One exchange as a JSON object (no newline); with_conn adds attribution. */
+void pt_x_json(FILE *f, const struct pt_capture *cap,
+	       const struct pt_xconn *xc, const struct pt_exchange *x,
+	       bool with_conn);
+
+int pt_export_jsonl(const struct pt_capture *cap, FILE *f);
+int pt_export_har(const struct pt_capture *cap, FILE *f);
+int pt_export_pcapng(const struct pt_capture *cap, FILE *f);
+/* Writes DIR/keploy/test-set-N; *set gets N. */
+int pt_export_keploy(const struct pt_capture *cap, const char *dir, int *set);
+
+#endif
