@@ -65,5 +65,13 @@ kill -INT "$REC"; wait "$REC"; REC=
 tail -n +2 build/demo.err
 
 echo
-echo "demo: ./podtap read --dump $OUT"
-./podtap read --dump "$OUT"
+echo "demo: ./podtap read $OUT"
+./podtap read "$OUT"
+echo
+rm -rf build/demo-keploy
+echo "demo: ./podtap export -f keploy -o build/demo-keploy $OUT"
+./podtap export -f keploy -o build/demo-keploy "$OUT"
+echo "demo: build/demo-keploy/keploy/test-set-0/tests/test-2.yaml:"
+cat build/demo-keploy/keploy/test-set-0/tests/test-2.yaml
+./podtap export -f pcapng -o build/demo.pcapng "$OUT" &&
+	echo "demo: wrote build/demo.pcapng (wireshark build/demo.pcapng)"

@@ -275,15 +275,50 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 	fputc('}', f);
 }
 
-int pt_export_jsonl(const struct pt_capture *cap, FILE *f)
+static uint64_t x_start(const struct pt_exchange *x)
 {
-	size_t i, k;
+	if (x->kind == PT_X_RAW)
+		return x->nturns ? x->turns[0].ts : 0;
+	return x->has_req ? x->req_span.ts : x->resp_span.ts;
+}
+
+static int cmp_xref(const void *pa, const void *pb)
+{
+	const struct pt_xref *a = pa, *b = pb;
+	uint64_t ta = x_start(a->x), tb = x_start(b->x);
+
+	if (ta != tb)
+		return ta < tb ? -1 : 1;
+	/* the same instant: keep capture order */
+	return a->x < b->x ? -1 : a->x > b->x;
+}
+
+struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n)
+{
+	struct pt_xref *v;
+	size_t i, k, total = 0;
 
 	for (i = 0; i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++) {
-			pt_x_json(f, cap, &cap->xc[i], &cap->xc[i].x[k], true);
-			fputc('\n', f);
-		}
+		total += cap->xc[i].nx;
+	v = pt_xcalloc(total + 1, sizeof(*v));
+	for (i = 0, *n = 0; i < cap->conns.n; i++)
+		for (k = 0; k < cap->xc[i].nx; k++)
+			v[(*n)++] = (struct pt_xref){ &cap->xc[i], &cap->xc[i].x[k] };
+	qsort(v, *n, sizeof(*v), cmp_xref);
+	return v;
+}
+
+int pt_export_jsonl(const struct pt_capture *cap, FILE *f)
+{
+	struct pt_xref *v;
+	size_t i, n;
+
+	v = pt_x_sorted(cap, &n);
+	for (i = 0; i < n; i++) {
+		pt_x_json(f, cap, v[i].xc, v[i].x, true);
+		fputc('\n', f);
+	}
+	free(v);
 	return 0;
 }
 
@@ -445,25 +480,25 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 
 int pt_export_har(const struct pt_capture *cap, FILE *f)
 {
+	struct pt_xref *v;
 	bool first = true;
-	size_t i, k;
+	size_t i, n;
 
 	fputs("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"podtap\",\"version\":\"" PT_VERSION "\"},",
 	      f);
 	fputs("\"comment\":", f);
 	pt_json_str(f, cap->info.hdr.host);
 	fputs(",\"pages\":[],\"entries\":[\n", f);
-	for (i = 0; i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++) {
-			const struct pt_exchange *x = &cap->xc[i].x[k];
-
-			if (x->kind != PT_X_HTTP || !x->has_req)
-				continue;
-			if (!first)
-				fputs(",\n", f);
-			first = false;
-			har_entry(f, cap, &cap->xc[i], x);
-		}
+	v = pt_x_sorted(cap, &n);
+	for (i = 0; i < n; i++) {
+		if (v[i].x->kind != PT_X_HTTP || !v[i].x->has_req)
+			continue;
+		if (!first)
+			fputs(",\n", f);
+		first = false;
+		har_entry(f, cap, v[i].xc, v[i].x);
+	}
+	free(v);
 	fputs("\n]}}\n", f);
 	return 0;
 }

@@ -62,6 +62,13 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 	       const struct pt_xconn *xc, const struct pt_exchange *x,
 	       bool with_conn);
 
+/* Every exchange of the capture, by the time its first byte was seen. */
+struct pt_xref {
+	const struct pt_xconn *xc;
+	const struct pt_exchange *x;
+};
+struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n);
+
 int pt_export_jsonl(const struct pt_capture *cap, FILE *f);
 int pt_export_har(const struct pt_capture *cap, FILE *f);
 int pt_export_pcapng(const struct pt_capture *cap, FILE *f);

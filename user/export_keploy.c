@@ -583,9 +583,10 @@ struct counts {
 static int write_set(const struct pt_capture *cap, const char *dir,
 		     struct counts *c)
 {
+	struct pt_xref *v;
 	char path[4096];
 	struct ye y;
-	size_t i, k;
+	size_t i, n;
 	FILE *f;
 	int err = 0;
 
@@ -599,27 +600,26 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 	if (!f)
 		return -errno;
 	err = ye_open(&y, f);
-	for (i = 0; !err && i < cap->conns.n; i++) {
-		const struct pt_xconn *xc = &cap->xc[i];
+	v = pt_x_sorted(cap, &n);
+	for (i = 0; !err && i < n; i++) {
+		const struct pt_xconn *xc = v[i].xc;
+		const struct pt_exchange *x = v[i].x;
+		bool http = x->kind == PT_X_HTTP;
 
-		for (k = 0; !err && k < xc->nx; k++) {
-			const struct pt_exchange *x = &xc->x[k];
-			bool http = x->kind == PT_X_HTTP;
-
-			/* only what happened whole can be replayed */
-			if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
-			    (!http && !x->nturns) || (!http && xc->inbound)) {
-				c->skipped++;
-				continue;
-			}
-			if (http && xc->inbound)
-				err = write_test(cap, dir, ++c->tests, xc, x);
-			else if (http)
-				http_mock(&y, cap, xc, x, c->mocks++);
-			else
-				generic_mock(&y, cap, xc, x, c->mocks++);
+		/* only what happened whole can be replayed */
+		if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
+		    (!http && !x->nturns) || (!http && xc->inbound)) {
+			c->skipped++;
+			continue;
 		}
+		if (http && xc->inbound)
+			err = write_test(cap, dir, ++c->tests, xc, x);
+		else if (http)
+			http_mock(&y, cap, xc, x, c->mocks++);
+		else
+			generic_mock(&y, cap, xc, x, c->mocks++);
 	}
+	free(v);
 	if (!err)
 		err = ye_close(&y);
 	else

@@ -116,6 +116,8 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 			fprintf(f, "%s %.200s", x->req.method, x->req.target);
 		else
 			fputs("(no request)", f);
+		for (i = 0; i < x->ninterim; i++)
+			fprintf(f, " -> %d", x->interim[i]);
 		if (x->has_resp)
 			fprintf(f, " -> %d %s", x->resp.status, x->resp.reason);
 		else

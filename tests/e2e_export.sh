@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# Exports end to end: real servers in a target cgroup (nginx, and a python3
+# service that calls out over HTTP and plain TCP), real clients outside it
+# (python3 building its own requests: keep-alive, pipelined, a 10 MiB
+# chunked upload after 100-continue, gzip; and curl). tshark captures the
+# same traffic on lo while podtap records. Then every export is checked
+# against what the clients sent and got (tests/export_check.py), and the
+# pcapng against tshark's own capture, stream by stream, byte for byte.
+# Needs root; prints "e2e_export: N passed, M failed" at the end.
+set -u
+cd "$(dirname "$0")/.."
+PODTAP=$PWD/podtap
+NGINX_PORT=18491
+APP_PORT=18492
+UP_PORT=18493
+ECHO_PORT=18494
+PY=/usr/bin/python3	# Debian's, with python3-yaml
+pass=0
+fail=0
+
+ok() { echo "ok - $1"; pass=$((pass + 1)); }
+notok() { echo "not ok - $1"; fail=$((fail + 1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+
+if [ "$(id -u)" != 0 ]; then
+	echo "e2e_export: SKIP: needs root"
+	echo "e2e_export: 0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+for t in nginx curl tshark $PY; do
+	command -v $t >/dev/null || { echo "e2e_export: missing $t (make deps)"; exit 1; }
+done
+$PY -c 'import yaml' 2>/dev/null || { echo "e2e_export: missing python3-yaml (make deps)"; exit 1; }
+
+. tests/lib.sh
+CG2=$(cg2_root)
+TMP=$(mktemp -d /tmp/podtap-export.XXXXXX)
+CG=$CG2/podtap-export-$$
+NGINX_PID= PIDS=
+
+cleanup() {
+	for p in $PIDS $NGINX_PID; do kill $p 2>/dev/null; done
+	wait 2>/dev/null
+	rmdir "$CG" 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+wait_port() { # port
+	for _ in $(seq 100); do
+		(echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on $1" >&2
+	return 1
+}
+
+# ---- servers: nginx and the app in the target cgroup, peers outside ----
+mkdir -p "$TMP/www" "$TMP/up"
+printf 'small file\n' > "$TMP/www/small.txt"
+$PY -c 'print("gzip me please " * 4000)' > "$TMP/www/text.txt"
+printf 'upstream data\n' > "$TMP/up/data.txt"
+start_nginx "$TMP" $NGINX_PORT "$CG" \
+	"dav_methods PUT; client_max_body_size 20m; gzip on; gzip_types text/plain; gzip_min_length 100;" || exit 1
+(echo $BASHPID > "$CG/cgroup.procs" && exec $PY tests/peers/app.py $APP_PORT $UP_PORT $ECHO_PORT) &
+PIDS="$PIDS $!"
+$PY -m http.server $UP_PORT --bind 127.0.0.1 --directory "$TMP/up" > /dev/null 2>&1 &
+PIDS="$PIDS $!"
+$PY tests/peers/echo.py $ECHO_PORT &
+PIDS="$PIDS $!"
+for p in $APP_PORT $UP_PORT $ECHO_PORT; do wait_port $p || exit 1; done
+
+# ---- tshark and podtap, then the traffic ----
+ports="tcp port $NGINX_PORT or tcp port $APP_PORT or tcp port $UP_PORT or tcp port $ECHO_PORT"
+tshark -q -i lo -B 256 -f "$ports" -w "$TMP/real.pcapng" 2> "$TMP/tshark.err" &
+TSHARK=$!
+PIDS="$PIDS $TSHARK"
+for _ in $(seq 100); do grep -q Capturing "$TMP/tshark.err" && break; sleep 0.05; done
+"$PODTAP" record --cgroup "$CG" --ring-size 64M -w "$TMP/cap.ptcap" 2> "$TMP/rec.err" &
+REC=$!
+for _ in $(seq 200); do grep -q recording "$TMP/rec.err" && break; sleep 0.05; done
+check "record and tshark started" grep -q recording "$TMP/rec.err"
+
+$PY tests/peers/client.py $NGINX_PORT $APP_PORT "$TMP/truth.json"
+check "the python3 client ran" [ $? = 0 ]
+curl -s --compressed -o "$TMP/curl-text.out" "http://127.0.0.1:$NGINX_PORT/text.txt?n=100"
+curl -s -o "$TMP/curl-hello.out" "http://127.0.0.1:$APP_PORT/hello?n=101"
+check "curl ran" cmp -s "$TMP/curl-text.out" "$TMP/www/text.txt"
+sleep 0.5
+kill -INT $REC
+wait $REC
+check "record exits 0" [ $? = 0 ]
+kill -INT $TSHARK
+wait $TSHARK 2>/dev/null
+check "nginx stored the 10 MiB upload" [ "$(stat -c %s "$TMP/www/upload.bin")" = $((10 << 20)) ]
+check "nothing lost in the recording" \
+	sh -c "'$PODTAP' read '$TMP/cap.ptcap' | grep -q '^# kernel: .* 0 events lost'"
+
+# ---- exports ----
+"$PODTAP" export -f keploy -o "$TMP/out" "$TMP/cap.ptcap" 2> "$TMP/export.err"
+check "export keploy exits 0" [ $? = 0 ]
+check "  ... into keploy/test-set-0" [ -d "$TMP/out/keploy/test-set-0/tests" ]
+"$PODTAP" export -f keploy -o "$TMP/out" "$TMP/cap.ptcap" 2>/dev/null
+check "a second export is test-set-1" [ -f "$TMP/out/keploy/test-set-1/mocks.yaml" ]
+check "export har exits 0" "$PODTAP" export -f har -o "$TMP/out.har" "$TMP/cap.ptcap"
+check "export jsonl exits 0" "$PODTAP" export -f jsonl -o "$TMP/out.jsonl" "$TMP/cap.ptcap"
+check "export pcapng exits 0" "$PODTAP" export -f pcapng -o "$TMP/out.pcapng" "$TMP/cap.ptcap"
+check "no temporary file left" sh -c "! ls -a '$TMP' '$TMP/out/keploy' | grep -q -e '\\.tmp\\.' -e partial"
+
+$PY tests/export_check.py "$TMP" $NGINX_PORT $APP_PORT $UP_PORT $ECHO_PORT
+check "exports equal what the clients sent and got" [ $? = 0 ]
+
+"$PODTAP" read -x "$TMP/cap.ptcap" > "$TMP/read.txt"
+check "read lists the exchanges" grep -q 'GET /hello?n=8 -> 200 OK' "$TMP/read.txt"
+check "read -x shows a gzip body decoded" grep -q 'after gzip decoding' "$TMP/read.txt"
+check "read shows raw turns" grep -q 'raw  client' "$TMP/read.txt"
+
+# ---- bad input ----
+one_line_error() { # expected-text cmd...
+	local want=$1 out=$TMP/bad.out
+	shift
+	"$@" > "$out.stdout" 2> "$out"
+	local rc=$?
+	[ $rc != 0 ] && [ "$(wc -l < "$out")" = 1 ] && grep -q -- "$want" "$out" ||
+		{ echo "  rc=$rc stderr: $(cat "$out")"; return 1; }
+}
+check "no format" one_line_error "give --format" "$PODTAP" export "$TMP/cap.ptcap"
+check "unknown format" one_line_error "unknown format" "$PODTAP" export -f xml "$TMP/cap.ptcap"
+check "not a capture" one_line_error "not a podtap capture" "$PODTAP" export -f har /etc/hostname
+check "unwritable --out" one_line_error "No such file" "$PODTAP" export -f har -o /no/such/dir/x.har "$TMP/cap.ptcap"
+check "export --help" sh -c "'$PODTAP' export --help | grep -q keploy"
+
+echo "e2e_export: $pass passed, $fail failed"
+[ $fail = 0 ]
