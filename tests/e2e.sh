@@ -10,12 +10,6 @@ set -u
 cd "$(dirname "$0")/.."
 PODTAP=$PWD/podtap
 PORT=18481
-pass=0
-fail=0
-
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-notok() { echo "not ok - $1"; fail=$((fail + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
 
 if [ "$(id -u)" != 0 ]; then
 	echo "e2e: SKIP: needs root"
@@ -136,14 +130,6 @@ wait $REC_PID
 check "--pid capture holds the request" sh -c "'$PODTAP' read --dump '$TMP/p.ptcap' | grep -q 'GET /small.txt'"
 
 # ---- bad input: one line, non-zero exit, no file left ----
-one_line_error() { # expected-text cmd...
-	local want=$1 out=$TMP/bad.out
-	shift
-	"$@" > "$out.stdout" 2> "$out"
-	local rc=$?
-	[ $rc != 0 ] && [ "$(wc -l < "$out")" = 1 ] && grep -q -- "$want" "$out" ||
-		{ echo "  rc=$rc stderr: $(cat "$out")"; return 1; }
-}
 true & dead=$!; wait $dead
 check "unknown cgroup" one_line_error "no such cgroup" "$PODTAP" record -c /no/such/cgroup -w "$TMP/x1.ptcap"
 check "  ... leaves no file" [ ! -e "$TMP/x1.ptcap" ]

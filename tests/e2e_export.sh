@@ -17,12 +17,6 @@ APP_PORT=18492
 UP_PORT=18493
 ECHO_PORT=18494
 PY=/usr/bin/python3	# Debian's, with python3-yaml
-pass=0
-fail=0
-
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-notok() { echo "not ok - $1"; fail=$((fail + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
 
 if [ "$(id -u)" != 0 ]; then
 	echo "e2e_export: SKIP: needs root"
@@ -118,14 +112,6 @@ check "read -x shows a gzip body decoded" grep -q 'after gzip decoding' "$TMP/re
 check "read shows raw turns" grep -q 'raw  client' "$TMP/read.txt"
 
 # ---- bad input ----
-one_line_error() { # expected-text cmd...
-	local want=$1 out=$TMP/bad.out
-	shift
-	"$@" > "$out.stdout" 2> "$out"
-	local rc=$?
-	[ $rc != 0 ] && [ "$(wc -l < "$out")" = 1 ] && grep -q -- "$want" "$out" ||
-		{ echo "  rc=$rc stderr: $(cat "$out")"; return 1; }
-}
 check "no format" one_line_error "give --format" "$PODTAP" export "$TMP/cap.ptcap"
 check "unknown format" one_line_error "unknown format" "$PODTAP" export -f xml "$TMP/cap.ptcap"
 check "not a capture" one_line_error "not a podtap capture" "$PODTAP" export -f har /etc/hostname

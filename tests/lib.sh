@@ -48,3 +48,21 @@ NGINX_CONF
 	echo "nginx did not start on port $port" >&2
 	return 1
 }
+
+# TAP-like checks for the end-to-end scripts: check "what" command...
+pass=0
+fail=0
+ok() { echo "ok - $1"; pass=$((pass + 1)); }
+notok() { echo "not ok - $1"; fail=$((fail + 1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+
+# one_line_error TEXT CMD...: CMD fails with exactly one line on stderr,
+# and that line holds TEXT. Needs $TMP.
+one_line_error() {
+	local want=$1 out=$TMP/bad.out
+	shift
+	"$@" > "$out.stdout" 2> "$out"
+	local rc=$?
+	[ $rc != 0 ] && [ "$(wc -l < "$out")" = 1 ] && grep -q -- "$want" "$out" ||
+		{ echo "  rc=$rc stderr: $(cat "$out")"; return 1; }
+}
