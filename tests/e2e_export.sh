@@ -107,9 +107,37 @@ $PY tests/export_check.py "$TMP" $NGINX_PORT $APP_PORT $UP_PORT $ECHO_PORT
 check "exports equal what the clients sent and got" [ $? = 0 ]
 
 "$PODTAP" read -x "$TMP/cap.ptcap" > "$TMP/read.txt"
-check "read lists the exchanges" grep -q 'GET /hello?n=8 -> 200 OK' "$TMP/read.txt"
+check "read lists the exchanges" grep -q "GET http://127.0.0.1:$APP_PORT/hello?n=8 -> 200 OK" "$TMP/read.txt"
 check "read -x shows a gzip body decoded" grep -q 'after gzip decoding' "$TMP/read.txt"
 check "read shows raw turns" grep -q 'raw  client' "$TMP/read.txt"
+
+# ---- bytes not captured: a ring far too small for a 4 MiB upload ----
+head -c $((4 << 20)) /dev/urandom > "$TMP/up4.bin"
+"$PODTAP" record --cgroup "$CG" --ring-size 64K --poll 200ms -w "$TMP/lossy.ptcap" 2> "$TMP/rec.err" &
+REC=$!
+for _ in $(seq 200); do grep -q recording "$TMP/rec.err" && break; sleep 0.05; done
+curl -s -o /dev/null -T "$TMP/up4.bin" "http://127.0.0.1:$NGINX_PORT/up4.bin"
+curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/small.txt"
+sleep 0.3
+kill -INT $REC
+wait $REC
+"$PODTAP" read "$TMP/lossy.ptcap" > "$TMP/lossy.txt"
+check "the small ring lost bytes" grep -q 'incomplete' "$TMP/lossy.txt"
+"$PODTAP" export -f jsonl -o "$TMP/lossy.jsonl" "$TMP/lossy.ptcap"
+check "jsonl marks the cut exchange incomplete" $PY -c '
+import json, sys
+x = [json.loads(l) for l in open(sys.argv[1])]
+put = [e for e in x if e.get("request", {}).get("method") == "PUT"]
+get = [e for e in x if e.get("request", {}).get("method") == "GET"]
+sys.exit(not (put and not put[0]["complete"] and "not captured" in put[0]["note"]
+              and get and get[0]["complete"]))' "$TMP/lossy.jsonl"
+"$PODTAP" export -f keploy -o "$TMP/lossy" "$TMP/lossy.ptcap" 2> "$TMP/lossy.err"
+check "keploy leaves the incomplete exchange out" \
+	sh -c "grep -q 'left out' '$TMP/lossy.err' && [ \$(ls '$TMP/lossy/keploy/test-set-0/tests' | wc -l) = 1 ]"
+"$PODTAP" export -f pcapng -o "$TMP/lossy.pcapng" "$TMP/lossy.ptcap"
+check "pcapng: gaps are missing segments, with a comment" \
+	sh -c "tshark -r '$TMP/lossy.pcapng' -Y tcp.analysis.lost_segment 2>/dev/null | grep -q . &&
+	       tshark -r '$TMP/lossy.pcapng' -Y 'frame.comment contains \"not captured\"' 2>/dev/null | grep -q ."
 
 # ---- bad input ----
 check "no format" one_line_error "give --format" "$PODTAP" export "$TMP/cap.ptcap"

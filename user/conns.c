@@ -195,6 +195,22 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 	return 0;
 }
 
+void pt_conn_drop_chunks(struct pt_conn *conn)
+{
+	size_t i;
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		struct pt_stream *s = &conn->s[d];
+
+		for (i = 0; i < s->nchunks; i++)
+			free(s->chunks[i].data);
+		free(s->chunks);
+		s->chunks = NULL;
+		s->nchunks = s->cap = 0;
+	}
+}
+
 uint64_t pt_stream_end(const struct pt_conn *conn, int dir)
 {
 	const struct pt_stream *s = &conn->s[dir];

@@ -90,6 +90,8 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 void pt_assembled_free(struct pt_assembled *a);
 /* When the byte at off arrived (ts_ns), 0 if it was not captured. */
 uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off);
+/* Free the captured bytes kept for assembly (once a stream is assembled). */
+void pt_conn_drop_chunks(struct pt_conn *conn);
 /* The stream's end as the records tell it. */
 uint64_t pt_stream_end(const struct pt_conn *conn, int dir);
 

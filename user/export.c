@@ -38,8 +38,11 @@ int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges)
 	if (!exchanges)
 		return 0;
 	cap->xc = pt_xcalloc(cap->conns.n + 1, sizeof(*cap->xc));
-	for (i = 0; i < cap->conns.n; i++)
+	for (i = 0; i < cap->conns.n; i++) {
 		pt_xconn_build(cap->conns.v[i], &cap->xc[i]);
+		/* the assembled streams hold the bytes from here on */
+		pt_conn_drop_chunks(cap->conns.v[i]);
+	}
 	return 0;
 }
 

@@ -112,9 +112,12 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 	if (x->kind == PT_X_HTTP) {
 		fmt_size(q, sizeof(q), x->req.body_len);
 		fmt_size(r, sizeof(r), x->resp.body_len);
-		if (x->has_req)
-			fprintf(f, "%s %.200s", x->req.method, x->req.target);
-		else
+		if (x->has_req) {
+			char url[4096];
+
+			pt_x_url(xc, x, url, sizeof(url));
+			fprintf(f, "%s %.300s", x->req.method, url);
+		} else
 			fputs("(no request)", f);
 		for (i = 0; i < x->ninterim; i++)
 			fprintf(f, " -> %d", x->interim[i]);
