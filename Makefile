@@ -13,7 +13,7 @@ override CFLAGS += -Wall -Werror -D_GNU_SOURCE
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
-LDLIBS := -lbpf -lelf -lz -lyaml
+LDLIBS := -lbpf -lelf -lz -lyaml -lmicrohttpd
 
 BPF_OBJS := $(OUTPUT)/podtap.bpf.o
 SKELS := $(SKEL)/podtap.skel.h
@@ -126,8 +126,8 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
-		zlib1g-dev libyaml-dev iproute2 curl nginx python3 python3-yaml \
-		tshark util-linux procps
+		zlib1g-dev libyaml-dev libmicrohttpd-dev iproute2 curl nginx python3 python3-yaml \
+		tshark util-linux procps wrk tcpdump gnuplot-nox
 
 demo: podtap
 	scripts/demo.sh

@@ -677,7 +677,7 @@ int podtap_egress(struct __sk_buff *skb)
 
 /* Remember the creator of every TCP socket made under an attach point. */
 SEC("cgroup/sock_create")
-int podtap_sock_create(struct bpf_sock *sk)
+int podtap_sock_new(struct bpf_sock *sk)
 {
 	struct pt_conn_state *st;
 	__u64 pid_tgid;

@@ -39,5 +39,6 @@ stage "fuzz the capture reader and the HTTP parser (${FUZZ_SECONDS:-20}s each)" 
 stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
+stage "operations: metrics, status, pins, logs (tests/e2e_metrics.sh)" tests/e2e_metrics.sh
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]

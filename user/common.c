@@ -6,18 +6,55 @@
 #include <string.h>
 #include <time.h>
 #include "common.h"
+#include "jsonw.h"
 
 bool pt_verbose;
+bool pt_log_json;
+
+/* One log line: "podtap: msg", or a JSON object with time, level, msg. */
+static void vlog(const char *level, const char *fmt, va_list ap)
+{
+	char msg[2048], t[48];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')	/* libbpf's lines end in one */
+		msg[--n] = 0;
+	if (!pt_log_json) {
+		fprintf(stderr, "podtap: %s%s%s\n",
+			strcmp(level, "debug") ? "" : "debug: ", msg, "");
+		return;
+	}
+	pt_fmt_time(t, sizeof(t), pt_now_real_ns(), 9);
+	fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", t,
+		level);
+	pt_json_strn(stderr, msg, n);
+	fputs("}\n", stderr);
+}
 
 void pt_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("podtap: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vlog("error", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+void pt_bad_option(const char *cmd, int opt, const char *arg)
+{
+	pt_err("%s: %s '%s' (see 'podtap %s --help')", cmd,
+	       opt == ':' ? "missing value for" : "unknown option", arg, cmd);
+}
+
+void pt_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("info", fmt, ap);
+	va_end(ap);
 }
 
 void pt_dbg(const char *fmt, ...)
@@ -26,11 +63,26 @@ void pt_dbg(const char *fmt, ...)
 
 	if (!pt_verbose)
 		return;
-	fputs("podtap: debug: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vlog("debug", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+void pt_vdbg(const char *fmt, va_list ap)
+{
+	if (pt_verbose)
+		vlog("debug", fmt, ap);
+}
+
+int pt_set_log_format(const char *s)
+{
+	if (!strcmp(s, "text"))
+		pt_log_json = false;
+	else if (!strcmp(s, "json"))
+		pt_log_json = true;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static uint64_t now(clockid_t clk)

@@ -10,12 +10,22 @@
 
 #define PT_VERSION "0.1.0"
 
-extern bool pt_verbose;
+#include <stdarg.h>
 
-/* One line on stderr, prefixed with "podtap: ". */
+extern bool pt_verbose;
+/* Log lines as JSON objects ({"time","level","msg"}) instead of text. */
+extern bool pt_log_json;
+
+/* One line on stderr: "podtap: ..." or, with pt_log_json, a JSON object. */
 void pt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pt_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only with -v. */
 void pt_dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pt_vdbg(const char *fmt, va_list ap);
+/* getopt's complaint: opt is ':' for a missing value, else an unknown one. */
+void pt_bad_option(const char *cmd, int opt, const char *arg);
+/* "text" or "json"; -EINVAL for anything else. */
+int pt_set_log_format(const char *s);
 
 uint64_t pt_now_mono_ns(void);
 uint64_t pt_now_real_ns(void);

@@ -116,9 +116,7 @@ int cmd_export(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			pt_err("export: %s '%s' (see 'podtap export --help')",
-			       opt == ':' ? "missing value for" :
-			       "unknown option", argv[optind - 1]);
+			pt_bad_option("export", opt, argv[optind - 1]);
 			return 1;
 		}
 	}
@@ -142,8 +140,8 @@ int cmd_export(int argc, char **argv)
 	if (!strcmp(fmt, "keploy")) {
 		rc = pt_export_keploy(&cap, out ? out : ".", &set) ? 1 : 0;
 		if (!rc)
-			fprintf(stderr, "podtap: wrote %s/keploy/test-set-%d\n",
-				out ? out : ".", set);
+			pt_info("wrote %s/keploy/test-set-%d", out ? out : ".",
+				set);
 	} else {
 		rc = write_file(&cap, fmt, out ? out : "-");
 	}

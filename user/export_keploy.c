@@ -696,10 +696,10 @@ int pt_export_keploy(const struct pt_capture *cap, const char *out, int *set)
 		return err;
 	}
 	*set = n;
-	fprintf(stderr, "podtap: %d tests, %d mocks%s", c.tests, c.mocks,
-		c.skipped ? "" : "\n");
 	if (c.skipped)
-		fprintf(stderr, "; %d exchanges left out (incomplete, or inbound and not HTTP)\n",
-			c.skipped);
+		pt_info("%d tests, %d mocks; %d exchanges left out (incomplete, or inbound and not HTTP)",
+			c.tests, c.mocks, c.skipped);
+	else
+		pt_info("%d tests, %d mocks", c.tests, c.mocks);
 	return 0;
 }

@@ -8,6 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <libgen.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +50,11 @@ struct pt_loader {
 	int ncpus;
 	bool task_helpers;
 	int budget;	/* records left for this consume call */
+	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
+	const volatile uint64_t *ring_pos[2];	/* consumer, producer */
+	uint64_t ring_size;
+	char pin_dir[256];	/* "" when not pinned */
+	char bpffs[256];	/* where we mounted bpffs for it, or "" */
 };
 
 /* Returned by ring_cb to end a consume call that has done enough. */
@@ -55,8 +65,11 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
 	/* Without -v, our own one-line errors say what failed. */
-	return pt_verbose ? vfprintf(stderr, fmt, ap) : 0;
+	pt_vdbg(fmt, ap);
+	return 0;
 }
+
+static void map_ring_positions(struct pt_loader *l);
 
 static int ring_cb(void *ctx, void *data, size_t size)
 {
@@ -119,6 +132,7 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		pt_err("no cgroup v2 hierarchy is mounted (looked in /proc/self/mountinfo)");
 		goto fail;
 	}
+	l->stats_fd = -1;
 	l->ncpus = libbpf_num_possible_cpus();
 	if (l->ncpus <= 0) {
 		err = l->ncpus ? l->ncpus : -EINVAL;
@@ -155,6 +169,7 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		pt_err("setting up the ring buffer: %s", strerror(-err));
 		goto fail;
 	}
+	map_ring_positions(l);
 	*out = l;
 	return 0;
 fail:
@@ -175,7 +190,7 @@ static void detach(struct attach *a)
 static int attach(struct pt_loader *l, const char *path, struct attach *a)
 {
 	struct bpf_program *progs[NPROGS] = {
-		l->skel->progs.podtap_sock_create,
+		l->skel->progs.podtap_sock_new,
 		l->skel->progs.podtap_sockops,
 		l->skel->progs.podtap_ingress,
 		l->skel->progs.podtap_egress,
@@ -610,8 +625,17 @@ int pt_loader_drain_losses(struct pt_loader *l)
 
 void pt_loader_close(struct pt_loader *l)
 {
+	long pg = sysconf(_SC_PAGESIZE);
+	int i;
+
 	if (!l)
 		return;
+	pt_loader_unpin(l);
+	if (l->stats_fd >= 0)
+		close(l->stats_fd);
+	for (i = 0; i < 2; i++)
+		if (l->ring_pos[i])
+			munmap((void *)l->ring_pos[i], pg);
 	ring_buffer__free(l->rb);
 	if (l->skel)
 		pt_loader_detach(l);
@@ -619,4 +643,165 @@ void pt_loader_close(struct pt_loader *l)
 	free(l->tg);
 	podtap_bpf__destroy(l->skel);
 	free(l);
+}
+
+/*
+ * The ring buffer's consumer and producer positions, mapped read-only
+ * (the same pages libbpf maps), for a fill level any thread may read.
+ */
+static void map_ring_positions(struct pt_loader *l)
+{
+	int fd = bpf_map__fd(l->skel->maps.podtap_events);
+	long pg = sysconf(_SC_PAGESIZE);
+	void *p;
+	int i;
+
+	l->ring_size = bpf_map__max_entries(l->skel->maps.podtap_events);
+	for (i = 0; i < 2; i++) {
+		p = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd, i * pg);
+		if (p == MAP_FAILED) {
+			pt_dbg("mapping the ring buffer's positions: %s",
+			       strerror(errno));
+			return;
+		}
+		l->ring_pos[i] = p;
+	}
+}
+
+int pt_loader_ring_fill(struct pt_loader *l, uint64_t *used, uint64_t *size)
+{
+	uint64_t cons, prod;
+
+	*size = l->ring_size;
+	*used = 0;
+	if (!l->ring_pos[0] || !l->ring_pos[1])
+		return -ENODATA;
+	cons = __atomic_load_n(l->ring_pos[0], __ATOMIC_ACQUIRE);
+	prod = __atomic_load_n(l->ring_pos[1], __ATOMIC_ACQUIRE);
+	*used = prod > cons ? prod - cons : 0;
+	return 0;
+}
+
+int pt_loader_enable_stats(struct pt_loader *l)
+{
+	if (l->stats_fd >= 0)
+		return 0;
+	l->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	return l->stats_fd < 0 ? -errno : 0;
+}
+
+int pt_loader_prog_stats(struct pt_loader *l, struct pt_prog_stat *v, int max)
+{
+	struct bpf_program *p;
+	int n = 0;
+
+	bpf_object__for_each_program(p, l->skel->obj) {
+		struct bpf_prog_info info = {};
+		uint32_t len = sizeof(info);
+
+		if (n == max)
+			break;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+			continue;
+		snprintf(v[n].name, sizeof(v[n].name), "%s",
+			 bpf_program__name(p));
+		v[n].id = info.id;
+		v[n].run_cnt = info.run_cnt;
+		v[n].run_time_ns = info.run_time_ns;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The directory that holds dir must be a bpffs; mount one there when it is
+ * not (as bpftool does), and unmount it again in pt_loader_unpin.
+ */
+static int ensure_bpffs(struct pt_loader *l, const char *dir)
+{
+	char copy[256], *parent;
+	struct statfs st;
+	int err;
+
+	snprintf(copy, sizeof(copy), "%s", dir);
+	parent = dirname(copy);
+	if (statfs(parent, &st)) {
+		err = -errno;
+		pt_err("--pin: %s: %s", parent, strerror(-err));
+		return err;
+	}
+	if (st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", parent, "bpf", 0, "mode=0700")) {
+		err = -errno;
+		pt_err("--pin: %s is not a bpffs and mounting one there failed: %s",
+		       parent, strerror(-err));
+		return err;
+	}
+	snprintf(l->bpffs, sizeof(l->bpffs), "%s", parent);
+	pt_dbg("mounted bpffs at %s", parent);
+	return 0;
+}
+
+int pt_loader_pin(struct pt_loader *l, const char *dir)
+{
+	char sub[PATH_MAX];
+	int err;
+
+	if (strlen(dir) >= sizeof(l->pin_dir)) {
+		pt_err("--pin: %s: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	err = ensure_bpffs(l, dir);
+	if (err)
+		return err;
+	if (mkdir(dir, 0700)) {
+		err = -errno;
+		if (err == -EEXIST)
+			pt_err("--pin: %s exists: another podtap pinned there, or one that was killed (remove it with rm -r)",
+			       dir);
+		else if (err == -ENOENT)
+			pt_err("--pin: %s: its parent does not exist (is bpffs mounted at /sys/fs/bpf?)",
+			       dir);
+		else
+			pt_err("--pin: %s: %s", dir, strerror(-err));
+		return err;
+	}
+	snprintf(l->pin_dir, sizeof(l->pin_dir), "%s", dir);
+	snprintf(sub, sizeof(sub), "%s/maps", dir);
+	err = bpf_object__pin_maps(l->skel->obj, sub);
+	if (!err) {
+		snprintf(sub, sizeof(sub), "%s/progs", dir);
+		err = bpf_object__pin_programs(l->skel->obj, sub);
+	}
+	if (err) {
+		pt_err("--pin: pinning under %s: %s%s", dir, strerror(-err),
+		       err == -EPERM || err == -EINVAL ?
+		       " (is bpffs mounted at /sys/fs/bpf?)" : "");
+		pt_loader_unpin(l);
+	}
+	return err;
+}
+
+void pt_loader_unpin(struct pt_loader *l)
+{
+	char sub[PATH_MAX];
+
+	if (!l->pin_dir[0])
+		goto umount;
+	snprintf(sub, sizeof(sub), "%s/maps", l->pin_dir);
+	bpf_object__unpin_maps(l->skel->obj, sub);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/progs", l->pin_dir);
+	bpf_object__unpin_programs(l->skel->obj, sub);
+	rmdir(sub);
+	rmdir(l->pin_dir);
+	l->pin_dir[0] = 0;
+umount:
+	if (l->bpffs[0]) {
+		if (umount2(l->bpffs, MNT_DETACH))
+			pt_err("unmounting the bpffs podtap mounted at %s: %s",
+			       l->bpffs, strerror(errno));
+		l->bpffs[0] = 0;
+	}
 }

@@ -51,4 +51,23 @@ int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum);
  */
 int pt_loader_drain_losses(struct pt_loader *l);
 
+/* Kernel run-time statistics of the programs, while stats are on. */
+struct pt_prog_stat {
+	char name[32];
+	uint32_t id;
+	uint64_t run_cnt;
+	uint64_t run_time_ns;
+};
+/* Turn the kernel's BPF run-time statistics on until pt_loader_close. */
+int pt_loader_enable_stats(struct pt_loader *l);
+int pt_loader_prog_stats(struct pt_loader *l, struct pt_prog_stat *v, int max);
+/* Bytes waiting in the ring buffer, and its size. Any thread. */
+int pt_loader_ring_fill(struct pt_loader *l, uint64_t *used, uint64_t *size);
+/*
+ * Pin maps and programs under dir (dir/maps, dir/progs), which must not
+ * exist. Unpinned by pt_loader_unpin or pt_loader_close.
+ */
+int pt_loader_pin(struct pt_loader *l, const char *dir);
+void pt_loader_unpin(struct pt_loader *l);
+
 #endif

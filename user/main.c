@@ -16,12 +16,23 @@ static void usage(FILE *f)
 "  record    capture the TCP payload of target cgroups / processes to a file\n"
 "  read      show the connections, exchanges and bytes in a capture file\n"
 "  export    write a capture as Keploy tests and mocks, pcapng, HAR or JSON lines\n"
+"  status    show the recorders running: programs, attach points, targets, counters\n"
 "\n"
-"Run 'podtap COMMAND --help' for the options of a command.\n");
+"Run 'podtap COMMAND --help' for the options of a command. Give\n"
+"--log-format json before the command for log lines as JSON objects.\n");
 }
 
 int main(int argc, char **argv)
 {
+	/* --log-format before the command applies to every command */
+	if (argc > 2 && !strcmp(argv[1], "--log-format")) {
+		if (pt_set_log_format(argv[2])) {
+			pt_err("--log-format %s: want text or json", argv[2]);
+			return 2;
+		}
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -35,6 +46,8 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "read"))
 		return cmd_read(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "export"))
 		return cmd_export(argc - 1, argv + 1);
 	pt_err("unknown command '%s' (try 'podtap --help')", argv[1]);

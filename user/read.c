@@ -359,9 +359,7 @@ int cmd_read(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			pt_err("read: %s '%s' (see 'podtap read --help')",
-			       opt == ':' ? "missing value for" :
-			       "unknown option", argv[optind - 1]);
+			pt_bad_option("read", opt, argv[optind - 1]);
 			return 1;
 		}
 	}

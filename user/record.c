@@ -14,6 +14,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "loader.h"
+#include "metrics.h"
 
 #define SESSION_CLI	1
 
@@ -34,8 +35,19 @@ struct rec_target {
 struct rec_state {
 	struct pt_capw *w;
 	int write_err;
+	/* written by the capture loop, read by the metrics thread */
 	uint64_t opens, closes, events, payload;
+	uint64_t heartbeat_ns;	/* last turn of the capture loop */
+	bool capturing;		/* targets attached */
+	/* for /metrics */
+	struct pt_loader *l;
+	struct rec_target *tg;
+	int ntg;
 };
+
+/* Single writer (the capture loop); the metrics thread only reads. */
+#define BUMP(x, n)	__atomic_store_n(&(x), (x) + (n), __ATOMIC_RELAXED)
+#define READ(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 {
@@ -49,13 +61,13 @@ static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 		s->write_err = err;
 		return 0;
 	}
-	s->events++;
+	BUMP(s->events, 1);
 	if (h->type == PT_REC_CONN_OPEN)
-		s->opens++;
+		BUMP(s->opens, 1);
 	else if (h->type == PT_REC_CONN_CLOSE)
-		s->closes++;
+		BUMP(s->closes, 1);
 	else if (h->type == PT_REC_DATA)
-		s->payload += ((const struct pt_data *)h)->cap_len;
+		BUMP(s->payload, ((const struct pt_data *)h)->cap_len);
 	return 0;
 }
 
@@ -81,6 +93,13 @@ static void usage(FILE *f)
 "  -b, --max-bytes SIZE   stop after SIZE payload bytes (e.g. 100M)\n"
 "      --ring-size SIZE   kernel ring buffer size (default: 32M)\n"
 "      --poll TIME        how often the ring is drained (default: 10ms)\n"
+"  -m, --metrics ADDR     serve /metrics (Prometheus), /healthz and /readyz\n"
+"                         on ADDR: HOST:PORT, [V6]:PORT, or :PORT for all\n"
+"                         addresses; turns on the kernel's BPF run-time\n"
+"                         statistics for the per-program counters\n"
+"      --pin              pin the maps and programs under /sys/fs/bpf/podtap\n"
+"                         (for bpftool and podtap status); unpinned on exit\n"
+"      --log-format FMT   text (default) or json: one object per line\n"
 "  -q, --quiet            no live status line\n"
 "  -v, --verbose          debug output, libbpf's included\n"
 "  -h, --help             this text\n"
@@ -149,6 +168,114 @@ static int add_cgroup_target(struct rec_target *t, const char *arg)
 	return 0;
 }
 
+static void write_metrics(void *ctx, FILE *f)
+{
+	static const char *const reasons[PT_LOSS_MAX] = {
+		"unknown", "ringbuf_full", "too_big", "load_failed" };
+	struct rec_state *s = ctx;
+	struct pt_prog_stat ps[8];
+	struct pt_counters c = {};
+	uint64_t used, size;
+	char lab[96];
+	int i, n, ncg = 0;
+
+	pt_loader_counters(s->l, &c);
+	pt_prom_head(f, "podtap_build_info", "gauge", "podtap's version.");
+	pt_prom_u64(f, "podtap_build_info", "version=\"" PT_VERSION "\"", 1);
+	pt_prom_head(f, "podtap_kernel_events_total", "counter",
+		     "Records the BPF programs submitted to the ring buffer.");
+	pt_prom_u64(f, "podtap_kernel_events_total", NULL, c.events);
+	pt_prom_head(f, "podtap_kernel_payload_bytes_total", "counter",
+		     "Payload bytes the BPF programs submitted.");
+	pt_prom_u64(f, "podtap_kernel_payload_bytes_total", NULL, c.bytes);
+	pt_prom_head(f, "podtap_lost_events_total", "counter",
+		     "Records that did not fit, for any reason.");
+	pt_prom_u64(f, "podtap_lost_events_total", NULL, c.lost_events);
+	pt_prom_head(f, "podtap_lost_bytes_total", "counter",
+		     "Payload bytes not captured, by reason.");
+	for (i = 1; i < PT_LOSS_MAX; i++) {
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", reasons[i]);
+		pt_prom_u64(f, "podtap_lost_bytes_total", lab, c.lost_bytes[i]);
+	}
+	pt_prom_head(f, "podtap_kernel_connections_total", "counter",
+		     "Connections of targets seen opening or closing.");
+	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"open\"", c.conns);
+	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"close\"", c.closes);
+	pt_prom_head(f, "podtap_passed_over_total", "counter",
+		     "Packets or sockets the programs did not capture, by why.");
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"not_a_target\"", c.filtered);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"listener_segment\"", c.listener_segments);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"unparsed_headers\"", c.unparsed);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"out_of_window\"", c.out_of_window);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"no_socket_storage\"", c.no_storage);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"loss_untracked\"", c.loss_untracked);
+	pt_prom_head(f, "podtap_connections_tracked", "gauge",
+		     "Connections open now (opened and not yet closed).");
+	pt_prom_u64(f, "podtap_connections_tracked", NULL,
+		    READ(s->opens) - READ(s->closes));
+	pt_prom_head(f, "podtap_records_written_total", "counter",
+		     "Records written to the capture file.");
+	pt_prom_u64(f, "podtap_records_written_total", NULL, READ(s->events));
+	pt_prom_head(f, "podtap_payload_bytes_written_total", "counter",
+		     "Payload bytes written to the capture file.");
+	pt_prom_u64(f, "podtap_payload_bytes_written_total", NULL,
+		    READ(s->payload));
+	if (!pt_loader_ring_fill(s->l, &used, &size)) {
+		pt_prom_head(f, "podtap_ringbuf_used_bytes", "gauge",
+			     "Bytes waiting in the ring buffer.");
+		pt_prom_u64(f, "podtap_ringbuf_used_bytes", NULL, used);
+		pt_prom_head(f, "podtap_ringbuf_size_bytes", "gauge",
+			     "Size of the ring buffer.");
+		pt_prom_u64(f, "podtap_ringbuf_size_bytes", NULL, size);
+	}
+	n = pt_loader_prog_stats(s->l, ps, ARRAY_SIZE(ps));
+	pt_prom_head(f, "podtap_program_runs_total", "counter",
+		     "Times each BPF program ran (kernel BPF statistics).");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_u64(f, "podtap_program_runs_total", lab, ps[i].run_cnt);
+	}
+	pt_prom_head(f, "podtap_program_run_seconds_total", "counter",
+		     "Time spent in each BPF program.");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_f64(f, "podtap_program_run_seconds_total", lab,
+			    ps[i].run_time_ns / 1e9);
+	}
+	pt_prom_head(f, "podtap_program_run_ns_average", "gauge",
+		     "Average nanoseconds per run of each BPF program.");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_f64(f, "podtap_program_run_ns_average", lab,
+			    ps[i].run_cnt ? (double)ps[i].run_time_ns /
+					    ps[i].run_cnt : 0);
+	}
+	for (i = 0; i < s->ntg; i++)
+		ncg += s->tg[i].kind == PT_TARGET_CGROUP;
+	pt_prom_head(f, "podtap_targets", "gauge", "Targets, by kind.");
+	pt_prom_u64(f, "podtap_targets", "kind=\"cgroup\"", ncg);
+	pt_prom_u64(f, "podtap_targets", "kind=\"pidns\"", s->ntg - ncg);
+	pt_prom_head(f, "podtap_sessions", "gauge", "Recording sessions.");
+	pt_prom_u64(f, "podtap_sessions", NULL, 1);
+	pt_prom_head(f, "podtap_attached_cgroups", "gauge",
+		     "Cgroups the programs are attached to.");
+	pt_prom_u64(f, "podtap_attached_cgroups", NULL,
+		    READ(s->capturing) ? pt_loader_attach_count(s->l) : 0);
+}
+
+static bool is_healthy(void *ctx)
+{
+	struct rec_state *s = ctx;
+
+	/* the loop turns every --poll; a few seconds without is stuck */
+	return pt_now_mono_ns() - READ(s->heartbeat_ns) < 5000000000ull;
+}
+
+static bool is_ready(void *ctx)
+{
+	return READ(((struct rec_state *)ctx)->capturing);
+}
+
 static void human(uint64_t v, char *buf, size_t n)
 {
 	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -209,6 +336,9 @@ int cmd_record(int argc, char **argv)
 		{ "max-bytes", required_argument, NULL, 'b' },
 		{ "ring-size", required_argument, NULL, 'R' },
 		{ "poll", required_argument, NULL, 'P' },
+		{ "metrics", required_argument, NULL, 'm' },
+		{ "pin", no_argument, NULL, 'I' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -216,7 +346,9 @@ int cmd_record(int argc, char **argv)
 	};
 	uint64_t duration = 0, max_bytes = 0, ring = 32 << 20;
 	uint64_t poll_ns = 10 * 1000000ull;
-	const char *out = "podtap.ptcap";
+	const char *out = "podtap.ptcap", *metrics_addr = NULL;
+	struct pt_metrics *metrics = NULL;
+	bool pin = false;
 	struct rec_target *tg = NULL;
 	struct pt_loader_opts lo = {};
 	struct pt_loader *l = NULL;
@@ -230,7 +362,7 @@ int cmd_record(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:p:n:w:d:b:qvh", opts,
+	while ((opt = getopt_long(argc, argv, ":c:p:n:w:d:b:m:qvh", opts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'c': case 'p': case 'n':
@@ -272,6 +404,18 @@ int cmd_record(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'm':
+			metrics_addr = optarg;
+			break;
+		case 'I':
+			pin = true;
+			break;
+		case 'L':
+			if (pt_set_log_format(optarg)) {
+				pt_err("--log-format %s: want text or json", optarg);
+				goto out;
+			}
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -283,9 +427,7 @@ int cmd_record(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			pt_err("record: %s '%s' (see 'podtap record --help')",
-			       opt == ':' ? "missing value for" :
-			       "unknown option", argv[optind - 1]);
+			pt_bad_option("record", opt, argv[optind - 1]);
 			goto out;
 		}
 	}
@@ -314,6 +456,25 @@ int cmd_record(int argc, char **argv)
 	lo.ctx = &st;
 	if (pt_loader_open(&l, &lo))
 		goto fail_file;
+	if (pin && pt_loader_pin(l, "/sys/fs/bpf/podtap"))
+		goto fail_file;
+	st.l = l;
+	st.tg = tg;
+	st.ntg = ntg;
+	st.heartbeat_ns = pt_now_mono_ns();
+	if (metrics_addr) {
+		struct pt_metrics_cfg mc = {
+			.addr = metrics_addr, .write = write_metrics,
+			.healthy = is_healthy, .ready = is_ready, .ctx = &st,
+		};
+
+		err = pt_loader_enable_stats(l);
+		if (err)
+			pt_err("note: kernel BPF statistics unavailable (%s); program run counts stay 0",
+			       strerror(-err));
+		if (pt_metrics_start(&metrics, &mc))
+			goto fail_file;
+	}
 	for (i = 0; i < ntg; i++) {
 		err = tg[i].kind == PT_TARGET_CGROUP ?
 			pt_loader_add_cgroup(l, tg[i].path, tg[i].id, SESSION_CLI) :
@@ -324,13 +485,15 @@ int cmd_record(int argc, char **argv)
 		       (unsigned long long)tg[i].id);
 	}
 	started = true;
+	__atomic_store_n(&st.capturing, true, __ATOMIC_RELAXED);
 	if (write_targets(&st, tg, ntg))
 		goto write_failed;
 
 	tty = !quiet && isatty(STDERR_FILENO);
 	if (!quiet)
-		fprintf(stderr, "podtap: recording %d target%s to %s; Ctrl-C stops\n",
-			ntg, ntg == 1 ? "" : "s", out);
+		pt_info("recording %d target%s to %s%s%s; Ctrl-C stops", ntg,
+			ntg == 1 ? "" : "s", out, metrics_addr ?
+			", metrics on " : "", metrics_addr ? metrics_addr : "");
 	t0 = last_flush = last_status = pt_now_mono_ns();
 	while (!stop_sig && !st.write_err) {
 		uint64_t now;
@@ -341,6 +504,7 @@ int cmd_record(int argc, char **argv)
 			goto fail_file;
 		}
 		now = pt_now_mono_ns();
+		__atomic_store_n(&st.heartbeat_ns, now, __ATOMIC_RELAXED);
 		if (now - last_flush >= 250000000ull) {
 			if ((err = pt_capw_flush(st.w)))
 				st.write_err = err;
@@ -379,6 +543,8 @@ int cmd_record(int argc, char **argv)
 	}
 	if (tty)
 		fputc('\n', stderr);
+	pt_metrics_stop(metrics);
+	metrics = NULL;
 	pt_loader_close(l);
 	l = NULL;
 	if (st.write_err)
@@ -393,7 +559,7 @@ int cmd_record(int argc, char **argv)
 		char b[32];
 
 		human(st.payload, b, sizeof(b));
-		fprintf(stderr, "podtap: wrote %s: %llu connections, %s of payload, %llu records, %llu lost\n",
+		pt_info("wrote %s: %llu connections, %s of payload, %llu records, %llu lost",
 			out, (unsigned long long)st.opens, b,
 			(unsigned long long)st.events,
 			(unsigned long long)c.lost_events);
@@ -413,6 +579,7 @@ fail_file:
 	}
 	st.w = NULL;
 out:
+	pt_metrics_stop(metrics);
 	pt_loader_close(l);
 	free(tg);
 	return rc;
