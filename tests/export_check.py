@@ -11,6 +11,7 @@ import glob
 import gzip
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -91,7 +92,10 @@ for t in truth:
     check(yaml_body(r) == body, what + "response body")
     check(q["timestamp"] <= r["timestamp"], what + "timestamps in order")
     check("header.Date" in doc["spec"]["assertions"]["noise"], what + "Date is noise")
-    check(doc["curl"].startswith("curl --request %s" % t["method"]), what + "curl line")
+    # the curl line, as a shell splits it, names the method and URL
+    argv = shlex.split(doc["curl"].replace("\\\n", " "), comments=True)
+    check(argv[:5] == ["curl", "--request", t["method"], "--url", q["url"]],
+          what + "curl line %r" % argv[:5])
 for url, f in (("http://127.0.0.1:%d/text.txt?n=100" % NGINX, "curl-text.out"),
                ("http://127.0.0.1:%d/hello?n=101" % APP, "curl-hello.out")):
     doc = tests.get(("GET", url))

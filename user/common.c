@@ -175,16 +175,27 @@ void *pt_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void pt_oom(void)
+{
+	pt_err("out of memory");
+	exit(1);
+}
+
 void *pt_xrealloc(void *p, size_t n, size_t size)
 {
-	if (size && n > SIZE_MAX / size) {
-		pt_err("out of memory");
-		exit(1);
-	}
+	if (size && n > SIZE_MAX / size)
+		pt_oom();
 	p = realloc(p, (n && size) ? n * size : 1);
-	if (!p) {
-		pt_err("out of memory");
-		exit(1);
-	}
+	if (!p)
+		pt_oom();
 	return p;
+}
+
+char *pt_xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		pt_oom();
+	return d;
 }

@@ -38,6 +38,9 @@ int pt_parse_size(const char *s, uint64_t *bytes);
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 void *pt_xcalloc(size_t n, size_t size);
+char *pt_xstrdup(const char *s);
+/* "out of memory" and exit(1). */
+void pt_oom(void) __attribute__((noreturn));
 void *pt_xrealloc(void *p, size_t n, size_t size);
 
 #endif

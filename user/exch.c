@@ -16,27 +16,41 @@
 /* How far into a stream the first request line is looked for. */
 #define HTTP_PROBE_LEN	(64u << 10)
 
+/* Index of the first gap that ends after off; ngaps if none (gaps are
+ * sorted and disjoint). */
+static size_t gap_after(const struct pt_assembled *a, uint64_t off)
+{
+	size_t lo = 0, hi = a->ngaps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a->gaps[mid].end > off)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
 /* Where the captured run containing off ends: the next gap, or the end. */
 static uint64_t run_end(const struct pt_assembled *a, uint64_t off)
 {
-	size_t i;
+	size_t i = gap_after(a, off);
 
-	for (i = 0; i < a->ngaps; i++)
-		if (a->gaps[i].end > off)
-			return a->gaps[i].start > off ? a->gaps[i].start : off;
-	return a->len;
+	if (i == a->ngaps)
+		return a->len;
+	return a->gaps[i].start > off ? a->gaps[i].start : off;
 }
 
 static bool in_gap(const struct pt_assembled *a, uint64_t off, uint64_t *end)
 {
-	size_t i;
+	size_t i = gap_after(a, off);
 
-	for (i = 0; i < a->ngaps; i++)
-		if (a->gaps[i].start <= off && off < a->gaps[i].end) {
-			*end = a->gaps[i].end;
-			return true;
-		}
-	return false;
+	if (i == a->ngaps || a->gaps[i].start > off)
+		return false;
+	*end = a->gaps[i].end;
+	return true;
 }
 
 /*
@@ -74,9 +88,12 @@ static uint64_t next_start(const struct pt_assembled *a, uint64_t off,
 	return next_start_within(a, off, request, a->len);
 }
 
+/* The sender finished: a FIN, or a close that was not a reset (a reset
+ * proves nothing about where a close-delimited body ends). */
 static bool stream_ended(const struct pt_conn *c, int dir)
 {
-	return c->s[dir].fin || c->has_close;
+	return c->s[dir].fin ||
+	       (c->has_close && !(c->close_flags & PT_F_RST));
 }
 
 static void span_set(struct pt_span *s, const struct pt_assembled *a, int dir,
@@ -118,7 +135,7 @@ static enum msg_result one_msg(struct pt_xconn *xc, int dir, uint64_t *pos,
 			       struct pt_http_msg *m, struct pt_span *span)
 {
 	const struct pt_assembled *a = &xc->a[dir];
-	uint64_t end, gend;
+	uint64_t end, gend, start;
 	char err[128];
 	bool eof;
 
@@ -136,49 +153,69 @@ static enum msg_result one_msg(struct pt_xconn *xc, int dir, uint64_t *pos,
 			 (unsigned long long)*pos, err);
 		return MSG_BAD;
 	}
+	start = *pos;
 	span_set(span, a, dir, *pos, *pos + m->len);
 	*pos += m->len;
 	if (m->complete)
 		return MSG_OK;
-	/* cut: carry on at the next message after the gap, if any */
-	if (*pos < a->len)
+	/*
+	 * Cut: carry on at the next message after the gap. A known length
+	 * says where that is; otherwise look for a start line (past body
+	 * bytes that might look like one, when the length is known).
+	 */
+	if (m->head_len && m->framing == PT_FRAME_LENGTH &&
+	    m->content_length <= a->len - start - m->head_len)
+		*pos = start + m->head_len + m->content_length;
+	if (*pos < a->len && in_gap(a, *pos, &gend))
+		*pos = next_start(a, gend, request);
+	else if (*pos < a->len && *pos == start + m->len)
 		*pos = next_start(a, *pos, request);
 	return MSG_CUT;
 }
 
-/* Response of x (after any 1xx). Returns false when parsing must stop. */
+/*
+ * Response of x, after any 1xx: only a final response (or a 101, or one
+ * cut short) becomes x->resp. Returns false when parsing must stop.
+ */
 static bool response(struct pt_xconn *xc, struct pt_exchange *x,
 		     uint64_t *pos, const char *method)
 {
 	int rdir = !xc->req_dir;
-	struct pt_span sp;
+	struct pt_http_msg m;
+	struct pt_span sp, first = { 0 };
 	enum msg_result r;
+	bool any = false;
 
 	for (;;) {
-		r = one_msg(xc, rdir, pos, false, method, &x->resp, &sp);
+		r = one_msg(xc, rdir, pos, false, method, &m, &sp);
 		if (r == MSG_NONE) {
-			if (x->has_req)
-				set_incomplete(x, "no response captured");
+			if (x->has_req || any)
+				set_incomplete(x, any ?
+					       "no final response captured" :
+					       "no response captured");
 			return true;
 		}
-		if (r == MSG_BAD)
+		if (r == MSG_BAD) {
+			if (x->has_req || any)
+				set_incomplete(x, "response malformed");
 			return false;
-		if (!x->has_resp) {
-			x->resp_span = sp;
-		} else {
+		}
+		if (!any)
+			first = sp;
+		any = true;
+		if (r == MSG_CUT || m.status >= 200 || m.status == 101) {
+			x->resp = m;
+			x->resp_span = first;
 			x->resp_span.end = sp.end;
 			x->resp_span.ts_end = sp.ts_end;
-		}
-		x->has_resp = true;
-		if (r == MSG_CUT) {
-			set_incomplete(x, "response runs into bytes not captured");
+			x->has_resp = true;
+			if (r == MSG_CUT)
+				set_incomplete(x, "response runs into bytes not captured");
 			return true;
 		}
-		if (x->resp.status >= 200 || x->resp.status == 101)
-			return true;
 		if (x->ninterim < PT_INTERIM_MAX)
-			x->interim[x->ninterim++] = x->resp.status;
-		pt_http_msg_free(&x->resp);
+			x->interim[x->ninterim++] = m.status;
+		pt_http_msg_free(&m);
 	}
 }
 
@@ -205,16 +242,18 @@ static void parse_http(struct pt_xconn *xc)
 		if (r == MSG_NONE) {
 			/* answers without a request: server first, or lost */
 			while (pos[!qdir] < xc->a[!qdir].len) {
+				bool go_on;
+
 				x = new_x(xc, PT_X_HTTP);
-				if (!response(xc, x, &pos[!qdir], NULL)) {
-					xc->nx--;
-					break;
-				}
+				go_on = response(xc, x, &pos[!qdir], NULL);
 				if (!x->has_resp) {
 					xc->nx--;
 					break;
 				}
+				x->incomplete = false;
 				set_incomplete(x, "request not captured");
+				if (!go_on)
+					break;
 			}
 			break;
 		}

@@ -96,27 +96,27 @@ const char *pt_loss_reason_name(uint8_t r)
 	return r < ARRAY_SIZE(n) ? n[r] : "unknown";
 }
 
-void pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x,
-	      char *buf, size_t n)
+char *pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x)
 {
 	const char *host = pt_http_field(&x->req, "Host");
-	const char *target = x->req.target ? x->req.target : "/";
-	char ep[64];
+	const char *target = x->req.target && *x->req.target ?
+			     x->req.target : "/";
+	char ep[64], *url;
+	int n;
 
 	if (!strncasecmp(target, "http://", 7) ||
-	    !strncasecmp(target, "https://", 8)) {
-		snprintf(buf, n, "%s", target);
-		return;
-	}
+	    !strncasecmp(target, "https://", 8))
+		return pt_xstrdup(target);
 	if (!host || !*host) {
 		/* the server end: local on a server connection */
 		pt_fmt_ep(ep, sizeof(ep), &xc->conn->open.t, xc->inbound);
 		host = ep;
 	}
-	if (target[0] != '/')	/* authority-form (CONNECT) or '*' */
-		snprintf(buf, n, "http://%s", host);
-	else
-		snprintf(buf, n, "http://%s%s", host, target);
+	/* authority-form (CONNECT) or '*' name the host alone */
+	n = asprintf(&url, "http://%s%s", host, target[0] == '/' ? target : "");
+	if (n < 0)
+		pt_oom();
+	return url;
 }
 
 void pt_body_get(const struct pt_http_msg *m, struct pt_body *b)
@@ -234,11 +234,11 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 	}
 	if (x->kind == PT_X_HTTP) {
 		if (x->has_req) {
-			char url[2048];
+			char *url = pt_x_url(xc, x);
 
-			pt_x_url(xc, x, url, sizeof(url));
 			fputs(",\"url\":", f);
 			pt_json_str(f, url);
+			free(url);
 		}
 		if (x->has_req && x->has_resp)
 			fprintf(f, ",\"latency_ns\":%llu",
@@ -406,12 +406,15 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 	const struct pt_span *qs = &x->req_span, *rs = &x->resp_span;
 	const struct pt_conn_open *o = &xc->conn->open;
 	struct pt_body b;
-	char t[48], url[2048], ep[64], *colon;
+	char t[48], ep[64], *colon, *url = pt_x_url(xc, x);
+	/* HAR 1.2: send, wait and receive are never -1; time is their sum */
+	double send = ms(qs->ts, qs->ts_end),
+	       wait = x->has_resp ? ms(qs->ts_end, rs->ts) : 0,
+	       receive = x->has_resp ? ms(rs->ts, rs->ts_end) : 0;
 
 	pt_fmt_time(t, sizeof(t), pt_wall_ns(cap, qs->ts), 3);
-	pt_x_url(xc, x, url, sizeof(url));
 	fprintf(f, "{\"startedDateTime\":\"%s\",\"time\":%.3f,", t,
-		x->has_resp ? ms(qs->ts, rs->ts_end) : ms(qs->ts, qs->ts_end));
+		send + wait + receive);
 	fputs("\"request\":{\"method\":", f);
 	pt_json_str(f, q->method);
 	fputs(",\"url\":", f);
@@ -424,7 +427,6 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		pt_body_get(q, &b);
 		fputs(",\"postData\":{\"mimeType\":", f);
 		pt_json_str(f, mime_of(q));
-		fputs(",\"params\":[]", f);
 		har_text(f, &b, "_encoding");
 		fputc('}', f);
 		pt_body_free(&b);
@@ -455,8 +457,7 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		      f);
 	}
 	fprintf(f, "\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":-1,\"send\":%.3f,\"wait\":%.3f,\"receive\":%.3f,\"ssl\":-1},",
-		ms(qs->ts, qs->ts_end), x->has_resp ? ms(qs->ts_end, rs->ts) : -1.0,
-		x->has_resp ? ms(rs->ts, rs->ts_end) : -1.0);
+		send, wait, receive);
 	/* the server's address, without its port */
 	pt_fmt_ep(ep, sizeof(ep), &o->t, xc->inbound);
 	colon = strrchr(ep, ':');
@@ -479,6 +480,7 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		pt_json_str(f, x->note);
 	}
 	fputs("}}", f);
+	free(url);
 }
 
 int pt_export_har(const struct pt_capture *cap, FILE *f)

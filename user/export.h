@@ -38,8 +38,7 @@ const char *pt_role_name(uint8_t role);
 const char *pt_loss_reason_name(uint8_t reason);
 
 /* The request's URL: absolute, from the Host field or the server address. */
-void pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x,
-	      char *buf, size_t n);
+char *pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x);
 /* Side names: the client's and server's bytes of a connection. */
 static inline bool pt_x_from_client(const struct pt_xconn *xc, int dir)
 {

@@ -45,6 +45,7 @@ static void scalar(struct ye *y, const char *s, size_t n,
 		   yaml_scalar_style_t style)
 {
 	yaml_event_t ev;
+	char *fixed = NULL;
 
 	if (y->failed)
 		return;
@@ -52,12 +53,24 @@ static void scalar(struct ye *y, const char *s, size_t n,
 		s = "";
 		n = 0;
 	}
+	/* libyaml takes UTF-8 only: stray bytes of names, reasons and
+	 * targets become U+FFFD (bodies that are not text go as base64) */
+	if (!pt_utf8_valid((const uint8_t *)s, n)) {
+		fixed = pt_utf8_fix(s, n, &n);
+		if (!fixed) {
+			y->failed = true;
+			return;
+		}
+		s = fixed;
+	}
 	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
 					  n, style == YAML_PLAIN_SCALAR_STYLE,
 					  1, style)) {
 		y->failed = true;
+		free(fixed);
 		return;
 	}
+	free(fixed);
 	emit(y, &ev);
 }
 
@@ -158,6 +171,9 @@ static int ye_open(struct ye *y, FILE *f)
 	return 0;
 }
 
+/* What libyaml said when an emitter failed; ye_close returns -EPROTO. */
+static char yaml_problem[160];
+
 static int ye_close(struct ye *y)
 {
 	yaml_event_t ev;
@@ -168,8 +184,12 @@ static int ye_close(struct ye *y)
 	if (!y->failed && !yaml_emitter_flush(&y->e))
 		y->failed = true;
 	failed = y->failed;
+	if (failed && !yaml_problem[0])
+		snprintf(yaml_problem, sizeof(yaml_problem), "YAML: %s",
+			 y->e.problem ? y->e.problem :
+			 "an event could not be built");
 	yaml_emitter_delete(&y->e);
-	return failed ? -EIO : 0;
+	return failed ? -EPROTO : 0;
 }
 
 static void ktime(struct ye *y, const char *k, const struct pt_capture *cap,
@@ -270,11 +290,10 @@ static void body(struct ye *y, const struct pt_body *b)
 static void http_req(struct ye *y, const struct pt_capture *cap,
 		     const struct pt_xconn *xc, const struct pt_exchange *x)
 {
-	char url[4096];
+	char *url = pt_x_url(xc, x);
 	struct pt_body b;
 
 	pt_body_get(&x->req, &b);
-	pt_x_url(xc, x, url, sizeof(url));
 	plain(y, "req");
 	map_start(y, false);
 	kv(y, "method", x->req.method);
@@ -286,6 +305,7 @@ static void http_req(struct ye *y, const struct pt_capture *cap,
 	ktime(y, "timestamp", cap, x->req_span.ts);
 	map_end(y);
 	pt_body_free(&b);
+	free(url);
 }
 
 static void http_resp(struct ye *y, const struct pt_capture *cap,
@@ -362,28 +382,47 @@ static void attribution(struct ye *y, const struct pt_xconn *xc,
 	map_end(y);
 }
 
+/* s for a POSIX shell, in single quotes unless it is all safe; sep after */
+static void shq(FILE *f, const char *s, const char *sep)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_@%+=:,./-") == strlen(s)) {
+		fputs(s, f);
+		fputs(sep, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+	fputs(sep, f);
+}
+
 /* Keploy's curl line: informational, shell-quoted. */
 static char *curl_line(const struct pt_xconn *xc, const struct pt_exchange *x)
 {
-	char *s = NULL, url[4096];
+	char *s = NULL, *url, *h;
 	size_t sl = 0, i;
 	FILE *f = open_memstream(&s, &sl);
 	struct pt_body b;
 
 	if (!f)
 		return NULL;
-	pt_x_url(xc, x, url, sizeof(url));
-	fprintf(f, "curl --request %s \\\n  --url '%s' \\\n", x->req.method, url);
+	url = pt_x_url(xc, x);
+	fputs("curl --request ", f);
+	shq(f, x->req.method, " \\\n  --url ");
+	shq(f, url, " \\\n");
+	free(url);
 	for (i = 0; i < x->req.nfields; i++) {
-		const char *p;
-
-		fputs("  --header '", f);
-		for (p = x->req.fields[i].name; *p; p++)
-			fputs(*p == '\'' ? "'\\''" : (char[2]){ *p, 0 }, f);
-		fputs(": ", f);
-		for (p = x->req.fields[i].value; *p; p++)
-			fputs(*p == '\'' ? "'\\''" : (char[2]){ *p, 0 }, f);
-		fputs("' \\\n", f);
+		if (asprintf(&h, "%s: %s", x->req.fields[i].name,
+			     x->req.fields[i].value) < 0)
+			pt_oom();
+		fputs("  --header ", f);
+		shq(f, h, " \\\n");
+		free(h);
 	}
 	pt_body_get(&x->req, &b);
 	if (b.n && pt_utf8_valid(b.p, b.n) && !memchr(b.p, 0, b.n)) {
@@ -678,8 +717,12 @@ int pt_export_keploy(const struct pt_capture *cap, const char *out, int *set)
 			pt_err("--out: path too long");
 			return -ENAMETOOLONG;
 		}
-		if (stat(final, &st) && errno == ENOENT)
+		if (!lstat(final, &st))
+			continue;
+		if (errno == ENOENT)
 			break;
+		pt_err("%s: %s", final, strerror(errno));
+		return -errno;
 	}
 	/* written aside, renamed into place only when whole */
 	if (PATHF(tmp, "%s/.test-set-%d.partial.%d", root, n, getpid()) ||
@@ -691,7 +734,8 @@ int pt_export_keploy(const struct pt_capture *cap, const char *out, int *set)
 	if (!err && rename(tmp, final))
 		err = -errno;
 	if (err) {
-		pt_err("%s: %s", final, strerror(-err));
+		pt_err("%s: %s", final, err == -EPROTO && yaml_problem[0] ?
+		       yaml_problem : strerror(-err));
 		remove_tree(tmp);
 		return err;
 	}

@@ -140,7 +140,8 @@ static void conn_pkts(struct pkts *p, const struct pt_capture *cap,
 		k->conn = ci;
 		k->dir = PT_DIR_TX;
 		k->kind = P_RST;
-		k->off = xc->a[PT_DIR_TX].len;
+		/* after a FIN of ours, a reset's sequence is one past it */
+		k->off = xc->a[PT_DIR_TX].len + !!c->s[PT_DIR_TX].fin;
 	}
 }
 

@@ -323,12 +323,13 @@ static int content_length(struct cursor *c, const struct pt_http_msg *m,
 			continue;
 		while (true) {
 			uint64_t v = 0;
-			size_t nd = 0;
+			size_t nd = 0, sig = 0;
 
 			while (*s == ' ' || *s == '\t')
 				s++;
 			while (*s >= '0' && *s <= '9') {
-				if (++nd > 18)
+				/* leading zeros are digits too, but no size */
+				if (++nd && (v || *s != '0') && ++sig > 18)
 					return bad(c, "Content-Length too large");
 				v = v * 10 + (*s++ - '0');
 			}
@@ -371,6 +372,10 @@ static int framing(struct cursor *c, struct pt_http_msg *m,
 		}
 	}
 	each_token(m, "Transfer-Encoding", keep_last, &te);
+	/* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
+	 * faulty framing */
+	if (te.t && m->major == 1 && m->minor == 0)
+		return bad(c, "Transfer-Encoding in an HTTP/1.0 message");
 	if (te.t) {
 		if (token_eq(te.t, te.n, "chunked")) {
 			m->framing = PT_FRAME_CHUNKED;
@@ -399,20 +404,34 @@ static int hexval(uint8_t ch)
 	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
+static void body_add(uint8_t **buf, size_t *out, size_t *cap,
+		     const uint8_t *p, size_t n)
+{
+	if (n > *cap - *out) {
+		size_t want = *cap ? *cap : 4096;
+
+		while (want - *out < n)
+			want *= 2;
+		*buf = pt_xrealloc(*buf, want, 1);
+		*cap = want;
+	}
+	memcpy(*buf + *out, p, n);
+	*out += n;
+}
+
 /*
  * Chunked body from c->pos (RFC 9112 7.1). 1 when the last chunk and the
  * trailer section are in, 0 when the bytes ran out, -1 malformed.
  */
 static int chunked(struct cursor *c, struct pt_http_msg *m)
 {
-	size_t len, next, i, out = 0;
-	uint8_t *buf = pt_xcalloc(1, c->n - c->pos + 1);
+	size_t len, next, i, out = 0, cap = 0;
+	uint8_t *buf = NULL;
 	int r;
 
-	m->body = m->body_alloc = buf;
 	for (;;) {
 		uint64_t size = 0;
-		size_t nd = 0;
+		size_t nd = 0, sig = 0;
 		const uint8_t *l;
 
 		r = line(c, PT_HTTP_CHUNK_LINE_MAX, "chunk size line too long",
@@ -421,7 +440,8 @@ static int chunked(struct cursor *c, struct pt_http_msg *m)
 			goto out;
 		l = c->p + c->pos;
 		for (i = 0; i < len && hexval(l[i]) >= 0; i++) {
-			if (++nd > 15) {
+			/* leading zeros are allowed and do not count */
+			if (++nd && (size || hexval(l[i])) && ++sig > 15) {
 				r = bad(c, "chunk size too large");
 				goto out;
 			}
@@ -448,14 +468,12 @@ static int chunked(struct cursor *c, struct pt_http_msg *m)
 		if (!size)
 			break;
 		if (size > c->n - c->pos) {
-			memcpy(buf + out, c->p + c->pos, c->n - c->pos);
-			out += c->n - c->pos;
+			body_add(&buf, &out, &cap, c->p + c->pos, c->n - c->pos);
 			c->pos = c->n;
 			r = 0;
 			goto out;
 		}
-		memcpy(buf + out, c->p + c->pos, size);
-		out += size;
+		body_add(&buf, &out, &cap, c->p + c->pos, size);
 		c->pos += size;
 		r = line(c, 2, "chunk data longer than its size", &len, &next);
 		if (r <= 0)
@@ -468,7 +486,6 @@ static int chunked(struct cursor *c, struct pt_http_msg *m)
 	}
 	r = fields(c, c->pos + PT_HTTP_HEAD_MAX, &m->trailers, &m->ntrailers);
 out:
-	/* the buffer was sized for the rest of the stream: give it back */
 	m->body = m->body_alloc = pt_xrealloc(buf, out + 1, 1);
 	m->body_len = out;
 	return r;
@@ -563,6 +580,13 @@ int pt_http_parse(const uint8_t *p, size_t n, bool request,
 	m->len = c.pos;
 	return 0;
 partial:
+	/* a start line cut short still gives strings, empty ones */
+	if (request && !m->method)
+		m->method = xstrndup(p, 0);
+	if (request && !m->target)
+		m->target = xstrndup(p, 0);
+	if (!request && !m->reason)
+		m->reason = xstrndup(p, 0);
 	m->len = n;
 	return 0;
 fail:
@@ -586,7 +610,8 @@ int pt_http_decode_body(const struct pt_http_msg *m, uint8_t **out,
 {
 	const char *ce = pt_http_field(m, "Content-Encoding");
 	z_stream z = {};
-	size_t cap;
+	size_t cap, left, done;
+	const uint8_t *in;
 	uint8_t *buf;
 	int wbits, r;
 
@@ -611,23 +636,42 @@ again:
 	if (cap > PT_HTTP_DECODED_MAX)
 		cap = PT_HTTP_DECODED_MAX;
 	buf = pt_xcalloc(1, cap);
-	z.next_in = (uint8_t *)m->body;
-	z.avail_in = m->body_len;
+	in = m->body;
+	left = m->body_len;
 	z.next_out = buf;
 	z.avail_out = cap;
 	for (;;) {
+		/* zlib counts input in 32 bits: feed a larger body in parts */
+		if (!z.avail_in && left) {
+			z.next_in = (uint8_t *)in;
+			z.avail_in = left > (1u << 30) ? (1u << 30) : left;
+			in += z.avail_in;
+			left -= z.avail_in;
+		}
 		r = inflate(&z, Z_NO_FLUSH);
-		if (r == Z_STREAM_END)
+		if (r == Z_STREAM_END) {
+			/* RFC 1952: a gzip file may hold several members */
+			if (wbits == 16 + MAX_WBITS &&
+			    (z.avail_in || left) && inflateReset(&z) == Z_OK) {
+				if (!z.avail_in)
+					continue;
+				if (z.next_in[0] == 0x1f)
+					continue;
+			}
 			break;
+		}
 		if ((r == Z_OK || r == Z_BUF_ERROR) && !z.avail_out &&
 		    cap < PT_HTTP_DECODED_MAX) {
 			cap = cap * 2 > PT_HTTP_DECODED_MAX ?
 			      PT_HTTP_DECODED_MAX : cap * 2;
+			done = z.next_out - buf;
 			buf = pt_xrealloc(buf, cap, 1);
-			z.next_out = buf + z.total_out;
-			z.avail_out = cap - z.total_out;
+			z.next_out = buf + done;
+			z.avail_out = cap - done;
 			continue;
 		}
+		if (r == Z_OK && (z.avail_in || left) && z.avail_out)
+			continue;
 		if (r == Z_OK && z.avail_in && z.avail_out)
 			continue;
 		inflateEnd(&z);
@@ -649,7 +693,8 @@ again:
 		return -1;
 	}
 	*out = buf;
-	*outlen = z.total_out;
+	/* not total_out: inflateReset() between gzip members clears it */
+	*outlen = z.next_out - buf;
 	inflateEnd(&z);
 	return 1;
 }

@@ -59,7 +59,8 @@ struct pt_http_msg {
  * the framing), NULL if not known.
  *
  * Returns 0 with *m filled: m->complete, or not when the bytes ran out
- * first (then m->len == n and a head that did not end has no fields).
+ * first (then m->len == n and a head that did not end has no fields;
+ * method, target and reason are then "" if the start line was cut).
  * Returns -1 for malformed or oversized input with err saying what and
  * where; *m is then empty.
  */

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "jsonw.h"
@@ -44,6 +46,35 @@ bool pt_utf8_valid(const uint8_t *p, size_t n)
 		i += l;
 	}
 	return true;
+}
+
+char *pt_utf8_fix(const void *s, size_t n, size_t *outn)
+{
+	const uint8_t *p = s;
+	size_t i = 0, o = 0, l;
+	char *d;
+
+	if (n > (SIZE_MAX - 1) / 3)
+		return NULL;
+	/* one bad byte (1) becomes U+FFFD (3) at most */
+	d = malloc(n * 3 + 1);
+	if (!d)
+		return NULL;
+	while (i < n) {
+		l = utf8_seq(p + i, n - i);
+		if (!l) {
+			memcpy(d + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(d + o, p + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	d[o] = 0;
+	*outn = o;
+	return d;
 }
 
 void pt_json_strn(FILE *f, const void *s, size_t n)

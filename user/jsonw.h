@@ -10,6 +10,9 @@
 
 /* Is p[0..n) well-formed UTF-8 (RFC 3629: no overlongs, no surrogates)? */
 bool pt_utf8_valid(const uint8_t *p, size_t n);
+/* A malloc'd copy of n bytes with invalid UTF-8 replaced by U+FFFD, its
+ * length in *outn; NUL-terminated. NULL when out of memory. */
+char *pt_utf8_fix(const void *p, size_t n, size_t *outn);
 /* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
 void pt_json_strn(FILE *f, const void *p, size_t n);
 void pt_json_str(FILE *f, const char *s);

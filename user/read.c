@@ -37,6 +37,11 @@ static void put_text(FILE *f, const uint8_t *p, uint64_t n)
 	}
 }
 
+static void put_str(FILE *f, const char *s)
+{
+	put_text(f, (const uint8_t *)s, strlen(s));
+}
+
 /* A whole stream; gaps as a marked line. */
 static void dump_text(FILE *f, const struct pt_assembled *a)
 {
@@ -73,12 +78,18 @@ static void print_msg_full(FILE *f, const struct pt_http_msg *m)
 	struct pt_body b;
 	size_t i;
 
-	if (m->request)
-		fprintf(f, "    > %s %s HTTP/%u.%u\n", m->method, m->target,
-			m->major, m->minor);
-	else
-		fprintf(f, "    < HTTP/%u.%u %d %s\n", m->major, m->minor,
-			m->status, m->reason);
+	if (m->request) {
+		fputs("    > ", f);
+		put_str(f, m->method);
+		fputc(' ', f);
+		put_str(f, m->target);
+		fprintf(f, " HTTP/%u.%u\n", m->major, m->minor);
+	} else {
+		fprintf(f, "    < HTTP/%u.%u %d ", m->major, m->minor,
+			m->status);
+		put_str(f, m->reason);
+		fputc('\n', f);
+	}
 	for (i = 0; i < m->nfields; i++) {
 		fprintf(f, "    %c %s: ", m->request ? '>' : '<',
 			m->fields[i].name);
@@ -96,9 +107,12 @@ static void print_msg_full(FILE *f, const struct pt_http_msg *m)
 		put_text(f, b.p, b.n);
 		fputc('\n', f);
 	}
-	for (i = 0; i < m->ntrailers; i++)
-		fprintf(f, "    %c (trailer) %s: %s\n", m->request ? '>' : '<',
-			m->trailers[i].name, m->trailers[i].value);
+	for (i = 0; i < m->ntrailers; i++) {
+		fprintf(f, "    %c (trailer) %s: ", m->request ? '>' : '<',
+			m->trailers[i].name);
+		put_str(f, m->trailers[i].value);
+		fputc('\n', f);
+	}
 	pt_body_free(&b);
 }
 
@@ -113,18 +127,24 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 		fmt_size(q, sizeof(q), x->req.body_len);
 		fmt_size(r, sizeof(r), x->resp.body_len);
 		if (x->has_req) {
-			char url[4096];
+			char *url = pt_x_url(xc, x);
 
-			pt_x_url(xc, x, url, sizeof(url));
-			fprintf(f, "%s %.300s", x->req.method, url);
+			put_text(f, (const uint8_t *)x->req.method,
+				 strlen(x->req.method));
+			fputc(' ', f);
+			put_text(f, (const uint8_t *)url,
+				 strlen(url) > 300 ? 300 : strlen(url));
+			free(url);
 		} else
 			fputs("(no request)", f);
 		for (i = 0; i < x->ninterim; i++)
 			fprintf(f, " -> %d", x->interim[i]);
-		if (x->has_resp)
-			fprintf(f, " -> %d %s", x->resp.status, x->resp.reason);
-		else
+		if (x->has_resp) {
+			fprintf(f, " -> %d ", x->resp.status);
+			put_str(f, x->resp.reason);
+		} else {
 			fputs(" -> (no response)", f);
+		}
 		if (x->has_req && x->has_resp)
 			fprintf(f, "  %.3f ms", (x->resp_span.ts_end -
 						 x->req_span.ts) / 1e6);
@@ -168,16 +188,21 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	const struct pt_conn *c = xc->conn;
 	const struct pt_conn_open *o = &c->open;
 	const struct pt_assembled *a = xc->a;
-	char l[64], r[64];
+	char l[64], r[64], comm[sizeof(o->comm)];
 	size_t k;
 	int d;
 
+	/* a process names itself: nothing but printable ASCII to a tty */
+	for (k = 0; k + 1 < sizeof(comm) && o->comm[k]; k++)
+		comm[k] = o->comm[k] >= 0x20 && o->comm[k] < 0x7f ?
+			  o->comm[k] : '?';
+	comm[k] = 0;
 	pt_fmt_ep(l, sizeof(l), &o->t, true);
 	pt_fmt_ep(r, sizeof(r), &o->t, false);
 	fprintf(f, "%-8llx %-7s %-22s %-22s %7u %-15s %-6s tx %-10llu rx %-10llu gaps %zu/%zu%s%s\n",
 		(unsigned long long)c->id,
 		c->has_open ? pt_role_name(o->role) : "?", l, r, o->tgid,
-		o->comm[0] ? o->comm : "-", proto_name(o->proto),
+		comm[0] ? comm : "-", proto_name(o->proto),
 		(unsigned long long)pt_stream_end(c, PT_DIR_TX),
 		(unsigned long long)pt_stream_end(c, PT_DIR_RX),
 		a[PT_DIR_TX].ngaps, a[PT_DIR_RX].ngaps,

@@ -11,6 +11,7 @@
 #include "conns.h"
 #include "exch.h"
 #include "http1.h"
+#include "jsonw.h"
 #include "unit.h"
 
 static char err[256];
@@ -455,6 +456,141 @@ void test_exchanges_raw(void)
 	if (ASSERT_EQ(xc.nx, 2, "one HTTP, one raw"))
 		ASSERT_TRUE(xc.x[1].kind == PT_X_RAW &&
 			    xc.x[1].turns[0].off == 18, "raw from the bad request");
+	pt_xconn_free(&xc);
+	pt_conns_free(&c);
+}
+
+/* Framing corners found in review, each once wrong. */
+void test_http_corners(void)
+{
+	static const char two[][8] = { "first ", "second" };
+	uint8_t z[256], *out;
+	size_t n = 0, outlen, i;
+	struct pt_http_msg m;
+	char *fixed;
+
+	/* a start line cut short still gives strings */
+	ASSERT_OK(parse("GE", true, NULL, false, &m), "cut request line");
+	ASSERT_TRUE(m.method && m.target && !*m.method && !m.complete,
+		    "empty method and target, not NULL");
+	pt_http_msg_free(&m);
+	ASSERT_OK(parse("HTTP/1.1 2", false, "GET", false, &m), "cut status line");
+	ASSERT_TRUE(m.reason && !*m.reason, "empty reason, not NULL");
+	pt_http_msg_free(&m);
+	/* 7.1: chunk-size = 1*HEXDIG, leading zeros are not a large size */
+	ASSERT_OK(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"00000000000000000003\r\nabc\r\n0\r\n\r\n", true, NULL,
+			false, &m), "chunk size with leading zeros");
+	ASSERT_TRUE(m.complete && body_is(&m, "abc"), "its body");
+	pt_http_msg_free(&m);
+	/* 8.6: Content-Length = 1*DIGIT, likewise */
+	ASSERT_OK(parse("HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000000002\r\n\r\nok",
+			false, "GET", false, &m), "Content-Length with leading zeros");
+	ASSERT_TRUE(m.complete && body_is(&m, "ok"), "its body");
+	pt_http_msg_free(&m);
+	/* 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing */
+	ASSERT_EQ(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+			true, NULL, false, &m), -1, "TE in HTTP/1.0 refused");
+	/* a chunked body grows as it goes: many chunks, one body */
+	{
+		char *big = NULL;
+		size_t bl = 0;
+		FILE *f = open_memstream(&big, &bl);
+
+		fputs("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", f);
+		for (i = 0; i < 5000; i++)
+			fputs("3\r\nabc\r\n", f);
+		fputs("0\r\n\r\n", f);
+		fclose(f);
+		ASSERT_OK(parse(big, false, "GET", false, &m), "5000 chunks");
+		ASSERT_TRUE(m.complete && m.body_len == 15000 &&
+			    !memcmp(m.body + 14997, "abc", 3), "all of them");
+		pt_http_msg_free(&m);
+		free(big);
+	}
+	/* RFC 1952 2.2: gzip members one after another are one body */
+	for (i = 0; i < 2; i++)
+		n += deflate_buf(two[i], strlen(two[i]), 16 + MAX_WBITS, z + n,
+				 sizeof(z) - n);
+	ASSERT_EQ(decode_with("gzip", z, n, &out, &outlen), 1, "two members");
+	ASSERT_TRUE(outlen == 12 && !memcmp(out, "first second", 12),
+		    "both members decoded");
+	free(out);
+	/* YAML and JSON take UTF-8: stray bytes become U+FFFD */
+	fixed = pt_utf8_fix("a\xff" "b\xc3\xa9", 5, &n);
+	ASSERT_TRUE(fixed && n == 7 && !memcmp(fixed, "a\xef\xbf\xbd" "b\xc3\xa9", 7),
+		    "utf8 fix");
+	free(fixed);
+}
+
+static void close_conn(struct pt_conns *c, uint64_t id, uint16_t flags,
+		       uint64_t tx, uint64_t rx)
+{
+	struct pt_conn_close k = {};
+
+	k.h.type = PT_REC_CONN_CLOSE;
+	k.h.size = sizeof(k);
+	k.h.ts_ns = 1000;
+	k.h.conn_id = id;
+	k.h.flags = flags;
+	k.bytes[PT_DIR_TX] = tx;
+	k.bytes[PT_DIR_RX] = rx;
+	pt_conns_add(c, &k.h);
+}
+
+/* Exchange corners found in review. */
+void test_exchanges_corners(void)
+{
+	static const char q[] = "GET /a HTTP/1.1\r\n\r\n";
+	static const char r_close[] = "HTTP/1.1 200 OK\r\n\r\nuntil close";
+	static const char r_bad[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2x0 Bad\r\n\r\n";
+	/* the body hides a request line; the known length skips it */
+	static const char q2[] = "POST /up HTTP/1.1\r\nContent-Length: 40\r\n\r\n"
+				 "xxxxxx\r\nGET /fake HTTP/1.1\r\n\r\nxxxxxxxxxx"
+				 "GET /real HTTP/1.1\r\n\r\n";
+	static const char r2[] = "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+	struct pt_conns c;
+	struct pt_xconn xc;
+	int rst;
+
+	pt_conns_init(&c);
+	/* 6.3 rule 8: a close-delimited body ends at a FIN, not a reset */
+	for (rst = 0; rst < 2; rst++) {
+		open_conn(&c, 20 + rst, PT_ROLE_CLIENT);
+		feed(&c, 20 + rst, PT_DIR_TX, 0, q, strlen(q), 10, 0);
+		feed(&c, 20 + rst, PT_DIR_RX, 0, r_close, strlen(r_close), 20, 0);
+		close_conn(&c, 20 + rst, rst ? PT_F_RST : 0, strlen(q),
+			   strlen(r_close));
+		pt_xconn_build(pt_conns_find(&c, 20 + rst), &xc);
+		if (ASSERT_EQ(xc.nx, 1, "one exchange"))
+			ASSERT_TRUE(xc.x[0].has_resp &&
+				    xc.x[0].resp.complete == !rst &&
+				    xc.x[0].incomplete == rst,
+				    rst ? "reset: body may be cut" :
+					  "close: body complete");
+		pt_xconn_free(&xc);
+	}
+	/* a 1xx then a malformed response: no status-0 response */
+	open_conn(&c, 22, PT_ROLE_CLIENT);
+	feed(&c, 22, PT_DIR_TX, 0, q, strlen(q), 10, 0);
+	feed(&c, 22, PT_DIR_RX, 0, r_bad, strlen(r_bad), 20, 0);
+	pt_xconn_build(pt_conns_find(&c, 22), &xc);
+	if (ASSERT_TRUE(xc.nx >= 1 && xc.x[0].kind == PT_X_HTTP, "an exchange"))
+		ASSERT_TRUE(!xc.x[0].has_resp && xc.x[0].incomplete &&
+			    xc.x[0].ninterim == 1 && xc.error[0],
+			    "interim kept, final missing, error said");
+	pt_xconn_free(&xc);
+	/* resync after a gap inside a body of known length */
+	open_conn(&c, 23, PT_ROLE_SERVER);
+	feed(&c, 23, PT_DIR_RX, 0, q2, 42, 10, 0);
+	feed(&c, 23, PT_DIR_RX, 43, q2 + 43, strlen(q2) - 43, 20, 0);
+	feed(&c, 23, PT_DIR_TX, 0, r2, strlen(r2), 30, 0);
+	pt_xconn_build(pt_conns_find(&c, 23), &xc);
+	if (ASSERT_EQ(xc.nx, 2, "the cut POST and the real GET")) {
+		ASSERT_TRUE(xc.x[0].incomplete, "the cut one is incomplete");
+		ASSERT_TRUE(!strcmp(xc.x[1].req.target, "/real") &&
+			    !xc.x[1].incomplete, "the next one is found by length");
+	}
 	pt_xconn_free(&xc);
 	pt_conns_free(&c);
 }

@@ -397,9 +397,11 @@ static const struct {
 	{ "http_body_length", test_http_body_length },
 	{ "http_chunked", test_http_chunked },
 	{ "http_content_encoding", test_http_content_encoding },
+	{ "http_corners", test_http_corners },
 	{ "exchanges_pairing", test_exchanges_pairing },
 	{ "exchanges_gap", test_exchanges_gap },
 	{ "exchanges_raw", test_exchanges_raw },
+	{ "exchanges_corners", test_exchanges_corners },
 };
 
 int main(int argc, char **argv)

@@ -31,6 +31,8 @@ void test_http_fields(void);
 void test_http_body_length(void);
 void test_http_chunked(void);
 void test_http_content_encoding(void);
+void test_http_corners(void);
+void test_exchanges_corners(void);
 void test_exchanges_pairing(void);
 void test_exchanges_gap(void);
 void test_exchanges_raw(void);
