@@ -37,7 +37,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test test-user test-bpf fuzz deps demo vmlinux
+.PHONY: all clean test test-user test-bpf fuzz bench deps demo vmlinux
 
 all: podtap
 
@@ -117,7 +117,14 @@ fuzz: $(patsubst %,$(OUTPUT)/fuzz_%,$(FUZZERS))
 		fi; \
 	done; echo "fuzz: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 
-# The whole suite: unit tests, a bounded fuzz run, the BPF harness.
+# What recording costs (bench/bench.py): writes docs/benchmarks.{md,json,png}
+# in about six minutes; BENCH=tiny proves the harness in half a minute and
+# writes build/bench/ instead.
+bench: podtap
+	bench/bench.py $(if $(filter tiny,$(BENCH)),--tiny)
+
+# The whole suite: unit tests, a bounded fuzz run, the BPF harness, the end
+# to end checks and the benchmark harness in its tiny mode.
 test: podtap
 	tests/run.sh
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Shell helpers shared by tests/e2e.sh, bench/ and scripts/demo.sh.
+# Shell helpers shared by the tests/*.sh end to end checks and scripts/demo.sh.
 
 # Where cgroup v2 is mounted (/sys/fs/cgroup when it is there).
 cg2_root() {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # The whole suite, in order: userspace unit tests, a bounded fuzz run of the
 # capture reader, the BPF harness on the running kernel, the end-to-end
-# checks of the binary with real peers. Ends with "total: N passed, M failed".
+# checks of the binary with real peers, the benchmark harness in its tiny
+# mode (no timing is judged). Ends with "total: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -40,5 +41,6 @@ stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
 stage "operations: metrics, status, pins, logs (tests/e2e_metrics.sh)" tests/e2e_metrics.sh
+stage "benchmark harness, tiny mode (tests/bench_tiny.sh)" tests/bench_tiny.sh
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]

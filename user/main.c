@@ -18,7 +18,8 @@ static void usage(FILE *f)
 "  export    write a capture as Keploy tests and mocks, pcapng, HAR or JSON lines\n"
 "  status    show the recorders running: programs, attach points, targets, counters\n"
 "\n"
-"Run 'podtap COMMAND --help' for the options of a command. Give\n"
+"Run 'podtap COMMAND --help' for the options of a command; 'podtap --version'\n"
+"prints the version. Give\n"
 "--log-format json before the command for log lines as JSON objects.\n");
 }
 
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("podtap %s\n", PT_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "record"))

@@ -1,0 +1,704 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""podtap's benchmark harness: what recording costs, measured side by side.
+
+Every comparison runs its configurations interleaved run by run (A B C A B
+C ...) in one invocation and reports medians and ratios against the
+untraced baseline of that same invocation, because absolute numbers move
+on a shared machine. Nothing here asserts a timing; it reports.
+
+  1. overhead on a traced server: nginx with 1 KiB and 64 KiB responses
+     under wrk (32 keep-alive connections, loopback): untraced, recorded
+     by podtap (full payload to a file), captured by tcpdump -i lo -w FILE
+  2. overhead on processes that are not targets, while podtap records
+     another cgroup, or another pid namespace (which puts the programs on
+     the root cgroup, where they pass every other socket over)
+  3. capture throughput: one bulk TCP transfer from a target cgroup at
+     increasing offered rates; what was captured and what was lost
+  4. kernel cost per event from the kernel's BPF run-time statistics
+  5. podtap record's CPU seconds per GB captured and peak RSS
+
+Writes DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png.
+
+  bench/bench.py [--tiny] [--runs N] [--seconds S] [--out DIR]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PODTAP = os.path.join(ROOT, "podtap")
+PORT_T, PORT_U, PORT_M, PORT_BULK = 18570, 18571, 18572, 18573
+CONNS = 32
+SIZES = (1024, 65536)
+
+
+def die(msg):
+    print("bench: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cg2_root():
+    mounts = [l.split() for l in open("/proc/self/mounts")]
+    roots = sorted(m[1] for m in mounts if m[2] == "cgroup2")
+    if not roots:
+        die("no cgroup v2 mount")
+    return "/sys/fs/cgroup" if "/sys/fs/cgroup" in roots else roots[0]
+
+
+def median(v):
+    return statistics.median(v) if v else None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="podtap-bench.")
+        os.chmod(self.tmp, 0o755)       # nginx workers run as nobody
+        root = cg2_root()
+        self.cg_t = os.path.join(root, "podtap-bench-t-%d" % os.getpid())
+        self.cg_u = os.path.join(root, "podtap-bench-u-%d" % os.getpid())
+        self.cg_o = os.path.join(root, "podtap-bench-o-%d" % os.getpid())
+        self.procs = []
+        for cg in (self.cg_t, self.cg_u, self.cg_o):
+            os.makedirs(cg, exist_ok=True)
+
+    # ---- processes ----
+
+    def spawn(self, argv, cgroup=None, **kw):
+        def enter():
+            if cgroup:
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+        p = subprocess.Popen(argv, preexec_fn=enter, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGINT, timeout=30):
+        """Signal p and reap it; its rusage (or None if already reaped)."""
+        if p in self.procs:
+            self.procs.remove(p)
+        if p.returncode is not None:
+            return None
+        try:
+            p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid:
+                p.returncode = os.waitstatus_to_exitcode(status)
+                return ru
+            if time.monotonic() > deadline:
+                p.kill()
+            time.sleep(0.02)
+
+    def cleanup(self):
+        for p in list(self.procs):
+            self.stop(p, signal.SIGKILL)
+        # nginx workers outlive a killed master: empty the cgroups whole
+        for cg in (self.cg_t, self.cg_u, self.cg_o):
+            try:
+                with open(os.path.join(cg, "cgroup.kill"), "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
+            for _ in range(100):
+                try:
+                    os.rmdir(cg)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def nginx(self, name, port, cgroup):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(os.path.join(d, "www"))
+        os.makedirs(os.path.join(d, "tmp"))
+        for size in SIZES:
+            with open(os.path.join(d, "www", "r%d.bin" % size), "wb") as f:
+                f.write(os.urandom(size))
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""worker_processes 1;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path %(d)s/tmp;
+	proxy_temp_path %(d)s/tmp;
+	fastcgi_temp_path %(d)s/tmp;
+	uwsgi_temp_path %(d)s/tmp;
+	scgi_temp_path %(d)s/tmp;
+	keepalive_requests 1000000;
+	server { listen 127.0.0.1:%(port)d; root %(d)s/www; }
+}
+""" % {"d": d, "port": port})
+        subprocess.run(["chmod", "-R", "a+rwX", d], check=True)
+        p = self.spawn(["nginx", "-c", conf], cgroup)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/r1024.bin" % port,
+                                       timeout=1).read()
+                return p
+            except OSError as e:
+                last = e
+                time.sleep(0.05)
+        try:
+            err = open(os.path.join(d, "error.log")).read().strip()
+        except OSError:
+            err = "no error log"
+        die("nginx on port %d did not answer (%s): %s" % (port, last,
+                                                         err[-300:]))
+
+    def wrk(self, port, size):
+        out = subprocess.run(
+            ["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % self.args.seconds,
+             "http://127.0.0.1:%d/r%d.bin" % (port, size)],
+            capture_output=True, text=True, check=True).stdout
+        m = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
+        if not m:
+            die("wrk printed no Requests/sec:\n" + out)
+        return float(m.group(1))
+
+    def record(self, targets, out, metrics=False):
+        """podtap record, returned once it says it is recording."""
+        argv = [PODTAP, "record", "-w", out]
+        for kind, t in targets:
+            argv += [kind, t]
+        if metrics:
+            argv += ["--metrics", "127.0.0.1:%d" % PORT_M]
+        p = self.spawn(argv, stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        if "recording" not in line:
+            self.stop(p)
+            die("podtap record did not start: " + line.strip() +
+                p.stderr.read().strip())
+        # CPU spent so far is loading and verifying the programs, not
+        # capturing: taken off what rusage says at the end
+        with open("/proc/%d/stat" % p.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        p.start_cpu = (int(fields[11]) + int(fields[12])) / \
+            os.sysconf("SC_CLK_TCK")
+        return p
+
+    def record_stop(self, p):
+        """Stop podtap record; (rusage, CPU seconds since it started
+        recording, payload bytes, lost events from its closing line)."""
+        ru = self.stop(p)
+        rest = p.stderr.read()
+        if p.returncode != 0:
+            die("podtap record failed: " + rest.strip())
+        m = re.search(r"([0-9.]+) (B|KiB|MiB|GiB|TiB) of payload, "
+                      r"\d+ records, (\d+) lost", rest)
+        if not m:
+            die("podtap record printed no summary: " + rest.strip())
+        unit = 1024 ** ("B KiB MiB GiB TiB".split().index(m.group(2)))
+        cpu = ru.ru_utime + ru.ru_stime - p.start_cpu
+        return ru, cpu, float(m.group(1)) * unit, int(m.group(3))
+
+    def tcpdump(self, out, port):
+        p = self.spawn(["tcpdump", "-i", "lo", "-w", out, "tcp port %d" % port],
+                       stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        if "listening" not in line:
+            self.stop(p)
+            die("tcpdump did not start: " + line.strip())
+        return p
+
+    def tcpdump_stop(self, p):
+        self.stop(p)
+        rest = p.stderr.read()
+        m = re.search(r"(\d+) packets dropped by kernel", rest)
+        return int(m.group(1)) if m else None
+
+    def scrape(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % PORT_M,
+                                    timeout=5) as r:
+            text = r.read().decode()
+        v = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, val = line.rsplit(" ", 1)
+                v[name] = float(val)
+        return v
+
+    # ---- 1. traced server ----
+
+    def traced(self):
+        res = {s: {c: [] for c in ("untraced", "podtap", "tcpdump")}
+               for s in SIZES}
+        usr = {s: [] for s in SIZES}
+        lost = {s: {"podtap": [], "tcpdump": []} for s in SIZES}
+        for run in range(self.args.runs):
+            for size in SIZES:
+                for cfg in ("untraced", "podtap", "tcpdump"):
+                    out = os.path.join(self.tmp, "cap")
+                    note = ""
+                    if cfg == "podtap":
+                        p = self.record([("-c", self.cg_t)], out)
+                        rps = self.wrk(PORT_T, size)
+                        ru, cpu, payload, nlost = self.record_stop(p)
+                        usr[size].append({
+                            "cpu_s": cpu,
+                            "startup_cpu_s": p.start_cpu,
+                            "payload_bytes": payload,
+                            "file_bytes": os.path.getsize(out),
+                            "maxrss_kib": ru.ru_maxrss})
+                        lost[size]["podtap"].append(nlost)
+                        note = "  (%.0f MB payload, %d events lost, " \
+                            "%.2f CPU s)" % (payload / 1e6, nlost, cpu)
+                    elif cfg == "tcpdump":
+                        p = self.tcpdump(out, PORT_T)
+                        rps = self.wrk(PORT_T, size)
+                        drops = self.tcpdump_stop(p)
+                        lost[size]["tcpdump"].append(drops)
+                        note = "  (%s packets dropped)" % drops
+                    else:
+                        rps = self.wrk(PORT_T, size)
+                    if os.path.exists(out):
+                        os.unlink(out)
+                    res[size][cfg].append(rps)
+                    log("traced   run %d  %5d B  %-9s %10.0f req/s%s" %
+                        (run + 1, size, cfg, rps, note))
+        return res, usr, lost
+
+    # ---- 2. untargeted server ----
+
+    def untargeted(self):
+        cfgs = ("untraced", "other cgroup", "other pidns")
+        res = {c: [] for c in cfgs}
+        # a process alone in its own pid namespace, for --pidns
+        idle = self.spawn(["unshare", "--pid", "--fork", "sleep", "100000"],
+                          self.cg_o)
+        time.sleep(0.2)
+        pid = int(subprocess.run(["pgrep", "-P", str(idle.pid)],
+                                 capture_output=True, text=True).stdout.split()[0])
+        for run in range(self.args.runs):
+            for cfg in cfgs:
+                out = os.path.join(self.tmp, "cap")
+                if cfg == "untraced":
+                    rps = self.wrk(PORT_U, SIZES[0])
+                else:
+                    t = ("-c", self.cg_o) if cfg == "other cgroup" else \
+                        ("--pidns", str(pid))
+                    p = self.record([t], out)
+                    rps = self.wrk(PORT_U, SIZES[0])
+                    self.record_stop(p)
+                    os.unlink(out)
+                res[cfg].append(rps)
+                log("other    run %d  %5d B  %-13s %10.0f req/s" %
+                    (run + 1, SIZES[0], cfg, rps))
+        self.stop(idle, signal.SIGKILL)
+        return res
+
+    # ---- 3. capture throughput ----
+
+    def throughput(self):
+        rates = (100, 1000) if self.args.tiny else \
+            (250, 500, 1000, 1500, 2000, 3000)
+        secs = 0.5 if self.args.tiny else 2.0
+        steps = []
+        p = self.record([("-c", self.cg_t)], "/dev/null", metrics=True)
+        self.wait_ready()
+        for rate in list(rates) + [None]:
+            before = self.scrape()
+            sent, elapsed = self.bulk(rate, secs)
+            time.sleep(0.3)     # the ring drains
+            after = self.scrape()
+            d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            lost = sum(v for k, v in d.items()
+                       if k.startswith("podtap_lost_bytes_total"))
+            step = {"offered_MBps": rate, "achieved_MBps": sent / elapsed / 1e6,
+                    "sent_bytes": sent,
+                    "captured_bytes": int(d["podtap_kernel_payload_bytes_total"]),
+                    "lost_bytes": int(lost),
+                    "lost_events": int(d["podtap_lost_events_total"])}
+            steps.append(step)
+            log("bulk     %-6s MB/s offered: %7.0f MB/s sent, %d of %d bytes "
+                "captured, %d lost" % (rate or "max", step["achieved_MBps"],
+                                       step["captured_bytes"], sent,
+                                       step["lost_bytes"]))
+        self.record_stop(p)
+        return steps
+
+    def wait_ready(self):
+        for _ in range(100):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/readyz" % PORT_M,
+                                       timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.05)
+        die("podtap's /readyz did not answer")
+
+    def bulk(self, rate, secs):
+        """One connection from the target cgroup at rate MB/s (None: as
+        fast as it goes) for secs; returns (bytes sent, seconds)."""
+        code = r"""
+import socket, sys, time
+port, rate, secs = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+buf = b"\xa5" * (256 << 10)
+s = socket.create_connection(("127.0.0.1", port))
+sent, t0 = 0, time.monotonic()
+while True:
+    now = time.monotonic() - t0
+    if now >= secs:
+        break
+    if rate and sent > rate * 1e6 * now:
+        time.sleep(0.0002)
+        continue
+    sent += s.send(buf)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(sent, time.monotonic() - t0)
+"""
+        sink_code = r"""
+import socket, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen()
+print("ready", flush=True)
+c, _ = l.accept()
+b = bytearray(1 << 20)
+while c.recv_into(b):
+    pass
+c.close()
+"""
+        sink = self.spawn([sys.executable, "-c", sink_code, str(PORT_BULK)],
+                          self.cg_u, stdout=subprocess.PIPE, text=True)
+        sink.stdout.readline()
+        src = self.spawn([sys.executable, "-c", code, str(PORT_BULK),
+                          str(rate or 0), str(secs)], self.cg_t,
+                         stdout=subprocess.PIPE, text=True)
+        out = src.stdout.read().split()
+        src.wait()
+        sink.wait()
+        self.procs.remove(src)
+        self.procs.remove(sink)
+        return int(out[0]), float(out[1])
+
+    # ---- 4. kernel cost per event ----
+
+    def kernel_cost(self):
+        res = {}
+        idle = self.spawn(["unshare", "--pid", "--fork", "sleep", "100000"],
+                          self.cg_o)
+        time.sleep(0.2)
+        pid = subprocess.run(["pgrep", "-P", str(idle.pid)],
+                             capture_output=True, text=True).stdout.split()[0]
+        cases = [("filtered out", ("--pidns", pid), PORT_U, SIZES[0])] + \
+            [("captured %d KiB" % (s >> 10), ("-c", self.cg_t), PORT_T, s)
+             for s in SIZES]
+        for name, target, port, size in cases:
+            p = self.record([target], "/dev/null", metrics=True)
+            self.wait_ready()
+            before = self.scrape()
+            self.wrk(port, size)
+            after = self.scrape()
+            self.record_stop(p)
+            progs = {}
+            for k, v in after.items():
+                m = re.match(r'podtap_program_runs_total\{program="(\w+)"\}', k)
+                if not m:
+                    continue
+                prog = m.group(1)
+                runs = v - before.get(k, 0)
+                sk = 'podtap_program_run_seconds_total{program="%s"}' % prog
+                ns = (after[sk] - before.get(sk, 0)) * 1e9
+                progs[prog] = {"runs": int(runs),
+                               "ns_per_run": ns / runs if runs else None}
+            events = after["podtap_kernel_events_total"] - \
+                before.get("podtap_kernel_events_total", 0)
+            payload = after["podtap_kernel_payload_bytes_total"] - \
+                before.get("podtap_kernel_payload_bytes_total", 0)
+            skb = [progs[x] for x in ("podtap_ingress", "podtap_egress")
+                   if x in progs]
+            runs = sum(x["runs"] for x in skb)
+            ns = sum(x["runs"] * (x["ns_per_run"] or 0) for x in skb)
+            res[name] = {"programs": progs, "events": int(events),
+                         "payload_bytes": int(payload),
+                         "skb_runs": runs,
+                         "ns_per_skb_run": ns / runs if runs else None,
+                         "ns_per_event": ns / events if events else None}
+            log("kernel   %-16s %9d packet-program runs, %6.1f ns each; "
+                "%d events captured%s" % (
+                    name, runs, res[name]["ns_per_skb_run"] or 0, events,
+                    ", %.0f ns per captured event" % res[name]["ns_per_event"]
+                    if events else ""))
+        self.stop(idle, signal.SIGKILL)
+        return res
+
+
+def machine():
+    model = "unknown"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) // 1024
+    ver = lambda argv: subprocess.run(argv, capture_output=True, text=True)
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_MiB": mem,
+            "kernel": platform.release(),
+            "nginx": ver(["nginx", "-v"]).stderr.strip().split("/")[-1],
+            "tcpdump": ver(["tcpdump", "--version"]).stdout.split("\n")[0],
+            "podtap": ver([PODTAP, "--version"]).stdout.strip()}
+
+
+def ratios(res, base="untraced"):
+    b = median(res[base])
+    return {c: {"median_rps": median(v), "ratio": median(v) / b,
+                "runs": v} for c, v in res.items()}
+
+
+def report(args, mach, traced, usr, lost, other, bulk, kern, outdir):
+    t = {str(s): ratios(traced[s]) for s in traced}
+    for s in traced:
+        t[str(s)]["podtap"]["lost_events"] = lost[s]["podtap"]
+        t[str(s)]["tcpdump"]["dropped_packets"] = lost[s]["tcpdump"]
+    o = ratios(other)
+    users = {}
+    for s, v in usr.items():
+        cpu = sum(x["cpu_s"] for x in v)
+        gb = sum(x["payload_bytes"] for x in v) / 1e9
+        users[str(s)] = {"cpu_s_per_GB": cpu / gb if gb else None,
+                         "peak_rss_MiB": max(x["maxrss_kib"] for x in v) / 1024,
+                         "startup_cpu_s": median([x["startup_cpu_s"]
+                                                  for x in v]),
+                         "runs": v}
+    zero = [b for b in bulk if b["lost_bytes"] == 0 and b["captured_bytes"]
+            >= b["sent_bytes"]]
+    best = max((b["achieved_MBps"] for b in zero), default=None)
+    doc = {"date": datetime.datetime.now(datetime.timezone.utc)
+           .strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "mode": "tiny" if args.tiny else "full",
+           "runs": args.runs, "seconds": args.seconds, "connections": CONNS,
+           "machine": mach, "traced": t, "untargeted": o,
+           "throughput": {"steps": bulk, "zero_loss_MBps": best},
+           "kernel": kern, "userspace": users}
+    with open(os.path.join(outdir, "benchmarks.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+    def slow(r, c):
+        return 1 - r[c]["ratio"]
+    md = []
+    w = md.append
+    w("# Benchmarks\n")
+    w("Measured by `make bench` (bench/bench.py) on %s: %d runs of %d s "
+      "per configuration, configurations interleaved run by run, medians, "
+      "ratios against the untraced median of the same invocation. The "
+      "numbers are this machine's; run `make bench` on yours.\n" %
+      (doc["date"], args.runs, args.seconds))
+    w("Machine: %(cpus)d CPUs (%(cpu_model)s), %(memory_MiB)d MiB, kernel "
+      "%(kernel)s; nginx %(nginx)s (1 worker), wrk -t1 -c32 on loopback, "
+      "%(tcpdump)s, %(podtap)s.\n" % mach)
+    w("![requests/s ratios and capture throughput](benchmarks.png)\n")
+    w("## 1. Overhead on a traced server\n")
+    w("nginx in the target cgroup; podtap records every byte to a file; "
+      "tcpdump writes `-i lo -w FILE 'tcp port P'`.\n")
+    w("| response | config | median req/s | ratio | slowdown vs tcpdump's | lost (all runs) |")
+    w("|---|---|---:|---:|---:|---:|")
+    for s in SIZES:
+        r = t[str(s)]
+        for c in ("untraced", "podtap", "tcpdump"):
+            vs = ""
+            if c == "podtap" and slow(r, "tcpdump") > 0:
+                vs = "%.2f" % (slow(r, "podtap") / slow(r, "tcpdump"))
+            if c == "podtap":
+                lo = "%d events" % sum(r[c]["lost_events"])
+            elif c == "tcpdump":
+                lo = "%d packets" % sum(x or 0 for x in r[c]["dropped_packets"])
+            else:
+                lo = ""
+            w("| %d KiB | %s | %.0f | %.3f | %s | %s |" % (
+                s >> 10, c, r[c]["median_rps"], r[c]["ratio"], vs, lo))
+    w("\n## 2. Overhead on processes that are not targets\n")
+    w("The same load against an nginx in a cgroup that is not a target, "
+      "while podtap records another cgroup (programs attached to that "
+      "cgroup only) or another pid namespace (programs on the root "
+      "cgroup, passing every other socket over).\n")
+    w("| config | median req/s | ratio |")
+    w("|---|---:|---:|")
+    for c, r in o.items():
+        w("| %s | %.0f | %.3f |" % (c, r["median_rps"], r["ratio"]))
+    w("\n## 3. Capture throughput\n")
+    w("One TCP connection from a target cgroup to a sink outside it, "
+      "paced at each offered rate for %s s (the last step unpaced); podtap "
+      "records to /dev/null so the disk is not what is measured; captured "
+      "and lost bytes from podtap's own counters.\n" %
+      ("0.5" if args.tiny else "2"))
+    w("| offered MB/s | sent MB/s | captured | lost bytes |")
+    w("|---:|---:|---:|---:|")
+    for b in bulk:
+        w("| %s | %.0f | %.4f | %d |" % (
+            b["offered_MBps"] or "unpaced", b["achieved_MBps"],
+            b["captured_bytes"] / b["sent_bytes"] if b["sent_bytes"] else 0,
+            b["lost_bytes"]))
+    w("\nHighest rate captured with zero loss: %s.\n" %
+      ("%.0f MB/s" % best if best else "none of the steps"))
+    w("## 4. Kernel cost per event\n")
+    w("From the kernel's BPF run-time statistics (`podtap record --metrics` "
+      "turns them on; they add two clock reads per run). Filtered out: "
+      "nginx traffic while podtap targets another pid namespace, so the "
+      "packet programs run on the root cgroup and pass it over. Captured: "
+      "the traced nginx above.\n")
+    w("| case | packet-program runs | ns per run | captured events | ns per captured event |")
+    w("|---|---:|---:|---:|---:|")
+    for name, k in kern.items():
+        w("| %s | %d | %s | %d | %s |" % (
+            name, k["skb_runs"],
+            "%.1f" % k["ns_per_skb_run"] if k["ns_per_skb_run"] else "-",
+            k["events"],
+            "%.0f" % k["ns_per_event"] if k["ns_per_event"] else "-"))
+    w("\nPer program (ns per run): " + "; ".join(
+        "%s: %s" % (name, ", ".join(
+            "%s %.0f" % (p.replace("podtap_", ""), v["ns_per_run"])
+            for p, v in sorted(k["programs"].items()) if v["ns_per_run"]))
+        for name, k in kern.items()) + ".\n")
+    w("## 5. Userspace\n")
+    w("`podtap record` in the traced runs of section 1, from its rusage: "
+      "CPU seconds (user + system) per GB of payload captured, counted "
+      "from the moment it is recording, and "
+      "peak resident memory.\n")
+    w("| response | CPU s per GB | peak RSS MiB |")
+    w("|---|---:|---:|")
+    for s in SIZES:
+        u = users[str(s)]
+        w("| %d KiB | %s | %.1f |" % (
+            s >> 10, "%.2f" % u["cpu_s_per_GB"] if u["cpu_s_per_GB"] else "-",
+            u["peak_rss_MiB"]))
+    w("\nBefore it records, loading the programs (most of it the kernel's "
+      "verifier) takes a median %.2f CPU s, once per start.\n" %
+      median([u["startup_cpu_s"] for u in users.values()]))
+    with open(os.path.join(outdir, "benchmarks.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    plot(doc, outdir)
+    return doc
+
+
+def plot(doc, outdir):
+    dat = os.path.join(outdir, ".bars.dat")
+    with open(dat, "w") as f:
+        for s in SIZES:
+            r = doc["traced"][str(s)]
+            f.write('"traced %d KiB" %f %f\n' % (
+                s >> 10, r["podtap"]["ratio"], r["tcpdump"]["ratio"]))
+        o = doc["untargeted"]
+        f.write('"not targeted" %f %f\n' % (o["other cgroup"]["ratio"],
+                                           o["other pidns"]["ratio"]))
+    tp = os.path.join(outdir, ".bulk.dat")
+    with open(tp, "w") as f:
+        for b in doc["throughput"]["steps"]:
+            f.write("%f %f\n" % (b["achieved_MBps"],
+                                 b["captured_bytes"] / b["sent_bytes"]
+                                 if b["sent_bytes"] else 0))
+    script = """
+set terminal pngcairo size 1000,420 font ",10"
+set output "%(png)s"
+set multiplot layout 1,2
+set title "requests/s, ratio to untraced"
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set yrange [0:1.1]
+set grid ytics
+set key top center horizontal outside font ",9"
+set yrange [0:1.2]
+plot "%(dat)s" using 2:xtic(1) title "podtap (not targeted: it records another cgroup)", \\
+     "" using 3 title "tcpdump (not targeted: podtap records another pid ns)"
+set title "capture throughput"
+set style data linespoints
+set xlabel "MB/s sent"
+set ylabel "fraction captured"
+set yrange [0:1.05]
+set xrange [0:*]
+unset key
+plot "%(tp)s" using 1:2 pt 7
+unset multiplot
+""" % {"png": os.path.join(outdir, "benchmarks.png"), "dat": dat, "tp": tp}
+    r = subprocess.run(["gnuplot"], input=script, text=True,
+                       capture_output=True)
+    os.unlink(dat)
+    os.unlink(tp)
+    if r.returncode:
+        die("gnuplot: " + r.stderr.strip())
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="Measure what podtap costs: overhead on traced and "
+        "untargeted servers (against tcpdump and no tracing), capture "
+        "throughput, kernel ns per event, userspace CPU and memory. "
+        "Writes benchmarks.md, benchmarks.json and benchmarks.png.")
+    ap.add_argument("--tiny", action="store_true",
+                    help="one short run per configuration, to prove the "
+                    "harness works (numbers meaningless)")
+    ap.add_argument("--runs", type=int, help="runs per configuration "
+                    "(default 5; 1 with --tiny)")
+    ap.add_argument("--seconds", type=int, help="seconds per wrk run "
+                    "(default 5; 1 with --tiny)")
+    ap.add_argument("--out", help="directory for the results (default "
+                    "docs/, or build/bench/ with --tiny)")
+    args = ap.parse_args()
+    args.runs = args.runs or (1 if args.tiny else 5)
+    args.seconds = args.seconds or (1 if args.tiny else 5)
+    if args.runs < 1 or args.seconds < 1:
+        die("--runs and --seconds must be at least 1")
+    outdir = args.out or os.path.join(ROOT, "build/bench" if args.tiny
+                                      else "docs")
+    if os.geteuid():
+        die("run as root (podtap loads BPF programs; cgroups are made)")
+    for tool in ("nginx", "wrk", "tcpdump", "gnuplot", "unshare", "pgrep"):
+        if not shutil.which(tool):
+            die("needs %s (make deps installs it)" % tool)
+    if not os.access(PODTAP, os.X_OK):
+        die("build podtap first (make)")
+    os.makedirs(outdir, exist_ok=True)
+    b = Bench(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        mach = machine()
+        b.nginx("target", PORT_T, b.cg_t)
+        b.nginx("other", PORT_U, b.cg_u)
+        traced, usr, lost = b.traced()
+        other = b.untargeted()
+        bulk = b.throughput()
+        kern = b.kernel_cost()
+        report(args, mach, traced, usr, lost, other, bulk, kern, outdir)
+    except KeyboardInterrupt:
+        die("interrupted")
+    finally:
+        b.cleanup()
+    print(open(os.path.join(outdir, "benchmarks.md")).read())
+    print("bench: wrote %s/benchmarks.{md,json,png}" % outdir)
+
+
+if __name__ == "__main__":
+    main()

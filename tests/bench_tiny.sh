@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# The benchmark harness in its tiny mode (one short run per configuration):
+# proves it runs end to end and writes a complete report. The numbers are
+# not judged; a run on a busy CI machine says nothing about speed.
+set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+pass=0
+fail=0
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+log=$out/bench.log
+bench/bench.py --tiny --out "$out" > "$log" 2>&1 &
+bpid=$!
+if wait $bpid; then
+	ok "bench/bench.py --tiny exits 0"
+else
+	notok "bench/bench.py --tiny exits 0"
+	tail -20 "$log"
+fi
+check "benchmarks.png is a PNG" \
+	bash -c "head -c 8 '$out/benchmarks.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
+for h in "1. Overhead on a traced server" "2. Overhead on processes that are not targets" \
+	 "3. Capture throughput" "4. Kernel cost per event" "5. Userspace"; do
+	check "benchmarks.md has '$h'" grep -qF "## $h" "$out/benchmarks.md"
+done
+# every configuration measured something, and the counters moved
+check "benchmarks.json holds a measurement for every configuration" python3 - "$out/benchmarks.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = []
+for size, r in d["traced"].items():
+    for cfg in ("untraced", "podtap", "tcpdump"):
+        if not r[cfg]["median_rps"] > 0:
+            bad.append("traced %s %s" % (size, cfg))
+for cfg, r in d["untargeted"].items():
+    if not r["median_rps"] > 0:
+        bad.append("untargeted " + cfg)
+steps = d["throughput"]["steps"]
+if len(steps) < 2 or not all(s["sent_bytes"] > 0 and s["captured_bytes"] > 0
+                             for s in steps):
+    bad.append("throughput steps")
+for name, k in d["kernel"].items():
+    if not k["skb_runs"] > 0:
+        bad.append("kernel " + name)
+    if name.startswith("captured") and not k["events"] > 0:
+        bad.append("kernel events " + name)
+if d["kernel"]["filtered out"]["events"] != 0:
+    bad.append("filtered-out traffic was captured")
+for size, u in d["userspace"].items():
+    if not (u["cpu_s_per_GB"] and u["peak_rss_MiB"] > 0):
+        bad.append("userspace " + size)
+if bad:
+    print("missing or empty: " + ", ".join(bad))
+    sys.exit(1)
+PY
+check "nothing left behind: no cgroups" \
+	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
+check "nothing left behind: no nginx, wrk or podtap record" \
+	bash -c "! pgrep -f 'podtap-bench[.]|[p]odtap record' >/dev/null && ! pgrep -x wrk >/dev/null"
+echo "bench: $pass passed, $fail failed"
+[ $fail = 0 ]
