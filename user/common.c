@@ -14,23 +14,26 @@ bool pt_log_json;
 /* One log line: "podtap: msg", or a JSON object with time, level, msg. */
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
-	char msg[2048], t[48];
+	char *msg, t[48];
 	size_t n;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* whole, however long: libbpf hands over verifier logs as one */
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return;
 	n = strlen(msg);
 	while (n && msg[n - 1] == '\n')	/* libbpf's lines end in one */
 		msg[--n] = 0;
 	if (!pt_log_json) {
-		fprintf(stderr, "podtap: %s%s%s\n",
-			strcmp(level, "debug") ? "" : "debug: ", msg, "");
-		return;
+		fprintf(stderr, "podtap: %s%s\n",
+			strcmp(level, "debug") ? "" : "debug: ", msg);
+	} else {
+		pt_fmt_time(t, sizeof(t), pt_now_real_ns(), 9);
+		fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
+			t, level);
+		pt_json_strn(stderr, msg, n);
+		fputs("}\n", stderr);
 	}
-	pt_fmt_time(t, sizeof(t), pt_now_real_ns(), 9);
-	fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", t,
-		level);
-	pt_json_strn(stderr, msg, n);
-	fputs("}\n", stderr);
+	free(msg);
 }
 
 void pt_err(const char *fmt, ...)
