@@ -196,6 +196,23 @@ static __always_inline int flush_losses(__u64 conn_id)
  * function: the verifier checks it once, not once per call site.
  * len_dir: bits 0-23 length, bit 24 direction, bit 25 FIN.
  */
+/*
+ * len, known here to be 1..max, bounded again on the register that is
+ * passed: the verifier of 6.1 does not carry a bound learned on one copy
+ * of a value to another (a spilled one), and refuses a helper's size
+ * argument that may be 0 or larger than the buffer.
+ */
+static __always_inline __u64 size_in(__u64 len, __u64 max)
+{
+	asm volatile("if %[len] <= %[max] goto +1\n\t"
+		     "%[len] = %[max]\n\t"
+		     "if %[len] > 0 goto +1\n\t"
+		     "%[len] = 1"
+		     : [len] "+r"(len)
+		     : [max] "r"(max));
+	return len;
+}
+
 __noinline int pt_emit_data(struct __sk_buff *skb, __u64 conn_id,
 			    __u64 stream_off, __u32 skb_off, __u32 len_dir)
 {
@@ -215,7 +232,7 @@ __noinline int pt_emit_data(struct __sk_buff *skb, __u64 conn_id,
 		if (!r)							\
 			goto lost;					\
 		if (len && bpf_skb_load_bytes(skb, skb_off, r->payload,	\
-					      len)) {			\
+					      size_in(len, N))) {	\
 			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);	\
 			note_loss(conn_id, dir, stream_off, len,	\
 				  PT_LOSS_LOAD);			\
@@ -453,14 +470,11 @@ static __always_inline void refresh_attr(struct bpf_sock *sk,
 					 struct pt_conn_state *st, __u64 conn_id)
 {
 	struct pt_attr *r;
-	__u64 pid_tgid;
 
 	if (st->task_attr || !in_owner_context(sk))
 		return;
-	pid_tgid = bpf_get_current_pid_tgid();
-	st->pid = (__u32)pid_tgid;
-	st->tgid = pid_tgid >> 32;
-	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	current_task_ids(&st->pid, &st->tgid, st->comm, sizeof(st->comm),
+			 NULL);
 	st->task_attr = 1;
 	if (!st->opened)
 		return;
@@ -485,7 +499,8 @@ static __always_inline bool learn_pidns(struct bpf_sock *sk,
 	if (!pidns_targets || st->pidns_known || dir != PT_DIR_TX ||
 	    !in_owner_context(sk))
 		return false;
-	st->pidns = current_pidns_inum();
+	st->pidns = task_pidns_inum((struct task_struct *)
+				    bpf_get_current_task());
 	st->pidns_known = 1;
 	st->gen = 0;	/* resolve again */
 	return true;
@@ -680,7 +695,6 @@ SEC("cgroup/sock_create")
 int podtap_sock_new(struct bpf_sock *sk)
 {
 	struct pt_conn_state *st;
-	__u64 pid_tgid;
 
 	if (sk->protocol != IPPROTO_TCP)
 		return 1;
@@ -688,13 +702,10 @@ int podtap_sock_new(struct bpf_sock *sk)
 				BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 1;
-	if (have_task_helpers) {
-		pid_tgid = bpf_get_current_pid_tgid();
-		st->pid = (__u32)pid_tgid;
-		st->tgid = pid_tgid >> 32;
-		bpf_get_current_comm(st->comm, sizeof(st->comm));
+	if (sock_task) {
+		current_task_ids(&st->pid, &st->tgid, st->comm,
+				 sizeof(st->comm), &st->pidns);
 		st->task_attr = 1;
-		st->pidns = current_pidns_inum();
 		st->pidns_known = 1;
 	}
 	return 1;

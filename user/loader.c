@@ -48,7 +48,8 @@ struct pt_loader {
 	struct target *tg;
 	size_t ntg;
 	int ncpus;
-	bool task_helpers;
+	bool task_helpers;	/* skb_task && sock_task */
+	bool skb_task, sock_task;
 	int budget;	/* records left for this consume call */
 	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
 	const volatile uint64_t *ring_pos[2];	/* consumer, producer */
@@ -90,18 +91,37 @@ static int ring_cb(void *ctx, void *data, size_t size)
 	return --l->budget > 0 ? 0 : BUDGET_SPENT;
 }
 
-static bool probe_task_helpers(void)
+static bool has_helper(enum bpf_prog_type type, enum bpf_func_id fn)
 {
-	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
-				       BPF_FUNC_get_current_cgroup_id,
-				       NULL) > 0 &&
-	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
-				       BPF_FUNC_get_current_pid_tgid,
-				       NULL) > 0 &&
-	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB,
-				       BPF_FUNC_skc_to_tcp_sock, NULL) > 0 &&
-	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK,
-				       BPF_FUNC_get_current_task, NULL) > 0;
+	return libbpf_probe_bpf_helper(type, fn, NULL) > 0;
+}
+
+/*
+ * Which task runs a cgroup program, feature by feature (compat.bpf.h says
+ * what each flag stands for and what the kernels measured offer). A
+ * missing feature is one line naming it; podtap goes on without it.
+ * PODTAP_NO_TASK_HELPERS=1 takes both away, to test the fallback on a
+ * kernel that has them.
+ */
+static void probe_task_features(struct pt_loader *l)
+{
+	const char *off = getenv("PODTAP_NO_TASK_HELPERS");
+	bool forced = off && *off && strcmp(off, "0");
+
+	l->skb_task = !forced &&
+		has_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_current_task) &&
+		has_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_probe_read_kernel) &&
+		has_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_skc_to_tcp_sock);
+	l->sock_task = !forced &&
+		has_helper(BPF_PROG_TYPE_CGROUP_SOCK, BPF_FUNC_get_current_task) &&
+		has_helper(BPF_PROG_TYPE_CGROUP_SOCK, BPF_FUNC_probe_read_kernel);
+	if (forced)
+		pt_err("note: PODTAP_NO_TASK_HELPERS is set: running as on a kernel without task helpers in cgroup programs");
+	else if (!l->skb_task)
+		pt_err("note: this kernel does not let cgroup_skb programs call bpf_get_current_task, bpf_probe_read_kernel and bpf_skc_to_tcp_sock: processes are attributed when they create sockets only, and --pidns is unavailable");
+	else if (!l->sock_task)
+		pt_err("note: this kernel does not let cgroup/sock_create programs call bpf_get_current_task and bpf_probe_read_kernel: processes are attributed when they send only, and --pidns is unavailable");
+	l->task_helpers = l->skb_task && l->sock_task;
 }
 
 static size_t ring_size(size_t want)
@@ -145,10 +165,9 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		pt_err("opening BPF object: %s", strerror(-err));
 		goto fail;
 	}
-	l->task_helpers = probe_task_helpers();
-	if (!l->task_helpers)
-		pt_err("note: kernel lacks task helpers in cgroup programs; pid attribution comes from socket creation only and --pidns is unavailable");
-	l->skel->rodata->have_task_helpers = l->task_helpers;
+	probe_task_features(l);
+	l->skel->rodata->skb_task = l->skb_task;
+	l->skel->rodata->sock_task = l->sock_task;
 	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
 				       ring_size(o->ring_bytes ? o->ring_bytes
 							       : 32 << 20));
@@ -534,6 +553,11 @@ size_t pt_loader_attach_count(const struct pt_loader *l)
 bool pt_loader_task_helpers(const struct pt_loader *l)
 {
 	return l->task_helpers;
+}
+
+const struct bpf_object *pt_loader_object(const struct pt_loader *l)
+{
+	return l->skel->obj;
 }
 
 int pt_loader_consume(struct pt_loader *l)

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include "podtap.h"
 
+struct bpf_object;
+
 struct pt_loader;
 
 /* Called with each record as the BPF side wrote it. */
@@ -34,6 +36,8 @@ int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id);
 /* How many cgroups the programs are attached to now. */
 size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);
+/* The loaded BPF object, for listing its programs. */
+const struct bpf_object *pt_loader_object(const struct pt_loader *l);
 
 /*
  * Hand the records waiting in the ring to on_record, at most a few

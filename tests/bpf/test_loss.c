@@ -4,10 +4,39 @@
  * are lost, and every lost byte is reported as part of a range of its
  * connection and direction; every byte that is captured is right.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include "harness.h"
 #include "test_progs.h"
+
+/* TCP segments this network namespace has retransmitted (/proc/net/snmp). */
+static long long retrans_segs(void)
+{
+	char names[512], vals[512];
+	long long v = -1;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		char *n, *x, *sn, *sx;
+
+		if (strncmp(names, "Tcp:", 4))
+			continue;
+		n = strtok_r(names, " \n", &sn);
+		x = strtok_r(vals, " \n", &sx);
+		while (n && x) {
+			if (!strcmp(n, "RetransSegs"))
+				v = atoll(x);
+			n = strtok_r(NULL, " \n", &sn);
+			x = strtok_r(NULL, " \n", &sx);
+		}
+	}
+	fclose(f);
+	return v;
+}
 
 static int cmp_range(const void *a, const void *b)
 {
@@ -95,6 +124,7 @@ void test_loss(void)
 	struct pt_conn *cc[2], *sc[2];
 	struct pt_counters ctr;
 	uint64_t lost = 0, kernel_lost = 0;
+	long long retrans;
 	struct h_cg srv, cli;
 	struct h_rec rec;
 	uint8_t *req, *resp;
@@ -106,11 +136,13 @@ void test_loss(void)
 	    !ASSERT_OK(h_rec_start(&rec, 64 << 10), "recorder (64 KiB ring)"))
 		return;
 	rec.paused = 1;
+	retrans = retrans_segs();
 	if (!ASSERT_OK(h_rec_target(&rec, &srv), "target") ||
 	    !ASSERT_OK(h_rec_target(&rec, &cli), "target") ||
 	    !ASSERT_OK(h_run_xfer(&x, &srv, NULL, &cli, NULL), "traffic"))
 		goto out;
 	h_rec_stop(&rec);
+	retrans = retrans < 0 ? -1 : retrans_segs() - retrans;
 	ASSERT_OK(pt_loader_counters(rec.l, &ctr), "counters");
 	for (i = 0; i < PT_LOSS_MAX; i++)
 		kernel_lost += ctr.lost_bytes[i];
@@ -127,7 +159,20 @@ void test_loss(void)
 		check_stream(sc[0], PT_DIR_TX, resp, pl, "server tx", &lost);
 	}
 	ASSERT_GT(lost, 0, "gaps in the capture");
-	ASSERT_EQ(lost, kernel_lost, "gaps == bytes the kernel counted lost");
+	/*
+	 * The counters count every byte the ring refused. A segment that TCP
+	 * sent again (seen under qemu, where timers fire late) may bring
+	 * some of them after all, and fills its gap: then fewer bytes are
+	 * missing than were counted, never more.
+	 */
+	if (retrans == 0) {
+		ASSERT_EQ(lost, kernel_lost, "gaps == bytes the kernel counted lost");
+	} else {
+		printf("loss: %lld segments retransmitted during the transfer: %llu bytes missing of %llu counted lost\n",
+		       retrans, (unsigned long long)lost,
+		       (unsigned long long)kernel_lost);
+		ASSERT_LE(lost, kernel_lost, "gaps <= bytes the kernel counted lost");
+	}
 	free(req);
 	free(resp);
 out:

@@ -5,6 +5,7 @@
  * recording from their next byte; a pid namespace as a target.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -324,7 +325,12 @@ static void start_and_target(struct h_xfer *x, void *ctx)
 {
 	struct h_rec *rec = ctx;
 
-	if (ASSERT_OK(h_rec_start(rec, 4 << 20), "recorder"))
+	if (!ASSERT_OK(h_rec_start(rec, 4 << 20), "recorder"))
+		return;
+	if (!pt_loader_task_helpers(rec->l))	/* refused, clearly */
+		ASSERT_EQ(pt_loader_add_pidns(rec->l, *x->srv_pidns, 9),
+			  -EOPNOTSUPP, "no pid namespace targets without task helpers");
+	else
 		ASSERT_OK(pt_loader_add_pidns(rec->l, *x->srv_pidns, 9),
 			  "target the server's pid namespace");
 }
