@@ -37,7 +37,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test test-user test-bpf fuzz bench deps demo vmlinux
+.PHONY: all clean test test-user test-bpf test-kernels fuzz bench deps demo vmlinux
 
 all: podtap
 
@@ -103,6 +103,12 @@ test-user: $(OUTPUT)/test_user
 test-bpf: $(OUTPUT)/test_progs podtap
 	$(OUTPUT)/test_progs
 
+# The BPF harness on Debian's 6.1 and 6.12 kernels under qemu and on this
+# one, with and without the task helpers; writes docs/compat.md.
+# KERNELS="6.1" picks guests; packages are cached in build/kernels/.
+test-kernels: $(OUTPUT)/test_progs
+	tests/kernels/run.sh $(KERNELS)
+
 # Each fuzzer for FUZZ_SECONDS; libFuzzer's chatter goes to
 # build/fuzz-NAME.log, and a crash prints its end.
 fuzz: $(patsubst %,$(OUTPUT)/fuzz_%,$(FUZZERS))
@@ -134,7 +140,8 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
 		zlib1g-dev libyaml-dev libmicrohttpd-dev iproute2 curl nginx python3 python3-yaml \
-		tshark util-linux procps wrk tcpdump gnuplot-nox
+		tshark util-linux procps wrk tcpdump gnuplot-nox \
+		qemu-system-x86 busybox-static dash cpio xz-utils zstd
 
 demo: podtap
 	scripts/demo.sh

@@ -16,7 +16,8 @@
  * The task-identity helpers differ by program type and kernel. Measured
  * under qemu: 6.1 refuses bpf_get_current_pid_tgid, _comm and
  * _cgroup_id in cgroup_skb ("unknown func"), 6.12 accepts
- * bpf_get_current_pid_tgid there but refuses bpf_get_current_comm, 6.18
+ * bpf_get_current_pid_tgid there but refused bpf_get_current_comm in
+ * podtap_egress (libbpf's probe of a minimal program says yes), 6.18
  * takes all of them; all three give cgroup_skb bpf_get_current_task,
  * bpf_probe_read_kernel and bpf_skc_to_tcp_sock (CAP_PERFMON's part of
  * bpf_base_func_proto), and cgroup/sock_create every one. So podtap

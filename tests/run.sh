@@ -3,7 +3,7 @@
 # The whole suite, in order: userspace unit tests, a bounded fuzz run of the
 # capture reader, the BPF harness on the running kernel, the end-to-end
 # checks of the binary with real peers, the benchmark harness in its tiny
-# mode (no timing is judged). Ends with "total: N passed, M failed".
+# mode (no timing is judged), the kernel matrix. Ends with "total: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -42,5 +42,7 @@ stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
 stage "operations: metrics, status, pins, logs (tests/e2e_metrics.sh)" tests/e2e_metrics.sh
 stage "benchmark harness, tiny mode (tests/bench_tiny.sh)" tests/bench_tiny.sh
+stage "kernel matrix: Debian 6.1 and 6.12 under qemu, this kernel with and without task helpers (tests/kernels/run.sh)" \
+	tests/kernels/run.sh --no-doc --no-plain-host
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]

@@ -133,6 +133,38 @@ static size_t ring_size(size_t want)
 	return sz;
 }
 
+/*
+ * Open the skeleton with the task features as probed, size the ring and
+ * load. Errors are reported here, but for a failed load that the caller
+ * may retry without the task features (quiet_load).
+ */
+static int open_and_load(struct pt_loader *l, size_t ring_bytes,
+			 bool quiet_load)
+{
+	int err;
+
+	l->skel = podtap_bpf__open();
+	if (!l->skel) {
+		err = -errno;
+		pt_err("opening BPF object: %s", strerror(-err));
+		return err;
+	}
+	l->skel->rodata->skb_task = l->skb_task;
+	l->skel->rodata->sock_task = l->sock_task;
+	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
+				       ring_size(ring_bytes ? ring_bytes
+							    : 32 << 20));
+	if (err) {
+		pt_err("sizing the ring buffer: %s", strerror(-err));
+		return err;
+	}
+	err = podtap_bpf__load(l->skel);
+	if (err && (err == -EPERM || !quiet_load))
+		pt_err("loading BPF programs: %s%s", strerror(-err),
+		       err == -EPERM ? " (run as root, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" : "");
+	return err;
+}
+
 int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 {
 	struct pt_loader *l;
@@ -159,28 +191,24 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		pt_err("cannot count possible CPUs: %s", strerror(-err));
 		goto fail;
 	}
-	l->skel = podtap_bpf__open();
-	if (!l->skel) {
-		err = -errno;
-		pt_err("opening BPF object: %s", strerror(-err));
-		goto fail;
-	}
 	probe_task_features(l);
-	l->skel->rodata->skb_task = l->skb_task;
-	l->skel->rodata->sock_task = l->sock_task;
-	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
-				       ring_size(o->ring_bytes ? o->ring_bytes
-							       : 32 << 20));
-	if (err) {
-		pt_err("sizing the ring buffer: %s", strerror(-err));
-		goto fail;
+	err = open_and_load(l, o->ring_bytes, l->skb_task || l->sock_task);
+	if (err && err != -EPERM && (l->skb_task || l->sock_task)) {
+		/*
+		 * A probe of one helper in a minimal program can say yes where
+		 * the real program is refused (6.12 told yes for
+		 * bpf_get_current_comm in cgroup_skb, then refused it): a
+		 * missing optional feature never stops the recorder.
+		 */
+		pt_err("note: the programs did not load with the task helpers (%s); loading them without: no process attribution from the kernel, no --pidns",
+		       strerror(-err));
+		podtap_bpf__destroy(l->skel);
+		l->skel = NULL;
+		l->skb_task = l->sock_task = l->task_helpers = false;
+		err = open_and_load(l, o->ring_bytes, false);
 	}
-	err = podtap_bpf__load(l->skel);
-	if (err) {
-		pt_err("loading BPF programs: %s%s", strerror(-err),
-		       err == -EPERM ? " (run as root, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" : "");
+	if (err)
 		goto fail;
-	}
 	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.podtap_events),
 				 ring_cb, l, NULL);
 	if (!l->rb) {
