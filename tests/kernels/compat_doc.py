@@ -111,18 +111,20 @@ podtap has one capture path on every kernel: `cgroup_skb` ingress and
 egress programs read the TCP payload, `sockops` marks stream starts and
 ends, `cgroup/sock_create` remembers the creating task. There is no
 kprobe or fentry path to fall back from. What differs between kernels is
-whether cgroup programs may call the task helpers
-(`bpf_get_current_pid_tgid`, `bpf_get_current_comm`,
-`bpf_get_current_task`, `bpf_get_current_cgroup_id`): the loader probes
-for them (`libbpf_probe_bpf_helper`) and, where they are missing, loads the
-same object with the calls pruned, says so in one line, and goes on:
-processes are attributed from the socket's creation only, and `--pidns`
-targets are refused with a clear error.
+which task helpers cgroup programs may call. podtap needs only
+`bpf_get_current_task`, `bpf_probe_read_kernel` and (in cgroup_skb)
+`bpf_skc_to_tcp_sock`, and reads pid, tgid, comm and pid namespace from
+the task_struct. The loader probes for them; where they are missing (or
+the programs do not load with them) it loads the same object with the
+calls pruned, says so in one line, and goes on: the kernel attributes no
+process, and `--pidns` targets are refused with a clear error. The last
+column is that fallback, forced with `PODTAP_NO_TASK_HELPERS=1`.
 
 ## Minimum kernel
 
-6.1, Debian 12's kernel: the oldest one proven here, byte-exact, on the
-fallback path. The BPF side is written for 5.8 and later (the BPF ring
+6.1, Debian 12's kernel: the oldest one proven here, byte-exact, with
+processes attributed and `--pidns`. The BPF side is written for 5.8 and
+later (the BPF ring
 buffer; `bpf_sk_storage` 5.2, `bpf_tcp_sock` 5.1,
 `bpf_sk_ancestor_cgroup_id` 5.7), with BTF (`CONFIG_DEBUG_INFO_BTF=y`)
 and cgroup v2, but nothing older than 6.1 has been run.
