@@ -285,17 +285,25 @@ http {
                         (run + 1, size, cfg, rps, note))
         return res, usr, lost
 
+    def pidns_holder(self):
+        """A process alone in a pid namespace of its own (in cg_o), for
+        --pidns targets nothing else lives in: (Popen, its child's pid)."""
+        idle = self.spawn(["unshare", "--pid", "--fork", "sleep", "100000"],
+                          self.cg_o)
+        for _ in range(100):
+            kids = subprocess.run(["pgrep", "-P", str(idle.pid)],
+                                  capture_output=True, text=True).stdout.split()
+            if kids:
+                return idle, kids[0]
+            time.sleep(0.02)
+        die("unshare --pid started no process")
+
     # ---- 2. untargeted server ----
 
     def untargeted(self):
         cfgs = ("untraced", "other cgroup", "other pidns")
         res = {c: [] for c in cfgs}
-        # a process alone in its own pid namespace, for --pidns
-        idle = self.spawn(["unshare", "--pid", "--fork", "sleep", "100000"],
-                          self.cg_o)
-        time.sleep(0.2)
-        pid = int(subprocess.run(["pgrep", "-P", str(idle.pid)],
-                                 capture_output=True, text=True).stdout.split()[0])
+        idle, pid = self.pidns_holder()
         for run in range(self.args.runs):
             for cfg in cfgs:
                 out = os.path.join(self.tmp, "cap")
@@ -303,7 +311,7 @@ http {
                     rps = self.wrk(PORT_U, SIZES[0])
                 else:
                     t = ("-c", self.cg_o) if cfg == "other cgroup" else \
-                        ("--pidns", str(pid))
+                        ("--pidns", pid)
                     p = self.record([t], out)
                     rps = self.wrk(PORT_U, SIZES[0])
                     self.record_stop(p)
@@ -405,11 +413,7 @@ c.close()
 
     def kernel_cost(self):
         res = {}
-        idle = self.spawn(["unshare", "--pid", "--fork", "sleep", "100000"],
-                          self.cg_o)
-        time.sleep(0.2)
-        pid = subprocess.run(["pgrep", "-P", str(idle.pid)],
-                             capture_output=True, text=True).stdout.split()[0]
+        idle, pid = self.pidns_holder()
         cases = [("filtered out", ("--pidns", pid), PORT_U, SIZES[0])] + \
             [("captured %d KiB" % (s >> 10), ("-c", self.cg_t), PORT_T, s)
              for s in SIZES]

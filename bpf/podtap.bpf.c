@@ -191,12 +191,6 @@ static __always_inline int flush_losses(__u64 conn_id)
 }
 
 /*
- * One DATA record of up to PT_CHUNK_MAX bytes, reserved in the smallest of
- * a few size classes so that small segments do not waste the ring. A global
- * function: the verifier checks it once, not once per call site.
- * len_dir: bits 0-23 length, bit 24 direction, bit 25 FIN.
- */
-/*
  * len, known here to be 1..max, bounded again on the register that is
  * passed: the verifier of 6.1 does not carry a bound learned on one copy
  * of a value to another (a spilled one), and refuses a helper's size
@@ -213,6 +207,12 @@ static __always_inline __u64 size_in(__u64 len, __u64 max)
 	return len;
 }
 
+/*
+ * One DATA record of up to PT_CHUNK_MAX bytes, reserved in the smallest of
+ * a few size classes so that small segments do not waste the ring. A global
+ * function: the verifier checks it once, not once per call site.
+ * len_dir: bits 0-23 length, bit 24 direction, bit 25 FIN.
+ */
 __noinline int pt_emit_data(struct __sk_buff *skb, __u64 conn_id,
 			    __u64 stream_off, __u32 skb_off, __u32 len_dir)
 {

@@ -48,8 +48,7 @@ struct pt_loader {
 	struct target *tg;
 	size_t ntg;
 	int ncpus;
-	bool task_helpers;	/* skb_task && sock_task */
-	bool skb_task, sock_task;
+	bool skb_task, sock_task;	/* see bpf/compat.bpf.h */
 	int budget;	/* records left for this consume call */
 	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
 	const volatile uint64_t *ring_pos[2];	/* consumer, producer */
@@ -121,7 +120,6 @@ static void probe_task_features(struct pt_loader *l)
 		pt_err("note: this kernel does not let cgroup_skb programs call bpf_get_current_task, bpf_probe_read_kernel and bpf_skc_to_tcp_sock: processes are attributed when they create sockets only, and --pidns is unavailable");
 	else if (!l->sock_task)
 		pt_err("note: this kernel does not let cgroup/sock_create programs call bpf_get_current_task and bpf_probe_read_kernel: processes are attributed when they send only, and --pidns is unavailable");
-	l->task_helpers = l->skb_task && l->sock_task;
 }
 
 static size_t ring_size(size_t want)
@@ -204,7 +202,7 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		       strerror(-err));
 		podtap_bpf__destroy(l->skel);
 		l->skel = NULL;
-		l->skb_task = l->sock_task = l->task_helpers = false;
+		l->skb_task = l->sock_task = false;
 		err = open_and_load(l, o->ring_bytes, false);
 	}
 	if (err)
@@ -501,7 +499,7 @@ static int add_target(struct pt_loader *l, int kind, uint64_t id,
 	size_t i;
 	int err;
 
-	if (kind == PT_TARGET_PIDNS && !l->task_helpers) {
+	if (kind == PT_TARGET_PIDNS && !pt_loader_task_helpers(l)) {
 		pt_err("targeting a pid namespace needs task helpers in cgroup programs, which this kernel lacks");
 		return -EOPNOTSUPP;
 	}
@@ -580,7 +578,7 @@ size_t pt_loader_attach_count(const struct pt_loader *l)
 
 bool pt_loader_task_helpers(const struct pt_loader *l)
 {
-	return l->task_helpers;
+	return l->skb_task && l->sock_task;
 }
 
 const struct bpf_object *pt_loader_object(const struct pt_loader *l)

@@ -62,8 +62,8 @@ mkdir -p "$CACHE"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# fetch KERNEL: the newest package of that line, cached; prints its
-# version string (the directory under lib/modules)
+# fetch KERNEL: the newest package of that line, cached and extracted;
+# prints the directory it is extracted in
 fetch() {
 	local meta pkg deb
 	meta=$(meta_of "$1")
@@ -85,7 +85,7 @@ fetch() {
 		rm -rf "$x.tmp"
 		dpkg-deb -x "$deb" "$x.tmp" && mv "$x.tmp" "$x" || return 1
 	fi
-	ls "$x"/lib/modules
+	echo "$x"
 }
 
 # copy_elf TREE SRC DST: the program SRC to TREE/DST, with the shared
@@ -124,8 +124,8 @@ failed=0
 
 run_kernel() { # KERNEL
 	local k=$1 ver kdir mod rc log t0
-	ver=$(fetch "$k") || { echo "kernel $k: not fetched"; return 1; }
-	kdir=$CACHE/$(ls "$CACHE" | grep -F "$ver" | grep '\.d$' | head -1)
+	kdir=$(fetch "$k") || { echo "kernel $k: not fetched"; return 1; }
+	ver=$(ls "$kdir/lib/modules")
 	# veth is a module in Debian's kernels; everything else used is built in
 	rm -f "$tree"/modules/*
 	mod=$(find "$kdir/lib/modules/$ver" -name 'veth.ko*' | head -1)
