@@ -173,19 +173,48 @@ static enum msg_result one_msg(struct pt_xconn *xc, int dir, uint64_t *pos,
 	return MSG_CUT;
 }
 
+/* When the message at pos (the next request) was first seen; 0 if that is
+ * not known (nothing there, or bytes not captured). */
+static uint64_t next_start_ts(const struct pt_assembled *a, uint64_t pos)
+{
+	uint64_t gend;
+
+	if (pos >= a->len || in_gap(a, pos, &gend))
+		return 0;
+	return pt_assembled_ts(a, pos);
+}
+
 /*
  * Response of x, after any 1xx: only a final response (or a 101, or one
  * cut short) becomes x->resp. Returns false when parsing must stop.
  */
 static bool response(struct pt_xconn *xc, struct pt_exchange *x,
-		     uint64_t *pos, const char *method)
+		     uint64_t *pos, const char *method, uint64_t next_req_ts)
 {
 	int rdir = !xc->req_dir;
 	struct pt_http_msg m;
 	struct pt_span sp, first = { 0 };
 	enum msg_result r;
 	bool any = false;
+	uint64_t at = *pos, gend;
 
+	/*
+	 * The response was to start in bytes not captured: how many
+	 * responses the gap swallowed is unknown. One that first shows after
+	 * the next request was sent answers that one (or a later one), not
+	 * this: this one's answer was lost.
+	 */
+	if (next_req_ts && at < xc->a[rdir].len &&
+	    in_gap(&xc->a[rdir], at, &gend)) {
+		r = one_msg(xc, rdir, &at, false, method, &m, &sp);
+		if (r == MSG_OK || r == MSG_CUT)
+			pt_http_msg_free(&m);
+		if ((r == MSG_OK || r == MSG_CUT) && sp.ts > next_req_ts) {
+			*pos = sp.off;
+			set_incomplete(x, "response not captured");
+			return true;
+		}
+	}
 	for (;;) {
 		r = one_msg(xc, rdir, pos, false, method, &m, &sp);
 		if (r == MSG_NONE) {
@@ -225,13 +254,15 @@ static void raw_turns(struct pt_xconn *xc, const uint64_t pos[2]);
 static void parse_http(struct pt_xconn *xc)
 {
 	int qdir = xc->req_dir;
-	uint64_t pos[2];
+	uint64_t pos[2], gend;
 	struct pt_exchange *x;
 	enum msg_result r;
 	bool tunnel = false;
 
 	pos[qdir] = next_start(&xc->a[qdir], 0, true);
-	pos[!qdir] = next_start(&xc->a[!qdir], 0, false);
+	/* a response stream that begins in a gap is skipped by response() */
+	pos[!qdir] = in_gap(&xc->a[!qdir], 0, &gend) ? 0 :
+		     next_start(&xc->a[!qdir], 0, false);
 	for (;;) {
 		struct pt_http_msg req;
 		struct pt_span sp;
@@ -245,7 +276,7 @@ static void parse_http(struct pt_xconn *xc)
 				bool go_on;
 
 				x = new_x(xc, PT_X_HTTP);
-				go_on = response(xc, x, &pos[!qdir], NULL);
+				go_on = response(xc, x, &pos[!qdir], NULL, 0);
 				if (!x->has_resp) {
 					xc->nx--;
 					break;
@@ -264,7 +295,8 @@ static void parse_http(struct pt_xconn *xc)
 		x->has_req = true;
 		if (r == MSG_CUT)
 			set_incomplete(x, "request runs into bytes not captured");
-		if (!response(xc, x, &pos[!qdir], x->req.method))
+		if (!response(xc, x, &pos[!qdir], x->req.method,
+			      next_start_ts(&xc->a[qdir], pos[qdir])))
 			break;
 		if (x->has_resp && x->resp.framing == PT_FRAME_TUNNEL) {
 			tunnel = true;

@@ -592,5 +592,30 @@ void test_exchanges_corners(void)
 			    !xc.x[1].incomplete, "the next one is found by length");
 	}
 	pt_xconn_free(&xc);
+	/*
+	 * The first response lost whole, the second captured after the
+	 * second request was sent: it answers the second, not the first.
+	 */
+	{
+		static const char put[] = "PUT /up HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+		static const char get[] = "GET /small HTTP/1.1\r\n\r\n";
+		static const char r_put[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+		static const char r_get[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+		open_conn(&c, 24, PT_ROLE_SERVER);
+		feed(&c, 24, PT_DIR_RX, 0, put, strlen(put), 10, 0);
+		feed(&c, 24, PT_DIR_RX, strlen(put), get, strlen(get), 1000, 0);
+		feed(&c, 24, PT_DIR_TX, strlen(r_put), r_get, strlen(r_get),
+		     1010, 0);
+		pt_xconn_build(pt_conns_find(&c, 24), &xc);
+		if (ASSERT_EQ(xc.nx, 2, "the PUT and the GET")) {
+			ASSERT_TRUE(!xc.x[0].has_resp && xc.x[0].incomplete,
+				    "the PUT's response is not the GET's");
+			ASSERT_TRUE(xc.x[1].has_resp && xc.x[1].resp.status == 200 &&
+				    !strcmp(xc.x[1].req.target, "/small"),
+				    "the GET has its own response");
+		}
+		pt_xconn_free(&xc);
+	}
 	pt_conns_free(&c);
 }
