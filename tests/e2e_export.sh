@@ -116,9 +116,21 @@ head -c $((4 << 20)) /dev/urandom > "$TMP/up4.bin"
 "$PODTAP" record --cgroup "$CG" --ring-size 64K --poll 200ms -w "$TMP/lossy.ptcap" 2> "$TMP/rec.err" &
 REC=$!
 for _ in $(seq 200); do grep -q recording "$TMP/rec.err" && break; sleep 0.05; done
-curl -s -o /dev/null -T "$TMP/up4.bin" "http://127.0.0.1:$NGINX_PORT/up4.bin"
-curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/small.txt"
-sleep 0.3
+# One keep-alive connection: the upload overflows the ring; a pause longer
+# than --poll lets it drain before the GET, so the GET is whole whatever
+# the machine's load, and it follows the gap on the same stream (a gap at
+# a stream's very end would show tshark no segment missing).
+$PY - "$NGINX_PORT" "$TMP/up4.bin" <<'PY'
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+c.request("PUT", "/up4.bin", body=open(sys.argv[2], "rb").read())
+c.getresponse().read()
+time.sleep(1)
+c.request("GET", "/small.txt")
+c.getresponse().read()
+c.close()
+PY
+sleep 0.5
 kill -INT $REC
 wait $REC
 "$PODTAP" read "$TMP/lossy.ptcap" > "$TMP/lossy.txt"

@@ -203,7 +203,13 @@ uris = re.split(r"[,\t\n]", dissected)
 want = [t["target"] for t in truth if not t["target"].startswith("/upload")]
 check(all(u in uris for u in want + ["/data.txt", "/text.txt?n=100", "/hello?n=101"]),
       "tshark dissects the HTTP requests in podtap's pcapng, not only:\n" + dissected)
-check(dissected == requests(TMP + "/real.pcapng"),
+# and, the upload aside, exactly as in its own capture: where tshark
+# dissects the upload depends on segment boundaries, which differ
+def but_upload(text):
+    return [l for l in text.splitlines() if "/upload" not in l]
+
+
+check(but_upload(dissected) == but_upload(requests(TMP + "/real.pcapng")),
       "tshark dissects podtap's pcapng as it does its own capture")
 
 for f in failures:
