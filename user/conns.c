@@ -129,12 +129,26 @@ static void add_loss(struct pt_stream *s, const struct pt_loss *l)
 	s->nlosses++;
 }
 
+/* Each segment of a session names its targets again: keep one. */
+static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t)
+{
+	size_t i;
+
+	for (i = 0; i < c->ntargets; i++)
+		if (c->targets[i].id == t->id && c->targets[i].kind == t->kind &&
+		    c->targets[i].session_id == t->session_id)
+			return true;
+	return false;
+}
+
 int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 {
 	struct pt_conn *conn;
 
 	switch (h->type) {
 	case PT_REC_TARGET:
+		if (known_target(c, (const void *)h))
+			return 0;
 		c->targets = pt_xrealloc(c->targets, c->ntargets + 1,
 					 sizeof(*c->targets));
 		memcpy(&c->targets[c->ntargets], h, sizeof(*c->targets));

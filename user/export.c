@@ -14,27 +14,70 @@ static int collect(void *ctx, const struct pt_rec_hdr *h)
 	return pt_conns_add(ctx, h);
 }
 
-int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges)
+/* One more file of the capture; -1 after one line if it cannot be used. */
+static int load_one(struct pt_capture *cap, const char *path)
 {
+	struct pt_capr_info info;
+	int err;
 	FILE *f;
-	size_t i;
 
-	memset(cap, 0, sizeof(*cap));
-	cap->path = path;
 	f = fopen(path, "rbe");
 	if (!f) {
 		pt_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
-	pt_conns_init(&cap->conns);
-	cap->read_err = pt_capr_read(f, collect, &cap->conns, &cap->info);
+	err = pt_capr_read(f, collect, &cap->conns, &info);
 	fclose(f);
-	if (cap->read_err && !cap->info.end_offset) {
-		pt_err("%s: %s", path, cap->read_err == -EBADMSG ?
-		       cap->info.error : strerror(-cap->read_err));
-		pt_conns_free(&cap->conns);
+	if (err && !info.end_offset) {
+		pt_err("%s: %s", path, err == -EBADMSG ? info.error :
+		       strerror(-err));
 		return -1;
 	}
+	if (!cap->files) {
+		cap->info = info;
+	} else {
+		if (strncmp(info.hdr.host, cap->info.hdr.host,
+			    sizeof(info.hdr.host))) {
+			pt_err("%s: recorded on %.32s, not %.32s like %s: read captures of different hosts one by one",
+			       path, info.hdr.host, cap->info.hdr.host,
+			       cap->path);
+			return -1;
+		}
+		cap->info.records += info.records;
+		cap->info.blocks += info.blocks;
+		cap->info.clean_end &= info.clean_end;
+	}
+	if (err && !cap->read_err) {
+		/* the first damage is the one reported */
+		cap->read_err = err;
+		cap->path = path;
+		snprintf(cap->info.error, sizeof(cap->info.error), "%s",
+			 info.error);
+		cap->info.end_offset = info.end_offset;
+	}
+	cap->files++;
+	return 0;
+}
+
+int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges)
+{
+	return pt_capture_load_many(cap, &path, 1, exchanges);
+}
+
+int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
+			 int n, bool exchanges)
+{
+	size_t i;
+	int k;
+
+	memset(cap, 0, sizeof(*cap));
+	cap->path = paths[0];
+	pt_conns_init(&cap->conns);
+	for (k = 0; k < n; k++)
+		if (load_one(cap, paths[k])) {
+			pt_conns_free(&cap->conns);
+			return -1;
+		}
 	if (!exchanges)
 		return 0;
 	cap->xc = pt_xcalloc(cap->conns.n + 1, sizeof(*cap->xc));

@@ -18,6 +18,7 @@ struct pt_capture {
 	struct pt_conns conns;
 	struct pt_xconn *xc;	/* per conns.v[i], when loaded with exchanges */
 	int read_err;		/* the file is damaged after info.end_offset */
+	int files;		/* files read into it */
 };
 
 /*
@@ -26,6 +27,12 @@ struct pt_capture {
  * A file damaged part way loads up to the damage, with read_err set.
  */
 int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges);
+/*
+ * Several files read as one capture, in the order given: the segments
+ * of one session from one node (connections go on across them).
+ */
+int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
+			 int n, bool exchanges);
 void pt_capture_free(struct pt_capture *cap);
 /* Print the one line about a damaged file, if it is. */
 void pt_capture_warn(const struct pt_capture *cap);

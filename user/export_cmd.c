@@ -13,14 +13,15 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: podtap export --format FORMAT [--out PATH] FILE\n"
+"Usage: podtap export --format FORMAT [--out PATH] FILE...\n"
 "\n"
 "Turn a capture file written by `podtap record` into what other tools read.\n"
 "Connections are cut into exchanges: HTTP/1.x requests paired with their\n"
 "responses (inbound on connections a target accepted: test cases; outbound\n"
 "on connections it made: mocks), other protocols as raw turns of each side.\n"
 "Bytes that were not captured stay missing; an exchange that runs into them\n"
-"is marked incomplete.\n"
+"is marked incomplete. Several files are read as one capture, in the order\n"
+"given (the segments `podtap agent` wrote for one session on one node).\n"
 "\n"
 "Formats:\n"
 "  keploy   a Keploy test set: PATH/keploy/test-set-N/tests/test-K.yaml for\n"
@@ -131,11 +132,12 @@ int cmd_export(int argc, char **argv)
 		       fmt);
 		return 1;
 	}
-	if (optind != argc - 1) {
-		pt_err("export: give exactly one capture file (see --help)");
+	if (optind >= argc) {
+		pt_err("export: give a capture file, or the segments of one session in order (see --help)");
 		return 1;
 	}
-	if (pt_capture_load(&cap, argv[optind], true))
+	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+				 argc - optind, true))
 		return 1;
 	if (!strcmp(fmt, "keploy")) {
 		rc = pt_export_keploy(&cap, out ? out : ".", &set) ? 1 : 0;

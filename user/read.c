@@ -319,7 +319,7 @@ static void print_stats(const struct pt_counters *c)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: podtap read [OPTIONS] FILE\n"
+"Usage: podtap read [OPTIONS] FILE...\n"
 "\n"
 "Show the connections in a capture file written by `podtap record`: id,\n"
 "role, local and remote address, process, protocol guess, bytes each way,\n"
@@ -327,7 +327,8 @@ static void usage(FILE *f)
 "requests with their responses (method, target, status, latency, body\n"
 "sizes), other protocols as raw turns of each side. A file still being\n"
 "written, or left by a recorder that crashed, reads up to its last\n"
-"complete block.\n"
+"complete block. Several files are read as one capture, in the order given:\n"
+"the segments `podtap agent` wrote for one session on one node.\n"
 "\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
@@ -388,15 +389,19 @@ int cmd_read(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (optind != argc - 1) {
-		pt_err("read: give exactly one capture file (see --help)");
+	if (optind >= argc) {
+		pt_err("read: give a capture file, or the segments of one session in order (see --help)");
 		return 1;
 	}
-	if (pt_capture_load(&cap, argv[optind], false))
+	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+				 argc - optind, false))
 		return 1;
 	if (!json) {
+		if (cap.files > 1)
+			printf("# %d segments, %s to %s\n", cap.files,
+			       argv[optind], argv[argc - 1]);
 		printf("# %s: host %s, %llu records in %llu blocks%s\n",
-		       argv[optind], info->hdr.host,
+		       cap.files > 1 ? "together" : argv[optind], info->hdr.host,
 		       (unsigned long long)info->records,
 		       (unsigned long long)info->blocks,
 		       info->clean_end ? "" : cap.read_err ? "" :
