@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include "common.h"
+#include "loader.h"
 #include "metrics.h"
 
 struct pt_metrics {
@@ -182,4 +183,83 @@ void pt_prom_f64(FILE *f, const char *name, const char *labels, double v)
 {
 	fprintf(f, "%s%s%s%s %.9g\n", name, labels ? "{" : "",
 		labels ? labels : "", labels ? "}" : "", v);
+}
+
+void pt_prom_one(FILE *f, const char *name, const char *type,
+		 const char *help, uint64_t v)
+{
+	pt_prom_head(f, name, type, help);
+	pt_prom_u64(f, name, NULL, v);
+}
+
+void pt_loader_metrics(struct pt_loader *l, FILE *f)
+{
+	static const char *const reasons[PT_LOSS_MAX] = {
+		"unknown", "ringbuf_full", "too_big", "load_failed" };
+	struct pt_prog_stat ps[8];
+	struct pt_counters c = {};
+	uint64_t used, size;
+	char lab[96];
+	int i, n;
+
+	pt_loader_counters(l, &c);
+	pt_prom_head(f, "podtap_build_info", "gauge", "podtap's version.");
+	pt_prom_u64(f, "podtap_build_info", "version=\"" PT_VERSION "\"", 1);
+	pt_prom_one(f, "podtap_kernel_events_total", "counter",
+		    "Records the BPF programs submitted to the ring buffer.",
+		    c.events);
+	pt_prom_one(f, "podtap_kernel_payload_bytes_total", "counter",
+		    "Payload bytes the BPF programs submitted.",
+		    c.bytes);
+	pt_prom_one(f, "podtap_lost_events_total", "counter",
+		    "Records that did not fit, for any reason.",
+		    c.lost_events);
+	pt_prom_head(f, "podtap_lost_bytes_total", "counter",
+		     "Payload bytes not captured, by reason.");
+	for (i = 1; i < PT_LOSS_MAX; i++) {
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", reasons[i]);
+		pt_prom_u64(f, "podtap_lost_bytes_total", lab, c.lost_bytes[i]);
+	}
+	pt_prom_head(f, "podtap_kernel_connections_total", "counter",
+		     "Connections of targets seen opening or closing.");
+	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"open\"", c.conns);
+	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"close\"", c.closes);
+	pt_prom_head(f, "podtap_passed_over_total", "counter",
+		     "Packets or sockets the programs did not capture, by why.");
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"not_a_target\"", c.filtered);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"listener_segment\"", c.listener_segments);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"unparsed_headers\"", c.unparsed);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"out_of_window\"", c.out_of_window);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"no_socket_storage\"", c.no_storage);
+	pt_prom_u64(f, "podtap_passed_over_total", "why=\"loss_untracked\"", c.loss_untracked);
+	if (!pt_loader_ring_fill(l, &used, &size)) {
+		pt_prom_head(f, "podtap_ringbuf_used_bytes", "gauge",
+			     "Bytes waiting in the ring buffer.");
+		pt_prom_u64(f, "podtap_ringbuf_used_bytes", NULL, used);
+		pt_prom_head(f, "podtap_ringbuf_size_bytes", "gauge",
+			     "Size of the ring buffer.");
+		pt_prom_u64(f, "podtap_ringbuf_size_bytes", NULL, size);
+	}
+	n = pt_loader_prog_stats(l, ps, ARRAY_SIZE(ps));
+	pt_prom_head(f, "podtap_program_runs_total", "counter",
+		     "Times each BPF program ran (kernel BPF statistics).");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_u64(f, "podtap_program_runs_total", lab, ps[i].run_cnt);
+	}
+	pt_prom_head(f, "podtap_program_run_seconds_total", "counter",
+		     "Time spent in each BPF program.");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_f64(f, "podtap_program_run_seconds_total", lab,
+			    ps[i].run_time_ns / 1e9);
+	}
+	pt_prom_head(f, "podtap_program_run_ns_average", "gauge",
+		     "Average nanoseconds per run of each BPF program.");
+	for (i = 0; i < n; i++) {
+		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
+		pt_prom_f64(f, "podtap_program_run_ns_average", lab,
+			    ps[i].run_cnt ? (double)ps[i].run_time_ns /
+					    ps[i].run_cnt : 0);
+	}
 }

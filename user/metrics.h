@@ -30,5 +30,15 @@ void pt_prom_head(FILE *f, const char *name, const char *type,
 		  const char *help);
 void pt_prom_u64(FILE *f, const char *name, const char *labels, uint64_t v);
 void pt_prom_f64(FILE *f, const char *name, const char *labels, double v);
+/* A metric with one unlabelled sample: HELP, TYPE and the sample. */
+void pt_prom_one(FILE *f, const char *name, const char *type,
+		 const char *help, uint64_t v);
+
+struct pt_loader;
+/*
+ * What every recorder serves about its BPF side: kernel counters, losses
+ * by reason, ring buffer fill, per-program runs and time.
+ */
+void pt_loader_metrics(struct pt_loader *l, FILE *f);
 
 #endif

@@ -170,96 +170,29 @@ static int add_cgroup_target(struct rec_target *t, const char *arg)
 
 static void write_metrics(void *ctx, FILE *f)
 {
-	static const char *const reasons[PT_LOSS_MAX] = {
-		"unknown", "ringbuf_full", "too_big", "load_failed" };
 	struct rec_state *s = ctx;
-	struct pt_prog_stat ps[8];
-	struct pt_counters c = {};
-	uint64_t used, size;
-	char lab[96];
-	int i, n, ncg = 0;
+	int i, ncg = 0;
 
-	pt_loader_counters(s->l, &c);
-	pt_prom_head(f, "podtap_build_info", "gauge", "podtap's version.");
-	pt_prom_u64(f, "podtap_build_info", "version=\"" PT_VERSION "\"", 1);
-	pt_prom_head(f, "podtap_kernel_events_total", "counter",
-		     "Records the BPF programs submitted to the ring buffer.");
-	pt_prom_u64(f, "podtap_kernel_events_total", NULL, c.events);
-	pt_prom_head(f, "podtap_kernel_payload_bytes_total", "counter",
-		     "Payload bytes the BPF programs submitted.");
-	pt_prom_u64(f, "podtap_kernel_payload_bytes_total", NULL, c.bytes);
-	pt_prom_head(f, "podtap_lost_events_total", "counter",
-		     "Records that did not fit, for any reason.");
-	pt_prom_u64(f, "podtap_lost_events_total", NULL, c.lost_events);
-	pt_prom_head(f, "podtap_lost_bytes_total", "counter",
-		     "Payload bytes not captured, by reason.");
-	for (i = 1; i < PT_LOSS_MAX; i++) {
-		snprintf(lab, sizeof(lab), "reason=\"%s\"", reasons[i]);
-		pt_prom_u64(f, "podtap_lost_bytes_total", lab, c.lost_bytes[i]);
-	}
-	pt_prom_head(f, "podtap_kernel_connections_total", "counter",
-		     "Connections of targets seen opening or closing.");
-	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"open\"", c.conns);
-	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"close\"", c.closes);
-	pt_prom_head(f, "podtap_passed_over_total", "counter",
-		     "Packets or sockets the programs did not capture, by why.");
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"not_a_target\"", c.filtered);
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"listener_segment\"", c.listener_segments);
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"unparsed_headers\"", c.unparsed);
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"out_of_window\"", c.out_of_window);
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"no_socket_storage\"", c.no_storage);
-	pt_prom_u64(f, "podtap_passed_over_total", "why=\"loss_untracked\"", c.loss_untracked);
-	pt_prom_head(f, "podtap_connections_tracked", "gauge",
-		     "Connections open now (opened and not yet closed).");
-	pt_prom_u64(f, "podtap_connections_tracked", NULL,
+	pt_loader_metrics(s->l, f);
+	pt_prom_one(f, "podtap_connections_tracked", "gauge",
+		    "Connections open now (opened and not yet closed).",
 		    READ(s->opens) - READ(s->closes));
-	pt_prom_head(f, "podtap_records_written_total", "counter",
-		     "Records written to the capture file.");
-	pt_prom_u64(f, "podtap_records_written_total", NULL, READ(s->events));
-	pt_prom_head(f, "podtap_payload_bytes_written_total", "counter",
-		     "Payload bytes written to the capture file.");
-	pt_prom_u64(f, "podtap_payload_bytes_written_total", NULL,
+	pt_prom_one(f, "podtap_records_written_total", "counter",
+		    "Records written to the capture file.",
+		    READ(s->events));
+	pt_prom_one(f, "podtap_payload_bytes_written_total", "counter",
+		    "Payload bytes written to the capture file.",
 		    READ(s->payload));
-	if (!pt_loader_ring_fill(s->l, &used, &size)) {
-		pt_prom_head(f, "podtap_ringbuf_used_bytes", "gauge",
-			     "Bytes waiting in the ring buffer.");
-		pt_prom_u64(f, "podtap_ringbuf_used_bytes", NULL, used);
-		pt_prom_head(f, "podtap_ringbuf_size_bytes", "gauge",
-			     "Size of the ring buffer.");
-		pt_prom_u64(f, "podtap_ringbuf_size_bytes", NULL, size);
-	}
-	n = pt_loader_prog_stats(s->l, ps, ARRAY_SIZE(ps));
-	pt_prom_head(f, "podtap_program_runs_total", "counter",
-		     "Times each BPF program ran (kernel BPF statistics).");
-	for (i = 0; i < n; i++) {
-		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
-		pt_prom_u64(f, "podtap_program_runs_total", lab, ps[i].run_cnt);
-	}
-	pt_prom_head(f, "podtap_program_run_seconds_total", "counter",
-		     "Time spent in each BPF program.");
-	for (i = 0; i < n; i++) {
-		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
-		pt_prom_f64(f, "podtap_program_run_seconds_total", lab,
-			    ps[i].run_time_ns / 1e9);
-	}
-	pt_prom_head(f, "podtap_program_run_ns_average", "gauge",
-		     "Average nanoseconds per run of each BPF program.");
-	for (i = 0; i < n; i++) {
-		snprintf(lab, sizeof(lab), "program=\"%.31s\"", ps[i].name);
-		pt_prom_f64(f, "podtap_program_run_ns_average", lab,
-			    ps[i].run_cnt ? (double)ps[i].run_time_ns /
-					    ps[i].run_cnt : 0);
-	}
 	for (i = 0; i < s->ntg; i++)
 		ncg += s->tg[i].kind == PT_TARGET_CGROUP;
 	pt_prom_head(f, "podtap_targets", "gauge", "Targets, by kind.");
 	pt_prom_u64(f, "podtap_targets", "kind=\"cgroup\"", ncg);
 	pt_prom_u64(f, "podtap_targets", "kind=\"pidns\"", s->ntg - ncg);
-	pt_prom_head(f, "podtap_sessions", "gauge", "Recording sessions.");
-	pt_prom_u64(f, "podtap_sessions", NULL, 1);
-	pt_prom_head(f, "podtap_attached_cgroups", "gauge",
-		     "Cgroups the programs are attached to.");
-	pt_prom_u64(f, "podtap_attached_cgroups", NULL,
+	pt_prom_one(f, "podtap_sessions", "gauge",
+		    "Recording sessions.",
+		    1);
+	pt_prom_one(f, "podtap_attached_cgroups", "gauge",
+		    "Cgroups the programs are attached to.",
 		    READ(s->capturing) ? pt_loader_attach_count(s->l) : 0);
 }
 
