@@ -22,6 +22,7 @@ struct pt_capw {
 	size_t zcap;
 	unsigned int raw_blocks_left;	/* skip compressing this many */
 	uint64_t records, blocks;
+	uint64_t written;	/* bytes in the file so far */
 };
 
 static uint32_t block_crc(const struct pt_block_hdr *bh, const void *p,
@@ -60,6 +61,7 @@ int pt_capw_open(struct pt_capw **out, const char *path, const char *host)
 		free(w);
 		return err ? err : -EIO;
 	}
+	w->written = sizeof(h);
 	*out = w;
 	return 0;
 }
@@ -107,7 +109,13 @@ static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
 	    (bh.stored_len && fwrite(stored, bh.stored_len, 1, w->f) != 1) ||
 	    fflush(w->f))
 		return errno ? -errno : -EIO;
+	w->written += sizeof(bh) + bh.stored_len;
 	return 0;
+}
+
+uint64_t pt_capw_size(const struct pt_capw *w)
+{
+	return w->written + w->len;
 }
 
 int pt_capw_flush(struct pt_capw *w)

@@ -61,6 +61,8 @@ int pt_capw_open(struct pt_capw **out, const char *path, const char *host);
 int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size);
 /* Write buffered records as one block, so readers see them. */
 int pt_capw_flush(struct pt_capw *w);
+/* Bytes written to the file, and records waiting to be (raw). */
+uint64_t pt_capw_size(const struct pt_capw *w);
 /* Flush, write the END block, close. */
 int pt_capw_close(struct pt_capw *w);
 /* Close without the END block (the file reads as unfinished). */

@@ -6,5 +6,6 @@ int cmd_record(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif

@@ -202,3 +202,21 @@ char *pt_xstrdup(const char *s)
 		pt_oom();
 	return d;
 }
+
+void pt_nap(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *stop,
+	    unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(mu);
+	if (!*stop)
+		pthread_cond_timedwait(cv, mu, &ts);
+	pthread_mutex_unlock(mu);
+}

@@ -43,4 +43,9 @@ char *pt_xstrdup(const char *s);
 void pt_oom(void) __attribute__((noreturn));
 void *pt_xrealloc(void *p, size_t n, size_t size);
 
+#include <pthread.h>
+/* Wait on cv (mu not held) up to ms, or until *stop is set and cv signalled. */
+void pt_nap(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *stop,
+	    unsigned ms);
+
 #endif

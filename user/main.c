@@ -17,6 +17,7 @@ static void usage(FILE *f)
 "  read      show the connections, exchanges and bytes in a capture file\n"
 "  export    write a capture as Keploy tests and mocks, pcapng, HAR or JSON lines\n"
 "  status    show the recorders running: programs, attach points, targets, counters\n"
+"  agent     the per-node recorder of a cluster: RecordingSessions to segments\n"
 "\n"
 "Run 'podtap COMMAND --help' for the options of a command; 'podtap --version'\n"
 "prints the version. Give\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
 		return cmd_read(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "agent"))
+		return cmd_agent(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "export"))
 		return cmd_export(argc - 1, argv + 1);
 	pt_err("unknown command '%s' (try 'podtap --help')", argv[1]);

@@ -402,6 +402,10 @@ static const struct {
 	{ "exchanges_gap", test_exchanges_gap },
 	{ "exchanges_raw", test_exchanges_raw },
 	{ "exchanges_corners", test_exchanges_corners },
+	{ "agent_json", test_agent_jread },
+	{ "agent_units", test_agent_units },
+	{ "agent_sessions", test_agent_sessions },
+	{ "agent_cgroup_layouts", test_agent_cgroups },
 };
 
 int main(int argc, char **argv)

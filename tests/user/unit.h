@@ -37,4 +37,10 @@ void test_exchanges_pairing(void);
 void test_exchanges_gap(void);
 void test_exchanges_raw(void);
 
+/* tests/user/test_agent.c */
+void test_agent_jread(void);
+void test_agent_units(void);
+void test_agent_sessions(void);
+void test_agent_cgroups(void);
+
 #endif

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The agent's reading of the cluster: JSON as the API server sends it,
+ * RecordingSession specs, pods, label selectors (the rules of
+ * metav1.LabelSelector), durations and quantities as Kubernetes writes
+ * them, and where each runtime's cgroup of a container lies.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "agent_k8s.h"
+#include "jread.h"
+#include "unit.h"
+
+void test_agent_jread(void)
+{
+	const char *s = "{\"a\":{\"b\":[1,{\"c\":\"x\\\"y\\u00e9\\ud83d\\ude00\"},3]},"
+			"\"n\":\"42\",\"m\":17,\"e\":{}}";
+	struct pt_jr j;
+	int arr, el, k, n = 0;
+	uint64_t v;
+	char *str;
+
+	if (!ASSERT_OK(pt_jr_parse(&j, s, strlen(s)), "parse"))
+		return;
+	arr = pt_jr_path(&j, 0, "a.b");
+	ASSERT_EQ(pt_jr_type(&j, arr), PT_J_ARRAY, "a.b is an array");
+	pt_jr_for_each(&j, arr, el, k)
+		n++;
+	ASSERT_EQ(n, 3, "three elements");
+	str = pt_jr_str(&j, pt_jr_get(&j, pt_jr_next(&j, arr + 1), "c"));
+	ASSERT_TRUE(str && !strcmp(str, "x\"y\xc3\xa9\xf0\x9f\x98\x80"),
+		    "escapes, \\u and a surrogate pair unescaped");
+	free(str);
+	ASSERT_OK(pt_jr_u64(&j, pt_jr_get(&j, 0, "n"), &v), "number in a string");
+	ASSERT_EQ(v, 42, "n");
+	ASSERT_OK(pt_jr_u64(&j, pt_jr_get(&j, 0, "m"), &v), "number");
+	ASSERT_EQ(v, 17, "m");
+	ASSERT_EQ(pt_jr_get(&j, 0, "e") > 0, 1, "empty object found");
+	ASSERT_EQ(pt_jr_next(&j, pt_jr_get(&j, 0, "e")), j.n, "last value ends the tokens");
+	ASSERT_EQ(pt_jr_path(&j, 0, "a.x"), -1, "missing key");
+	ASSERT_EQ(pt_jr_path(&j, 0, "n.x"), -1, "key of a string");
+	pt_jr_free(&j);
+	ASSERT_EQ(pt_jr_parse(&j, "{\"a\":1", 6), -EINVAL, "cut short");
+	ASSERT_EQ(pt_jr_parse(&j, "{\"a\":1}x", 8), -EINVAL, "trailing bytes");
+	ASSERT_EQ(pt_jr_parse(&j, "{a:1}", 5), -EINVAL, "unquoted key");
+}
+
+void test_agent_units(void)
+{
+	uint64_t v;
+
+	ASSERT_OK(pt_parse_go_duration("1h30m", &v), "1h30m");
+	ASSERT_EQ(v, 5400000000000ull, "1h30m in ns");
+	ASSERT_OK(pt_parse_go_duration("250ms", &v), "250ms");
+	ASSERT_EQ(v, 250000000ull, "250ms in ns");
+	ASSERT_OK(pt_parse_go_duration("1.5s", &v), "1.5s");
+	ASSERT_EQ(v, 1500000000ull, "1.5s in ns");
+	ASSERT_OK(pt_parse_go_duration("0", &v), "0");
+	ASSERT_EQ(pt_parse_go_duration("15", &v), -EINVAL, "no unit");
+	ASSERT_EQ(pt_parse_go_duration("-1s", &v), -EINVAL, "negative");
+	ASSERT_EQ(pt_parse_go_duration("1d", &v), -EINVAL, "days are not Go's");
+	ASSERT_EQ(pt_parse_go_duration("", &v), -EINVAL, "empty");
+	ASSERT_OK(pt_parse_quantity("1Gi", &v), "1Gi");
+	ASSERT_EQ(v, 1ull << 30, "1Gi");
+	ASSERT_OK(pt_parse_quantity("500M", &v), "500M");
+	ASSERT_EQ(v, 500000000ull, "500M is decimal, as in Kubernetes");
+	ASSERT_OK(pt_parse_quantity("64Ki", &v), "64Ki");
+	ASSERT_EQ(v, 65536, "64Ki");
+	ASSERT_OK(pt_parse_quantity("100", &v), "100");
+	ASSERT_EQ(v, 100, "100");
+	ASSERT_EQ(pt_parse_quantity("1GB", &v), -EINVAL, "1GB");
+	ASSERT_EQ(pt_parse_quantity("Gi", &v), -EINVAL, "no number");
+	ASSERT_EQ(pt_parse_quantity("99999999999Ti", &v), -ERANGE, "overflow");
+}
+
+#define SESSION(spec) "{\"kind\":\"RecordingSession\",\"metadata\":{\"name\":\"s\"," \
+	"\"namespace\":\"shop\",\"uid\":\"u1\",\"creationTimestamp\":\"2026-11-23T10:00:00Z\"}," \
+	"\"spec\":" spec "}"
+
+static const char *pod_json =
+	"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"api-7\",\"namespace\":\"shop\","
+	"\"uid\":\"0a1b-2c\",\"labels\":{\"app\":\"api\",\"tier\":\"front\"}},"
+	"\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\","
+	"\"qosClass\":\"Burstable\",\"containerStatuses\":["
+	"{\"name\":\"app\",\"containerID\":\"containerd://c0ffee\"},"
+	"{\"name\":\"proxy\",\"containerID\":\"cri-o://beef\"},"
+	"{\"name\":\"late\"}]}}";
+
+static bool selects(const char *json, const struct pt_pod *p)
+{
+	struct pt_session_spec s;
+	bool r;
+
+	if (pt_session_parse(json, strlen(json), &s))
+		return false;
+	r = pt_session_selects(&s, p);
+	pt_session_free(&s);
+	return r;
+}
+
+void test_agent_sessions(void)
+{
+	struct pt_session_spec s;
+	struct pt_pod p;
+	const char *j;
+
+	if (!ASSERT_OK(pt_pod_parse(pod_json, strlen(pod_json), &p), "pod"))
+		return;
+	ASSERT_EQ(p.nc, 2, "containers with an id (one has not started)");
+	ASSERT_TRUE(!strcmp(p.c[0].id, "c0ffee") && !strcmp(p.c[1].id, "beef"),
+		    "runtime prefixes taken off");
+	ASSERT_TRUE(!strcmp(p.qos, "burstable"), "qos class");
+	ASSERT_TRUE(!strcmp(p.node, "n1"), "node");
+
+	ASSERT_TRUE(selects(SESSION("{\"selector\":{}}"), &p),
+		    "an empty selector selects every pod of the namespace");
+	ASSERT_TRUE(selects(SESSION("{\"selector\":{\"matchLabels\":{\"app\":\"api\"}}}"), &p),
+		    "matchLabels");
+	ASSERT_TRUE(!selects(SESSION("{\"selector\":{\"matchLabels\":{\"app\":\"web\"}}}"), &p),
+		    "matchLabels, other value");
+	ASSERT_TRUE(selects(SESSION("{\"selector\":{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"In\",\"values\":[\"back\",\"front\"]}]}}"), &p),
+		    "In");
+	ASSERT_TRUE(!selects(SESSION("{\"selector\":{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"front\"]}]}}"), &p),
+		    "NotIn");
+	ASSERT_TRUE(selects(SESSION("{\"selector\":{\"matchExpressions\":[{\"key\":\"canary\",\"operator\":\"NotIn\",\"values\":[\"yes\"]}]}}"), &p),
+		    "NotIn holds when the label is absent");
+	ASSERT_TRUE(!selects(SESSION("{\"selector\":{\"matchLabels\":{\"app\":\"api\"},\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"DoesNotExist\"}]}}"), &p),
+		    "matchLabels and expressions are ANDed");
+	ASSERT_TRUE(selects(SESSION("{\"selector\":{\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"Exists\"}]}}"), &p),
+		    "Exists");
+
+	j = "{\"metadata\":{\"name\":\"s\",\"namespace\":\"other\",\"uid\":\"u\"},\"spec\":{\"selector\":{}}}";
+	ASSERT_TRUE(!selects(j, &p), "another namespace's session");
+
+	j = SESSION("{\"selector\":{\"matchLabels\":{\"app\":\"api\"}},\"containers\":[\"app\"],\"duration\":\"15m\",\"maxBytes\":\"1Gi\"}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "full spec")) {
+		ASSERT_TRUE(!s.invalid[0], "valid");
+		ASSERT_EQ(s.duration_ns, 900000000000ull, "duration");
+		ASSERT_EQ(s.max_bytes, 1ull << 30, "maxBytes");
+		ASSERT_EQ(s.created_real_ns, 1795428000000000000ull, "creationTimestamp");
+		ASSERT_TRUE(pt_session_wants_container(&s, "app"), "container app");
+		ASSERT_TRUE(!pt_session_wants_container(&s, "proxy"), "container proxy");
+		pt_session_free(&s);
+	}
+	j = SESSION("{}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "no selector")) {
+		ASSERT_TRUE(strstr(s.invalid, "selector") != NULL, "no selector: invalid, says why");
+		ASSERT_TRUE(!pt_session_selects(&s, &p), "an invalid session selects nothing");
+		pt_session_free(&s);
+	}
+	j = SESSION("{\"selector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\"}]}}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "In without values")) {
+		ASSERT_TRUE(s.invalid[0] != 0, "In without values is invalid");
+		pt_session_free(&s);
+	}
+	j = SESSION("{\"selector\":{},\"duration\":\"soon\"}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "bad duration")) {
+		ASSERT_TRUE(strstr(s.invalid, "duration") != NULL, "bad duration is invalid");
+		pt_session_free(&s);
+	}
+	ASSERT_EQ(pt_session_parse("{\"spec\":{}}", 11, &s), -EINVAL, "no metadata");
+	pt_pod_free(&p);
+}
+
+static int mkcg(const char *root, const char *rel)
+{
+	char p[PATH_MAX], *c;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	for (c = p + strlen(root) + 1; (c = strchr(c, '/')); c++) {
+		*c = 0;
+		mkdir(p, 0755);
+		*c = '/';
+	}
+	return mkdir(p, 0755);
+}
+
+void test_agent_cgroups(void)
+{
+	char root[] = "/tmp/podtap-layout.XXXXXX", out[PATH_MAX], cmd[PATH_MAX + 16];
+	struct pt_pod p;
+	struct pt_container c = { .name = "app", .id = "c0ffee" };
+	char uid[] = "0a1b-2c";
+
+	if (!ASSERT_TRUE(mkdtemp(root) != NULL, "mkdtemp"))
+		return;
+	memset(&p, 0, sizeof(p));
+	p.uid = uid;
+	p.qos = "burstable";
+	ASSERT_EQ(pt_container_cgroup(root, &p, &c, out, sizeof(out)), -ENOENT,
+		  "no pod cgroup yet");
+	/* systemd driver, containerd */
+	mkcg(root, "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b_2c.slice/cri-containerd-c0ffee.scope");
+	mkcg(root, "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b_2c.slice/cri-containerd-c0ffee1.scope");
+	ASSERT_OK(pt_container_cgroup(root, &p, &c, out, sizeof(out)), "systemd, containerd");
+	ASSERT_TRUE(strstr(out, "/cri-containerd-c0ffee.scope") &&
+		    !strstr(out, "c0ffee1"), "the container's own scope, not a longer id");
+	/* Guaranteed: no QoS level; CRI-O */
+	p.qos = "guaranteed";
+	c.id = "beef";
+	mkcg(root, "kubepods.slice/kubepods-pod0a1b_2c.slice/crio-beef.scope");
+	ASSERT_OK(pt_container_cgroup(root, &p, &c, out, sizeof(out)), "systemd, guaranteed, CRI-O");
+	ASSERT_TRUE(strstr(out, "kubepods-pod0a1b_2c.slice/crio-beef.scope") != NULL, "path");
+	/* cgroupfs driver, BestEffort, docker */
+	p.qos = "besteffort";
+	c.id = "d0c";
+	mkcg(root, "kubepods/besteffort/pod0a1b-2c/d0c");
+	ASSERT_OK(pt_container_cgroup(root, &p, &c, out, sizeof(out)), "cgroupfs, besteffort");
+	ASSERT_TRUE(strstr(out, "kubepods/besteffort/pod0a1b-2c/d0c") != NULL, "path");
+	c.id = "../x";
+	ASSERT_EQ(pt_container_cgroup(root, &p, &c, out, sizeof(out)), -EINVAL,
+		  "an id with a slash is refused");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	ASSERT_OK(system(cmd), "cleanup");
+}
