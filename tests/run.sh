@@ -41,6 +41,8 @@ stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
 stage "operations: metrics, status, pins, logs (tests/e2e_metrics.sh)" tests/e2e_metrics.sh
+stage "test peers: the kube-apiserver stand-in and the collector (tests/peers/test_standin.sh)" tests/peers/test_standin.sh
+stage "agent end to end: sessions, pods, segments, upload, status (tests/e2e_agent.sh)" tests/e2e_agent.sh
 stage "benchmark harness, tiny mode (tests/bench_tiny.sh)" tests/bench_tiny.sh
 stage "kernel matrix: Debian 6.1 and 6.12 under qemu, this kernel with and without task helpers (tests/kernels/run.sh)" \
 	tests/kernels/run.sh --no-doc --no-plain-host
