@@ -198,6 +198,15 @@ check "s1 on node-a counts its 3 connections" wait_for 10 field_is s1 node-a con
 check "s1 on node-b counts its 2 connections" wait_for 10 field_is s1 node-b connections 2
 check "s2 counts 2 connections (not the one before it existed)" wait_for 10 field_is s2 node-a connections 2
 
+"$PODTAP" status > "$TMP/status.txt" 2>&1
+check "podtap status names each target's session and pod" \
+	eval "grep -qE 'session [0-9]+ +\\(shop/s1\\) shop/api-1/app ' '$TMP/status.txt' && grep -qE '\\(shop/s2\\) shop/web-1/web ' '$TMP/status.txt'"
+check "podtap status --json: session_name and what for the agent's targets" \
+	eval "'$PODTAP' status --json | '$PY' -c '
+import json, sys
+seen = {(t[\"session_name\"], t[\"what\"]) for line in sys.stdin for r in [json.loads(line)] for i in (r if isinstance(r, list) else r.get(\"recorders\", [r])) for t in i.get(\"targets\", [])}
+sys.exit(0 if (\"shop/s1\", \"shop/api-1/app\") in seen and (\"shop/s2\", \"shop/web-1/web\") in seen else 1)'"
+
 # --- segments at the collector (it refused the first two uploads) ----------
 check "node-a's segments reach the collector; its queue drains" \
 	wait_for 20 eval "metric_ge $MA podtap_uploaded_segments_total 2 && [ \"\$(metric $MA podtap_upload_queue_segments)\" = 0 ]"

@@ -109,8 +109,8 @@ EOF2
 "$PODTAP" status > "$TMP/status.txt"
 check "status exits 0" [ $? = 0 ]
 check "status names the recorder's pid" grep -q "podtap recorder pid $REC " "$TMP/status.txt"
-check "status lists both targets with their session" \
-	sh -c "grep -q 'session 1 *$CG\$' '$TMP/status.txt' && grep -q 'session 1 *$CGB\$' '$TMP/status.txt'"
+check "status lists both targets with their session and its name" \
+	sh -c "grep -q 'session 1 *(podtap record) *$CG\$' '$TMP/status.txt' && grep -q 'session 1 *(podtap record) *$CGB\$' '$TMP/status.txt'"
 check "status shows ingress attached to both cgroups" \
 	sh -c "grep -q 'on $CG (ingress)' '$TMP/status.txt' && grep -q 'on $CGB (ingress)' '$TMP/status.txt'"
 check "status shows run counts (statistics on with --metrics)" \

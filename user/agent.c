@@ -28,6 +28,7 @@
 #include "loader.h"
 #include "metrics.h"
 #include "spool.h"
+#include "tgnames.h"
 
 #define API_GROUP	"/apis/podtap.dev/v1alpha1"
 #define SRC_SESSIONS	1
@@ -103,6 +104,7 @@ struct agent {
 	struct pt_spool *sp;
 	uint64_t seg_size, seg_time;
 	bool dirty;
+	bool targets_changed;	/* since the names were written */
 	uint64_t last_resolve;
 	int write_err;
 	struct conn *conns;	/* open addressing, power of two */
@@ -549,11 +551,41 @@ static void want_target(struct agent *a, struct session *s, uint64_t cgid,
 	snprintf(t->path, sizeof(t->path), "%s", path);
 	snprintf(t->desc, sizeof(t->desc), "%s", desc);
 	s->targets++;
+	a->targets_changed = true;
 	pt_info("session %s/%s: capturing %s", s->spec.ns, s->spec.name, desc);
 	if (!s->w)
 		segment_open(a, s);
 	else
 		write_target_rec(a, s, t);
+}
+
+/* For `podtap status`: which pod and session each target is. */
+static void name_targets(struct agent *a)
+{
+	struct pt_tgname *v = pt_xcalloc(a->nt + 1, sizeof(*v));
+	char **names = pt_xcalloc(a->nt + 1, sizeof(*names));
+	int i, err;
+
+	for (i = 0; i < a->nt; i++) {
+		struct session *s = session_by_id(a, a->t[i].session);
+
+		if (s && asprintf(&names[i], "%s/%s", s->spec.ns,
+				  s->spec.name) < 0)
+			pt_oom();
+		v[i].kind = PT_TARGET_CGROUP;
+		v[i].id = a->t[i].cgid;
+		v[i].session = a->t[i].session;
+		v[i].session_name = names[i];
+		v[i].what = a->t[i].desc;
+	}
+	err = pt_tgnames_write(v, a->nt);
+	if (err)
+		pt_dbg("%s: %s", PT_TGNAMES_DIR, strerror(-err));
+	for (i = 0; i < a->nt; i++)
+		free(names[i]);
+	free(names);
+	free(v);
+	a->targets_changed = false;
 }
 
 static void reconcile(struct agent *a)
@@ -601,12 +633,15 @@ static void reconcile(struct agent *a)
 			continue;
 		pt_info("no longer capturing %s", a->t[i].desc);
 		pt_loader_remove_cgroup(a->l, a->t[i].cgid);
+		a->targets_changed = true;
 		a->t[i] = a->t[--a->nt];
 	}
 	/* sessions that ended here: their last segment is closed */
 	for (i = 0; i < a->ns; i++)
 		if (!session_live(a->s[i]) && a->s[i]->w)
 			segment_close(a, a->s[i]);
+	if (a->targets_changed)
+		name_targets(a);
 	SET(a->n_sessions, (uint64_t)a->ns);
 	SET(a->n_active, (uint64_t)active);
 	SET(a->n_targets, (uint64_t)a->nt);
@@ -1207,6 +1242,7 @@ int cmd_agent(int argc, char **argv)
 	finish(&a);
 	rc = a.write_err ? 1 : 0;
 out:
+	pt_tgnames_remove();
 	pt_metrics_stop(metrics);
 	teardown(&a);
 	curl_global_cleanup();

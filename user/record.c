@@ -15,6 +15,7 @@
 #include "common.h"
 #include "loader.h"
 #include "metrics.h"
+#include "tgnames.h"
 
 #define SESSION_CLI	1
 
@@ -258,6 +259,25 @@ static int write_targets(struct rec_state *s, struct rec_target *t, int n)
 	return s->write_err;
 }
 
+/* For `podtap status`: what each target is (best effort). */
+static void name_targets(const struct rec_target *t, int n)
+{
+	struct pt_tgname *v = pt_xcalloc(n + 1, sizeof(*v));
+	int i, err;
+
+	for (i = 0; i < n; i++) {
+		v[i].kind = t[i].kind;
+		v[i].id = t[i].id;
+		v[i].session = SESSION_CLI;
+		v[i].session_name = "podtap record";
+		v[i].what = t[i].name;
+	}
+	err = pt_tgnames_write(v, n);
+	if (err)
+		pt_dbg("%s: %s", PT_TGNAMES_DIR, strerror(-err));
+	free(v);
+}
+
 int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -419,6 +439,7 @@ int cmd_record(int argc, char **argv)
 	}
 	started = true;
 	__atomic_store_n(&st.capturing, true, __ATOMIC_RELAXED);
+	name_targets(tg, ntg);
 	if (write_targets(&st, tg, ntg))
 		goto write_failed;
 
@@ -512,6 +533,8 @@ fail_file:
 	}
 	st.w = NULL;
 out:
+	if (started)
+		pt_tgnames_remove();
 	pt_metrics_stop(metrics);
 	pt_loader_close(l);
 	free(tg);

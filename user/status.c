@@ -21,6 +21,7 @@
 #include "cmds.h"
 #include "common.h"
 #include "jsonw.h"
+#include "tgnames.h"
 #include "podtap.h"
 
 #define MAX_PROGS	64
@@ -290,8 +291,22 @@ static const char *cg_path(const struct status *s, uint64_t id)
 	return NULL;
 }
 
+/* What the recorder said its target is: session name, pod or path. */
+static bool target_names(const struct inst *in, int kind, uint64_t id,
+			 char *sess, size_t sn, char *what, size_t wn)
+{
+	int i;
+
+	for (i = 0; i < in->npids; i++)
+		if (!pt_tgnames_find(in->pids[i], kind, id, sess, sn, what, wn))
+			return true;
+	sess[0] = what[0] = 0;
+	return false;
+}
+
 static void print_targets(const struct status *s, const struct inst *in)
 {
+	char sess[256], what[512];
 	uint64_t key, next;
 	uint32_t v, k32, n32;
 	void *prev = NULL;
@@ -307,14 +322,23 @@ static void print_targets(const struct status *s, const struct inst *in)
 		if (bpf_map_lookup_elem(fd, &key, &v))
 			continue;
 		p = cg_path(s, key);
+		target_names(in, PT_TARGET_CGROUP, key, sess, sizeof(sess),
+			     what, sizeof(what));
 		if (s->json) {
-			printf("%s{\"kind\":\"cgroup\",\"id\":%llu,\"session\":%u,\"path\":",
+			printf("%s{\"kind\":\"cgroup\",\"id\":%llu,\"session\":%u,\"session_name\":",
 			       first ? "" : ",", (unsigned long long)key, v);
+			pt_json_str(stdout, sess);
+			fputs(",\"what\":", stdout);
+			pt_json_str(stdout, what);
+			fputs(",\"path\":", stdout);
 			pt_json_str(stdout, p ? p : "");
 			fputc('}', stdout);
 		} else {
-			printf("    cgroup %-8llu session %-4u %s\n",
-			       (unsigned long long)key, v,
+			printf("    cgroup %-8llu session %-4u%s%s%s %s%s%s\n",
+			       (unsigned long long)key, v, sess[0] ? " (" : "",
+			       sess, sess[0] ? ")" : "",
+			       what[0] && (!p || strcmp(what, p)) ? what : "",
+			       what[0] && (!p || strcmp(what, p)) ? "  " : "",
 			       p ? p : "(not under the cgroup v2 mount)");
 		}
 		first = false;
@@ -328,12 +352,21 @@ static void print_targets(const struct status *s, const struct inst *in)
 		prev = &k32;
 		if (bpf_map_lookup_elem(fd, &k32, &v))
 			continue;
-		if (s->json)
-			printf("%s{\"kind\":\"pidns\",\"id\":%u,\"session\":%u}",
+		target_names(in, PT_TARGET_PIDNS, k32, sess, sizeof(sess),
+			     what, sizeof(what));
+		if (s->json) {
+			printf("%s{\"kind\":\"pidns\",\"id\":%u,\"session\":%u,\"session_name\":",
 			       first ? "" : ",", k32, v);
-		else
-			printf("    pidns  %-8u session %-4u pid:[%u]\n", k32, v,
-			       k32);
+			pt_json_str(stdout, sess);
+			fputs(",\"what\":", stdout);
+			pt_json_str(stdout, what);
+			fputc('}', stdout);
+		} else {
+			printf("    pidns  %-8u session %-4u%s%s%s pid:[%u]%s%s\n",
+			       k32, v, sess[0] ? " (" : "", sess,
+			       sess[0] ? ")" : "", k32, what[0] ? "  " : "",
+			       what);
+		}
 		first = false;
 	}
 	if (fd >= 0)
@@ -459,8 +492,11 @@ static void usage(FILE *f)
 "Show what podtap has loaded in this kernel: for each running recorder, its\n"
 "process, its BPF programs (id, run count and ns per run, the cgroups each\n"
 "is attached to), its targets (cgroup id, session, cgroup path; pid\n"
-"namespaces) and its counters. Needs root. Works without --pin; with it,\n"
-"the same maps are under /sys/fs/bpf/podtap for bpftool.\n"
+"namespaces) and its counters. Targets are named as their recorder named\n"
+"them (/run/podtap/PID.targets): the agent gives each one's session\n"
+"(namespace/name) and pod (namespace/pod/container). Needs root. Works\n"
+"without --pin; with it, the same maps are under /sys/fs/bpf/podtap for\n"
+"bpftool.\n"
 "\n"
 "Options:\n"
 "  -j, --json   one JSON object\n"

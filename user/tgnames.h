@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What a recorder's targets are, for `podtap status`: the maps hold ids
+ * only (cgroup id -> session id); a recorder also writes, for its own pid,
+ * /run/podtap/PID.targets naming each target and its session (which pod
+ * and container, for the agent). Removed on exit; files of dead pids are
+ * ignored and cleared by the next recorder.
+ */
+#ifndef __PODTAP_TGNAMES_H
+#define __PODTAP_TGNAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PT_TGNAMES_DIR	"/run/podtap"
+
+struct pt_tgname {
+	int kind;		/* enum pt_target_kind */
+	uint64_t id;
+	uint32_t session;
+	const char *session_name;
+	const char *what;	/* "shop/api-1/app", a cgroup path, ... */
+};
+
+/* Replace this process's file (written whole, then renamed). */
+int pt_tgnames_write(const struct pt_tgname *v, int n);
+void pt_tgnames_remove(void);
+/* The names pid gave target (kind, id); -ENOENT if none. */
+int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
+		    size_t sn, char *what, size_t wn);
+
+#endif
