@@ -150,7 +150,7 @@ check "--segment-size too small: one line" \
 mkdir -p "$TMP/www"
 head -c 307200 /dev/urandom > "$TMP/www/blob.bin"
 echo small > "$TMP/www/small.txt"
-PA=18611 PPROXY=18612 PWEB=18613 PB=18614 POTHER=18615
+PA=18611 PPROXY=18612 PWEB=18613 PB=18614 POTHER=18615 PECHO=18616
 uid=$(mkpod shop api-1 node-a Burstable '{"app":"api"}' app:c0a1 proxy:c0a2)
 u_=${uid//-/_}
 serve "$ROOT/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod$u_.slice/cri-containerd-c0a1.scope" $PA
@@ -159,17 +159,22 @@ uid=$(mkpod shop web-1 node-a BestEffort '{"app":"web","tier":"front"}' web:c0b1
 serve "$ROOT/kubepods/besteffort/pod$uid/c0b1" $PWEB
 uid=$(mkpod shop api-2 node-b Guaranteed '{"app":"api"}' app:c0c1)
 serve "$ROOT/kubepods.slice/kubepods-pod${uid//-/_}.slice/crio-c0c1.scope" $PB
+uid=$(mkpod shop cache-1 node-a Burstable '{"app":"cache"}' cache:c0e1)
+cg="$ROOT/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice/cri-containerd-c0e1.scope"
+mkdir -p "$cg"
+(echo $BASHPID > "$cg/cgroup.procs" && exec "$PY" tests/peers/echo.py $PECHO) > /dev/null 2>&1 &
+SERVERS+=($!)
 uid=$(mkpod other api-9 node-a Burstable '{"app":"api"}' app:c0d1)
 serve "$ROOT/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice/cri-containerd-c0d1.scope" $POTHER
 
 MA=19471 MB=19472
 "$PODTAP" agent --node node-a --kubeconfig "$TMP/kubeconfig" --cgroup-root "$ROOT" \
 	--spool "$TMP/spool-a" --collector "$COLL" --segment-time 1s \
-	--metrics 127.0.0.1:$MA 2> "$TMP/agent-a.log" &
+	--status-interval 1s --metrics 127.0.0.1:$MA 2> "$TMP/agent-a.log" &
 AGENT_A=$!
 "$PODTAP" agent --node node-b --kubeconfig "$TMP/kubeconfig" --cgroup-root "$ROOT" \
 	--spool "$TMP/spool-b" --segment-size 8K --spool-max 40K \
-	--metrics 127.0.0.1:$MB 2> "$TMP/agent-b.log" &
+	--status-interval 1s --metrics 127.0.0.1:$MB 2> "$TMP/agent-b.log" &
 AGENT_B=$!
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
 check "both agents ready once their watches have listed (no session yet)" \
@@ -285,7 +290,7 @@ check "s2 deleted: no open segment left for it" \
 # --- limits: duration, maxBytes; a spec that cannot be used -----------------
 kapi POST "$SESS" '{"apiVersion":"podtap.dev/v1alpha1","kind":"RecordingSession","metadata":{"name":"brief"},"spec":{"selector":{"matchLabels":{"app":"web"}},"duration":"3s"}}' > /dev/null
 check "duration 3s: Recording, then Done with 'duration reached'" \
-	eval 'wait_for 10 field_is brief node-a phase Recording && wait_for 10 field_is brief node-a phase Done && field brief node-a message | grep -q "duration reached"'
+	eval 'wait_for 10 field_is brief node-a phase Recording && wait_for 10 field_is brief node-a phase Done && field_is brief node-a message "duration reached" && field_is brief node-a targets 0'
 kapi POST "$SESS" '{"apiVersion":"podtap.dev/v1alpha1","kind":"RecordingSession","metadata":{"name":"capped"},"spec":{"selector":{"matchLabels":{"tier":"front"}},"maxBytes":"20Ki"}}' > /dev/null
 wait_for 10 field_is capped node-a targets 1
 curl -s -o /dev/null "http://127.0.0.1:$PWEB/blob.bin"
@@ -300,7 +305,55 @@ kapi POST "$SESS" '{"apiVersion":"podtap.dev/v1alpha1","kind":"RecordingSession"
 check "a spec the agent cannot use: Failed, and the message says which field" \
 	eval 'wait_for 10 field_is broken node-a phase Failed && field broken node-a message | grep -q "spec.duration"'
 
+# --- a connection open while its container changes session -----------------
+mksess() { # NAME SELECTOR-JSON
+	kapi POST "$SESS" "{\"apiVersion\":\"podtap.dev/v1alpha1\",\"kind\":\"RecordingSession\",\"metadata\":{\"name\":\"$1\"},\"spec\":{\"selector\":$2}}" > /dev/null
+}
+mksess t1 '{"matchLabels":{"app":"cache"}}'
+wait_for 10 field_is t1 node-a targets 1
+cat > "$TMP/echo_client.py" << 'EOF'
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"first"); print(s.recv(100))
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+s.sendall(b"second"); print(s.recv(100))
+s.close()
+EOF
+"$PY" "$TMP/echo_client.py" $PECHO "$TMP/go" > "$TMP/echo-client.out" 2>&1 &
+ECHO_CLIENT=$!
+wait_for 10 field_is t1 node-a connections 1
+kapi DELETE "$SESS/t1" > /dev/null
+mksess t2 '{"matchExpressions":[{"key":"app","operator":"Exists"},{"key":"app","operator":"In","values":["cache"]}]}'
+wait_for 10 field_is t2 node-a targets 1
+touch "$TMP/go"
+wait $ECHO_CLIENT
+check "a connection open before t2 took its container over is counted in t2" \
+	wait_for 10 field_is t2 node-a connections 1
+sleep 2.5	# the segment that holds the close is closed and uploaded
+check "t2 holds the bytes after the takeover (\"second\" and its echo), marked as older than t2" \
+	eval "'$PODTAP' read --json --dump \$(ls '$TMP/collected/shop/t2/'*.ptcap | sort) | '$PY' -c '
+import base64, json, sys
+c = [json.loads(l) for l in sys.stdin]
+rx = base64.b64decode(c[0][\"payload\"][\"rx\"]); tx = base64.b64decode(c[0][\"payload\"][\"tx\"])
+sys.exit(0 if len(c) == 1 and c[0][\"preexisting\"] and rx.endswith(b\"second\") and tx.endswith(b\"second+\") else 1)'"
+
+# --- the agent restarts: what it counted goes on -----------------------------
+n1=$(field s1 node-a connections)
+kill -INT $AGENT_A; wait $AGENT_A; AGENT_A=
+"$PODTAP" agent --node node-a --kubeconfig "$TMP/kubeconfig" --cgroup-root "$ROOT" \
+	--spool "$TMP/spool-a" --collector "$COLL" --segment-time 1s \
+	--status-interval 1s --metrics 127.0.0.1:$MA 2>> "$TMP/agent-a.log" &
+AGENT_A=$!
+wait_for 20 ready $MA
+check "after a restart, a session that reached maxBytes stays Done" \
+	wait_for 10 eval 'field_is capped node-a phase Done && field capped node-a message | grep -q maxBytes'
+curl -s -o /dev/null "http://127.0.0.1:$PA/small.txt"
+check "after a restart, s1's connections count on from $n1" \
+	wait_for 10 field_is s1 node-a connections $((n1 + 1))
+
 # --- /metrics, then stop ------------------------------------------------------
+
 curl -s "http://127.0.0.1:$MA/metrics" > "$TMP/m.txt"
 check "/metrics: HELP and TYPE for every metric; sessions, spool, upload queue there" \
 	"$PY" - "$TMP/m.txt" << 'EOF'
@@ -327,6 +380,7 @@ check "node-a: every segment uploaded or kept whole, none open" \
 check "no podtap program left loaded" \
 	[ "$(bpftool prog show 2>/dev/null | grep -c ' name podtap_')" = "$progs_before" ]
 if [ $fail != 0 ]; then
+	cp -r "$TMP" /tmp/e2e_agent.failed 2>/dev/null
 	echo "--- connections of s1, s2"; cat "$TMP/s1.conns" "$TMP/s2.conns"
 	echo "--- agent-a log"; tail -20 "$TMP/agent-a.log"
 	echo "--- agent-b log"; tail -20 "$TMP/agent-b.log"

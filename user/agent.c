@@ -33,7 +33,8 @@
 #define API_GROUP	"/apis/podtap.dev/v1alpha1"
 #define SRC_SESSIONS	1
 #define SRC_PODS	2
-#define STATUS_EVERY_NS	(30 * 1000000000ull)
+#define ORPHAN_NS	(600 * 1000000000ull)
+#define STATUS_IDLE_NS	(60 * 1000000000ull)	/* unchanged: lastUpdate only */
 #define RESOLVE_EVERY_NS (2 * 1000000000ull)
 
 static volatile sig_atomic_t stop_sig;
@@ -57,11 +58,14 @@ struct session {
 	struct pt_capw *w;	/* open segment, or NULL */
 	char part[PATH_MAX];
 	uint64_t seg_t0, seg_data;	/* opened at; DATA/OPEN records in it */
+	uint64_t broken_until;	/* its spool failed: Failed until then */
 	uint64_t segments, bytes, lost, conns;
 	int pods, targets;
 	bool reported;		/* has an entry on the status */
 	char last[1024];	/* last status sent, without lastUpdate */
+	char last_key[512];	/* its phase, message, pods and targets */
 	uint64_t last_ns;
+	int held;		/* selected containers an older session has */
 };
 
 struct pod {
@@ -80,6 +84,8 @@ struct target {
 /* Live connections: conn id -> session, and the OPEN record for reuse. */
 struct conn {
 	uint64_t id;		/* 0: free slot */
+	bool need_open;		/* its session changed: OPEN it there first */
+	uint64_t orphan_ns;	/* its target went at this time; 0: it has one */
 	struct pt_conn_open open;
 };
 
@@ -103,10 +109,11 @@ struct agent {
 	struct pt_loader *l;
 	struct pt_spool *sp;
 	uint64_t seg_size, seg_time;
+	uint64_t status_ns;	/* counters go to the status at most this often */
 	bool dirty;
 	bool targets_changed;	/* since the names were written */
-	uint64_t last_resolve;
-	int write_err;
+	uint64_t last_resolve, last_purge;
+	int fatal;		/* the ring cannot be read: stop */
 	struct conn *conns;	/* open addressing, power of two */
 	size_t conns_cap, conns_n;
 	/* status writer thread */
@@ -140,8 +147,11 @@ static size_t conn_slot(struct agent *a, uint64_t id)
 
 static struct conn *conn_find(struct agent *a, uint64_t id)
 {
-	size_t i = conn_slot(a, id);
+	size_t i;
 
+	if (!a->conns_cap)
+		return NULL;	/* (a LOSS can come before any OPEN) */
+	i = conn_slot(a, id);
 	return a->conns[i].id ? &a->conns[i] : NULL;
 }
 
@@ -169,8 +179,11 @@ static void conn_put(struct agent *a, const struct pt_conn_open *o)
 
 static void conn_del(struct agent *a, uint64_t id)
 {
-	size_t m = a->conns_cap - 1, i = conn_slot(a, id), j;
+	size_t m = a->conns_cap - 1, i, j;
 
+	if (!a->conns_cap)
+		return;
+	i = conn_slot(a, id);
 	if (!a->conns[i].id)
 		return;
 	a->conns[i].id = 0;
@@ -182,6 +195,61 @@ static void conn_del(struct agent *a, uint64_t id)
 		a->conns[j].id = 0;
 		a->conns[conn_slot(a, c.id)] = c;
 	}
+}
+
+/*
+ * A target changed hands: its open connections go to the new session,
+ * which gets their OPEN (marked as older than its capture) before their
+ * next bytes. The BPF side re-resolved them already.
+ */
+static void conns_retarget(struct agent *a, uint64_t cgid, uint32_t session)
+{
+	size_t k;
+
+	for (k = 0; k < a->conns_cap; k++) {
+		struct conn *c = &a->conns[k];
+
+		if (c->id && c->open.cgroup_id == cgid &&
+		    c->open.session_id != session) {
+			c->open.session_id = session;
+			c->orphan_ns = 0;
+			c->open.h.flags |= PT_F_PREEXISTING;
+			c->need_open = true;
+		}
+	}
+}
+
+/*
+ * A target is gone: its connections are kept a while without a session,
+ * in case a session takes the container back while they are open (the
+ * programs do not OPEN them again).
+ */
+static void conns_orphan(struct agent *a, uint64_t cgid)
+{
+	size_t k;
+
+	for (k = 0; k < a->conns_cap; k++)
+		if (a->conns[k].id && a->conns[k].open.cgroup_id == cgid) {
+			a->conns[k].open.session_id = 0;
+			a->conns[k].orphan_ns = pt_now_mono_ns();
+		}
+}
+
+/* Connections without a session for ten minutes are forgotten. */
+static void conns_purge(struct agent *a)
+{
+	uint64_t *ids = NULL, now = pt_now_mono_ns();
+	size_t k, n = 0;
+
+	for (k = 0; k < a->conns_cap; k++)
+		if (a->conns[k].id && a->conns[k].orphan_ns &&
+		    now - a->conns[k].orphan_ns > ORPHAN_NS) {
+			ids = pt_xrealloc(ids, n + 1, sizeof(*ids));
+			ids[n++] = a->conns[k].id;
+		}
+	for (k = 0; k < n; k++)
+		conn_del(a, ids[k]);
+	free(ids);
 }
 
 /* ---- sessions and segments ---- */
@@ -196,18 +264,35 @@ static struct session *session_by_id(struct agent *a, uint32_t id)
 	return NULL;
 }
 
+static void segment_close(struct agent *a, struct session *s);
+
+/*
+ * The spool failed this session (disk full, say): it stops recording
+ * here, Failed with the reason, and tries again after a while. The other
+ * sessions go on.
+ */
+static void session_broken(struct agent *a, struct session *s, int err,
+			   const char *doing)
+{
+	pt_err("session %s/%s: %s %s: %s; trying again in 30 s", s->spec.ns,
+	       s->spec.name, doing, s->part, strerror(-err));
+	snprintf(s->why, sizeof(s->why), "%s its segment: %s; trying again in 30 s",
+		 doing, strerror(-err));
+	s->broken_until = pt_now_mono_ns() + 30 * 1000000000ull;
+	segment_close(a, s);
+	a->dirty = true;
+}
+
 static void write_rec(struct agent *a, struct session *s,
 		      const struct pt_rec_hdr *h, size_t size)
 {
 	int err;
 
-	if (!s->w || a->write_err)
+	if (!s->w)
 		return;
 	err = pt_capw_add(s->w, h, size);
-	if (err) {
-		pt_err("writing %s: %s", s->part, strerror(-err));
-		a->write_err = err;
-	}
+	if (err)
+		session_broken(a, s, err, "writing");
 }
 
 static void write_target_rec(struct agent *a, struct session *s,
@@ -237,9 +322,8 @@ static int segment_open(struct agent *a, struct session *s)
 	if (!err)
 		err = pt_capw_open(&s->w, s->part, a->node);
 	if (err) {
-		pt_err("session %s/%s: a new segment in the spool: %s",
-		       s->spec.ns, s->spec.name, strerror(-err));
-		a->write_err = err;
+		s->w = NULL;
+		session_broken(a, s, err, "opening");
 		return err;
 	}
 	s->seg_t0 = pt_now_mono_ns();
@@ -249,7 +333,8 @@ static int segment_open(struct agent *a, struct session *s)
 			write_target_rec(a, s, &a->t[i]);
 	/* connections that go on: their OPEN again, so the segment names them */
 	for (k = 0; k < a->conns_cap; k++)
-		if (a->conns[k].id && a->conns[k].open.session_id == s->id)
+		if (a->conns[k].id && a->conns[k].open.session_id == s->id &&
+		    !a->conns[k].need_open)
 			write_rec(a, s, &a->conns[k].open.h,
 				  sizeof(a->conns[k].open));
 	return 0;
@@ -264,11 +349,9 @@ static void segment_close(struct agent *a, struct session *s)
 		return;
 	err = pt_capw_close(s->w);
 	s->w = NULL;
-	if (err) {
-		pt_err("closing %s: %s", s->part, strerror(-err));
-		unlink(s->part);
-		return;
-	}
+	/* a segment that did not close well reads up to its last block */
+	if (err)
+		pt_err("closing %s: %s (kept as it is)", s->part, strerror(-err));
 	if (!s->seg_data) {
 		unlink(s->part);
 		return;
@@ -300,6 +383,20 @@ static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 			return 0;
 		}
 		sid = c->open.session_id;
+		if (h->type == PT_REC_ATTR) {
+			const struct pt_attr *at = (const void *)h;
+
+			/* OPENs written again in later segments carry it */
+			c->open.pid = at->pid;
+			c->open.tgid = at->tgid;
+			memcpy(c->open.comm, at->comm, sizeof(c->open.comm));
+		}
+		s = session_by_id(a, sid);
+		if (c->need_open && s && s->w) {
+			write_rec(a, s, &c->open.h, sizeof(c->open));
+			s->conns++;
+			c->need_open = false;
+		}
 		if (h->type == PT_REC_CONN_CLOSE) {
 			conn_del(a, h->conn_id);
 			BUMP(a->closes, 1);
@@ -370,7 +467,30 @@ static void session_drop(struct agent *a, int i)
 	a->s[i] = a->s[--a->ns];
 }
 
-static void on_session(struct agent *a, const struct pt_kev *e)
+/*
+ * What this node wrote of the session before (an earlier run of the
+ * agent): the counts go on from there, and maxBytes stays reached.
+ */
+static void resume_counts(struct agent *a, struct session *s,
+			  const struct pt_kev *e)
+{
+	struct pt_node_status ns;
+
+	if (pt_session_node_status(e->obj, e->len, a->node, &ns))
+		return;
+	s->bytes = ns.bytes;
+	s->lost = ns.lost;
+	s->conns = ns.conns;
+	s->segments = ns.segments;
+	s->reported = true;
+	if (!strcmp(ns.phase, "Done")) {
+		s->done = true;
+		snprintf(s->why, sizeof(s->why), "%s", ns.message);
+	}
+}
+
+/* Returns whether the targets may change. */
+static bool on_session(struct agent *a, const struct pt_kev *e)
 {
 	struct pt_session_spec spec;
 	struct session *s;
@@ -383,11 +503,11 @@ static void on_session(struct agent *a, const struct pt_kev *e)
 		if (i >= 0)
 			session_drop(a, i);
 		free(uid);
-		return;
+		return true;
 	}
 	if (pt_session_parse(e->obj, e->len, &spec)) {
 		pt_dbg("a RecordingSession the agent cannot read: ignored");
-		return;
+		return false;
 	}
 	i = find_session_uid(a, spec.uid);
 	if (i < 0) {
@@ -401,12 +521,20 @@ static void on_session(struct agent *a, const struct pt_kev *e)
 		else
 			pt_info("session %s/%s (id %u)", spec.ns, spec.name,
 				s->id);
+		resume_counts(a, s, e);
 	} else {
 		s = a->s[i];
+		s->seen = true;
+		/* the agents' own status writes: nothing to do */
+		if (spec.generation && spec.generation == s->spec.generation) {
+			pt_session_free(&spec);
+			return false;
+		}
 		pt_session_free(&s->spec);
 	}
 	s->spec = spec;
 	s->seen = true;
+	return true;
 }
 
 static void on_pod(struct agent *a, const struct pt_kev *e)
@@ -481,13 +609,15 @@ static void take_events(struct agent *a)
 	struct pt_kev *e, *all = pt_kqueue_take(&a->q);
 
 	for (e = all; e; e = e->next) {
-		a->dirty = true;
-		if (e->type == PT_KEV_SYNC_BEGIN || e->type == PT_KEV_SYNC_END)
+		if (e->type == PT_KEV_SYNC_BEGIN || e->type == PT_KEV_SYNC_END) {
 			on_sync(a, e->source, e->type == PT_KEV_SYNC_BEGIN);
-		else if (e->source == SRC_SESSIONS)
-			on_session(a, e);
-		else
+			a->dirty = true;
+		} else if (e->source == SRC_SESSIONS) {
+			a->dirty |= on_session(a, e);
+		} else {
 			on_pod(a, e);
+			a->dirty = true;
+		}
 	}
 	pt_kev_free(all);
 }
@@ -504,13 +634,18 @@ static int cmp_session_age(const void *x, const void *y)
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
+/* Past spec.duration (a duration beyond the year 2554 never ends). */
+static bool session_expired(const struct session *s)
+{
+	uint64_t d = s->spec.duration_ns, c = s->spec.created_real_ns;
+
+	return d && d < UINT64_MAX - c && pt_now_real_ns() >= c + d;
+}
+
 static bool session_live(const struct session *s)
 {
-	uint64_t now = pt_now_real_ns();
-
 	return !s->spec.invalid[0] && !s->done &&
-	       !(s->spec.duration_ns &&
-		 now >= s->spec.created_real_ns + s->spec.duration_ns);
+	       pt_now_mono_ns() >= s->broken_until && !session_expired(s);
 }
 
 static struct target *target_find(struct agent *a, uint64_t cgid)
@@ -529,8 +664,10 @@ static void want_target(struct agent *a, struct session *s, uint64_t cgid,
 {
 	struct target *t = target_find(a, cgid);
 
-	if (t && t->want)
-		return;		/* an older session has it */
+	if (t && t->want) {
+		s->held++;	/* an older session has it */
+		return;
+	}
 	if (t && t->session == s->id) {
 		t->want = true;
 		s->targets++;
@@ -548,6 +685,7 @@ static void want_target(struct agent *a, struct session *s, uint64_t cgid,
 	t->cgid = cgid;
 	t->session = s->id;
 	t->want = true;
+	conns_retarget(a, cgid, s->id);
 	snprintf(t->path, sizeof(t->path), "%s", path);
 	snprintf(t->desc, sizeof(t->desc), "%s", desc);
 	s->targets++;
@@ -598,9 +736,12 @@ static void reconcile(struct agent *a)
 	for (i = 0; i < a->ns; i++) {
 		struct session *s = a->s[i];
 
-		s->pods = s->targets = 0;
-		if (s->spec.duration_ns && !s->done && !s->spec.invalid[0] &&
-		    !session_live(s)) {
+		s->pods = s->targets = s->held = 0;
+		if (s->broken_until && pt_now_mono_ns() >= s->broken_until) {
+			s->broken_until = 0;	/* try the spool again */
+			s->why[0] = 0;
+		}
+		if (!s->done && !s->spec.invalid[0] && session_expired(s)) {
 			s->done = true;
 			snprintf(s->why, sizeof(s->why), "duration reached");
 		}
@@ -633,6 +774,7 @@ static void reconcile(struct agent *a)
 			continue;
 		pt_info("no longer capturing %s", a->t[i].desc);
 		pt_loader_remove_cgroup(a->l, a->t[i].cgid);
+		conns_orphan(a, a->t[i].cgid);
 		a->targets_changed = true;
 		a->t[i] = a->t[--a->nt];
 	}
@@ -642,6 +784,10 @@ static void reconcile(struct agent *a)
 			segment_close(a, a->s[i]);
 	if (a->targets_changed)
 		name_targets(a);
+	if (pt_now_mono_ns() - a->last_purge > 60 * 1000000000ull) {
+		conns_purge(a);
+		a->last_purge = pt_now_mono_ns();
+	}
 	SET(a->n_sessions, (uint64_t)a->ns);
 	SET(a->n_active, (uint64_t)active);
 	SET(a->n_targets, (uint64_t)a->nt);
@@ -724,9 +870,9 @@ static void status_queue(struct agent *a, char *path, char *body)
 
 static enum phase session_phase(const struct session *s)
 {
-	if (s->spec.invalid[0])
+	if (s->spec.invalid[0] || pt_now_mono_ns() < s->broken_until)
 		return PH_FAILED;
-	if (!session_live(s))
+	if (s->done)
 		return PH_DONE;
 	return s->targets ? PH_RECORDING : PH_PENDING;
 }
@@ -734,7 +880,7 @@ static enum phase session_phase(const struct session *s)
 static void report(struct agent *a, struct session *s, bool force)
 {
 	enum phase ph = session_phase(s);
-	char entry[1024], stamp[40], *body, *path, *msg, *fm;
+	char entry[1024], key[512], stamp[40], *body, *path, *msg, *fm;
 	size_t n;
 	FILE *f;
 	uint64_t now = pt_now_mono_ns();
@@ -746,19 +892,30 @@ static void report(struct agent *a, struct session *s, bool force)
 	if (!f)
 		pt_oom();
 	pt_json_str(f, s->spec.invalid[0] ? s->spec.invalid : s->why[0] ?
-		    s->why : ph == PH_PENDING ? (s->pods ?
-		    "waiting for the containers' cgroups" :
-		    "no selected pod on this node") : "");
+		    s->why : ph != PH_PENDING ? "" : s->held ?
+		    "the selected containers are recorded by an older session" :
+		    s->pods ? "waiting for the containers' cgroups" :
+		    "no selected pod on this node");
 	fclose(f);
+	snprintf(key, sizeof(key),
+		 "\"phase\":\"%s\",\"message\":%s,\"pods\":%d,\"targets\":%d",
+		 phase_names[ph], msg, s->pods, s->targets);
 	snprintf(entry, sizeof(entry),
-		 "\"phase\":\"%s\",\"message\":%s,\"pods\":%d,\"targets\":%d,\"connections\":%llu,\"bytes\":%llu,\"lostBytes\":%llu,\"segments\":%llu",
-		 phase_names[ph], msg, s->pods, s->targets,
-		 (unsigned long long)s->conns, (unsigned long long)s->bytes,
+		 "%s,\"connections\":%llu,\"bytes\":%llu,\"lostBytes\":%llu,\"segments\":%llu",
+		 key, (unsigned long long)s->conns, (unsigned long long)s->bytes,
 		 (unsigned long long)s->lost, (unsigned long long)s->segments);
 	free(msg);
-	if (!force && !strcmp(entry, s->last) && now - s->last_ns < STATUS_EVERY_NS)
+	/*
+	 * Every agent watches every session, so each write reaches all of
+	 * them: a change of phase or targets goes out at once, counters at
+	 * most every --status-interval, an unchanged entry every minute.
+	 */
+	if (!force && !strcmp(key, s->last_key) &&
+	    now - s->last_ns < (strcmp(entry, s->last) ? a->status_ns :
+				STATUS_IDLE_NS))
 		return;
 	snprintf(s->last, sizeof(s->last), "%s", entry);
+	snprintf(s->last_key, sizeof(s->last_key), "%s", key);
 	s->last_ns = now;
 	s->reported = true;
 	pt_fmt_time(stamp, sizeof(stamp), pt_now_real_ns(), 3);
@@ -927,7 +1084,11 @@ static void usage(FILE *f)
 "                           and remove them once taken (default: keep them)\n"
 "      --segment-size SIZE  close a segment at this size (default: 64M)\n"
 "      --segment-time TIME  or after this long (default: 5m)\n"
-"      --spool-max SIZE     drop the oldest closed segments beyond this (default: 1G)\n"
+"      --spool-max SIZE     keep at most this much of closed segments; the\n"
+"                           oldest go first (default: 1G)\n"
+"      --status-interval TIME  write changed counters to the session's status\n"
+"                           at most this often (default: 10s; a change of\n"
+"                           phase or targets goes at once)\n"
 "      --cgroup-root DIR    where the kubelet's cgroups are (default: the\n"
 "                           cgroup v2 mount)\n"
 "      --ring-size SIZE     kernel ring buffer size (default: 32M)\n"
@@ -986,17 +1147,21 @@ static void run(struct agent *a, uint64_t poll_ns)
 	uint64_t last_flush = 0, last_report = 0;
 	int i;
 
-	while (!stop_sig && !a->write_err) {
+	while (!stop_sig && !a->fatal) {
 		uint64_t now;
 		int n = pt_loader_consume(a->l);
 
 		if (n < 0) {
 			pt_err("reading the ring buffer: %s", strerror(-n));
-			a->write_err = n;
+			a->fatal = n;
 			break;
 		}
 		take_events(a);
 		now = pt_now_mono_ns();
+		for (i = 0; i < a->ns; i++)
+			if (!a->s[i]->done && !a->s[i]->spec.invalid[0] &&
+			    session_expired(a->s[i]))
+				a->dirty = true;	/* its time is up */
 		SET(a->heartbeat_ns, now);
 		if (a->dirty || now - a->last_resolve >= RESOLVE_EVERY_NS)
 			reconcile(a);
@@ -1009,10 +1174,12 @@ static void run(struct agent *a, uint64_t poll_ns)
 			}
 		}
 		if (now - last_flush >= 250000000ull) {
-			for (i = 0; i < a->ns; i++)
-				if (a->s[i]->w && pt_capw_flush(a->s[i]->w))
-					pt_err("writing %s: %s", a->s[i]->part,
-					       strerror(errno));
+			for (i = 0; i < a->ns; i++) {
+				int err = a->s[i]->w ? pt_capw_flush(a->s[i]->w) : 0;
+
+				if (err)
+					session_broken(a, a->s[i], err, "writing");
+			}
 			last_flush = now;
 		}
 		if (now - last_report >= 1000000000ull) {
@@ -1040,7 +1207,10 @@ static void finish(struct agent *a)
 	for (i = 0; i < a->ns; i++) {
 		segment_close(a, a->s[i]);
 		a->s[i]->targets = 0;
-		snprintf(a->s[i]->why, sizeof(a->s[i]->why), "the agent stopped");
+		/* Done and Failed say why already */
+		if (session_live(a->s[i]))
+			snprintf(a->s[i]->why, sizeof(a->s[i]->why),
+				 "the agent stopped");
 		report(a, a->s[i], true);
 	}
 }
@@ -1096,6 +1266,7 @@ int cmd_agent(int argc, char **argv)
 		{ "segment-time", required_argument, NULL, 'T' },
 		{ "spool-max", required_argument, NULL, 'X' },
 		{ "cgroup-root", required_argument, NULL, 'G' },
+		{ "status-interval", required_argument, NULL, 'U' },
 		{ "ring-size", required_argument, NULL, 'R' },
 		{ "poll", required_argument, NULL, 'P' },
 		{ "metrics", required_argument, NULL, 'm' },
@@ -1120,6 +1291,7 @@ int cmd_agent(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	a.seg_size = 64 << 20;
 	a.seg_time = 300 * 1000000000ull;
+	a.status_ns = 10 * 1000000000ull;
 	a.next_id = 1;
 	a.node = getenv("NODE_NAME");
 	pthread_mutex_init(&a.st_mu, NULL);
@@ -1160,6 +1332,13 @@ int cmd_agent(int argc, char **argv)
 			}
 			break;
 		case 'G': cgroot = optarg; break;
+		case 'U':
+			if (pt_parse_duration(optarg, &a.status_ns) ||
+			    a.status_ns < 1000000000ull) {
+				pt_err("--status-interval %s: want a duration of 1s or more (e.g. 10s)", optarg);
+				return 1;
+			}
+			break;
 		case 'R':
 			if (pt_parse_size(optarg, &v) || v < 4096 || v > (1ull << 30)) {
 				pt_err("--ring-size %s: want a size from 4K to 1G", optarg);
@@ -1240,7 +1419,7 @@ int cmd_agent(int argc, char **argv)
 		", metrics on " : "", metrics_addr ? metrics_addr : "");
 	run(&a, poll_ns);
 	finish(&a);
-	rc = a.write_err ? 1 : 0;
+	rc = a.fatal ? 1 : 0;
 out:
 	pt_tgnames_remove();
 	pt_metrics_stop(metrics);

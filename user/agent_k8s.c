@@ -221,6 +221,7 @@ int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s)
 		pt_session_free(s);
 		return -EINVAL;
 	}
+	pt_jr_u64(&j, pt_jr_path(&j, 0, "metadata.generation"), &s->generation);
 	v = pt_jr_str(&j, pt_jr_path(&j, 0, "metadata.creationTimestamp"));
 	if (parse_time(v, &s->created_real_ns))
 		s->created_real_ns = pt_now_real_ns();
@@ -254,6 +255,38 @@ int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s)
 	}
 	pt_jr_free(&j);
 	return 0;
+}
+
+int pt_session_node_status(const char *json, size_t len, const char *node,
+			   struct pt_node_status *ns)
+{
+	struct pt_jr j;
+	int arr, el, k, err = -ENOENT;
+
+	memset(ns, 0, sizeof(*ns));
+	if (pt_jr_parse(&j, json, len))
+		return -EINVAL;
+	arr = pt_jr_path(&j, 0, "status.perNode");
+	pt_jr_for_each(&j, arr, el, k) {
+		char *v;
+
+		if (!pt_jr_streq(&j, pt_jr_get(&j, el, "node"), node))
+			continue;
+		pt_jr_u64(&j, pt_jr_get(&j, el, "bytes"), &ns->bytes);
+		pt_jr_u64(&j, pt_jr_get(&j, el, "lostBytes"), &ns->lost);
+		pt_jr_u64(&j, pt_jr_get(&j, el, "connections"), &ns->conns);
+		pt_jr_u64(&j, pt_jr_get(&j, el, "segments"), &ns->segments);
+		if ((v = pt_jr_str(&j, pt_jr_get(&j, el, "phase"))))
+			snprintf(ns->phase, sizeof(ns->phase), "%s", v);
+		free(v);
+		if ((v = pt_jr_str(&j, pt_jr_get(&j, el, "message"))))
+			snprintf(ns->message, sizeof(ns->message), "%s", v);
+		free(v);
+		err = 0;
+		break;
+	}
+	pt_jr_free(&j);
+	return err;
 }
 
 void pt_session_free(struct pt_session_spec *s)
@@ -440,6 +473,17 @@ static int find_container(const char *poddir, const char *id, char *out,
 	return err;
 }
 
+/* Letters and digits only, and the characters in extra; not empty. */
+static bool is_word(const char *s, const char *extra)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+			return false;
+	return true;
+}
+
 int pt_container_cgroup(const char *root, const struct pt_pod *p,
 			const struct pt_container *c, char *out, size_t n)
 {
@@ -448,7 +492,14 @@ int pt_container_cgroup(const char *root, const struct pt_pod *p,
 	bool guaranteed = !strcmp(qos, "guaranteed");
 	size_t i;
 
-	if (strlen(p->uid) >= sizeof(uid_) || strchr(c->id, '/'))
+	/*
+	 * These come from the API server and become path components: a
+	 * container id ".." would name the pod's parent, and an ancestor
+	 * cgroup as target captures every pod under it.
+	 */
+	if (strlen(p->uid) >= sizeof(uid_) || !is_word(p->uid, "-") ||
+	    !is_word(c->id, "") || (!guaranteed && strcmp(qos, "burstable") &&
+				    strcmp(qos, "besteffort")))
 		return -EINVAL;
 	for (i = 0; p->uid[i]; i++)
 		uid_[i] = p->uid[i] == '-' ? '_' : p->uid[i];

@@ -32,6 +32,7 @@ struct pt_session_spec {
 	int nex;
 	char **containers;	/* empty: all */
 	int ncontainers;
+	uint64_t generation;	/* metadata.generation: bumped by spec changes */
 	uint64_t created_real_ns;
 	uint64_t duration_ns;	/* 0: until deleted */
 	uint64_t max_bytes;	/* per node; 0: no limit */
@@ -52,6 +53,17 @@ struct pt_pod {
 	int nc;
 	bool terminated;	/* phase Succeeded or Failed */
 };
+
+/* A node's entry of a session's status.perNode, as it was last written. */
+struct pt_node_status {
+	uint64_t bytes, lost, conns, segments;
+	char phase[16];
+	char message[160];
+};
+
+/* This node's entry in a RecordingSession's status; -ENOENT if none. */
+int pt_session_node_status(const char *json, size_t len, const char *node,
+			   struct pt_node_status *ns);
 
 /* Decode an object; one line and <0 when it is not one. */
 int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s);

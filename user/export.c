@@ -9,14 +9,57 @@
 #include "export.h"
 #include "jsonw.h"
 
+/*
+ * Reading one file of several. A connection id (socket cookie) is unique
+ * while the node runs, but a recorder that restarts sees the connections
+ * it finds open anew: a new OPEN, with offsets from 0 again. Such a later
+ * incarnation gets an id of its own, for the records of that file.
+ */
+struct loading {
+	struct pt_conns *conns;
+	int file;
+	struct { uint64_t from, to; } *remap;
+	size_t nremap;
+	uint8_t *buf;
+	size_t bufsz;
+};
+
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
-	return pt_conns_add(ctx, h);
+	struct loading *ld = ctx;
+	struct pt_conn *c;
+	size_t i;
+
+	if (h->type == PT_REC_CONN_OPEN && ld->file > 0 &&
+	    (c = pt_conns_find(ld->conns, h->conn_id)) && c->has_open &&
+	    c->open.h.ts_ns != h->ts_ns) {
+		ld->remap = pt_xrealloc(ld->remap, ld->nremap + 1,
+					sizeof(*ld->remap));
+		ld->remap[ld->nremap].from = h->conn_id;
+		ld->remap[ld->nremap].to = h->conn_id ^ (1ull << 63) ^
+					   ((uint64_t)ld->file << 40);
+		ld->nremap++;
+	}
+	for (i = ld->nremap; h->conn_id && i > 0; i--)
+		if (ld->remap[i - 1].from == h->conn_id) {
+			struct pt_rec_hdr *copy;
+
+			if (h->size > ld->bufsz) {
+				ld->bufsz = h->size;
+				ld->buf = pt_xrealloc(ld->buf, ld->bufsz, 1);
+			}
+			memcpy(ld->buf, h, h->size);
+			copy = (struct pt_rec_hdr *)ld->buf;
+			copy->conn_id = ld->remap[i - 1].to;
+			return pt_conns_add(ld->conns, copy);
+		}
+	return pt_conns_add(ld->conns, h);
 }
 
 /* One more file of the capture; -1 after one line if it cannot be used. */
 static int load_one(struct pt_capture *cap, const char *path)
 {
+	struct loading ld = { .conns = &cap->conns, .file = cap->files };
 	struct pt_capr_info info;
 	int err;
 	FILE *f;
@@ -26,8 +69,10 @@ static int load_one(struct pt_capture *cap, const char *path)
 		pt_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
-	err = pt_capr_read(f, collect, &cap->conns, &info);
+	err = pt_capr_read(f, collect, &ld, &info);
 	fclose(f);
+	free(ld.remap);
+	free(ld.buf);
 	if (err && !info.end_offset) {
 		pt_err("%s: %s", path, err == -EBADMSG ? info.error :
 		       strerror(-err));

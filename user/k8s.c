@@ -443,6 +443,8 @@ struct pt_kwatch {
 	struct pt_kwatch_stats st;	/* under mu */
 	char rv[64];			/* thread only */
 	bool relist;			/* thread only */
+	bool progress;			/* thread only: this watch gave events */
+	bool bad;			/* thread only: it ended in an error */
 	struct membuf line;		/* thread only: a partial event line */
 	unsigned failures;		/* thread only: in a row */
 };
@@ -603,7 +605,7 @@ static void watch_line(struct pt_kwatch *w, const char *s, size_t len)
 
 	if (pt_jr_parse(&j, s, len)) {
 		complain(w, "watch: an event that is not JSON; relisting");
-		w->relist = true;
+		w->relist = w->bad = true;
 		return;
 	}
 	ty = pt_jr_get(&j, 0, "type");
@@ -622,10 +624,12 @@ static void watch_line(struct pt_kwatch *w, const char *s, size_t len)
 			complain(w, "watch error %llu: %s; relisting",
 				 (unsigned long long)code, m ? m : "");
 			free(m);
+			w->bad = true;
 		}
 		w->relist = true;
 		goto out;
 	}
+	w->progress = true;	/* an event or a bookmark */
 	rv = pt_jr_str(&j, pt_jr_path(&j, obj, "metadata.resourceVersion"));
 	if (rv && *rv)
 		snprintf(w->rv, sizeof(w->rv), "%s", rv);
@@ -657,7 +661,11 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	}
 	memmove(w->line.p, w->line.p + start, w->line.len - start);
 	w->line.len -= start;
-	if (w->relist || w->line.len > (64u << 20))
+	if (w->line.len > (64u << 20)) {
+		complain(w, "watch: an event over 64 MiB; relisting");
+		w->relist = w->bad = true;
+	}
+	if (w->relist)
 		return 0;	/* ends the request */
 	return n;
 }
@@ -671,6 +679,8 @@ static int watch_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
 static void do_watch(struct pt_kwatch *w)
 {
 	struct curl_slist *h = NULL;
+	bool healthy;
+	uint64_t t0;
 	char *path;
 	CURL *c;
 	CURLcode rc;
@@ -692,26 +702,37 @@ static void do_watch(struct pt_kwatch *w)
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 150L);
 	w->line.len = 0;
+	w->progress = w->bad = false;
+	t0 = pt_now_mono_ns();
 	STAT_ADD(w, watches, 1);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
-	if (stopping(w) || w->relist)
+	if (stopping(w))
 		return;
+	/* a watch that gave nothing and ended soon was no watch at all */
+	healthy = !w->bad && (w->progress || pt_now_mono_ns() - t0 > 5000000000ull);
 	if (code == 410) {
 		STAT_ADD(w, expired, 1);
 		w->relist = true;
-	} else if (code != 200) {
+	} else if (!w->relist && code != 200) {
 		complain(w, "watch: %s", rc != CURLE_OK ?
 			 curl_easy_strerror(rc) : "unexpected HTTP status");
-		backoff(w);
-		/* past a few failures in a row, start over from a list */
-		if (w->failures > 3)
-			w->relist = true;
-	} else {
-		w->failures = 0;	/* a watch that ended: go on from rv */
+		healthy = false;
+	} else if (!w->relist && !healthy) {
+		complain(w, "watch: the stream ended at once%s%s",
+			 rc != CURLE_OK ? ": " : "",
+			 rc != CURLE_OK ? curl_easy_strerror(rc) : "");
 	}
+	if (healthy) {
+		w->failures = 0;	/* go on from rv */
+		return;
+	}
+	backoff(w);
+	/* past a few failures in a row, start over from a list */
+	if (w->failures > 3)
+		w->relist = true;
 }
 
 static void *kwatch_main(void *arg)
@@ -725,7 +746,7 @@ static void *kwatch_main(void *arg)
 				backoff(w);
 				continue;
 			}
-			w->failures = 0;
+			/* failures are reset by a watch that works */
 			w->relist = false;
 		}
 		do_watch(w);

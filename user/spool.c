@@ -231,7 +231,13 @@ static int upload(struct pt_spool *sp, const char *path, char *why, size_t n)
 	else if (code < 200 || code > 299)
 		snprintf(why, n, "%s: HTTP %ld", url, code);
 	free(url);
-	return rc == CURLE_OK && code >= 200 && code <= 299 ? 0 : -EIO;
+	if (rc == CURLE_OK && code >= 200 && code <= 299)
+		return 0;
+	/* refused for what it is, not for now: the others go first */
+	if (rc == CURLE_OK && code >= 400 && code <= 499 && code != 408 &&
+	    code != 429)
+		return -EPERM;
+	return -EIO;
 }
 
 static void *uploader(void *arg)
@@ -239,6 +245,7 @@ static void *uploader(void *arg)
 	struct pt_spool *sp = arg;
 	unsigned failures = 0;
 	char why[512];
+	int err;
 
 	pthread_mutex_lock(&sp->mu);
 	while (!sp->stop) {
@@ -254,7 +261,8 @@ static void *uploader(void *arg)
 		size = sp->q[0].size;
 		pthread_mutex_unlock(&sp->mu);
 
-		if (!upload(sp, path, why, sizeof(why))) {
+		err = upload(sp, path, why, sizeof(why));
+		if (!err) {
 			unlink(path);
 			pt_dbg("uploaded %s", path);
 			pthread_mutex_lock(&sp->mu);
@@ -271,6 +279,13 @@ static void *uploader(void *arg)
 			if (!stop)
 				sp->st.upload_failures++;
 			sp->q[0].busy = false;
+			if (err == -EPERM && sp->nq > 1) {
+				struct seg head = sp->q[0];
+
+				memmove(&sp->q[0], &sp->q[1],
+					(sp->nq - 1) * sizeof(*sp->q));
+				sp->q[sp->nq - 1] = head;
+			}
 			pthread_mutex_unlock(&sp->mu);
 			if (!stop) {
 				if (!failures)
@@ -376,12 +391,21 @@ int pt_spool_new_segment(struct pt_spool *sp, const char *ns,
 	return 0;
 }
 
-/* Over max_bytes: remove the oldest closed segments not being uploaded. */
-static void enforce_max(struct pt_spool *sp, uint64_t on_disk)
+/*
+ * Closed segments over max_bytes: remove the oldest not being uploaded,
+ * but never the one just closed. Open segments do not count: they are
+ * bounded by --segment-size each, and dropping closed data for them
+ * would lose what is safe for what is not yet.
+ */
+static void enforce_max(struct pt_spool *sp)
 {
-	size_t i = 0;
+	uint64_t closed = 0;
+	size_t i;
 
-	while (sp->max_bytes && on_disk > sp->max_bytes && i < sp->nq) {
+	for (i = 0; i < sp->nq; i++)
+		closed += sp->q[i].size;
+	i = 0;
+	while (sp->max_bytes && closed > sp->max_bytes && i + 1 < sp->nq) {
 		if (sp->q[i].busy) {
 			i++;
 			continue;
@@ -389,7 +413,7 @@ static void enforce_max(struct pt_spool *sp, uint64_t on_disk)
 		pt_err("spool over %llu bytes: dropping %s",
 		       (unsigned long long)sp->max_bytes, sp->q[i].path);
 		unlink(sp->q[i].path);
-		on_disk -= sp->q[i].size < on_disk ? sp->q[i].size : on_disk;
+		closed -= sp->q[i].size;
 		sp->st.dropped++;
 		sp->st.dropped_bytes += sp->q[i].size;
 		dequeue(sp, i);
@@ -399,7 +423,6 @@ static void enforce_max(struct pt_spool *sp, uint64_t on_disk)
 int pt_spool_commit(struct pt_spool *sp, const char *part)
 {
 	char done[PATH_MAX];
-	struct pt_spool_stats s;
 	struct stat st;
 	size_t n = strlen(part);
 
@@ -408,10 +431,9 @@ int pt_spool_commit(struct pt_spool *sp, const char *part)
 	snprintf(done, sizeof(done), "%.*s", (int)(n - 5), part);
 	if (rename(part, done) || stat(done, &st))
 		return -errno;
-	pt_spool_stats(sp, &s);
 	pthread_mutex_lock(&sp->mu);
 	enqueue(sp, done, (uint64_t)st.st_size);
-	enforce_max(sp, s.bytes);
+	enforce_max(sp);
 	pthread_cond_broadcast(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 	return 0;

@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "agent_k8s.h"
+#include "capfile.h"
+#include "conns.h"
+#include "export.h"
 #include "jread.h"
 #include "unit.h"
 
@@ -214,6 +217,99 @@ void test_agent_cgroups(void)
 	c.id = "../x";
 	ASSERT_EQ(pt_container_cgroup(root, &p, &c, out, sizeof(out)), -EINVAL,
 		  "an id with a slash is refused");
+	c.id = "..";
+	ASSERT_EQ(pt_container_cgroup(root, &p, &c, out, sizeof(out)), -EINVAL,
+		  "the id '..' (the pod's parent cgroup) is refused");
+	c.id = "d0c";
+	p.qos = "../..";
+	ASSERT_EQ(pt_container_cgroup(root, &p, &c, out, sizeof(out)), -EINVAL,
+		  "an unknown QoS class is refused");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	ASSERT_OK(system(cmd), "cleanup");
+}
+
+/* A segment with an OPEN of conn 7 at open_ts, then len bytes at off. */
+static int write_segment(const char *path, const char *host, uint64_t open_ts,
+			 uint64_t off, const char *bytes)
+{
+	struct pt_conn_open o = {};
+	uint8_t buf[256];
+	struct pt_data *d = (void *)buf;
+	struct pt_capw *w;
+	size_t len = strlen(bytes);
+	int err;
+
+	err = pt_capw_open(&w, path, host);
+	if (err)
+		return err;
+	o.h.type = PT_REC_CONN_OPEN;
+	o.h.size = sizeof(o);
+	o.h.ts_ns = open_ts;
+	o.h.conn_id = 7;
+	o.role = PT_ROLE_SERVER;
+	memset(d, 0, sizeof(buf));
+	d->h.type = PT_REC_DATA;
+	d->h.size = sizeof(*d) + ((len + 7) & ~7u);
+	d->h.ts_ns = open_ts + off + 1;
+	d->h.conn_id = 7;
+	d->offset = off;
+	d->len = d->cap_len = len;
+	d->dir = PT_DIR_RX;
+	memcpy(d->payload, bytes, len);
+	err = pt_capw_add(w, &o.h, sizeof(o));
+	if (!err)
+		err = pt_capw_add(w, &d->h, d->h.size);
+	if (err) {
+		pt_capw_abort(w);
+		return err;
+	}
+	return pt_capw_close(w);
+}
+
+static bool stream_is(struct pt_conn *c, const char *want)
+{
+	struct pt_assembled a;
+	bool ok;
+
+	if (pt_stream_assemble(c, PT_DIR_RX, &a))
+		return false;
+	ok = a.len == strlen(want) && !memcmp(a.buf, want, a.len) && !a.ngaps;
+	pt_assembled_free(&a);
+	return ok;
+}
+
+void test_agent_segments(void)
+{
+	char dir[] = "/tmp/podtap-segs.XXXXXX", p[4][PATH_MAX], cmd[PATH_MAX + 16];
+	const char *paths[3];
+	struct pt_capture cap;
+	int i;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	for (i = 0; i < 4; i++) {
+		snprintf(p[i], sizeof(p[i]), "%s/%d.ptcap", dir, i);
+		if (i < 3)
+			paths[i] = p[i];
+	}
+	/* a connection across a rotation (its OPEN written again), then the
+	 * same cookie seen anew by a recorder that restarted */
+	ASSERT_OK(write_segment(p[0], "node-a", 100, 0, "abc"), "segment 0");
+	ASSERT_OK(write_segment(p[1], "node-a", 100, 3, "def"), "segment 1");
+	ASSERT_OK(write_segment(p[2], "node-a", 900, 0, "xyz"), "segment 2");
+	ASSERT_OK(write_segment(p[3], "node-b", 100, 6, "ghi"), "other node");
+	if (ASSERT_OK(pt_capture_load_many(&cap, paths, 3, false), "load 3")) {
+		ASSERT_EQ(cap.conns.n, 2, "two connections: one across the rotation, one after the restart");
+		ASSERT_EQ(cap.files, 3, "files read");
+		if (cap.conns.n == 2) {
+			ASSERT_TRUE(stream_is(cap.conns.v[0], "abcdef"), "rotation: bytes joined");
+			ASSERT_TRUE(stream_is(cap.conns.v[1], "xyz"), "restart: a connection of its own");
+		}
+		pt_capture_free(&cap);
+	}
+	paths[1] = p[3];
+	ASSERT_EQ(pt_capture_load_many(&cap, paths, 2, false), -1,
+		  "segments of two nodes are refused");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ASSERT_OK(system(cmd), "cleanup");
 }

@@ -406,6 +406,7 @@ static const struct {
 	{ "agent_units", test_agent_units },
 	{ "agent_sessions", test_agent_sessions },
 	{ "agent_cgroup_layouts", test_agent_cgroups },
+	{ "agent_segments_read_together", test_agent_segments },
 };
 
 int main(int argc, char **argv)

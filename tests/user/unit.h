@@ -42,5 +42,6 @@ void test_agent_jread(void);
 void test_agent_units(void);
 void test_agent_sessions(void);
 void test_agent_cgroups(void);
+void test_agent_segments(void);
 
 #endif
