@@ -380,7 +380,6 @@ check "node-a: every segment uploaded or kept whole, none open" \
 check "no podtap program left loaded" \
 	[ "$(bpftool prog show 2>/dev/null | grep -c ' name podtap_')" = "$progs_before" ]
 if [ $fail != 0 ]; then
-	cp -r "$TMP" /tmp/e2e_agent.failed 2>/dev/null
 	echo "--- connections of s1, s2"; cat "$TMP/s1.conns" "$TMP/s2.conns"
 	echo "--- agent-a log"; tail -20 "$TMP/agent-a.log"
 	echo "--- agent-b log"; tail -20 "$TMP/agent-b.log"
