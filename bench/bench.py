@@ -183,9 +183,9 @@ http {
             die("wrk printed no Requests/sec:\n" + out)
         return float(m.group(1))
 
-    def record(self, targets, out, metrics=False):
+    def record(self, targets, out, metrics=False, binary=PODTAP):
         """podtap record, returned once it says it is recording."""
-        argv = [PODTAP, "record", "-w", out]
+        argv = [binary, "record", "-w", out]
         for kind, t in targets:
             argv += [kind, t]
         if metrics:
@@ -284,6 +284,35 @@ http {
                     log("traced   run %d  %5d B  %-9s %10.0f req/s%s" %
                         (run + 1, size, cfg, rps, note))
         return res, usr, lost
+
+    # ---- before/after: this build against another, section 1's load ----
+
+    def compare(self, other):
+        cfgs = ("untraced", "this build", "other build")
+        res = {s: {c: [] for c in cfgs} for s in SIZES}
+        for run in range(self.args.runs):
+            for size in SIZES:
+                for cfg in cfgs:
+                    out = os.path.join(self.tmp, "cap")
+                    if cfg == "untraced":
+                        rps = self.wrk(PORT_T, size)
+                    else:
+                        p = self.record([("-c", self.cg_t)], out, binary=
+                                        PODTAP if cfg == "this build" else other)
+                        rps = self.wrk(PORT_T, size)
+                        self.record_stop(p)
+                        os.unlink(out)
+                    res[size][cfg].append(rps)
+                    log("compare  run %d  %5d B  %-11s %10.0f req/s" %
+                        (run + 1, size, cfg, rps))
+        lines = ["| response | config | median req/s | ratio |",
+                 "|---|---|---:|---:|"]
+        for size in SIZES:
+            r = ratios(res[size])
+            for cfg in cfgs:
+                lines.append("| %d B | %s | %.0f | %.3f |" % (
+                    size, cfg, r[cfg]["median_rps"], r[cfg]["ratio"]))
+        return "\n".join(lines) + "\n"
 
     def pidns_holder(self):
         """A process alone in a pid namespace of its own (in cg_o), for
@@ -668,6 +697,10 @@ def main():
                     "(default 5; 1 with --tiny)")
     ap.add_argument("--seconds", type=int, help="seconds per wrk run "
                     "(default 5; 1 with --tiny)")
+    ap.add_argument("--compare", metavar="PODTAP",
+                    help="only section 1's load: this build's podtap "
+                    "against another podtap binary (before/after a "
+                    "change), interleaved; prints a table, writes nothing")
     ap.add_argument("--out", help="directory for the results (default "
                     "docs/, or build/bench/ with --tiny)")
     args = ap.parse_args()
@@ -688,6 +721,12 @@ def main():
     b = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
+        if args.compare:
+            if not os.access(args.compare, os.X_OK):
+                die("--compare %s: not an executable" % args.compare)
+            b.nginx("target", PORT_T, b.cg_t)
+            print(b.compare(os.path.abspath(args.compare)), end="")
+            return
         mach = machine()
         b.nginx("target", PORT_T, b.cg_t)
         b.nginx("other", PORT_U, b.cg_u)
