@@ -33,6 +33,7 @@
 #define API_GROUP	"/apis/podtap.dev/v1alpha1"
 #define SRC_SESSIONS	1
 #define SRC_PODS	2
+#define IDLE_POLL_NS	(200 * 1000000ull)
 #define ORPHAN_NS	(600 * 1000000000ull)
 #define STATUS_IDLE_NS	(60 * 1000000000ull)	/* unchanged: lastUpdate only */
 #define RESOLVE_EVERY_NS (2 * 1000000000ull)
@@ -1188,7 +1189,10 @@ static void run(struct agent *a, uint64_t poll_ns)
 			last_report = now;
 		}
 		if (n < 64) {
-			struct timespec ts = { 0, (long)poll_ns };
+			/* nothing attached, nothing to drain: a node without
+			 * sessions costs next to nothing */
+			struct timespec ts = { 0, (long)(a->nt ? poll_ns :
+							  IDLE_POLL_NS) };
 
 			nanosleep(&ts, NULL);
 		}
