@@ -129,6 +129,7 @@ struct agent {
 	uint64_t heartbeat_ns, events, payload, opens, closes, unrouted;
 	uint64_t n_sessions, n_active, n_pods, n_targets;
 	bool capturing;
+	bool applied;		/* the first lists reconciled */
 };
 
 #define BUMP(x, n)	__atomic_store_n(&(x), (x) + (n), __ATOMIC_RELAXED)
@@ -789,6 +790,15 @@ static void reconcile(struct agent *a)
 		conns_purge(a);
 		a->last_purge = pt_now_mono_ns();
 	}
+	if (!a->applied) {
+		struct pt_kwatch_stats s1, s2;
+
+		pt_kwatch_stats(a->wsess, &s1);
+		pt_kwatch_stats(a->wpods, &s2);
+		/* the first lists are in effect: targets attached */
+		if (s1.synced && s2.synced)
+			SET(a->applied, true);
+	}
 	SET(a->n_sessions, (uint64_t)a->ns);
 	SET(a->n_active, (uint64_t)active);
 	SET(a->n_targets, (uint64_t)a->nt);
@@ -1047,17 +1057,15 @@ static bool is_healthy(void *ctx)
 	return pt_now_mono_ns() - READ(a->heartbeat_ns) < 5000000000ull;
 }
 
-/* Ready once both watches have listed: an idle node is ready too. */
+/*
+ * Ready once what both watches first listed is in effect (targets
+ * attached): a node with nothing to record is ready too.
+ */
 static bool is_ready(void *ctx)
 {
 	struct agent *a = ctx;
-	struct pt_kwatch_stats s1, s2;
 
-	if (!READ(a->capturing))
-		return false;
-	pt_kwatch_stats(a->wsess, &s1);
-	pt_kwatch_stats(a->wpods, &s2);
-	return s1.synced && s2.synced;
+	return READ(a->capturing) && READ(a->applied);
 }
 
 /* ---- the command ---- */
