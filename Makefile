@@ -88,10 +88,11 @@ $(OUTPUT)/test_user: $(USER_TEST_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # libFuzzer targets with address sanitizer: the capture file reader with
-# reassembly, and the HTTP parser with exchanges.
+# reassembly, the HTTP parser with exchanges, the agent's reading of API objects.
 FUZZ_LIB_SRCS := user/capfile.c user/conns.c user/common.c user/http1.c \
+	user/agent_k8s.c user/jread.c \
 	user/exch.c user/jsonw.c user/export.c
-FUZZERS := capfile http
+FUZZERS := capfile http k8s
 $(OUTPUT)/fuzz_%: tests/user/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address \

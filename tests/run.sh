@@ -36,7 +36,7 @@ stage() { # name command...
 }
 
 stage "unit tests (tests/user)" $MAKE -s test-user
-stage "fuzz the capture reader and the HTTP parser (${FUZZ_SECONDS:-20}s each)" $MAKE -s fuzz
+stage "fuzz the capture reader, the HTTP parser and the agent's reading of API objects (${FUZZ_SECONDS:-20}s each)" $MAKE -s fuzz
 stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
