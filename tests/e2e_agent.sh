@@ -11,7 +11,8 @@
 # node are captured, byte for byte, into the right session's segments;
 # segments reach a collector through failures; each node keeps its own
 # status entry; a watch that expires (410) is relisted; duration and
-# maxBytes end a session; the spool cap drops the oldest segments; /metrics;
+# maxBytes end a session; the spool cap drops the oldest segments; the
+# example session in deploy/ is usable; /metrics;
 # nothing is left behind. Needs root; ends with "e2e_agent: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -351,6 +352,18 @@ check "after a restart, a session that reached maxBytes stays Done" \
 curl -s -o /dev/null "http://127.0.0.1:$PA/small.txt"
 check "after a restart, s1's connections count on from $n1" \
 	wait_for 10 field_is s1 node-a connections $((n1 + 1))
+
+# --- the example in deploy/ is a session the agent takes as it is -----------
+known=$(metric $MA 'podtap_sessions{state="known"}')
+kapi POST "$SESS" "$("$PY" -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' deploy/example-session.yaml)" > /dev/null
+known_is() { [ "$(metric $MA 'podtap_sessions{state="known"}')" = "$1" ]; }
+example_ok() {
+	wait_for 10 known_is $((known + 1)) && sleep 1.5 &&
+		[ -z "$(field checkout node-a phase)" ] &&
+		! grep -q 'shop/checkout:.*spec' "$TMP/agent-a.log"
+}
+check "deploy/example-session.yaml: known to the agent, its spec usable (no Failed entry: it selects nothing here)" \
+	example_ok
 
 # --- /metrics, then stop ------------------------------------------------------
 
