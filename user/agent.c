@@ -67,6 +67,7 @@ struct session {
 	char last_key[512];	/* its phase, message, pods and targets */
 	uint64_t last_ns;
 	int held;		/* selected containers an older session has */
+	uint64_t failed_cgid;	/* the last target that could not be added */
 };
 
 struct pod {
@@ -676,8 +677,11 @@ static void want_target(struct agent *a, struct session *s, uint64_t cgid,
 		return;
 	}
 	if (pt_loader_add_cgroup(a->l, path, cgid, s->id)) {
-		pt_err("session %s/%s: cannot capture %s", s->spec.ns,
-		       s->spec.name, desc);
+		/* said once: this is tried again at every reconcile */
+		if (s->failed_cgid != cgid)
+			pt_err("session %s/%s: cannot capture %s", s->spec.ns,
+			       s->spec.name, desc);
+		s->failed_cgid = cgid;
 		return;
 	}
 	if (!t) {
