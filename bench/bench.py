@@ -290,6 +290,7 @@ http {
     def compare(self, other):
         cfgs = ("untraced", "this build", "other build")
         res = {s: {c: [] for c in cfgs} for s in SIZES}
+        got = {s: {c: [0, 0, 0.0] for c in cfgs[1:]} for s in SIZES}
         for run in range(self.args.runs):
             for size in SIZES:
                 for cfg in cfgs:
@@ -300,18 +301,26 @@ http {
                         p = self.record([("-c", self.cg_t)], out, binary=
                                         PODTAP if cfg == "this build" else other)
                         rps = self.wrk(PORT_T, size)
-                        self.record_stop(p)
+                        _, cpu, payload, nlost = self.record_stop(p)
                         os.unlink(out)
+                        got[size][cfg][0] += payload
+                        got[size][cfg][1] += nlost
+                        got[size][cfg][2] += cpu
                     res[size][cfg].append(rps)
                     log("compare  run %d  %5d B  %-11s %10.0f req/s" %
                         (run + 1, size, cfg, rps))
-        lines = ["| response | config | median req/s | ratio |",
-                 "|---|---|---:|---:|"]
+        lines = ["| response | config | median req/s | ratio | "
+                 "captured MB | events lost | CPU s per GB |",
+                 "|---|---|---:|---:|---:|---:|---:|"]
         for size in SIZES:
             r = ratios(res[size])
             for cfg in cfgs:
-                lines.append("| %d B | %s | %.0f | %.3f |" % (
-                    size, cfg, r[cfg]["median_rps"], r[cfg]["ratio"]))
+                g = got[size].get(cfg)
+                lines.append("| %d B | %s | %.0f | %.3f | %s | %s | %s |" % (
+                    size, cfg, r[cfg]["median_rps"], r[cfg]["ratio"],
+                    "%.0f" % (g[0] / 1e6) if g else "",
+                    g[1] if g else "",
+                    "%.2f" % (g[2] / (g[0] / 1e9)) if g and g[0] else ""))
         return "\n".join(lines) + "\n"
 
     def pidns_holder(self):
