@@ -13,7 +13,7 @@ override CFLAGS += -Wall -Werror -D_GNU_SOURCE
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
-LDLIBS := -lbpf -lelf -lz -lyaml -lmicrohttpd -lcurl -lpthread
+LDLIBS := -lbpf -lelf -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread
 
 BPF_OBJS := $(OUTPUT)/podtap.bpf.o
 SKELS := $(SKEL)/podtap.skel.h
@@ -96,7 +96,7 @@ FUZZERS := capfile http k8s
 $(OUTPUT)/fuzz_%: tests/user/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address \
-		$(INCLUDES) $< $(FUZZ_LIB_SRCS) -lz -o $@
+		$(INCLUDES) $< $(FUZZ_LIB_SRCS) -lz -lzstd -o $@
 
 test-user: $(OUTPUT)/test_user
 	$(OUTPUT)/test_user
@@ -140,7 +140,7 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
-		zlib1g-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
+		zlib1g-dev libzstd-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
 		tshark util-linux procps wrk tcpdump gnuplot-nox \
 		qemu-system-x86 busybox-static dash cpio xz-utils zstd
 

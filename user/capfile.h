@@ -26,7 +26,8 @@ enum pt_block_type {
 
 enum pt_block_encoding {
 	PT_ENC_NONE		= 0,
-	PT_ENC_ZLIB		= 1,
+	PT_ENC_ZLIB		= 1,	/* zlib stream (RFC 1950): read, no longer written */
+	PT_ENC_ZSTD		= 2,	/* one zstd frame (RFC 8878), level 1 */
 };
 
 struct pt_file_hdr {

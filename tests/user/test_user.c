@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 #include "capfile.h"
 #include "common.h"
 #include "conns.h"
@@ -158,6 +160,81 @@ static void test_roundtrip(void)
 	ASSERT_TRUE(!strcmp(info.hdr.host, "unit-host"), "host");
 	free(exp.buf);
 	free(got.buf);
+	unlink(path);
+}
+
+/*
+ * Files written before zstd hold zlib blocks: the same records re-stored
+ * as zlib read the same. And a zstd frame that is not the size its header
+ * says is damage, not records.
+ */
+static void test_encodings(void)
+{
+	char *path = tmpfile_path();
+	struct sink exp, got = {};
+	struct pt_capr_info info;
+	size_t len, off, o = 0;
+	uint8_t *in, *out;
+	int blk[3], zstd = 0;
+
+	if (!ASSERT_OK(write_sample(path, &exp, blk, true), "write"))
+		return;
+	in = slurp(path, &len);
+	out = pt_xcalloc(1, len * 2 + 4096);
+	memcpy(out, in, sizeof(struct pt_file_hdr));
+	o = off = sizeof(struct pt_file_hdr);
+	while (off + sizeof(struct pt_block_hdr) <= len) {
+		struct pt_block_hdr bh;
+		uint8_t *raw = NULL;
+		uLongf zl;
+
+		memcpy(&bh, in + off, sizeof(bh));
+		if (bh.encoding == PT_ENC_ZSTD) {
+			raw = pt_xcalloc(1, bh.raw_len);
+			zstd += ZSTD_decompress(raw, bh.raw_len, in + off + sizeof(bh),
+						bh.stored_len) == bh.raw_len;
+			zl = compressBound(bh.raw_len);
+			compress2(out + o + sizeof(bh), &zl, raw, bh.raw_len, 1);
+			bh.encoding = PT_ENC_ZLIB;
+			bh.stored_len = (uint32_t)zl;
+		} else {
+			memcpy(out + o + sizeof(bh), in + off + sizeof(bh),
+			       bh.stored_len);
+		}
+		bh.crc = 0;
+		bh.crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)&bh, 20);
+		bh.crc = (uint32_t)crc32(bh.crc, out + o + sizeof(bh), bh.stored_len);
+		memcpy(out + o, &bh, sizeof(bh));
+		off += sizeof(bh) + ((struct pt_block_hdr *)(in + off))->stored_len;
+		o += sizeof(bh) + bh.stored_len;
+		free(raw);
+	}
+	ASSERT_TRUE(zstd > 0, "this writer stores zstd blocks");
+	ASSERT_OK(pt_capr_read_mem(out, o, sink_cb, &got, &info), "zlib blocks read");
+	ASSERT_TRUE(got.len == exp.len && !memcmp(got.buf, exp.buf, exp.len),
+		    "zlib blocks give the same records");
+	free(got.buf);
+	/* one byte of a zstd frame's content size changed: damaged */
+	memset(&got, 0, sizeof(got));
+	off = sizeof(struct pt_file_hdr);
+	while (((struct pt_block_hdr *)(in + off))->encoding != PT_ENC_ZSTD)
+		off += sizeof(struct pt_block_hdr) +
+		       ((struct pt_block_hdr *)(in + off))->stored_len;
+	((struct pt_block_hdr *)(in + off))->raw_len -= 8;
+	{
+		struct pt_block_hdr *h = (void *)(in + off);
+
+		h->crc = 0;
+		h->crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)h, 20);
+		h->crc = (uint32_t)crc32(h->crc, in + off + sizeof(*h), h->stored_len);
+	}
+	ASSERT_EQ(pt_capr_read_mem(in, len, sink_cb, &got, &info), -EBADMSG,
+		  "a frame of another size than the header says is damage");
+	ASSERT_TRUE(strstr(info.error, "decompress") != NULL, "and says so");
+	free(got.buf);
+	free(exp.buf);
+	free(in);
+	free(out);
 	unlink(path);
 }
 
@@ -386,6 +463,7 @@ static const struct {
 	void (*fn)(void);
 } tests[] = {
 	{ "capfile_roundtrip", test_roundtrip },
+	{ "capfile_encodings", test_encodings },
 	{ "capfile_unfinished", test_unfinished },
 	{ "capfile_truncation", test_truncation },
 	{ "capfile_corruption", test_corruption },
