@@ -369,8 +369,8 @@ static void segment_close(struct agent *a, struct session *s)
 static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 {
 	struct agent *a = ctx;
+	struct conn *c = NULL;
 	struct session *s;
-	struct conn *c;
 	uint32_t sid;
 
 	if (h->type == PT_REC_CONN_OPEN) {
@@ -394,18 +394,17 @@ static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 			c->open.tgid = at->tgid;
 			memcpy(c->open.comm, at->comm, sizeof(c->open.comm));
 		}
-		s = session_by_id(a, sid);
-		if (c->need_open && s && s->w) {
-			write_rec(a, s, &c->open.h, sizeof(c->open));
-			s->conns++;
-			c->need_open = false;
-		}
-		if (h->type == PT_REC_CONN_CLOSE) {
-			conn_del(a, h->conn_id);
-			BUMP(a->closes, 1);
-		}
 	}
 	s = session_by_id(a, sid);
+	if (c && c->need_open && s && s->w) {
+		write_rec(a, s, &c->open.h, sizeof(c->open));
+		s->conns++;
+		c->need_open = false;
+	}
+	if (h->type == PT_REC_CONN_CLOSE) {
+		conn_del(a, h->conn_id);	/* c is gone from here on */
+		BUMP(a->closes, 1);
+	}
 	if (!s || !s->w) {
 		BUMP(a->unrouted, 1);
 		return 0;
@@ -1356,18 +1355,13 @@ int cmd_agent(int argc, char **argv)
 			}
 			break;
 		case 'R':
-			if (pt_parse_size(optarg, &v) || v < 4096 || v > (1ull << 30)) {
-				pt_err("--ring-size %s: want a size from 4K to 1G", optarg);
+			if (pt_opt_ring_size(optarg, &v))
 				return 1;
-			}
 			lo.ring_bytes = v;
 			break;
 		case 'P':
-			if (pt_parse_duration(optarg, &poll_ns) || !poll_ns ||
-			    poll_ns > 1000000000ull) {
-				pt_err("--poll %s: want a duration from 1ms to 1s", optarg);
+			if (pt_opt_poll(optarg, &poll_ns))
 				return 1;
-			}
 			break;
 		case 'm': metrics_addr = optarg; break;
 		case 'I': pin = true; break;

@@ -220,3 +220,21 @@ void pt_nap(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *stop,
 		pthread_cond_timedwait(cv, mu, &ts);
 	pthread_mutex_unlock(mu);
 }
+
+int pt_opt_ring_size(const char *arg, uint64_t *bytes)
+{
+	if (pt_parse_size(arg, bytes) || *bytes < 4096 || *bytes > (1ull << 30)) {
+		pt_err("--ring-size %s: want a size from 4K to 1G", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pt_opt_poll(const char *arg, uint64_t *ns)
+{
+	if (pt_parse_duration(arg, ns) || !*ns || *ns > 1000000000ull) {
+		pt_err("--poll %s: want a duration from 1ms to 1s", arg);
+		return -EINVAL;
+	}
+	return 0;
+}

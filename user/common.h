@@ -34,6 +34,10 @@ uint64_t pt_now_real_ns(void);
 int pt_parse_duration(const char *s, uint64_t *ns);
 /* Parse "100", "64K", "10M", "1G" (powers of 1024) into bytes. */
 int pt_parse_size(const char *s, uint64_t *bytes);
+/* --ring-size (4K to 1G) and --poll (1ms to 1s) of the recorders; one
+ * line and -EINVAL when out of range. */
+int pt_opt_ring_size(const char *arg, uint64_t *bytes);
+int pt_opt_poll(const char *arg, uint64_t *ns);
 /* Parse a whole decimal number in [min, max]. */
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

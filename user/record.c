@@ -344,18 +344,12 @@ int cmd_record(int argc, char **argv)
 			}
 			break;
 		case 'R':
-			if (pt_parse_size(optarg, &ring) || ring < 4096 ||
-			    ring > (1ull << 30)) {
-				pt_err("--ring-size %s: want a size from 4K to 1G", optarg);
+			if (pt_opt_ring_size(optarg, &ring))
 				goto out;
-			}
 			break;
 		case 'P':
-			if (pt_parse_duration(optarg, &poll_ns) || !poll_ns ||
-			    poll_ns > 1000000000ull) {
-				pt_err("--poll %s: want a duration from 1ms to 1s", optarg);
+			if (pt_opt_poll(optarg, &poll_ns))
 				goto out;
-			}
 			break;
 		case 'm':
 			metrics_addr = optarg;
