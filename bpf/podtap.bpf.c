@@ -37,6 +37,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 volatile __u64 targets_gen = 1;
 /* Entries in target_namespace_pids, kept by userspace. */
 volatile __u32 pidns_targets = 0;
+/* Entries in filter_ports and filter_hosts, set before load. */
+const volatile __u32 filter_nports = 0;
+const volatile __u32 filter_nhosts = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -56,6 +59,21 @@ struct {
 	__type(key, __u32);		/* pid namespace inode */
 	__type(value, __u32);		/* session id */
 } target_namespace_pids SEC(".maps");
+
+/* A connection is kept if either end's port (and address) is listed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PT_MAX_FILTERS);
+	__type(key, __u16);		/* port, host byte order */
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PT_MAX_FILTERS);
+	__type(key, struct pt_host_key);
+	__type(value, __u8);
+} filter_hosts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -292,6 +310,13 @@ static __always_inline __u32 resolve_session(struct bpf_sock *sk,
 		if (sess)
 			return *sess;
 	}
+	/* a socket made elsewhere, whose owner moved into a target */
+	if (st->owner_cg) {
+		sess = bpf_map_lookup_elem(&target_cgroup_ids, &st->owner_cg);
+		if (sess)
+			return *sess;
+	}
+
 	for (level = 0; level < PT_MAX_CGROUP_LEVEL; level++) {
 		__u64 id = bpf_sk_ancestor_cgroup_id(sk, level);
 
@@ -373,6 +398,66 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, int dir,
 		p->t.rport = bpf_ntohs(th.source);
 	}
 	return 0;
+}
+
+/*
+ * --port/--host, once per connection when sockops sees it established
+ * (the loader decides for sockets older than the recording): whole
+ * connections or nothing. Not in the packet path, whose verification
+ * this lookup would make too costly.
+ */
+/* A context field read as itself, never as an offset chosen at run time
+ * (which the verifier refuses for ctx pointers). */
+#define CTX_READ(dst, src)	do { dst = (src); asm volatile("" : "+r"(dst)); } while (0)
+
+static __always_inline bool host_listed(struct pt_host_key *k, const __u32 *a,
+					bool v4)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		((__u32 *)k->addr)[i] = v4 && i ? 0 : a[v4 ? 3 : i];
+	return bpf_map_lookup_elem(&filter_hosts, k);
+}
+
+static __always_inline bool ops_wanted(struct bpf_sock_ops *ops)
+{
+	struct pt_host_key k = {};
+	__u32 lp, rp, fam, l[4], r[4];
+	bool v4;
+
+	CTX_READ(lp, ops->local_port);
+	CTX_READ(rp, ops->remote_port);
+	rp = bpf_ntohl(rp);
+	if (filter_nports) {
+		__u16 l16 = (__u16)lp, r16 = (__u16)rp;
+
+		if (!bpf_map_lookup_elem(&filter_ports, &l16) &&
+		    !bpf_map_lookup_elem(&filter_ports, &r16))
+			return false;
+	}
+	if (!filter_nhosts)
+		return true;
+	CTX_READ(fam, ops->family);
+	if (fam == AF_INET) {
+		l[0] = l[1] = l[2] = r[0] = r[1] = r[2] = 0;
+		CTX_READ(l[3], ops->local_ip4);
+		CTX_READ(r[3], ops->remote_ip4);
+		v4 = true;
+	} else {
+		CTX_READ(l[0], ops->local_ip6[0]);
+		CTX_READ(l[1], ops->local_ip6[1]);
+		CTX_READ(l[2], ops->local_ip6[2]);
+		CTX_READ(l[3], ops->local_ip6[3]);
+		CTX_READ(r[0], ops->remote_ip6[0]);
+		CTX_READ(r[1], ops->remote_ip6[1]);
+		CTX_READ(r[2], ops->remote_ip6[2]);
+		CTX_READ(r[3], ops->remote_ip6[3]);
+		/* an IPv6 socket carrying IPv4 shows IPv4 on the wire */
+		v4 = !l[0] && !l[1] && l[2] == bpf_htonl(0xffff);
+	}
+	k.family = v4 ? AF_INET : AF_INET6;
+	return host_listed(&k, l, v4) || host_listed(&k, r, v4);
 }
 
 static __always_inline __u8 guess_proto(struct __sk_buff *skb, struct pkt *p)
@@ -623,10 +708,15 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		COUNT(filtered);
 		return 1;
 	}
+	if ((filter_nports || filter_nhosts) && st->fstate == 2) {
+		COUNT(filtered);
+		return 1;
+	}
 	if (parse_pkt(skb, dir, &p)) {
 		COUNT(unparsed);
 		return 1;
 	}
+
 	if (p.flags & TCP_FLAG_SYN)
 		return 1;
 
@@ -736,6 +826,8 @@ int podtap_sockops(struct bpf_sock_ops *ops)
 		st->opened = 0;
 		st->closed = 0;
 		st->preexisting = 0;
+		st->fstate = filter_nports || filter_nhosts ?
+			     (ops_wanted(ops) ? 1 : 2) : 0;
 		__builtin_memset(st->d, 0, sizeof(st->d));
 		if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 			st->role = PT_ROLE_CLIENT;

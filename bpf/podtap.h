@@ -171,8 +171,22 @@ struct pt_conn_state {
 	__u8  preexisting;	/* no sockops callback saw it established */
 	__u8  loss_pending;	/* conn_losses may hold ranges of this socket */
 	__u8  pidns_known;	/* pidns was read from the owning task */
-	__u8  pad;
+	__u8  fstate;		/* --port/--host: 0 not decided, 1 kept, 2 not */
+	/*
+	 * A target cgroup the owner is in although the socket belongs to
+	 * another cgroup (made before its process moved): set by the loader.
+	 */
+	__u64 owner_cg;
 	struct pt_dir_state d[2];	/* by enum pt_dir */
+};
+
+/* --port and --host: which connections of the targets are captured. */
+#define PT_MAX_FILTERS		64
+
+struct pt_host_key {
+	__u16 family;		/* AF_INET or AF_INET6, as on the wire */
+	__u16 pad;
+	__u8  addr[16];		/* IPv4 in the first 4 bytes, the rest 0 */
 };
 
 /* conn_losses map: per connection and direction, what did not fit. */

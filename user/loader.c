@@ -22,6 +22,7 @@
 #include "cgroup.h"
 #include "common.h"
 #include "loader.h"
+#include "sockcg.h"
 
 #define NPROGS 4
 
@@ -47,7 +48,14 @@ struct pt_loader {
 	size_t natt;
 	struct target *tg;
 	size_t ntg;
+	/* cgroups where target processes have sockets they made before
+	 * they moved into a target: the programs run there too */
+	char (*extra)[PATH_MAX];
+	size_t nextra;
 	int ncpus;
+	size_t nports, nhosts;	/* --port, --host */
+	uint16_t ports[PT_MAX_FILTERS];
+	struct pt_host_key hosts[PT_MAX_FILTERS];
 	bool skb_task, sock_task;	/* see bpf/compat.bpf.h */
 	int budget;	/* records left for this consume call */
 	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
@@ -149,6 +157,8 @@ static int open_and_load(struct pt_loader *l, size_t ring_bytes,
 	}
 	l->skel->rodata->skb_task = l->skb_task;
 	l->skel->rodata->sock_task = l->sock_task;
+	l->skel->rodata->filter_nports = (uint32_t)l->nports;
+	l->skel->rodata->filter_nhosts = (uint32_t)l->nhosts;
 	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
 				       ring_size(ring_bytes ? ring_bytes
 							    : 32 << 20));
@@ -161,6 +171,36 @@ static int open_and_load(struct pt_loader *l, size_t ring_bytes,
 		pt_err("loading BPF programs: %s%s", strerror(-err),
 		       err == -EPERM ? " (run as root, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" : "");
 	return err;
+}
+
+/* --port and --host, into the maps the programs read once per connection. */
+static int fill_filters(struct pt_loader *l, const struct pt_loader_opts *o)
+{
+	const struct {
+		struct bpf_map *map;
+		const void *keys;
+		size_t n, size;
+	} f[] = {
+		{ l->skel->maps.filter_ports, o->ports, o->nports, sizeof(*o->ports) },
+		{ l->skel->maps.filter_hosts, o->hosts, o->nhosts, sizeof(*o->hosts) },
+	};
+	uint8_t one = 1;
+	size_t i, k;
+	int err;
+
+	for (k = 0; k < ARRAY_SIZE(f); k++)
+		for (i = 0; i < f[k].n; i++) {
+			err = bpf_map__update_elem(f[k].map,
+						   (const char *)f[k].keys + i * f[k].size,
+						   f[k].size, &one, sizeof(one),
+						   BPF_ANY);
+			if (err) {
+				pt_err("setting up --port/--host: %s",
+				       strerror(-err));
+				return err;
+			}
+		}
+	return 0;
 }
 
 int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
@@ -176,6 +216,10 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 	l = pt_xcalloc(1, sizeof(*l));
 	l->on_record = o->on_record;
 	l->ctx = o->ctx;
+	l->nports = o->nports < PT_MAX_FILTERS ? o->nports : PT_MAX_FILTERS;
+	l->nhosts = o->nhosts < PT_MAX_FILTERS ? o->nhosts : PT_MAX_FILTERS;
+	memcpy(l->ports, o->ports, l->nports * sizeof(*l->ports));
+	memcpy(l->hosts, o->hosts, l->nhosts * sizeof(*l->hosts));
 	libbpf_set_print(libbpf_print);
 	err = pt_cgroup2_root(l->root, sizeof(l->root));
 	if (err) {
@@ -205,6 +249,9 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		l->skb_task = l->sock_task = false;
 		err = open_and_load(l, o->ring_bytes, false);
 	}
+	if (err)
+		goto fail;
+	err = fill_filters(l, o);
 	if (err)
 		goto fail;
 	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.podtap_events),
@@ -278,14 +325,16 @@ static int sync_attach(struct pt_loader *l)
 	size_t natt = 0;
 	int err = 0;
 
-	want = pt_xcalloc(l->ntg + 1, sizeof(*want));
-	for (i = 0; i < l->ntg; i++) {
-		const char *p = l->tg[i].kind == PT_TARGET_PIDNS ?
+	want = pt_xcalloc(l->ntg + l->nextra + 1, sizeof(*want));
+	for (i = 0; i < l->ntg + l->nextra; i++) {
+		const char *p = i >= l->ntg ? l->extra[i - l->ntg] :
+				l->tg[i].kind == PT_TARGET_PIDNS ?
 					l->root : l->tg[i].path;
 		bool covered = false;
 
-		for (j = 0; j < l->ntg && !covered; j++) {
-			const char *q = l->tg[j].kind == PT_TARGET_PIDNS ?
+		for (j = 0; j < l->ntg + l->nextra && !covered; j++) {
+			const char *q = j >= l->ntg ? l->extra[j - l->ntg] :
+					l->tg[j].kind == PT_TARGET_PIDNS ?
 						l->root : l->tg[j].path;
 
 			/* Covered by a strict ancestor, or a duplicate. */
@@ -362,19 +411,143 @@ static bool is_tcp(int fd)
 }
 
 /*
+ * What seeding a cgroup target learns: the cgroups it covers, and the
+ * sockets its processes made in other cgroups before they moved in
+ * (cgroup programs run by a socket's cgroup, not its owner's).
+ */
+struct seed {
+	struct pt_loader *l;
+	uint64_t target;	/* the target's cgroup id */
+	uint64_t *sub;		/* it and the cgroups below it */
+	size_t nsub;
+	uint64_t netns;		/* socks were read in this netns */
+	struct pt_sockcg *socks;
+	size_t nsocks;
+	bool no_diag;		/* sock_diag failed: say so once */
+	uint64_t *moved;	/* the cgroups those sockets belong to */
+	size_t nmoved, moved_socks;
+	pid_t moved_pid;	/* one of their processes, for the note */
+};
+
+static bool has_id(const uint64_t *v, size_t n, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+/* One end of a socket as the programs compare it. */
+static void sa_key(const struct sockaddr_storage *ss, struct pt_host_key *k,
+		   uint16_t *port)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	memset(k, 0, sizeof(*k));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		k->family = AF_INET;
+		memcpy(k->addr, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		k->family = AF_INET6;
+		memcpy(k->addr, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+		if (!memcmp(k->addr, mapped, sizeof(mapped))) {
+			memmove(k->addr, k->addr + 12, 4);
+			memset(k->addr + 4, 0, 12);
+			k->family = AF_INET;
+		}
+	}
+}
+
+/*
+ * --port/--host for a socket older than the recording, as sockops decides
+ * for new ones: 0 for a listener (its connections are decided one by one).
+ */
+static uint8_t fd_fstate(const struct pt_loader *l, int fd)
+{
+	struct sockaddr_storage a[2];
+	struct pt_host_key k[2];
+	uint16_t p[2];
+	socklen_t n;
+	bool port_ok = !l->nports, host_ok = !l->nhosts;
+	size_t i;
+	int e;
+
+	if (!l->nports && !l->nhosts)
+		return 0;
+	n = sizeof(a[0]);
+	if (getsockname(fd, (void *)&a[0], &n))
+		return 0;
+	n = sizeof(a[1]);
+	if (getpeername(fd, (void *)&a[1], &n))
+		return 0;	/* a listener, or not connected */
+	for (e = 0; e < 2; e++) {
+		sa_key(&a[e], &k[e], &p[e]);
+		for (i = 0; i < l->nports; i++)
+			port_ok |= l->ports[i] == p[e];
+		for (i = 0; i < l->nhosts; i++)
+			host_ok |= !memcmp(&l->hosts[i], &k[e], sizeof(k[e]));
+	}
+	return port_ok && host_ok ? 1 : 2;
+}
+
+/* Is the socket with inode ino one made outside the target? */
+static bool socket_moved(struct seed *sd, pid_t pid, uint64_t ino)
+{
+	char path[64];
+	struct stat sb;
+	uint64_t cg;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (stat(path, &sb))
+		return false;
+	if (sb.st_ino != sd->netns) {
+		free(sd->socks);
+		sd->netns = sb.st_ino;
+		err = pt_sock_cgroups(pid, &sd->socks, &sd->nsocks);
+		if (err && !sd->no_diag) {
+			pt_dbg("sock_diag in the network namespace of pid %d: %s",
+			       (int)pid, strerror(-err));
+			sd->no_diag = true;
+		}
+	}
+	cg = pt_sockcg_find(sd->socks, sd->nsocks, ino);
+	if (!cg || has_id(sd->sub, sd->nsub, cg))
+		return false;
+	if (!has_id(sd->moved, sd->nmoved, cg)) {
+		sd->moved = pt_xrealloc(sd->moved, sd->nmoved + 1,
+					sizeof(*sd->moved));
+		sd->moved[sd->nmoved++] = cg;
+	}
+	sd->moved_socks++;
+	sd->moved_pid = pid;
+	return true;
+}
+
+/*
  * Tell the programs who owns the TCP sockets a process already has
  * (listeners included: the connections they accept inherit it). Sockets
  * made from now on are seen by sock_create; these are not. Each socket is
  * reached through pidfd_getfd(2) and its socket storage written by fd.
+ * A socket made in another cgroup is marked with the target (owner_cg).
  */
 static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
-		     uint32_t pidns)
+		     uint32_t pidns, struct seed *sd)
 {
 	int mfd = bpf_map__fd(l->skel->maps.conn_state);
 	char path[320], link[64], comm[PT_COMM_LEN] = "";
 	struct pt_conn_state st;
 	struct dirent *e;
 	int pidfd, fd, n;
+	bool moved;
 	DIR *dir;
 	FILE *f;
 
@@ -396,6 +569,7 @@ static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
 		n = readlink(path, link, sizeof(link) - 1);
 		if (n <= 0 || strncmp(link, "socket:", 7))
 			continue;
+		link[n] = 0;
 		fd = syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
 		if (fd < 0)
 			continue;
@@ -403,11 +577,13 @@ static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
 			close(fd);
 			continue;
 		}
+		moved = sd && socket_moved(sd, pid, strtoull(link + 8, NULL, 10));
 		if (bpf_map_lookup_elem(mfd, &fd, &st)) {
 			memset(&st, 0, sizeof(st));
 			st.preexisting = 1;
-		} else if (st.opened || (st.task_attr &&
-					 (!set_pidns || st.pidns_known))) {
+		} else if (!moved && (st.opened ||
+				      (st.task_attr &&
+				       (!set_pidns || st.pidns_known)))) {
 			close(fd);	/* the programs know it already */
 			continue;
 		}
@@ -418,6 +594,10 @@ static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
 			st.pidns = pidns;
 			st.pidns_known = 1;
 		}
+		if (moved)
+			st.owner_cg = sd->target;
+		if (!st.fstate)
+			st.fstate = fd_fstate(l, fd);
 		st.gen = 0;
 		if (bpf_map_update_elem(mfd, &fd, &st, BPF_ANY))
 			pt_dbg("seeding a socket of pid %d: %s", (int)pid,
@@ -430,31 +610,112 @@ static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
 		close(pidfd);
 }
 
-/* Every process of a cgroup and of the cgroups below it. */
-static void seed_cgroup(struct pt_loader *l, const char *cg, int depth)
+/* fn for a cgroup and each cgroup below it (to PT_MAX_CGROUP_LEVEL). */
+static void each_cgroup(const char *cg, int depth,
+			void (*fn)(const char *cg, void *ctx), void *ctx)
 {
 	char path[PATH_MAX + 32];
 	struct dirent *e;
 	DIR *dir;
-	FILE *f;
-	int pid;
 
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	f = fopen(path, "re");
-	while (f && fscanf(f, "%d", &pid) == 1)
-		seed_pid(l, pid, false, 0);
-	if (f)
-		fclose(f);
+	fn(cg, ctx);
 	dir = depth < PT_MAX_CGROUP_LEVEL ? opendir(cg) : NULL;
 	while (dir && (e = readdir(dir))) {
 		if (e->d_type != DT_DIR || e->d_name[0] == '.')
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", cg, e->d_name) <
 		    (int)sizeof(path))
-			seed_cgroup(l, path, depth + 1);
+			each_cgroup(path, depth + 1, fn, ctx);
 	}
 	if (dir)
 		closedir(dir);
+}
+
+static void add_subtree_id(const char *cg, void *ctx)
+{
+	struct seed *sd = ctx;
+	uint64_t id;
+
+	if (!pt_cgroup_id(cg, &id)) {
+		sd->sub = pt_xrealloc(sd->sub, sd->nsub + 1, sizeof(*sd->sub));
+		sd->sub[sd->nsub++] = id;
+	}
+}
+
+/* Every process of one cgroup. */
+static void seed_procs(const char *cg, void *ctx)
+{
+	struct seed *sd = ctx;
+	char path[PATH_MAX + 32];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	f = fopen(path, "re");
+	while (f && fscanf(f, "%d", &pid) == 1)
+		seed_pid(sd->l, pid, false, 0, sd);
+	if (f)
+		fclose(f);
+}
+
+static bool has_extra(const struct pt_loader *l, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < l->nextra; i++)
+		if (!strcmp(l->extra[i], path))
+			return true;
+	return false;
+}
+
+/*
+ * The sockets a target's processes made elsewhere are captured where the
+ * programs can run for them without the root cgroup (which would put
+ * them on every packet of the host): on the cgroups they belong to.
+ */
+static void cover_moved(struct pt_loader *l, const char *target,
+			struct seed *sd)
+{
+	size_t i, added = 0, at_root = 0, gone = 0;
+	char path[PATH_MAX];
+
+	for (i = 0; i < sd->nmoved; i++) {
+		if (pt_cgroup_find(l->root, sd->moved[i], path, sizeof(path),
+				   0))
+			gone++;
+		else if (!strcmp(path, l->root))
+			at_root++;
+		else if (!has_extra(l, path)) {
+			l->extra = pt_xrealloc(l->extra, l->nextra + 1,
+					       sizeof(*l->extra));
+			snprintf(l->extra[l->nextra++], PATH_MAX, "%s", path);
+			added++;
+			pt_dbg("attaching to %s too, for sockets made there", path);
+		}
+	}
+	if (added && sync_attach(l)) {
+		l->nextra -= added;
+		at_root += added;
+		added = 0;
+	}
+	pt_err("note: %zu TCP socket%s of processes in %s (pid %d among them) were made in another cgroup before they moved in; %s",
+	       sd->moved_socks, sd->moved_socks == 1 ? "" : "s", target,
+	       (int)sd->moved_pid,
+	       at_root || gone ? "those made in the root cgroup or in a cgroup gone since are not captured (capturing them would put the programs on every packet of the host)" :
+	       "they are captured: the programs also run, filtered, for the other sockets of those cgroups");
+}
+
+static void seed_cgroup(struct pt_loader *l, const char *cg, uint64_t id)
+{
+	struct seed sd = { .l = l, .target = id };
+
+	each_cgroup(cg, 0, add_subtree_id, &sd);
+	each_cgroup(cg, 0, seed_procs, &sd);
+	if (sd.moved_socks)
+		cover_moved(l, cg, &sd);
+	free(sd.sub);
+	free(sd.socks);
+	free(sd.moved);
 }
 
 /* Every process whose pid namespace is inum. */
@@ -470,7 +731,7 @@ static void seed_pidns(struct pt_loader *l, uint32_t inum)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/ns/pid", e->d_name);
 		if (!stat(path, &sb) && (uint32_t)sb.st_ino == inum)
-			seed_pid(l, atoi(e->d_name), true, inum);
+			seed_pid(l, atoi(e->d_name), true, inum, NULL);
 	}
 	if (dir)
 		closedir(dir);
@@ -520,7 +781,7 @@ static int add_target(struct pt_loader *l, int kind, uint64_t id,
 			return err;
 		}
 		if (kind == PT_TARGET_CGROUP)
-			seed_cgroup(l, path, 0);
+			seed_cgroup(l, path, id);
 		else
 			seed_pidns(l, (uint32_t)id);
 	}
@@ -691,6 +952,7 @@ void pt_loader_close(struct pt_loader *l)
 		pt_loader_detach(l);
 	free(l->att);
 	free(l->tg);
+	free(l->extra);
 	podtap_bpf__destroy(l->skel);
 	free(l);
 }

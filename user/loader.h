@@ -17,6 +17,12 @@ typedef int (*pt_record_fn)(void *ctx, const struct pt_rec_hdr *rec,
 
 struct pt_loader_opts {
 	size_t ring_bytes;	/* ring buffer size, rounded up to 2^n pages */
+	/* --port, --host: only the connections with an end listed (both
+	 * filters, when both are given); at most PT_MAX_FILTERS each */
+	const uint16_t *ports;
+	size_t nports;
+	const struct pt_host_key *hosts;
+	size_t nhosts;
 	pt_record_fn on_record;
 	void *ctx;
 };
