@@ -144,6 +144,20 @@ static enum msg_result one_msg(struct pt_xconn *xc, int dir, uint64_t *pos,
 	if (*pos >= a->len)
 		return MSG_NONE;
 	end = run_end(a, *pos);
+	/* RFC 9112 2.2: empty lines before a request are ignored; after the
+	 * last one they are no request at all */
+	if (request) {
+		uint64_t p = *pos;
+
+		while (p < end && (a->buf[p] == '\n' ||
+				   (a->buf[p] == '\r' && p + 1 < end &&
+				    a->buf[p + 1] == '\n')))
+			p += a->buf[p] == '\r' ? 2 : 1;
+		if (p == a->len) {
+			*pos = p;
+			return MSG_NONE;
+		}
+	}
 	eof = end == a->len && stream_ended(xc->conn, dir);
 	if (pt_http_parse(a->buf + *pos, end - *pos, request, req_method, eof,
 			  m, err, sizeof(err))) {
@@ -266,6 +280,7 @@ static void parse_http(struct pt_xconn *xc)
 	for (;;) {
 		struct pt_http_msg req;
 		struct pt_span sp;
+		bool go_on;
 
 		r = one_msg(xc, qdir, &pos[qdir], true, NULL, &req, &sp);
 		if (r == MSG_BAD)
@@ -295,8 +310,11 @@ static void parse_http(struct pt_xconn *xc)
 		x->has_req = true;
 		if (r == MSG_CUT)
 			set_incomplete(x, "request runs into bytes not captured");
-		if (!response(xc, x, &pos[!qdir], x->req.method,
-			      next_start_ts(&xc->a[qdir], pos[qdir])))
+		go_on = response(xc, x, &pos[!qdir], x->req.method,
+				 next_start_ts(&xc->a[qdir], pos[qdir]));
+		x->ambiguous = x->req.ambiguous ? x->req.ambiguous :
+			       x->has_resp ? x->resp.ambiguous : NULL;
+		if (!go_on)
 			break;
 		if (x->has_resp && x->resp.framing == PT_FRAME_TUNNEL) {
 			tunnel = true;
@@ -388,6 +406,48 @@ static void raw_turns(struct pt_xconn *xc, const uint64_t pos[2])
 	free(v);
 }
 
+const char *pt_xproto_name(enum pt_xproto p)
+{
+	static const char *const n[] = { "none", "http1", "tls", "http2",
+					 "other" };
+
+	return (unsigned)p < ARRAY_SIZE(n) ? n[p] : "other";
+}
+
+const char *pt_xproto_words(enum pt_xproto p)
+{
+	static const char *const n[] = { "no payload", "HTTP/1",
+					 "TLS ciphertext", "HTTP/2",
+					 "an unknown protocol" };
+
+	return (unsigned)p < ARRAY_SIZE(n) ? n[p] : n[PT_XP_OTHER];
+}
+
+/* A TLS record header at the start of a stream: type, version 3.x. */
+static bool tls_start(const struct pt_assembled *a)
+{
+	const uint8_t *b = a->buf;
+
+	return a->len >= 5 && (!a->ngaps || a->gaps[0].start >= 5) &&
+	       b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 3 && b[2] <= 4;
+}
+
+static enum pt_xproto guess_xproto(const struct pt_xconn *xc)
+{
+	static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	const struct pt_assembled *q = &xc->a[xc->req_dir];
+
+	if (xc->http)
+		return PT_XP_HTTP1;
+	if (!xc->a[0].len && !xc->a[1].len)
+		return PT_XP_NONE;
+	if (tls_start(&xc->a[0]) || tls_start(&xc->a[1]))
+		return PT_XP_TLS;
+	if (q->len >= sizeof(h2) - 1 && !memcmp(q->buf, h2, sizeof(h2) - 1))
+		return PT_XP_HTTP2;
+	return PT_XP_OTHER;
+}
+
 void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc)
 {
 	static const uint64_t zero[2];
@@ -436,6 +496,7 @@ void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc)
 		xc->nx = 0;
 		raw_turns(xc, zero);
 	}
+	xc->proto = guess_xproto(xc);
 }
 
 void pt_xconn_free(struct pt_xconn *xc)

@@ -31,6 +31,9 @@ struct pt_exchange {
 	enum pt_xkind kind;
 	bool incomplete;	/* cut by a gap or by the end of the capture */
 	char note[96];		/* why it is incomplete, "" otherwise */
+	/* its framing may be read differently by the server (a static
+	 * string saying why), NULL otherwise: left out of tests and mocks */
+	const char *ambiguous;
 	/* PT_X_HTTP */
 	bool has_req, has_resp;
 	struct pt_http_msg req, resp;
@@ -42,6 +45,15 @@ struct pt_exchange {
 	size_t nturns;
 };
 
+/* What a connection speaks, told from its bytes. */
+enum pt_xproto {
+	PT_XP_NONE = 0,		/* no payload */
+	PT_XP_HTTP1,		/* HTTP/1.x: exchanges */
+	PT_XP_TLS,		/* TLS records: ciphertext, raw turns */
+	PT_XP_HTTP2,		/* the HTTP/2 preface: raw turns for now */
+	PT_XP_OTHER,		/* not recognised: raw turns */
+};
+
 struct pt_xconn {
 	const struct pt_conn *conn;
 	struct pt_assembled a[2];
@@ -49,6 +61,7 @@ struct pt_xconn {
 	int req_dir;		/* the client's bytes: PT_DIR_RX on a server */
 	bool inbound;		/* server side: exchanges are test cases */
 	bool http;		/* at least one HTTP message parsed */
+	enum pt_xproto proto;
 	char error[200];	/* why HTTP parsing stopped early, or "" */
 	struct pt_exchange *x;
 	size_t nx;
@@ -57,6 +70,9 @@ struct pt_xconn {
 /* Cut a connection into exchanges; xc keeps a pointer to conn. */
 void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc);
 void pt_xconn_free(struct pt_xconn *xc);
+/* "http1", "tls", "http2", "other", "none"; and in words, for summaries. */
+const char *pt_xproto_name(enum pt_xproto p);
+const char *pt_xproto_words(enum pt_xproto p);
 
 /* The bytes of a span. */
 static inline const uint8_t *pt_span_bytes(const struct pt_xconn *xc,

@@ -20,6 +20,8 @@ struct cursor {
 	size_t n, pos;
 	char *err;
 	size_t errlen;
+	unsigned crlf, lf;	/* lines of the head ended by CRLF, bare LF */
+	const char *ambiguous;	/* why servers may frame it differently */
 };
 
 static int bad(struct cursor *c, const char *fmt, ...)
@@ -69,6 +71,7 @@ static int line(struct cursor *c, size_t max, const char *what, size_t *len,
 		if (c->p[i] == '\n') {
 			*len = i - c->pos;
 			*next = i + 1;
+			c->lf++;
 			return 1;
 		}
 		if (c->p[i] == '\r') {
@@ -78,6 +81,7 @@ static int line(struct cursor *c, size_t max, const char *what, size_t *len,
 				return bad(c, "CR without LF");
 			*len = i - c->pos;
 			*next = i + 2;
+			c->crlf++;
 			return 1;
 		}
 	}
@@ -204,9 +208,17 @@ static int fields(struct cursor *c, size_t limit, struct pt_http_field **v,
 			if (!l[i] || (l[i] < 0x20 && l[i] != '\t') ||
 			    l[i] == 0x7f)
 				return bad(c, "control byte in a field");
+		if ((l[0] == ' ' || l[0] == '\t') && !*nv) {
+			/*
+			 * RFC 9112 2.2: such a line is consumed unprocessed
+			 * (or the message refused): servers differ, so a
+			 * recorder cannot know how this one was framed.
+			 */
+			c->ambiguous = "whitespace before the first header line";
+			c->pos = next;
+			continue;
+		}
 		if (l[0] == ' ' || l[0] == '\t') {
-			if (!*nv)
-				return bad(c, "folded line before any field");
 			val = l;
 			vn = len;
 			trim_ows(&val, &vn);
@@ -370,8 +382,16 @@ static int framing(struct cursor *c, struct pt_http_msg *m,
 			m->framing = PT_FRAME_TUNNEL;
 			return 0;
 		}
+	} else if (!strcmp(m->method, "CONNECT")) {
+		/* RFC 9110 9.3.6: a CONNECT request has no content */
+		m->framing = PT_FRAME_NONE;
+		return 0;
 	}
 	each_token(m, "Transfer-Encoding", keep_last, &te);
+	if (pt_http_field(m, "Transfer-Encoding") &&
+	    pt_http_field(m, "Content-Length"))
+		c->ambiguous = te.t ? "both Transfer-Encoding and Content-Length" :
+			       "an empty Transfer-Encoding beside Content-Length";
 	/* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
 	 * faulty framing */
 	if (te.t && m->major == 1 && m->minor == 0)
@@ -545,6 +565,9 @@ int pt_http_parse(const uint8_t *p, size_t n, bool request,
 	r = framing(&c, m, req_method);
 	if (r)
 		goto fail;
+	if (c.crlf && c.lf)
+		c.ambiguous = "a header line ends in a bare LF among CRLF lines";
+	m->ambiguous = c.ambiguous;
 
 	switch (m->framing) {
 	case PT_FRAME_NONE:
@@ -707,7 +730,9 @@ bool pt_http_looks_like_start(const uint8_t *p, size_t n, bool request)
 	if (!request)
 		return n >= 9 && !memcmp(p, "HTTP/1.", 7) &&
 		       (p[7] == '0' || p[7] == '1') && p[8] == ' ';
-	for (i = 0; i < n && i < 20 && p[i] >= 'A' && p[i] <= 'Z'; i++)
+	/* methods are tokens: M-SEARCH, VERSION-CONTROL, BASELINE_X */
+	for (i = 0; i < n && i < 20 && ((p[i] >= 'A' && p[i] <= 'Z') ||
+					(i && (p[i] == '-' || p[i] == '_'))); i++)
 		;
 	if (i < 3 || i + 1 >= n || p[i] != ' ')
 		return false;

@@ -50,6 +50,9 @@ struct pt_http_msg {
 	size_t body_len;
 	uint8_t *body_alloc;	/* what to free, if body was copied */
 	bool complete;		/* head and body all there */
+	/* set when servers may frame it differently (smuggling-shaped):
+	 * why, a static string; NULL otherwise */
+	const char *ambiguous;
 };
 
 /*

@@ -93,8 +93,12 @@ void test_http_fields(void)
 	/* 5.1: no whitespace between the name and the colon */
 	ASSERT_EQ(parse("GET / HTTP/1.1\r\nHost : x\r\n\r\n", true, NULL, false,
 			&m), -1, "space before colon refused");
-	ASSERT_EQ(parse("GET / HTTP/1.1\r\n folded-first\r\n\r\n", true, NULL,
-			false, &m), -1, "fold before any field refused");
+	/* 2.2: a line with leading whitespace before the first field is
+	 * consumed unprocessed, and the message marked ambiguous */
+	ASSERT_OK(parse("GET / HTTP/1.1\r\n folded-first\r\n\r\n", true, NULL,
+			false, &m), "whitespace before the first field");
+	ASSERT_TRUE(m.ambiguous && !m.nfields, "consumed, and ambiguous");
+	pt_http_msg_free(&m);
 	ASSERT_EQ(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n", true, NULL, false,
 			&m), -1, "line without colon refused");
 	/* limits: head size and field count */
@@ -617,5 +621,100 @@ void test_exchanges_corners(void)
 		}
 		pt_xconn_free(&xc);
 	}
+	pt_conns_free(&c);
+}
+
+/*
+ * Requests a strict recipient reads one way and some servers another
+ * (RFC 9112 2.2, 6.1, 6.3; RFC 9110 9.3.6), found by playing an
+ * independent parser's test suite over real sockets.
+ */
+void test_http_ambiguous(void)
+{
+	static const struct {
+		const char *req;
+		const char *why;	/* NULL: not ambiguous */
+	} v[] = {
+		{ "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", "bare LF" },
+		{ "GET / HTTP/1.1\r\n X: folded\r\nHost: a\r\n\r\n", "whitespace" },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding:\r\nContent-Length: 2\r\n\r\nhi",
+		  "empty Transfer-Encoding" },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n0\r\n\r\n",
+		  "both" },
+		{ "GET / HTTP/1.1\nHost: a\n\n", NULL },	/* LF throughout */
+		{ "GET / HTTP/1.1\r\nHost: a\r\n\r\n", NULL },
+	};
+	struct pt_http_msg m;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(v); i++) {
+		if (!ASSERT_OK(parse(v[i].req, true, NULL, false, &m), v[i].req))
+			continue;
+		if (v[i].why)
+			ASSERT_TRUE(m.ambiguous && strstr(m.ambiguous, v[i].why),
+				    v[i].req);
+		else
+			ASSERT_TRUE(!m.ambiguous, v[i].req);
+		ASSERT_TRUE(m.complete, "still framed, as a strict recipient would");
+		pt_http_msg_free(&m);
+	}
+	/* 9.3.6: CONNECT has no content, whatever Content-Length says */
+	ASSERT_OK(parse("CONNECT h:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+			true, NULL, false, &m), "CONNECT");
+	ASSERT_TRUE(m.complete && m.body_len == 0 && m.len == m.head_len,
+		    "CONNECT: no body");
+	pt_http_msg_free(&m);
+	/* methods are tokens */
+	ASSERT_TRUE(pt_http_looks_like_start((const uint8_t *)"M-SEARCH * HTTP/1.1\r\n",
+					     21, true), "M-SEARCH starts a request");
+	ASSERT_TRUE(!pt_http_looks_like_start((const uint8_t *)"-GET / HTTP/1.1\r\n",
+					      17, true), "a method starts with a letter");
+}
+
+/* 2.2: empty lines after the last request are no exchange */
+void test_exchanges_blank_tail(void)
+{
+	static const char q[] = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n\r\n\r\n";
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct pt_conns c;
+	struct pt_xconn xc;
+
+	pt_conns_init(&c);
+	open_conn(&c, 7, PT_ROLE_CLIENT);
+	feed(&c, 7, PT_DIR_TX, 0, q, strlen(q), 10, 0);
+	feed(&c, 7, PT_DIR_RX, 0, r, strlen(r), 20, 0);
+	close_conn(&c, 7, 0, strlen(q), strlen(r));
+	pt_xconn_build(pt_conns_find(&c, 7), &xc);
+	ASSERT_EQ(xc.nx, 1, "one exchange");
+	ASSERT_TRUE(xc.nx && !xc.x[0].incomplete, "complete");
+	ASSERT_EQ(xc.proto, PT_XP_HTTP1, "HTTP/1");
+	pt_xconn_free(&xc);
+	pt_conns_free(&c);
+}
+
+/* What a connection speaks, for read and the export summaries. */
+void test_exchanges_proto(void)
+{
+	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5 };
+	static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pt_conns c;
+	struct pt_xconn xc;
+
+	pt_conns_init(&c);
+	open_conn(&c, 8, PT_ROLE_CLIENT);
+	feed(&c, 8, PT_DIR_TX, 0, (const char *)hello, sizeof(hello), 10, 0);
+	pt_xconn_build(pt_conns_find(&c, 8), &xc);
+	ASSERT_EQ(xc.proto, PT_XP_TLS, "a ClientHello is TLS");
+	pt_xconn_free(&xc);
+	open_conn(&c, 9, PT_ROLE_CLIENT);
+	feed(&c, 9, PT_DIR_TX, 0, h2, strlen(h2), 10, 0);
+	pt_xconn_build(pt_conns_find(&c, 9), &xc);
+	ASSERT_EQ(xc.proto, PT_XP_HTTP2, "the preface is HTTP/2");
+	pt_xconn_free(&xc);
+	open_conn(&c, 10, PT_ROLE_CLIENT);
+	feed(&c, 10, PT_DIR_TX, 0, "PING\r\n", 6, 10, 0);
+	pt_xconn_build(pt_conns_find(&c, 10), &xc);
+	ASSERT_EQ(xc.proto, PT_XP_OTHER, "anything else is unknown");
+	pt_xconn_free(&xc);
 	pt_conns_free(&c);
 }
