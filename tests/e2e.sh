@@ -40,17 +40,6 @@ printf 'hello from nginx\n' > "$TMP/www/small.txt"
 head -c 2000000 /dev/urandom > "$TMP/upload.bin"
 start_nginx "$TMP" $PORT "$CG" "dav_methods PUT;" || exit 1
 
-start_record() { # args...; sets REC_PID, waits until it records
-	"$PODTAP" record "$@" 2> "$TMP/rec.err" &
-	REC_PID=$!
-	for _ in $(seq 100); do
-		grep -q 'recording' "$TMP/rec.err" && return 0
-		kill -0 $REC_PID 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
 # ---- record curl against nginx ----
 check "record starts on a cgroup" start_record --cgroup "$CG" -w "$TMP/cap.ptcap"
 curl -s -o "$TMP/got-big" "http://127.0.0.1:$PORT/big.bin"
@@ -85,8 +74,8 @@ for c in conns:
         fail("conn %s: role %s state %s" % (c["conn_id"], c["role"], c["state"]))
     if c["gaps"]["rx"] or c["gaps"]["tx"]:
         fail("conn %s has gaps" % c["conn_id"])
-    if c["comm"] != "nginx" or c["tgid"] != worker:
-        fail("conn %s: process %s/%d, worker is %d" % (c["conn_id"], c["comm"], c["tgid"], worker))
+    if c["comm"] != "nginx" or c["pid"] != worker:
+        fail("conn %s: process %s/%d, worker is %d" % (c["conn_id"], c["comm"], c["pid"], worker))
 rx = [base64.b64decode(c["payload"]["rx"]) for c in conns]
 tx = [base64.b64decode(c["payload"]["tx"]) for c in conns]
 # GET big.bin: the response is headers + exactly the file
@@ -116,7 +105,7 @@ check "--duration stops by itself" [ $rc = 0 ] && [ $(( $(date +%s) - t0 )) -le 
 check "a --duration capture is complete" sh -c "'$PODTAP' read '$TMP/d.ptcap' | head -1 | grep -vq 'not finished'"
 
 check "record with --max-bytes starts" \
-	start_record --cgroup "$CG" --max-bytes 100K -w "$TMP/m.ptcap"
+	start_record --cgroup "$CG" --max-bytes 100Ki -w "$TMP/m.ptcap"
 curl -s -o /dev/null "http://127.0.0.1:$PORT/big.bin"
 for _ in $(seq 50); do kill -0 $REC_PID 2>/dev/null || break; sleep 0.1; done
 check "--max-bytes stops by itself" sh -c "! kill -0 $REC_PID 2>/dev/null"

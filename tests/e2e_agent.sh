@@ -174,7 +174,7 @@ MA=19471 MB=19472
 	--status-interval 1s --metrics 127.0.0.1:$MA 2> "$TMP/agent-a.log" &
 AGENT_A=$!
 "$PODTAP" agent --node node-b --kubeconfig "$TMP/kubeconfig" --cgroup-root "$ROOT" \
-	--spool "$TMP/spool-b" --segment-size 8K --spool-max 40K \
+	--spool "$TMP/spool-b" --segment-size 8Ki --spool-max 40Ki \
 	--status-interval 1s --metrics 127.0.0.1:$MB 2> "$TMP/agent-b.log" &
 AGENT_B=$!
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }

@@ -72,7 +72,7 @@ tshark -q -i lo -B 256 -f "$ports" -w "$TMP/real.pcapng" 2> "$TMP/tshark.err" &
 TSHARK=$!
 PIDS="$PIDS $TSHARK"
 for _ in $(seq 100); do grep -q Capturing "$TMP/tshark.err" && break; sleep 0.05; done
-"$PODTAP" record --cgroup "$CG" --ring-size 64M -w "$TMP/cap.ptcap" 2> "$TMP/rec.err" &
+"$PODTAP" record --cgroup "$CG" --ring-size 64Mi -w "$TMP/cap.ptcap" 2> "$TMP/rec.err" &
 REC=$!
 for _ in $(seq 200); do grep -q recording "$TMP/rec.err" && break; sleep 0.05; done
 check "record and tshark started" grep -q recording "$TMP/rec.err"
@@ -109,11 +109,11 @@ check "exports equal what the clients sent and got" [ $? = 0 ]
 "$PODTAP" read -x "$TMP/cap.ptcap" > "$TMP/read.txt"
 check "read lists the exchanges" grep -q "GET http://127.0.0.1:$APP_PORT/hello?n=8 -> 200 OK" "$TMP/read.txt"
 check "read -x shows a gzip body decoded" grep -q 'after gzip decoding' "$TMP/read.txt"
-check "read shows raw turns" grep -q 'raw  client' "$TMP/read.txt"
+check "read shows raw turns" grep -q 'raw, protocol unknown: client' "$TMP/read.txt"
 
 # ---- bytes not captured: a ring far too small for a 4 MiB upload ----
 head -c $((4 << 20)) /dev/urandom > "$TMP/up4.bin"
-"$PODTAP" record --cgroup "$CG" --ring-size 64K --poll 200ms -w "$TMP/lossy.ptcap" 2> "$TMP/rec.err" &
+"$PODTAP" record --cgroup "$CG" --ring-size 64Ki --poll 200ms -w "$TMP/lossy.ptcap" 2> "$TMP/rec.err" &
 REC=$!
 for _ in $(seq 200); do grep -q recording "$TMP/rec.err" && break; sleep 0.05; done
 # One keep-alive connection: the upload overflows the ring; a pause longer

@@ -49,6 +49,20 @@ NGINX_CONF
 	return 1
 }
 
+# start_record ARGS...: podtap record in the background, stderr to
+# $TMP/rec.err; sets REC_PID and returns once it says "recording" (1 if it
+# exits first or takes 10 s). Needs $PODTAP and $TMP.
+start_record() {
+	"$PODTAP" record "$@" 2> "$TMP/rec.err" &
+	REC_PID=$!
+	for _ in $(seq 200); do
+		grep -q 'recording' "$TMP/rec.err" && return 0
+		kill -0 $REC_PID 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
 # TAP-like checks for the end-to-end scripts: check "what" command...
 pass=0
 fail=0

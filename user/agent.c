@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "agent_k8s.h"
@@ -1094,22 +1095,26 @@ static void usage(FILE *f)
 "                           \".part\" while written (default: /var/lib/podtap/spool)\n"
 "      --collector URL      POST closed segments to URL/v1/segments/NS/SESSION/FILE\n"
 "                           and remove them once taken (default: keep them)\n"
-"      --segment-size SIZE  close a segment at this size (default: 64M)\n"
+"      --segment-size SIZE  close a segment at this size (default: 64Mi)\n"
 "      --segment-time TIME  or after this long (default: 5m)\n"
 "      --spool-max SIZE     keep at most this much of closed segments; the\n"
-"                           oldest go first (default: 1G)\n"
+"                           oldest go first (default: 1Gi)\n"
 "      --status-interval TIME  write changed counters to the session's status\n"
 "                           at most this often (default: 10s; a change of\n"
 "                           phase or targets goes at once)\n"
 "      --cgroup-root DIR    where the kubelet's cgroups are (default: the\n"
 "                           cgroup v2 mount)\n"
-"      --ring-size SIZE     kernel ring buffer size (default: 32M)\n"
+"      --ring-size SIZE     kernel ring buffer size (default: 32Mi)\n"
 "      --poll TIME          how often the ring is drained (default: 10ms)\n"
 "  -m, --metrics ADDR       serve /metrics, /healthz and /readyz on ADDR\n"
 "      --pin                pin maps and programs under /sys/fs/bpf/podtap\n"
 "      --log-format FMT     text (default) or json\n"
 "  -v, --verbose            debug output\n"
 "  -h, --help               this text\n"
+"\n"
+"SIZE is a Kubernetes quantity (64Mi, 1Gi; k, M, G are powers of 1000, Ki,\n"
+"Mi, Gi of 1024), TIME a Go duration (5m, 1h30m, 1.5s; a bare number is\n"
+"seconds), as in a RecordingSession.\n"
 "\n"
 "A session selects pods of its own namespace by label (spec.selector),\n"
 "optionally only some containers (spec.containers), for spec.duration after\n"
@@ -1296,12 +1301,14 @@ int cmd_agent(int argc, char **argv)
 				   .max_bytes = 1ull << 30 };
 	struct pt_loader_opts lo = { .ring_bytes = 32 << 20 };
 	const char *kubeconfig = NULL, *metrics_addr = NULL, *cgroot = NULL;
+	const char *node_opt = NULL;
 	struct pt_metrics *metrics = NULL;
 	uint64_t poll_ns = 10 * 1000000ull, v;
 	struct sigaction sa = {};
 	char host[256] = "";
+	struct stat sb;
 	bool pin = false;
-	int opt, rc = 1, err;
+	int opt, rc = 1, err, c;
 
 	memset(&a, 0, sizeof(a));
 	a.seg_size = 64 << 20;
@@ -1316,7 +1323,7 @@ int cmd_agent(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":m:vh", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'N': a.node = optarg; break;
+		case 'N': node_opt = optarg; break;
 		case 'K': kubeconfig = optarg; break;
 		case 'S': sc.dir = optarg; break;
 		case 'C':
@@ -1328,31 +1335,25 @@ int cmd_agent(int argc, char **argv)
 			sc.collector = optarg;
 			break;
 		case 'Z':
-			if (pt_parse_size(optarg, &a.seg_size) || a.seg_size < 4096) {
-				pt_err("--segment-size %s: want a size of 4K or more (e.g. 64M)", optarg);
+			if (pt_opt_size("--segment-size", optarg, 4096,
+					UINT64_MAX, &a.seg_size))
 				return 1;
-			}
 			break;
 		case 'T':
-			if (pt_parse_duration(optarg, &a.seg_time) ||
-			    a.seg_time < 100000000ull) {
-				pt_err("--segment-time %s: want a duration of 100ms or more (e.g. 5m)", optarg);
+			if (pt_opt_duration("--segment-time", optarg,
+					    100000000ull, UINT64_MAX, &a.seg_time))
 				return 1;
-			}
 			break;
 		case 'X':
-			if (pt_parse_size(optarg, &sc.max_bytes) || !sc.max_bytes) {
-				pt_err("--spool-max %s: not a size (try 1G, 500M)", optarg);
+			if (pt_opt_size("--spool-max", optarg, 1, UINT64_MAX,
+					&sc.max_bytes))
 				return 1;
-			}
 			break;
 		case 'G': cgroot = optarg; break;
 		case 'U':
-			if (pt_parse_duration(optarg, &a.status_ns) ||
-			    a.status_ns < 1000000000ull) {
-				pt_err("--status-interval %s: want a duration of 1s or more (e.g. 10s)", optarg);
+			if (pt_opt_duration("--status-interval", optarg,
+					    1000000000ull, UINT64_MAX, &a.status_ns))
 				return 1;
-			}
 			break;
 		case 'R':
 			if (pt_opt_ring_size(optarg, &v))
@@ -1365,18 +1366,15 @@ int cmd_agent(int argc, char **argv)
 			break;
 		case 'm': metrics_addr = optarg; break;
 		case 'I': pin = true; break;
-		case 'L':
-			if (pt_set_log_format(optarg)) {
-				pt_err("--log-format %s: want text or json", optarg);
-				return 1;
-			}
-			break;
-		case 'v': pt_verbose = true; break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			pt_bad_option("agent", opt, argv[optind - 1]);
+			c = pt_common_opt(opt, optarg);
+			if (c > 0)
+				break;
+			if (!c)
+				pt_bad_option("agent", opt, argv[optind - 1]);
 			return 1;
 		}
 	}
@@ -1384,6 +1382,12 @@ int cmd_agent(int argc, char **argv)
 		pt_err("agent: unexpected argument '%s' (see --help)", argv[optind]);
 		return 1;
 	}
+	if (node_opt && !*node_opt) {
+		pt_err("--node: an empty name (give this node's name, or leave --node out for $NODE_NAME or the host name)");
+		return 1;
+	}
+	if (node_opt)
+		a.node = node_opt;
 	if (!a.node || !*a.node) {
 		gethostname(host, sizeof(host) - 1);
 		a.node = host;
@@ -1402,8 +1406,17 @@ int cmd_agent(int argc, char **argv)
 		return 1;
 	}
 	sc.node = a.node;
+	if (!stat(sc.dir, &sb) && !S_ISDIR(sb.st_mode)) {
+		pt_err("--spool %s: not a directory", sc.dir);
+		return 1;
+	}
+	if (!sc.dir[0]) {
+		pt_err("--spool: an empty path");
+		return 1;
+	}
 	if (pt_kube_config(&a.kube, kubeconfig))
 		return 1;
+	signal(SIGPIPE, SIG_IGN);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

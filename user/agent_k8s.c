@@ -25,80 +25,6 @@ char *pt_obj_uid(const char *json, size_t len)
 	return uid;
 }
 
-int pt_parse_go_duration(const char *s, uint64_t *ns)
-{
-	static const struct { const char *u; uint64_t mul; } units[] = {
-		{ "ns", 1 }, { "us", 1000 }, { "µs", 1000 }, { "ms", 1000000 },
-		{ "s", 1000000000ull }, { "m", 60000000000ull },
-		{ "h", 3600000000000ull },
-	};
-	uint64_t total = 0;
-
-	if (!*s)
-		return -EINVAL;
-	if (!strcmp(s, "0")) {
-		*ns = 0;
-		return 0;
-	}
-	while (*s) {
-		double v;
-		char *end;
-		size_t i, best = 0, bestlen = 0;
-
-		if (!isdigit((unsigned char)*s) && *s != '.')
-			return -EINVAL;
-		v = strtod(s, &end);
-		if (end == s)
-			return -EINVAL;
-		s = end;
-		/* the longest unit that matches: "ms" before "m" */
-		for (i = 0; i < ARRAY_SIZE(units); i++) {
-			size_t n = strlen(units[i].u);
-
-			if (!strncmp(s, units[i].u, n) && n > bestlen) {
-				best = i;
-				bestlen = n;
-			}
-		}
-		if (!bestlen)
-			return -EINVAL;
-		s += bestlen;
-		if (v * units[best].mul > 1.8e19)
-			return -ERANGE;
-		total += (uint64_t)(v * units[best].mul);
-	}
-	*ns = total;
-	return 0;
-}
-
-int pt_parse_quantity(const char *s, uint64_t *bytes)
-{
-	static const struct { const char *sfx; uint64_t mul; } sfx[] = {
-		{ "", 1 }, { "k", 1000 }, { "K", 1000 }, { "M", 1000000 },
-		{ "G", 1000000000ull }, { "T", 1000000000000ull },
-		{ "Ki", 1ull << 10 }, { "Mi", 1ull << 20 }, { "Gi", 1ull << 30 },
-		{ "Ti", 1ull << 40 },
-	};
-	unsigned long long v;
-	char *end;
-	size_t i;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	for (i = 0; i < ARRAY_SIZE(sfx); i++)
-		if (!strcmp(end, sfx[i].sfx)) {
-			if (v > UINT64_MAX / sfx[i].mul)
-				return -ERANGE;
-			*bytes = v * sfx[i].mul;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static int parse_time(const char *s, uint64_t *real_ns)
 {
 	struct tm tm = {};
@@ -242,13 +168,13 @@ int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s)
 		snprintf(s->invalid, sizeof(s->invalid),
 			 "spec.containers: want a list of container names");
 	if (!s->invalid[0] && (v = pt_jr_str(&j, pt_jr_get(&j, spec, "duration")))) {
-		if (pt_parse_go_duration(v, &s->duration_ns))
+		if (pt_parse_duration(v, &s->duration_ns))
 			snprintf(s->invalid, sizeof(s->invalid),
 				 "spec.duration %.60s: not a duration (try 15m, 1h30m)", v);
 		free(v);
 	}
 	if (!s->invalid[0] && (v = pt_jr_str(&j, pt_jr_get(&j, spec, "maxBytes")))) {
-		if (pt_parse_quantity(v, &s->max_bytes))
+		if (pt_parse_size(v, &s->max_bytes))
 			snprintf(s->invalid, sizeof(s->invalid),
 				 "spec.maxBytes %.60s: not a quantity (try 1Gi, 500M)", v);
 		free(v);

@@ -87,9 +87,4 @@ bool pt_session_wants_container(const struct pt_session_spec *s,
 int pt_container_cgroup(const char *root, const struct pt_pod *p,
 			const struct pt_container *c, char *out, size_t n);
 
-/* "1h30m", "10s", "250ms": Go's time.ParseDuration, non-negative. */
-int pt_parse_go_duration(const char *s, uint64_t *ns);
-/* "1Gi", "500M", "64Ki", "100": a Kubernetes quantity of bytes. */
-int pt_parse_quantity(const char *s, uint64_t *bytes);
-
 #endif

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@ struct pt_capw {
 	unsigned int raw_blocks_left;	/* skip compressing this many */
 	uint64_t records, blocks;
 	uint64_t written;	/* bytes in the file so far */
+	bool own;		/* pt_capw_open opened f: closed with it */
 };
 
 static uint32_t block_crc(const struct pt_block_hdr *bh, const void *p,
@@ -36,35 +39,48 @@ static uint32_t block_crc(const struct pt_block_hdr *bh, const void *p,
 	return (uint32_t)crc32(crc, p, n);
 }
 
-int pt_capw_open(struct pt_capw **out, const char *path, const char *host)
+int pt_capw_open_file(struct pt_capw **out, FILE *f, const char *host)
 {
 	struct pt_file_hdr h = {};
 	struct pt_capw *w;
 	uint64_t real = pt_now_real_ns(), mono = pt_now_mono_ns();
 
-	w = pt_xcalloc(1, sizeof(*w));
-	w->f = fopen(path, "wbe");
-	if (!w->f) {
-		int err = -errno;
-
-		free(w);
-		return err;
-	}
 	memcpy(h.magic, PT_FILE_MAGIC, sizeof(h.magic));
 	h.version = PT_FILE_VERSION;
 	h.hdr_size = sizeof(h);
 	h.start_real_ns = real;
 	h.mono_to_real_ns = real - mono;
 	snprintf(h.host, sizeof(h.host), "%s", host ? host : "");
-	if (fwrite(&h, sizeof(h), 1, w->f) != 1 || fflush(w->f)) {
-		int err = -errno;
-
-		fclose(w->f);
-		free(w);
-		return err ? err : -EIO;
-	}
+	if (fwrite(&h, sizeof(h), 1, f) != 1 || fflush(f))
+		return errno ? -errno : -EIO;
+	w = pt_xcalloc(1, sizeof(*w));
+	w->f = f;
 	w->written = sizeof(h);
 	*out = w;
+	return 0;
+}
+
+int pt_capw_open(struct pt_capw **out, const char *path, const char *host)
+{
+	int fd, err;
+	FILE *f;
+
+	/* captures hold credentials: only root reads them */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "wb");
+	if (!f) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	err = pt_capw_open_file(out, f, host);
+	if (err) {
+		fclose(f);
+		return err;
+	}
+	(*out)->own = true;
 	return 0;
 }
 
@@ -195,7 +211,9 @@ int pt_capw_close(struct pt_capw *w)
 		end.blocks = w->blocks;
 		err = write_block(w, PT_BLOCK_END, &end, sizeof(end), 0);
 	}
-	if (fclose(w->f) && !err)
+	if (!err && fflush(w->f))
+		err = -errno;
+	if (w->own && fclose(w->f) && !err)
 		err = -errno;
 	capw_free(w);
 	return err;
@@ -204,7 +222,10 @@ int pt_capw_close(struct pt_capw *w)
 void pt_capw_abort(struct pt_capw *w)
 {
 	pt_capw_flush(w);
-	fclose(w->f);
+	if (w->own)
+		fclose(w->f);
+	else
+		fflush(w->f);
 	capw_free(w);
 }
 
@@ -345,9 +366,11 @@ int pt_capr_read(FILE *f, pt_capr_fn fn, void *ctx, struct pt_capr_info *info)
 			   info->hdr.hdr_size);
 	info->hdr.host[sizeof(info->hdr.host) - 1] = 0;
 	off = info->hdr.hdr_size;
-	if (fseeko(f, (off_t)off, SEEK_SET))
-		return bad(info, "cannot seek to byte offset %llu",
-			   (unsigned long long)off);
+	/* read past a longer header, not seek: the capture may be a pipe */
+	for (got = sizeof(info->hdr); got < off; got++)
+		if (fgetc(f) == EOF)
+			return bad(info, "truncated file header at byte offset %zu",
+				   got);
 	info->end_offset = off;
 	for (;;) {
 		got = fread(&bh, 1, sizeof(bh), f);

@@ -57,14 +57,17 @@ struct pt_block_end {
 
 /* Writer. */
 struct pt_capw;
+/* A new file at path, mode 0600 (truncated if it is there). */
 int pt_capw_open(struct pt_capw **out, const char *path, const char *host);
+/* Into f, which stays the caller's: close and abort flush it only. */
+int pt_capw_open_file(struct pt_capw **out, FILE *f, const char *host);
 /* Append one record (copied; a DATA record's padding is zeroed). */
 int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size);
 /* Write buffered records as one block, so readers see them. */
 int pt_capw_flush(struct pt_capw *w);
 /* Bytes written to the file, and records waiting to be (raw). */
 uint64_t pt_capw_size(const struct pt_capw *w);
-/* Flush, write the END block, close. */
+/* Flush, write the END block, close (the file, if pt_capw_open opened it). */
 int pt_capw_close(struct pt_capw *w);
 /* Close without the END block (the file reads as unfinished). */
 void pt_capw_abort(struct pt_capw *w);

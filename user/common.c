@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include "common.h"
 #include "jsonw.h"
@@ -77,6 +78,21 @@ void pt_vdbg(const char *fmt, va_list ap)
 		vlog("debug", fmt, ap);
 }
 
+int pt_common_opt(int opt, const char *arg)
+{
+	if (opt == 'v') {
+		pt_verbose = true;
+		return 1;
+	}
+	if (opt != 'L')
+		return 0;
+	if (pt_set_log_format(arg)) {
+		pt_err("--log-format %s: want text or json", arg);
+		return -1;
+	}
+	return 1;
+}
+
 int pt_set_log_format(const char *s)
 {
 	if (!strcmp(s, "text"))
@@ -130,25 +146,137 @@ static int parse_scaled(const char *s, const char *const *units,
 	return -EINVAL;
 }
 
+/*
+ * A decimal number with an optional fraction ("1", "1.5", ".5") times
+ * mul, rounded up to a whole unit; s moves past it. -ERANGE past 2^64.
+ */
+static int scaled_decimal(const char **s, uint64_t mul, uint64_t *out,
+			  const char **unit_at)
+{
+	const char *p = *s;
+	uint64_t whole = 0, frac = 0, den = 1;
+	bool digits = false, big = false;
+
+	if (*p == '+')	/* a sign, as Go and Kubernetes allow */
+		p++;
+	for (; *p >= '0' && *p <= '9'; p++, digits = true) {
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (big || whole > (UINT64_MAX - d) / 10)
+			big = true;
+		else
+			whole = whole * 10 + d;
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits = true)
+			if (den <= UINT64_MAX / 10 / 10) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				den *= 10;
+			}
+	}
+	if (!digits)
+		return -EINVAL;
+	*unit_at = p;
+	*s = p;
+	if (big || (mul && whole > UINT64_MAX / mul))
+		return -ERANGE;
+	*out = whole * mul;
+	if (frac) {
+		/* frac/den * mul, rounded up: exact for the units here */
+		unsigned __int128 f = (unsigned __int128)frac * mul;
+		uint64_t add = (uint64_t)((f + den - 1) / den);
+
+		if (*out > UINT64_MAX - add)
+			return -ERANGE;
+		*out += add;
+	}
+	return 0;
+}
+
 int pt_parse_duration(const char *s, uint64_t *ns)
 {
-	static const char *const units[] = { "", "s", "ms", "m", "h" };
-	static const uint64_t scale[] = { 1000000000ull, 1000000000ull,
-					  1000000ull, 60000000000ull,
-					  3600000000000ull };
+	static const struct { const char *u; uint64_t mul; } units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "\xc2\xb5s", 1000 },
+		{ "ms", 1000000 }, { "s", 1000000000ull },
+		{ "m", 60000000000ull }, { "h", 3600000000000ull },
+	};
+	uint64_t total = 0, v;
+	const char *unit;
+	int err;
 
-	return parse_scaled(s, units, scale, ARRAY_SIZE(units), ns);
+	if (!s || !*s)
+		return -EINVAL;
+	/* a bare number is seconds; "0" is zero, as in Go */
+	if (strspn(s + (*s == '+'), "0123456789.") == strlen(s + (*s == '+')))
+		return scaled_decimal(&s, 1000000000ull, ns, &unit);
+	while (*s) {
+		size_t i, best = 0, bestlen = 0;
+		const char *p = s;
+
+		/* the value first, to find its unit; then scaled by it */
+		err = scaled_decimal(&p, 1, &v, &unit);
+		if (err == -EINVAL)
+			return err;
+		for (i = 0; i < ARRAY_SIZE(units); i++) {
+			size_t n = strlen(units[i].u);
+
+			/* the longest unit that matches: "ms" before "m" */
+			if (!strncmp(unit, units[i].u, n) && n > bestlen) {
+				best = i;
+				bestlen = n;
+			}
+		}
+		if (!bestlen)
+			return -EINVAL;
+		err = scaled_decimal(&s, units[best].mul, &v, &unit);
+		if (err)
+			return err;
+		s += bestlen;
+		if (total > UINT64_MAX - v)
+			return -ERANGE;
+		total += v;
+	}
+	*ns = total;
+	return 0;
 }
 
 int pt_parse_size(const char *s, uint64_t *bytes)
 {
-	static const char *const units[] = { "", "K", "M", "G", "KiB", "MiB",
-					      "GiB" };
-	static const uint64_t scale[] = { 1, 1ull << 10, 1ull << 20,
-					  1ull << 30, 1ull << 10, 1ull << 20,
-					  1ull << 30 };
+	static const struct { const char *sfx; uint64_t mul; } sfx[] = {
+		{ "", 1 }, { "k", 1000 }, { "M", 1000000 },
+		{ "G", 1000000000ull }, { "T", 1000000000000ull },
+		{ "P", 1000000000000000ull }, { "E", 1000000000000000000ull },
+		{ "Ki", 1ull << 10 }, { "Mi", 1ull << 20 }, { "Gi", 1ull << 30 },
+		{ "Ti", 1ull << 40 }, { "Pi", 1ull << 50 }, { "Ei", 1ull << 60 },
+	};
+	const char *p = s, *unit;
+	uint64_t v;
+	size_t i;
+	int err;
 
-	return parse_scaled(s, units, scale, ARRAY_SIZE(units), bytes);
+	if (!s || !*s)
+		return -EINVAL;
+	err = scaled_decimal(&p, 1, &v, &unit);
+	if (err == -EINVAL)
+		return err;
+	for (i = 0; i < ARRAY_SIZE(sfx); i++)
+		if (!strcmp(unit, sfx[i].sfx))
+			return scaled_decimal(&s, sfx[i].mul, bytes, &unit);
+	/* a decimal exponent, "1e3", "1.5E6" (but "1E" is exa) */
+	if ((unit[0] == 'e' || unit[0] == 'E') &&
+	    unit[1 + (unit[1] == '+')] &&
+	    strspn(unit + 1 + (unit[1] == '+'), "0123456789") ==
+	    strlen(unit + 1 + (unit[1] == '+'))) {
+		uint64_t mul = 1;
+		unsigned long x = strtoul(unit + 1, NULL, 10);
+
+		if (x > 19)
+			return -ERANGE;
+		while (x--)
+			mul *= 10;
+		return scaled_decimal(&s, mul, bytes, &unit);
+	}
+	return -EINVAL;
 }
 
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -165,6 +293,24 @@ int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return -ERANGE;
 	*out = v;
 	return 0;
+}
+
+const char *pt_printable(const char *s, char *buf, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t i = 0;
+
+	for (; n && *p && i + 1 < n; p++) {
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			buf[i++] = '?';	/* C1, as UTF-8 */
+			p++;
+		} else {
+			buf[i++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+		}
+	}
+	if (n)
+		buf[i] = 0;
+	return buf;
 }
 
 void *pt_xcalloc(size_t n, size_t size)
@@ -221,20 +367,96 @@ void pt_nap(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *stop,
 	pthread_mutex_unlock(mu);
 }
 
+int pt_opt_size(const char *opt, const char *arg, uint64_t min,
+		uint64_t max, uint64_t *bytes)
+{
+	int err = pt_parse_size(arg, bytes);
+
+	if (err == -EINVAL) {
+		pt_err("%s %s: not a size (a number of bytes, or with k, M, G (powers of 1000) or Ki, Mi, Gi (of 1024): 64Ki, 100M, 1Gi)",
+		       opt, arg);
+		return err;
+	}
+	if (err || *bytes > max) {
+		if (max == UINT64_MAX)
+			pt_err("%s %s: too large (more than 2^64 bytes)", opt, arg);
+		else
+			pt_err("%s %s: too large (at most %llu byte%s)", opt,
+			       arg, (unsigned long long)max,
+			       max == 1 ? "" : "s");
+		return -ERANGE;
+	}
+	if (*bytes < min) {
+		pt_err("%s %s: too small (at least %llu byte%s)", opt, arg,
+		       (unsigned long long)min, min == 1 ? "" : "s");
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* A duration as Go writes one, in the largest unit that divides it. */
+static const char *fmt_ns(uint64_t ns, char *buf, size_t n)
+{
+	static const struct { const char *u; uint64_t ns; } u[] = {
+		{ "h", 3600000000000ull }, { "m", 60000000000ull },
+		{ "s", 1000000000ull }, { "ms", 1000000 }, { "us", 1000 },
+		{ "ns", 1 },
+	};
+	size_t i;
+
+	for (i = 0; i + 1 < ARRAY_SIZE(u) && (!ns || ns % u[i].ns); i++)
+		;
+	snprintf(buf, n, "%llu%s", (unsigned long long)(ns / u[i].ns), u[i].u);
+	return buf;
+}
+
+int pt_opt_duration(const char *opt, const char *arg, uint64_t min,
+		    uint64_t max, uint64_t *ns)
+{
+	char b[32];
+	int err = pt_parse_duration(arg, ns);
+
+	if (err == -EINVAL) {
+		pt_err("%s %s: not a duration (Go's form: 30s, 1.5s, 250ms, 1h30m; a bare number is seconds)",
+		       opt, arg);
+		return err;
+	}
+	if (err || *ns > max) {
+		if (max == UINT64_MAX)
+			pt_err("%s %s: too long (more than 2^64 ns, 584 years)",
+			       opt, arg);
+		else
+			pt_err("%s %s: too long (at most %s)", opt, arg,
+			       fmt_ns(max, b, sizeof(b)));
+		return -ERANGE;
+	}
+	if (*ns < min) {
+		pt_err("%s %s: too short (at least %s)", opt, arg,
+		       fmt_ns(min, b, sizeof(b)));
+		return -ERANGE;
+	}
+	return 0;
+}
+
 int pt_opt_ring_size(const char *arg, uint64_t *bytes)
 {
-	if (pt_parse_size(arg, bytes) || *bytes < 4096 || *bytes > (1ull << 30)) {
-		pt_err("--ring-size %s: want a size from 4K to 1G", arg);
-		return -EINVAL;
-	}
+	uint64_t sz = (uint64_t)sysconf(_SC_PAGESIZE);
+	int err = pt_opt_size("--ring-size", arg, 4096, 1ull << 30, bytes);
+
+	if (err)
+		return err;
+	/* the kernel's ring is a power of two pages */
+	while (sz < *bytes)
+		sz <<= 1;
+	if (sz != *bytes)
+		pt_err("note: --ring-size %s is rounded up to %llu%s (a power of two)",
+		       arg, (unsigned long long)(sz >= (1u << 20) ?
+		       sz >> 20 : sz >> 10), sz >= (1u << 20) ? "Mi" : "Ki");
+	*bytes = sz;
 	return 0;
 }
 
 int pt_opt_poll(const char *arg, uint64_t *ns)
 {
-	if (pt_parse_duration(arg, ns) || !*ns || *ns > 1000000000ull) {
-		pt_err("--poll %s: want a duration from 1ms to 1s", arg);
-		return -EINVAL;
-	}
-	return 0;
+	return pt_opt_duration("--poll", arg, 1000000, 1000000000ull, ns);
 }

@@ -26,20 +26,41 @@ void pt_vdbg(const char *fmt, va_list ap);
 void pt_bad_option(const char *cmd, int opt, const char *arg);
 /* "text" or "json"; -EINVAL for anything else. */
 int pt_set_log_format(const char *s);
+/*
+ * The options every command takes, by their getopt value: 'v'
+ * (--verbose) and 'L' (--log-format FMT). 1 when opt was one of them,
+ * 0 when it is not, -1 after one line for a bad value.
+ */
+int pt_common_opt(int opt, const char *arg);
 
 uint64_t pt_now_mono_ns(void);
 uint64_t pt_now_real_ns(void);
 
-/* Parse "10", "10s", "250ms", "2m", "1h" into nanoseconds. */
+/*
+ * The one vocabulary of sizes and durations, on the command line and in
+ * RecordingSessions alike. Durations are Go's ("30s", "1.5s", "250ms",
+ * "1h30m"; units ns, us, µs, ms, s, m, h); a bare number is seconds.
+ * Sizes are Kubernetes quantities of bytes ("100", "100M", "1.5Gi"):
+ * k, M, G, T, P, E are powers of 1000, Ki, Mi, Gi, Ti, Pi, Ei of 1024;
+ * a bare number is bytes; a fraction is rounded up to a whole byte.
+ * -EINVAL for what is not one, -ERANGE past 2^64.
+ */
 int pt_parse_duration(const char *s, uint64_t *ns);
-/* Parse "100", "64K", "10M", "1G" (powers of 1024) into bytes. */
 int pt_parse_size(const char *s, uint64_t *bytes);
-/* --ring-size (4K to 1G) and --poll (1ms to 1s) of the recorders; one
- * line and -EINVAL when out of range. */
+/* An option's size or duration within [min, max]: one line naming opt
+ * ("not a size", "too large", ...) and <0 otherwise. */
+int pt_opt_size(const char *opt, const char *arg, uint64_t min,
+		uint64_t max, uint64_t *bytes);
+int pt_opt_duration(const char *opt, const char *arg, uint64_t min,
+		    uint64_t max, uint64_t *ns);
+/* --ring-size (4Ki to 1Gi) and --poll (1ms to 1s) of the recorders. */
 int pt_opt_ring_size(const char *arg, uint64_t *bytes);
 int pt_opt_poll(const char *arg, uint64_t *ns);
 /* Parse a whole decimal number in [min, max]. */
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* s for a terminal: control bytes (C0, DEL, C1) as '?'; buf is returned. */
+const char *pt_printable(const char *s, char *buf, size_t n);
 
 void *pt_xcalloc(size_t n, size_t size);
 char *pt_xstrdup(const char *s);

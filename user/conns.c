@@ -271,6 +271,8 @@ static void add_gap(struct pt_assembled *a, const struct pt_stream *s,
 	a->ngaps++;
 }
 
+uint64_t pt_assemble_max = PT_ASSEMBLE_MAX;
+
 int pt_stream_assemble(const struct pt_conn *conn, int dir,
 		       struct pt_assembled *a)
 {
@@ -280,7 +282,7 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
-	if (end > PT_ASSEMBLE_MAX)
+	if (end > pt_assemble_max)
 		return -EFBIG;
 	a->len = end;
 	a->buf = pt_xcalloc(1, end ? end : 1);

@@ -72,8 +72,10 @@ struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
  * captured, what a FIN, CLOSE or LOSS record says): bytes in *buf, missing
  * ranges as gaps (zero-filled in buf). Caller frees *buf and *gaps.
  */
-/* Longest stream pt_stream_assemble builds in memory (-EFBIG beyond). */
+/* Longest stream pt_stream_assemble builds in memory (-EFBIG beyond);
+ * pt_assemble_max starts there and --max-stream lowers it. */
 #define PT_ASSEMBLE_MAX		(16ull << 30)
+extern uint64_t pt_assemble_max;
 
 struct pt_assembled {
 	uint8_t *buf;

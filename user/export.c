@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include "common.h"
 #include "export.h"
@@ -61,16 +63,33 @@ static int load_one(struct pt_capture *cap, const char *path)
 {
 	struct loading ld = { .conns = &cap->conns, .file = cap->files };
 	struct pt_capr_info info;
+	struct stat st;
 	int err;
 	FILE *f;
 
-	f = fopen(path, "rbe");
+	if (!strcmp(path, "-") && cap->stdin_used) {
+		pt_err("-: standard input is given twice");
+		return -1;
+	}
+	f = strcmp(path, "-") ? fopen(path, "rbe") : stdin;
 	if (!f) {
 		pt_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+		pt_err("%s: %s", path, strerror(EISDIR));
+		if (f != stdin)
+			fclose(f);
+		return -1;
+	}
+	cap->stdin_used |= f == stdin;
+	if (f == stdin && isatty(STDIN_FILENO)) {
+		pt_err("-: standard input is a terminal; pipe a capture into it or give a file");
+		return -1;
+	}
 	err = pt_capr_read(f, collect, &ld, &info);
-	fclose(f);
+	if (f != stdin)
+		fclose(f);
 	free(ld.remap);
 	free(ld.buf);
 	if (err && !info.end_offset) {
@@ -132,6 +151,12 @@ int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 		pt_conn_drop_chunks(cap->conns.v[i]);
 	}
 	return 0;
+}
+
+int pt_opt_max_stream(const char *arg)
+{
+	return pt_opt_size("--max-stream", arg, 1, PT_ASSEMBLE_MAX,
+			   &pt_assemble_max);
 }
 
 void pt_capture_free(struct pt_capture *cap)
@@ -309,8 +334,8 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 
 		pt_fmt_ep(l, sizeof(l), &o->t, true);
 		pt_fmt_ep(r, sizeof(r), &o->t, false);
-		fprintf(f, ",\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tgid\":%u,\"comm\":",
-			l, r, o->pid, o->tgid);
+		fprintf(f, ",\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
+			l, r, o->tgid, o->pid);
 		pt_json_str(f, o->comm);
 		fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u",
 			(unsigned long long)o->cgroup_id, o->session_id);
@@ -319,6 +344,10 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 	if (x->incomplete) {
 		fputs(",\"note\":", f);
 		pt_json_str(f, x->note);
+	}
+	if (x->ambiguous) {
+		fputs(",\"ambiguous\":", f);
+		pt_json_str(f, x->ambiguous);
 	}
 	if (x->kind == PT_X_HTTP) {
 		if (x->has_req) {
@@ -399,7 +428,8 @@ struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n)
 	return v;
 }
 
-int pt_export_jsonl(const struct pt_capture *cap, FILE *f)
+int pt_export_jsonl(const struct pt_capture *cap, FILE *f,
+		    struct pt_export_counts *cnt)
 {
 	struct pt_xref *v;
 	size_t i, n;
@@ -409,6 +439,7 @@ int pt_export_jsonl(const struct pt_capture *cap, FILE *f)
 		pt_x_json(f, cap, v[i].xc, v[i].x, true);
 		fputc('\n', f);
 	}
+	cnt->items = n;
 	free(v);
 	return 0;
 }
@@ -555,10 +586,10 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		memmove(ep, ep + 1, strlen(ep));
 		ep[strlen(ep) - 1] = 0;
 	}
-	fprintf(f, "\"serverIPAddress\":\"%s\",\"connection\":\"%llx\",", ep,
+	fprintf(f, "\"serverIPAddress\":\"%s\",\"connection\":\"%llu\",", ep,
 		(unsigned long long)xc->conn->id);
-	fprintf(f, "\"_podtap\":{\"direction\":\"%s\",\"pid\":%u,\"comm\":",
-		xc->inbound ? "inbound" : "outbound", o->tgid);
+	fprintf(f, "\"_podtap\":{\"direction\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
+		xc->inbound ? "inbound" : "outbound", o->tgid, o->pid);
 	pt_json_str(f, o->comm);
 	fprintf(f, ",\"cgroup_id\":%llu,\"complete\":%s",
 		(unsigned long long)o->cgroup_id,
@@ -567,11 +598,16 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		fputs(",\"note\":", f);
 		pt_json_str(f, x->note);
 	}
+	if (x->ambiguous) {
+		fputs(",\"ambiguous\":", f);
+		pt_json_str(f, x->ambiguous);
+	}
 	fputs("}}", f);
 	free(url);
 }
 
-int pt_export_har(const struct pt_capture *cap, FILE *f)
+int pt_export_har(const struct pt_capture *cap, FILE *f,
+		  struct pt_export_counts *cnt)
 {
 	struct pt_xref *v;
 	bool first = true;
@@ -590,6 +626,7 @@ int pt_export_har(const struct pt_capture *cap, FILE *f)
 			fputs(",\n", f);
 		first = false;
 		har_entry(f, cap, v[i].xc, v[i].x);
+		cnt->items++;
 	}
 	free(v);
 	fputs("\n]}}\n", f);

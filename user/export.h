@@ -19,6 +19,7 @@ struct pt_capture {
 	struct pt_xconn *xc;	/* per conns.v[i], when loaded with exchanges */
 	int read_err;		/* the file is damaged after info.end_offset */
 	int files;		/* files read into it */
+	bool stdin_used;	/* "-" was one of them */
 };
 
 /*
@@ -34,6 +35,8 @@ int pt_capture_load(struct pt_capture *cap, const char *path, bool exchanges);
 int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 			 int n, bool exchanges);
 void pt_capture_free(struct pt_capture *cap);
+/* --max-stream SIZE of read and export: lowers pt_assemble_max. */
+int pt_opt_max_stream(const char *arg);
 /* Print the one line about a damaged file, if it is. */
 void pt_capture_warn(const struct pt_capture *cap);
 
@@ -75,10 +78,23 @@ struct pt_xref {
 };
 struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n);
 
-int pt_export_jsonl(const struct pt_capture *cap, FILE *f);
-int pt_export_har(const struct pt_capture *cap, FILE *f);
-int pt_export_pcapng(const struct pt_capture *cap, FILE *f);
-/* Writes DIR/keploy/test-set-N; *set gets N. */
-int pt_export_keploy(const struct pt_capture *cap, const char *dir, int *set);
+/* What an export wrote and what it left out of what it could hold. */
+struct pt_export_counts {
+	size_t items;		/* exchanges, entries, connections written */
+	size_t tests, mocks;	/* keploy */
+	size_t partial;		/* exchanges left out: incomplete */
+	size_t ambiguous;	/* exchanges left out: framing ambiguous */
+	int set;		/* keploy: N of test-set-N */
+};
+
+int pt_export_jsonl(const struct pt_capture *cap, FILE *f,
+		    struct pt_export_counts *n);
+int pt_export_har(const struct pt_capture *cap, FILE *f,
+		  struct pt_export_counts *n);
+int pt_export_pcapng(const struct pt_capture *cap, FILE *f,
+		     struct pt_export_counts *n);
+/* Writes DIR/keploy/test-set-N. */
+int pt_export_keploy(const struct pt_capture *cap, const char *dir,
+		     struct pt_export_counts *n);
 
 #endif

@@ -23,6 +23,7 @@
 #include <yaml.h>
 #include "common.h"
 #include "export.h"
+#include "outfile.h"
 #include "jsonw.h"
 
 /* snprintf into a char array, -ENAMETOOLONG if it does not fit */
@@ -33,12 +34,20 @@
 struct ye {
 	yaml_emitter_t e;
 	bool failed;
+	int write_err;		/* errno of a write that failed */
 };
+
+static void note_failure(struct ye *y)
+{
+	y->failed = true;
+	if (y->e.error == YAML_WRITER_ERROR && !y->write_err)
+		y->write_err = errno ? errno : EIO;
+}
 
 static void emit(struct ye *y, yaml_event_t *ev)
 {
 	if (!y->failed && !yaml_emitter_emit(&y->e, ev))
-		y->failed = true;
+		note_failure(y);
 }
 
 static void scalar(struct ye *y, const char *s, size_t n,
@@ -182,8 +191,13 @@ static int ye_close(struct ye *y)
 	yaml_stream_end_event_initialize(&ev);
 	emit(y, &ev);
 	if (!y->failed && !yaml_emitter_flush(&y->e))
-		y->failed = true;
+		note_failure(y);
 	failed = y->failed;
+	/* a write that failed (a full disk) says why */
+	if (failed && y->write_err) {
+		yaml_emitter_delete(&y->e);
+		return -y->write_err;
+	}
 	if (failed && !yaml_problem[0])
 		snprintf(yaml_problem, sizeof(yaml_problem), "YAML: %s",
 			 y->e.problem ? y->e.problem :
@@ -453,7 +467,7 @@ static int write_test(const struct pt_capture *cap, const char *dir, int k,
 	snprintf(name, sizeof(name), "test-%d", k);
 	if (PATHF(path, "%s/tests/%s.yaml", dir, name))
 		return -ENAMETOOLONG;
-	f = fopen(path, "wex");
+	f = pt_out_create_excl(path);
 	if (!f)
 		return -errno;
 	err = ye_open(&y, f);
@@ -615,12 +629,8 @@ static void generic_mock(struct ye *y, const struct pt_capture *cap,
 	mock_tail(y, xc);
 }
 
-struct counts {
-	int tests, mocks, skipped;
-};
-
 static int write_set(const struct pt_capture *cap, const char *dir,
-		     struct counts *c)
+		     struct pt_export_counts *c)
 {
 	struct pt_xref *v;
 	char path[4096];
@@ -631,11 +641,11 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 
 	if (PATHF(path, "%s/tests", dir))
 		return -ENAMETOOLONG;
-	if (mkdir(path, 0755))
+	if (mkdir(path, 0700))
 		return -errno;
 	if (PATHF(path, "%s/mocks.yaml", dir))
 		return -ENAMETOOLONG;
-	f = fopen(path, "wex");
+	f = pt_out_create_excl(path);
 	if (!f)
 		return -errno;
 	err = ye_open(&y, f);
@@ -645,10 +655,18 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 		const struct pt_exchange *x = v[i].x;
 		bool http = x->kind == PT_X_HTTP;
 
+		/* not replayable at all: counted by connection, not here */
+		if ((!http && xc->inbound) || xc->proto == PT_XP_TLS)
+			continue;
+		/* what the server may have read otherwise is no test */
+		if (x->ambiguous) {
+			c->ambiguous++;
+			continue;
+		}
 		/* only what happened whole can be replayed */
 		if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
-		    (!http && !x->nturns) || (!http && xc->inbound)) {
-			c->skipped++;
+		    (!http && !x->nturns)) {
+			c->partial++;
 			continue;
 		}
 		if (http && xc->inbound)
@@ -668,35 +686,10 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 	return err;
 }
 
-static void remove_tree(const char *dir)
-{
-	char path[4096];
-	struct dirent *de;
-	DIR *d;
-
-	if (PATHF(path, "%s/tests", dir))
-		return;
-	d = opendir(path);
-	while (d && (de = readdir(d))) {
-		char p[8192];
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (!PATHF(p, "%s/%s", path, de->d_name))
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(path);
-	if (!PATHF(path, "%s/mocks.yaml", dir))
-		unlink(path);
-	rmdir(dir);
-}
-
-int pt_export_keploy(const struct pt_capture *cap, const char *out, int *set)
+int pt_export_keploy(const struct pt_capture *cap, const char *out,
+		     struct pt_export_counts *c)
 {
 	char root[4096], tmp[4096], final[4096];
-	struct counts c = {};
 	struct stat st;
 	int n, err;
 
@@ -725,25 +718,29 @@ int pt_export_keploy(const struct pt_capture *cap, const char *out, int *set)
 		return -errno;
 	}
 	/* written aside, renamed into place only when whole */
-	if (PATHF(tmp, "%s/.test-set-%d.partial.%d", root, n, getpid()) ||
-	    mkdir(tmp, 0755)) {
-		pt_err("%s: %s", tmp, strerror(errno));
-		return -errno;
+	if (PATHF(tmp, "%s/.test-set-%d.partial.%d", root, n, getpid())) {
+		pt_err("--out: path too long");
+		return -ENAMETOOLONG;
 	}
-	err = write_set(cap, tmp, &c);
-	if (!err && rename(tmp, final))
+	/* removed whole if the export is interrupted */
+	pt_out_pending_dir(tmp);
+	if (mkdir(tmp, 0700)) {
 		err = -errno;
+		pt_out_pending_dir(NULL);
+		pt_err("%s: %s", tmp, strerror(-err));
+		return err;
+	}
+	err = write_set(cap, tmp, c);
+	if (!err)
+		err = pt_out_commit_dir(final);
 	if (err) {
 		pt_err("%s: %s", final, err == -EPROTO && yaml_problem[0] ?
 		       yaml_problem : strerror(-err));
-		remove_tree(tmp);
+		pt_rm_tree(tmp);
+		pt_out_pending_dir(NULL);
 		return err;
 	}
-	*set = n;
-	if (c.skipped)
-		pt_info("%d tests, %d mocks; %d exchanges left out (incomplete, or inbound and not HTTP)",
-			c.tests, c.mocks, c.skipped);
-	else
-		pt_info("%d tests, %d mocks", c.tests, c.mocks);
+	c->set = n;
+	c->items = c->tests + c->mocks;
 	return 0;
 }

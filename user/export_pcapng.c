@@ -162,7 +162,7 @@ static int put_block(FILE *f, uint32_t type, const uint8_t *body, size_t len)
 
 	if (fwrite(&type, 4, 1, f) != 1 || fwrite(&total, 4, 1, f) != 1 ||
 	    fwrite(body, 1, len, f) != len || fwrite(&total, 4, 1, f) != 1)
-		return -EIO;
+		return errno ? -errno : -EIO;
 	return 0;
 }
 
@@ -305,14 +305,23 @@ static void conn_comment(char *buf, size_t n, const struct pt_capture *cap,
 {
 	const struct pt_conn_open *o = &xc->conn->open;
 	const char *tn = target_name(cap, o);
+	size_t i, len, amb = 0;
 
-	snprintf(buf, n, "podtap conn %llx: %s side, pid %u (%s), cgroup %llu, session %u%s%s%s",
+	len = (size_t)snprintf(buf, n, "podtap conn %llu: %s side, pid %u tid %u (%s), cgroup %llu, session %u%s%s%s%s%s",
 		 (unsigned long long)xc->conn->id, pt_role_name(o->role),
-		 o->tgid, o->comm[0] ? o->comm : "?",
+		 o->tgid, o->pid, o->comm[0] ? o->comm : "?",
 		 (unsigned long long)o->cgroup_id, o->session_id,
 		 *tn ? ", target " : "", tn,
 		 o->h.flags & PT_F_PREEXISTING ?
-		 ", older than the capture: no handshake seen" : "");
+		 ", older than the capture: no handshake seen" : "",
+		 xc->proto == PT_XP_TLS ? ", TLS ciphertext (not decrypted)" : "",
+		 xc->proto == PT_XP_HTTP2 ? ", HTTP/2" : "");
+	for (i = 0; i < xc->nx; i++)
+		if (xc->x[i].ambiguous && len < n)
+			len += (size_t)snprintf(buf + len, n - len,
+				"%s #%zu (%s)", amb++ ? "," :
+				"; framing ambiguous in exchange", i + 1,
+				xc->x[i].ambiguous);
 }
 
 static int write_pkt(FILE *f, const struct pt_capture *cap,
@@ -392,7 +401,8 @@ static int write_headers(FILE *f, const struct pt_capture *cap)
 	return put_block(f, 1, b, w - b);
 }
 
-int pt_export_pcapng(const struct pt_capture *cap, FILE *f)
+int pt_export_pcapng(const struct pt_capture *cap, FILE *f,
+		     struct pt_export_counts *cnt)
 {
 	struct pkts p = {};
 	struct tcp_state *st;
@@ -401,8 +411,10 @@ int pt_export_pcapng(const struct pt_capture *cap, FILE *f)
 	int err;
 
 	for (i = 0; i < cap->conns.n; i++)
-		if (cap->xc[i].assembled && cap->conns.v[i]->has_open)
+		if (cap->xc[i].assembled && cap->conns.v[i]->has_open) {
 			conn_pkts(&p, cap, i);
+			cnt->items++;
+		}
 	qsort(p.v, p.n, sizeof(*p.v), cmp_pkt);
 	st = pt_xcalloc(cap->conns.n + 1, sizeof(*st));
 	pkt = pt_xcalloc(1, 14 + 40 + 20 + SEG_MAX);

@@ -77,6 +77,29 @@ char *pt_utf8_fix(const void *s, size_t n, size_t *outn)
 	return d;
 }
 
+/* The code point of a valid 2- or 3-byte sequence (others: 0). */
+static unsigned utf8_cp(const uint8_t *p, size_t l)
+{
+	if (l == 2)
+		return (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu);
+	if (l == 3)
+		return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+	return 0;
+}
+
+/*
+ * Code points a terminal acts on or that reorder what it shows: C1
+ * controls (U+0080..U+009F, CSI among them), line and paragraph
+ * separators, and the bidirectional overrides and isolates.
+ */
+static bool terminal_active(const uint8_t *p, size_t l)
+{
+	unsigned cp = utf8_cp(p, l);
+
+	return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x2028 && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f;
+}
+
 void pt_json_strn(FILE *f, const void *s, size_t n)
 {
 	const uint8_t *p = s;
@@ -90,6 +113,10 @@ void pt_json_strn(FILE *f, const void *s, size_t n)
 		if (!l) {
 			fputs("\\ufffd", f);
 			i++;
+		} else if (l > 1 && terminal_active(p + i, l)) {
+			/* as \u, so that a terminal showing it does not act */
+			fprintf(f, "\\u%04x", utf8_cp(p + i, l));
+			i += l;
 		} else if (l > 1) {
 			fwrite(p + i, 1, l, f);
 			i += l;

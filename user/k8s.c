@@ -138,7 +138,14 @@ static int kubeconfig_load(struct pt_kube *k, const char *path)
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root, *ctx, *cl, *user;
+	const struct { char **p; const char *what; } files[] = {
+		{ &k->ca_file, "certificate-authority" },
+		{ &k->cert_file, "client-certificate" },
+		{ &k->key_file, "client-key" },
+		{ &k->token_file, "tokenFile" },
+	};
 	const char *cur, *v;
+	size_t i;
 	FILE *f;
 	int err = -EINVAL;
 
@@ -196,6 +203,13 @@ static int kubeconfig_load(struct pt_kube *k, const char *path)
 	    kc_data(k, &doc, user, "client-certificate-data", &k->cert, &k->cert_len) ||
 	    kc_data(k, &doc, user, "client-key-data", &k->key, &k->key_len))
 		goto out;
+	/* named once here, not at every failed request */
+	for (i = 0; i < ARRAY_SIZE(files); i++)
+		if (*files[i].p && access(*files[i].p, R_OK)) {
+			pt_err("--kubeconfig %s: %s %s: %s", path, files[i].what,
+			       *files[i].p, strerror(errno));
+			goto out;
+		}
 	err = 0;
 out:
 	yaml_document_delete(&doc);

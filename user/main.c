@@ -19,21 +19,43 @@ static void usage(FILE *f)
 "  status    show the recorders running: programs, attach points, targets, counters\n"
 "  agent     the per-node recorder of a cluster: RecordingSessions to segments\n"
 "\n"
+"Global options, before the command (or after it, as any command's own):\n"
+"  --log-format FMT   text (default) or json: log lines as JSON objects\n"
+"  -v, --verbose      debug output\n"
+"\n"
 "Run 'podtap COMMAND --help' for the options of a command; 'podtap --version'\n"
-"prints the version. Give\n"
-"--log-format json before the command for log lines as JSON objects.\n");
+"prints the version.\n");
 }
 
 int main(int argc, char **argv)
 {
-	/* --log-format before the command applies to every command */
-	if (argc > 2 && !strcmp(argv[1], "--log-format")) {
-		if (pt_set_log_format(argv[2])) {
-			pt_err("--log-format %s: want text or json", argv[2]);
+	/* global options before the command apply to every command */
+	while (argc > 1 && argv[1][0] == '-') {
+		const char *fmt = NULL;
+
+		if (!strcmp(argv[1], "--log-format")) {
+			if (argc < 3) {
+				pt_err("--log-format: want text or json");
+				return 2;
+			}
+			fmt = argv[2];
+		} else if (!strncmp(argv[1], "--log-format=", 13)) {
+			fmt = argv[1] + 13;
+		} else if (!strcmp(argv[1], "-v") ||
+			   !strcmp(argv[1], "--verbose")) {
+			pt_verbose = true;
+			argc--;
+			argv++;
+			continue;
+		} else {
+			break;
+		}
+		if (pt_set_log_format(fmt)) {
+			pt_err("--log-format %s: want text or json", fmt);
 			return 2;
 		}
-		argc -= 2;
-		argv += 2;
+		argc -= fmt == argv[2] ? 2 : 1;
+		argv += fmt == argv[2] ? 2 : 1;
 	}
 	if (argc < 2) {
 		usage(stderr);

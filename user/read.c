@@ -21,20 +21,42 @@ static const char *proto_name(uint8_t p)
 	return p < ARRAY_SIZE(n) ? n[p] : "unknown";
 }
 
-/* Printable text as is, the rest as \xNN. */
-static void put_text(FILE *f, const uint8_t *p, uint64_t n)
+/* What starts each line of payload: it can never look like podtap's own. */
+#define PAYLOAD_INDENT	"      | "
+
+/*
+ * Printable text as is, the rest as \xNN, a backslash as \\; with
+ * indent, every line of it starts with indent (and a newline is put
+ * before what follows it).
+ */
+static void put_text_ind(FILE *f, const uint8_t *p, uint64_t n,
+			 const char *indent)
 {
 	uint64_t i;
 
+	if (indent && n)
+		fputs(indent, f);
 	for (i = 0; i < n; i++) {
-		if (p[i] == '\n' || p[i] == '\t' ||
-		    (p[i] >= 0x20 && p[i] < 0x7f))
+		if (p[i] == '\n') {
+			fputc('\n', f);
+			if (indent && i + 1 < n)
+				fputs(indent, f);
+		} else if (p[i] == '\\')
+			fputs("\\\\", f);
+		else if (p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f))
 			fputc(p[i], f);
 		else if (p[i] == '\r')
 			fputs("\\r", f);
 		else
 			fprintf(f, "\\x%02x", p[i]);
 	}
+	if (indent && n && p[n - 1] != '\n')
+		fputc('\n', f);
+}
+
+static void put_text(FILE *f, const uint8_t *p, uint64_t n)
+{
+	put_text_ind(f, p, n, NULL);
 }
 
 static void put_str(FILE *f, const char *s)
@@ -50,7 +72,7 @@ static void dump_text(FILE *f, const struct pt_assembled *a)
 
 	while (i < a->len) {
 		if (g < a->ngaps && a->gaps[g].start == i) {
-			fprintf(f, "\n[... %llu bytes not captured (%s) ...]\n",
+			fprintf(f, "[... %llu bytes not captured (%s) ...]\n",
 				(unsigned long long)(a->gaps[g].end - i),
 				pt_loss_reason_name(a->gaps[g].reason));
 			i = a->gaps[g].end;
@@ -58,7 +80,7 @@ static void dump_text(FILE *f, const struct pt_assembled *a)
 			continue;
 		}
 		end = g < a->ngaps ? a->gaps[g].start : a->len;
-		put_text(f, a->buf + i, end - i);
+		put_text_ind(f, a->buf + i, end - i, PAYLOAD_INDENT);
 		i = end;
 	}
 }
@@ -103,10 +125,7 @@ static void print_msg_full(FILE *f, const struct pt_http_msg *m)
 			m->body_len, b.n, pt_http_field(m, "Content-Encoding"));
 	else if (b.err[0])
 		fprintf(f, "    [body: %s]\n", b.err);
-	if (b.n) {
-		put_text(f, b.p, b.n);
-		fputc('\n', f);
-	}
+	put_text_ind(f, b.p, b.n, PAYLOAD_INDENT);
 	for (i = 0; i < m->ntrailers; i++) {
 		fprintf(f, "    %c (trailer) %s: ", m->request ? '>' : '<',
 			m->trailers[i].name);
@@ -157,11 +176,16 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 				x->turns[i].end - x->turns[i].off;
 		fmt_size(q, sizeof(q), n[1]);
 		fmt_size(r, sizeof(r), n[0]);
-		fprintf(f, "raw  client %s, server %s in %zu turns", q, r,
-			x->nturns);
+		fprintf(f, "%s: client %s, server %s in %zu turn%s",
+			xc->proto == PT_XP_TLS ? "TLS ciphertext (not decrypted)" :
+			xc->proto == PT_XP_HTTP2 ? "HTTP/2 (not parsed), raw" :
+			"raw, protocol unknown", q, r, x->nturns,
+			x->nturns == 1 ? "" : "s");
 	}
 	if (x->incomplete)
 		fprintf(f, "  [incomplete: %s]", x->note);
+	if (x->ambiguous)
+		fprintf(f, "  [ambiguous: %s]", x->ambiguous);
 	fputc('\n', f);
 	if (!full)
 		return;
@@ -176,9 +200,8 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 		fprintf(f, "    %c %llu bytes\n",
 			pt_x_from_client(xc, x->turns[i].dir) ? '>' : '<',
 			(unsigned long long)(x->turns[i].end - x->turns[i].off));
-		put_text(f, pt_span_bytes(xc, &x->turns[i]),
-			 x->turns[i].end - x->turns[i].off);
-		fputc('\n', f);
+		put_text_ind(f, pt_span_bytes(xc, &x->turns[i]),
+			     x->turns[i].end - x->turns[i].off, PAYLOAD_INDENT);
 	}
 }
 
@@ -188,8 +211,9 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	const struct pt_conn *c = xc->conn;
 	const struct pt_conn_open *o = &c->open;
 	const struct pt_assembled *a = xc->a;
-	char l[64], r[64], comm[sizeof(o->comm)];
-	size_t k;
+	char l[64], r[64], comm[sizeof(o->comm)], miss[48] = "0";
+	uint64_t missing = 0;
+	size_t k, ngaps = 0;
 	int d;
 
 	/* a process names itself: nothing but printable ASCII to a tty */
@@ -199,15 +223,24 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	comm[k] = 0;
 	pt_fmt_ep(l, sizeof(l), &o->t, true);
 	pt_fmt_ep(r, sizeof(r), &o->t, false);
-	fprintf(f, "%-8llx %-7s %-22s %-22s %7u %-15s %-6s tx %-10llu rx %-10llu gaps %zu/%zu%s%s\n",
+	for (d = 0; d < 2; d++)
+		for (k = 0; k < a[d].ngaps; k++) {
+			missing += a[d].gaps[k].end - a[d].gaps[k].start;
+			ngaps++;
+		}
+	if (ngaps)
+		snprintf(miss, sizeof(miss), "%llu (%zu gap%s)",
+			 (unsigned long long)missing, ngaps,
+			 ngaps == 1 ? "" : "s");
+	fprintf(f, "%-10llu %-7s %-22s %-22s %7u %-15s %-6s %10llu %10llu %-14s %s%s\n",
 		(unsigned long long)c->id,
 		c->has_open ? pt_role_name(o->role) : "?", l, r, o->tgid,
-		comm[0] ? comm : "-", proto_name(o->proto),
+		comm[0] ? comm : "-", xc->assembled ? pt_xproto_name(xc->proto) :
+		proto_name(o->proto),
 		(unsigned long long)pt_stream_end(c, PT_DIR_TX),
-		(unsigned long long)pt_stream_end(c, PT_DIR_RX),
-		a[PT_DIR_TX].ngaps, a[PT_DIR_RX].ngaps,
-		c->has_close ? (c->close_flags & PT_F_RST ? " reset" : " closed")
-			     : " open",
+		(unsigned long long)pt_stream_end(c, PT_DIR_RX), miss,
+		c->has_close ? (c->close_flags & PT_F_RST ? "reset" : "closed")
+			     : "open",
 		o->h.flags & PT_F_PREEXISTING ? " preexisting" : "");
 	if (xc->error[0])
 		fprintf(f, "  ! %s%s\n", xc->error, xc->assembled ?
@@ -218,7 +251,7 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 		/* the side that spoke first first: a server's request is rx */
 		int dir = d == 0 ? xc->req_dir : !xc->req_dir;
 
-		fprintf(f, "--- %llx %s %llu bytes ---\n",
+		fprintf(f, "--- %llu %s %llu bytes ---\n",
 			(unsigned long long)c->id, dir == PT_DIR_TX ? "tx" : "rx",
 			(unsigned long long)a[dir].len);
 		dump_text(f, &a[dir]);
@@ -239,14 +272,14 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 
 	pt_fmt_ep(l, sizeof(l), &o->t, true);
 	pt_fmt_ep(r, sizeof(r), &o->t, false);
-	fprintf(f, "{\"conn_id\":%llu,\"role\":\"%s\",\"role_guessed\":%s,\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tgid\":%u,\"comm\":",
+	fprintf(f, "{\"conn_id\":%llu,\"role\":\"%s\",\"role_guessed\":%s,\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
 		(unsigned long long)c->id, pt_role_name(o->role),
 		o->h.flags & PT_F_ROLE_GUESSED ? "true" : "false", l, r,
-		o->pid, o->tgid);
+		o->tgid, o->pid);
 	pt_json_str(f, o->comm);
 	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
 		(unsigned long long)o->cgroup_id, o->session_id,
-		proto_name(o->proto),
+		xc->assembled ? pt_xproto_name(xc->proto) : proto_name(o->proto),
 		o->h.flags & PT_F_PREEXISTING ? "true" : "false",
 		o->h.flags & PT_F_V4MAPPED ? "true" : "false",
 		!c->has_close ? "open" :
@@ -336,8 +369,22 @@ static void usage(FILE *f)
 "  -d, --dump       also print each direction's bytes (text; \\xNN escapes)\n"
 "  -j, --json       one JSON object per connection, with its exchanges\n"
 "                   (each direction's bytes in base64 with --dump)\n"
-"  -C, --conn ID    only the connection with this id (hex, as listed)\n"
+"  -C, --conn ID    only the connection with this id (as listed; repeatable)\n"
+"      --max-stream SIZE  assemble each direction in memory up to SIZE\n"
+"                   (default and most: 16Gi); a longer one is said, not shown\n"
+"      --log-format FMT   text (default) or json, for podtap's own lines\n"
+"  FILE - is standard input.\n"
 "  -h, --help       this text\n");
+}
+
+static bool wanted(const unsigned long long *v, size_t n, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
 }
 
 int cmd_read(int argc, char **argv)
@@ -347,21 +394,25 @@ int cmd_read(int argc, char **argv)
 		{ "full", no_argument, NULL, 'x' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "conn", required_argument, NULL, 'C' },
+		{ "log-format", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "max-stream", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	bool dump = false, json = false, only = false, full = false;
+	bool dump = false, json = false, full = false;
 	struct pt_capture cap;
 	struct pt_conns *conns = &cap.conns;
 	struct pt_capr_info *info = &cap.info;
-	unsigned long long want = 0;
+	unsigned long long *want = NULL;
+	size_t nwant = 0;
 	char *end;
 	size_t i;
-	int opt;
+	int opt, c;
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":dxjC:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":dxjC:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			dump = true;
@@ -374,53 +425,82 @@ int cmd_read(int argc, char **argv)
 			break;
 		case 'C':
 			errno = 0;
-			want = strtoull(optarg, &end, 16);
-			if (errno || !*optarg || *end) {
-				pt_err("--conn %s: not a connection id (hex)", optarg);
+			want = pt_xrealloc(want, nwant + 1, sizeof(*want));
+			want[nwant] = strtoull(optarg, &end, 10);
+			if (errno || *optarg < '0' || *optarg > '9' || *end) {
+				pt_err("--conn %s: not a connection id (a decimal number, as read lists them)",
+				       optarg);
+				free(want);
 				return 1;
 			}
-			only = true;
+			nwant++;
+			break;
+		case 'M':
+			if (pt_opt_max_stream(optarg))
+				return 1;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			pt_bad_option("read", opt, argv[optind - 1]);
+			c = pt_common_opt(opt, optarg);
+			if (c > 0)
+				break;
+			if (!c)
+				pt_bad_option("read", opt, argv[optind - 1]);
 			return 1;
 		}
 	}
 	if (optind >= argc) {
 		pt_err("read: give a capture file, or the segments of one session in order (see --help)");
+		free(want);
 		return 1;
 	}
 	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
-				 argc - optind, false))
+				 argc - optind, false)) {
+		free(want);
 		return 1;
+	}
+	for (i = 0; i < nwant; i++)
+		if (!pt_conns_find(conns, want[i])) {
+			pt_err("--conn %llu: no such connection in %s", want[i],
+			       cap.files > 1 ? "these files" : argv[optind]);
+			pt_capture_free(&cap);
+			free(want);
+			return 1;
+		}
 	if (!json) {
 		if (cap.files > 1)
 			printf("# %d segments, %s to %s\n", cap.files,
 			       argv[optind], argv[argc - 1]);
-		printf("# %s: host %s, %llu records in %llu blocks%s\n",
-		       cap.files > 1 ? "together" : argv[optind], info->hdr.host,
+		/* names from the file (host, targets) are escaped as payload */
+		printf("# %s: host ", cap.files > 1 ? "together" : argv[optind]);
+		put_str(stdout, info->hdr.host);
+		printf(", %llu record%s in %llu block%s%s\n",
 		       (unsigned long long)info->records,
+		       info->records == 1 ? "" : "s",
 		       (unsigned long long)info->blocks,
+		       info->blocks == 1 ? "" : "s",
 		       info->clean_end ? "" : cap.read_err ? "" :
 		       " (not finished: still being written, or the recorder stopped abruptly)");
-		for (i = 0; i < conns->ntargets; i++)
-			printf("# target %s: %s (id %llu, session %u)\n",
-			       conns->targets[i].kind == PT_TARGET_PIDNS ?
-			       "pidns" : "cgroup", conns->targets[i].name,
+		for (i = 0; i < conns->ntargets; i++) {
+			printf("# target %s: ", conns->targets[i].kind ==
+			       PT_TARGET_PIDNS ? "pidns" : "cgroup");
+			put_str(stdout, conns->targets[i].name);
+			printf(" (id %llu, session %u)\n",
 			       (unsigned long long)conns->targets[i].id,
 			       conns->targets[i].session_id);
+		}
 		if (conns->has_stats)
 			print_stats(&conns->stats);
-		printf("%-8s %-7s %-22s %-22s %7s %-15s %-6s\n", "ID", "ROLE",
-		       "LOCAL", "REMOTE", "PID", "COMM", "PROTO");
+		printf("%-10s %-7s %-22s %-22s %7s %-15s %-6s %10s %10s %-14s %s\n",
+		       "ID", "ROLE", "LOCAL", "REMOTE", "PID", "COMM", "PROTO",
+		       "TX", "RX", "MISSING", "STATE");
 	}
 	for (i = 0; i < conns->n; i++) {
 		struct pt_xconn xc;
 
-		if (only && conns->v[i]->id != want)
+		if (nwant && !wanted(want, nwant, conns->v[i]->id))
 			continue;
 		pt_xconn_build(conns->v[i], &xc);
 		if (json)
@@ -429,6 +509,7 @@ int cmd_read(int argc, char **argv)
 			print_conn_text(stdout, &xc, dump, full);
 		pt_xconn_free(&xc);
 	}
+	free(want);
 	if (fflush(stdout)) {
 		pt_err("writing output: %s", strerror(errno));
 		pt_capture_free(&cap);

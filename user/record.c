@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* podtap record: capture the TCP payload of target processes to a file. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,9 +18,12 @@
 #include "common.h"
 #include "loader.h"
 #include "metrics.h"
+#include "outfile.h"
 #include "tgnames.h"
 
 #define SESSION_CLI	1
+/* The kernel's initial pid namespace: PROC_PID_INIT_INO, the host's. */
+#define HOST_PIDNS_INO	0xeffffffcu
 
 static volatile sig_atomic_t stop_sig;
 
@@ -29,6 +35,7 @@ static void on_signal(int sig)
 struct rec_target {
 	int kind;
 	uint64_t id;
+	bool host_wide;		/* the root cgroup, or the host's pid namespace */
 	char path[PATH_MAX];
 	char name[256];
 };
@@ -87,12 +94,35 @@ static void usage(FILE *f)
 "                         cgroup v2 mount (e.g. /kubepods.slice/...)\n"
 "  -p, --pid PID          the cgroup of process PID\n"
 "  -n, --pidns PID        every process in the pid namespace of PID\n"
+"Filters (repeatable; in the kernel, per connection when it is first seen,\n"
+"so a connection is captured whole or not at all):\n"
+"      --port PORT        only connections with this port at either end\n"
+"      --host ADDR        only connections with this IPv4 or IPv6 address at\n"
+"                         either end (an address; names are not resolved)\n"
+"                         With both, a connection must match both.\n"
+"\n"
+"      --all-host         allow a target that is the whole host: the root\n"
+"                         cgroup, or the host's own pid namespace (refused\n"
+"                         without it, so that an empty variable cannot turn\n"
+"                         a one-pod capture into a host-wide one)\n"
 "\n"
 "Options:\n"
-"  -w, --write FILE       capture file to write (default: podtap.ptcap)\n"
-"  -d, --duration TIME    stop after TIME (e.g. 30s, 5m; default: Ctrl-C)\n"
-"  -b, --max-bytes SIZE   stop after SIZE payload bytes (e.g. 100M)\n"
-"      --ring-size SIZE   kernel ring buffer size (default: 32M)\n"
+"  -w, --write FILE       capture file to write (default: podtap.ptcap), or -\n"
+"                         for standard output (not a terminal). A new file\n"
+"                         is mode 0600: captures hold what went over the\n"
+"                         wire, passwords, tokens and cookies included. The\n"
+"                         file is locked while written; an existing file is\n"
+"                         left as it was if recording never starts. A device\n"
+"                         or FIFO is written in place.\n"
+"      --ready-file FILE  create FILE (holding podtap's pid) once recording\n"
+"                         has started, and remove it on exit\n"
+"  -d, --duration TIME    stop after TIME (Go's form: 30s, 1.5s, 1h30m; a\n"
+"                         bare number is seconds; default: Ctrl-C)\n"
+"  -b, --max-bytes SIZE   stop after SIZE payload bytes (Kubernetes form:\n"
+"                         k, M, G are powers of 1000, Ki, Mi, Gi of 1024:\n"
+"                         100M, 1Gi; a bare number is bytes)\n"
+"      --ring-size SIZE   kernel ring buffer size, rounded up to a power of\n"
+"                         two (default: 32Mi)\n"
 "      --poll TIME        how often the ring is drained (default: 10ms)\n"
 "  -m, --metrics ADDR     serve /metrics (Prometheus), /healthz and /readyz\n"
 "                         on ADDR: HOST:PORT, [V6]:PORT, or :PORT for all\n"
@@ -101,11 +131,23 @@ static void usage(FILE *f)
 "      --pin              pin the maps and programs under /sys/fs/bpf/podtap\n"
 "                         (for bpftool and podtap status); unpinned on exit\n"
 "      --log-format FMT   text (default) or json: one object per line\n"
-"  -q, --quiet            no live status line\n"
+"  -q, --quiet            no live status line and no closing summary; the\n"
+"                         \"recording\" line and errors are still printed\n"
 "  -v, --verbose          debug output, libbpf's included\n"
 "  -h, --help             this text\n"
 "\n"
+"Recording starts once the programs are attached, about a second after\n"
+"podtap starts: traffic before that is not captured. The line \"podtap:\n"
+"recording ...\" on stderr (and --ready-file) says when it has begun.\n"
+"\n"
 "Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) and a kernel with BTF.\n");
+}
+
+static bool is_root_cgroup(const char *abs)
+{
+	char root[PATH_MAX];
+
+	return !pt_cgroup2_root(root, sizeof(root)) && !strcmp(root, abs);
 }
 
 static int add_pid_target(struct rec_target *t, const char *arg, bool pidns)
@@ -114,6 +156,10 @@ static int add_pid_target(struct rec_target *t, const char *arg, bool pidns)
 	uint32_t inum;
 	int err;
 
+	if (!arg[0]) {
+		pt_err("%s: an empty process id", pidns ? "--pidns" : "--pid");
+		return -EINVAL;
+	}
 	if (pt_parse_u64(arg, 1, INT_MAX, &pid)) {
 		pt_err("%s %s: not a process id", pidns ? "--pidns" : "--pid",
 		       arg);
@@ -128,6 +174,7 @@ static int add_pid_target(struct rec_target *t, const char *arg, bool pidns)
 		}
 		t->kind = PT_TARGET_PIDNS;
 		t->id = inum;
+		t->host_wide = inum == HOST_PIDNS_INO;
 		snprintf(t->name, sizeof(t->name), "pidns:[%u] (of pid %s)",
 			 inum, arg);
 		return 0;
@@ -142,6 +189,7 @@ static int add_pid_target(struct rec_target *t, const char *arg, bool pidns)
 		return err;
 	}
 	t->kind = PT_TARGET_CGROUP;
+	t->host_wide = is_root_cgroup(t->path);
 	snprintf(t->name, sizeof(t->name), "%.200s (of pid %s)", t->path, arg);
 	return 0;
 }
@@ -151,6 +199,10 @@ static int add_cgroup_target(struct rec_target *t, const char *arg)
 	char root[PATH_MAX] = "";
 	int err;
 
+	if (!arg[0]) {
+		pt_err("--cgroup: an empty path (the root cgroup, the whole host, is --cgroup / --all-host)");
+		return -EINVAL;
+	}
 	err = pt_cgroup_resolve(arg, t->path, sizeof(t->path), &t->id);
 	if (err) {
 		pt_cgroup2_root(root, sizeof(root));
@@ -165,6 +217,7 @@ static int add_cgroup_target(struct rec_target *t, const char *arg)
 		return err;
 	}
 	t->kind = PT_TARGET_CGROUP;
+	t->host_wide = is_root_cgroup(t->path);
 	snprintf(t->name, sizeof(t->name), "%.255s", t->path);
 	return 0;
 }
@@ -278,13 +331,96 @@ static void name_targets(const struct rec_target *t, int n)
 	free(v);
 }
 
+/* An address as the programs compare it: IPv4-mapped IPv6 is IPv4. */
+static int parse_host(const char *arg, struct pt_host_key *k)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	memset(k, 0, sizeof(*k));
+	if (inet_pton(AF_INET, arg, k->addr) == 1) {
+		k->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, arg, k->addr) == 1) {
+		k->family = AF_INET6;
+		if (!memcmp(k->addr, mapped, sizeof(mapped))) {
+			memmove(k->addr, k->addr + 12, 4);
+			memset(k->addr + 4, 0, 12);
+			k->family = AF_INET;
+		}
+		return 0;
+	}
+	pt_err("--host %s: not an IPv4 or IPv6 address (names are not resolved)",
+	       arg);
+	return -EINVAL;
+}
+
+/* --ready-file: made once recording has begun, holding our pid. */
+static int write_ready(const char *path)
+{
+	FILE *f = pt_out_create_excl(path);
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f))
+		return -errno;
+	return 0;
+}
+
+/*
+ * --ready-file is made once recording has begun, when a failure would
+ * come too late: what can be known is checked before anything else.
+ */
+static int check_ready_file(const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (!path[0]) {
+		pt_err("--ready-file: an empty path");
+		return -EINVAL;
+	}
+	if (!lstat(path, &st)) {
+		pt_err("--ready-file %s: it exists already (from an earlier run?); remove it or give another",
+		       path);
+		return -EEXIST;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (access(dirname(dir), W_OK)) {
+		pt_err("--ready-file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* A whole-host target only when asked for by name. */
+static int check_host_wide(const struct rec_target *tg, int ntg,
+			   bool all_host)
+{
+	int i;
+
+	for (i = 0; i < ntg && !all_host; i++)
+		if (tg[i].host_wide) {
+			pt_err("%s is the whole host (%s): every process on it would be recorded; add --all-host if that is meant",
+			       tg[i].name, tg[i].kind == PT_TARGET_PIDNS ?
+			       "the host's pid namespace" : "the root cgroup");
+			return -EPERM;
+		}
+	return 0;
+}
+
 int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "pidns", required_argument, NULL, 'n' },
+		{ "all-host", no_argument, NULL, 'A' },
+		{ "port", required_argument, NULL, 'O' },
+		{ "host", required_argument, NULL, 'H' },
 		{ "write", required_argument, NULL, 'w' },
+		{ "ready-file", required_argument, NULL, 'Y' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'b' },
 		{ "ring-size", required_argument, NULL, 'R' },
@@ -300,18 +436,22 @@ int cmd_record(int argc, char **argv)
 	uint64_t duration = 0, max_bytes = 0, ring = 32 << 20;
 	uint64_t poll_ns = 10 * 1000000ull;
 	const char *out = "podtap.ptcap", *metrics_addr = NULL;
+	const char *ready_file = NULL, *why = "";
 	struct pt_metrics *metrics = NULL;
-	bool pin = false;
+	bool pin = false, all_host = false, ready_made = false;
 	struct rec_target *tg = NULL;
 	struct pt_loader_opts lo = {};
 	struct pt_loader *l = NULL;
+	struct pt_out of = {};
 	struct rec_state st = {};
 	struct pt_counters c = {};
 	struct sigaction sa = {};
 	char host[64] = "";
 	bool quiet = false, tty, started = false;
-	int ntg = 0, opt, i, err = 0, rc = 1;
-	uint64_t t0, last_flush, last_status, ev_at_status = 0;
+	int ntg = 0, opt, i, copt, err = 0, rc = 1;
+	uint64_t t0, last_flush, last_status, ev_at_status = 0, v;
+	static uint16_t ports[PT_MAX_FILTERS];
+	static struct pt_host_key hosts[PT_MAX_FILTERS];
 
 	optind = 1;
 	opterr = 0;
@@ -326,22 +466,54 @@ int cmd_record(int argc, char **argv)
 							  opt == 'n');
 			if (err)
 				goto out;
-			ntg++;
+			/* the same cgroup or namespace named twice is one */
+			for (i = 0; i < ntg; i++)
+				if (tg[i].kind == tg[ntg].kind &&
+				    tg[i].id == tg[ntg].id)
+					break;
+			if (i == ntg)
+				ntg++;
+			break;
+		case 'A':
+			all_host = true;
+			break;
+		case 'O':
+			if (lo.nports >= PT_MAX_FILTERS) {
+				pt_err("--port %s: at most %d ports", optarg,
+				       PT_MAX_FILTERS);
+				goto out;
+			}
+			if (pt_parse_u64(optarg, 1, 65535, &v)) {
+				pt_err("--port %s: not a port (1 to 65535)", optarg);
+				goto out;
+			}
+			ports[lo.nports++] = (uint16_t)v;
+			break;
+		case 'H':
+			if (lo.nhosts >= PT_MAX_FILTERS) {
+				pt_err("--host %s: at most %d addresses", optarg,
+				       PT_MAX_FILTERS);
+				goto out;
+			}
+			if (parse_host(optarg, &hosts[lo.nhosts]))
+				goto out;
+			lo.nhosts++;
 			break;
 		case 'w':
 			out = optarg;
 			break;
+		case 'Y':
+			ready_file = optarg;
+			break;
 		case 'd':
-			if (pt_parse_duration(optarg, &duration) || !duration) {
-				pt_err("--duration %s: not a duration (try 30s, 500ms, 5m)", optarg);
+			if (pt_opt_duration("--duration", optarg, 1, UINT64_MAX,
+					    &duration))
 				goto out;
-			}
 			break;
 		case 'b':
-			if (pt_parse_size(optarg, &max_bytes) || !max_bytes) {
-				pt_err("--max-bytes %s: not a size (try 100M, 64K, 1G)", optarg);
+			if (pt_opt_size("--max-bytes", optarg, 1, UINT64_MAX,
+					&max_bytes))
 				goto out;
-			}
 			break;
 		case 'R':
 			if (pt_opt_ring_size(optarg, &ring))
@@ -357,24 +529,19 @@ int cmd_record(int argc, char **argv)
 		case 'I':
 			pin = true;
 			break;
-		case 'L':
-			if (pt_set_log_format(optarg)) {
-				pt_err("--log-format %s: want text or json", optarg);
-				goto out;
-			}
-			break;
 		case 'q':
 			quiet = true;
-			break;
-		case 'v':
-			pt_verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
 			rc = 0;
 			goto out;
 		default:
-			pt_bad_option("record", opt, argv[optind - 1]);
+			copt = pt_common_opt(opt, optarg);
+			if (copt > 0)
+				break;
+			if (!copt)
+				pt_bad_option("record", opt, argv[optind - 1]);
 			goto out;
 		}
 	}
@@ -387,18 +554,24 @@ int cmd_record(int argc, char **argv)
 		pt_err("record: no target; give --cgroup PATH, --pid PID or --pidns PID (see --help)");
 		goto out;
 	}
-	/* From here on a signal stops the recording cleanly. */
+	if (check_host_wide(tg, ntg, all_host))
+		goto out;
+	if (ready_file && check_ready_file(ready_file))
+		goto out;
+	/* From here on a signal stops the recording cleanly; a reader of
+	 * -w - or a FIFO that goes away is a write error, not SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	gethostname(host, sizeof(host) - 1);
-	err = pt_capw_open(&st.w, out, host);
-	if (err) {
-		pt_err("-w %s: %s", out, strerror(-err));
+	/* opened and locked now, truncated only once recording starts */
+	if (pt_out_open(&of, out, PT_OUT_INPLACE | PT_OUT_BINARY, "-w"))
 		goto out;
-	}
 	lo.ring_bytes = ring;
+	lo.ports = ports;
+	lo.hosts = hosts;
 	lo.on_record = on_record;
 	lo.ctx = &st;
 	if (pt_loader_open(&l, &lo))
@@ -431,6 +604,14 @@ int cmd_record(int argc, char **argv)
 		pt_dbg("target %s (id %llu)", tg[i].name,
 		       (unsigned long long)tg[i].id);
 	}
+	/* the programs are in place: now the file may be truncated */
+	err = pt_out_begin(&of);
+	if (!err)
+		err = pt_capw_open_file(&st.w, of.f, host);
+	if (err) {
+		pt_err("-w %s: %s", out, strerror(-err));
+		goto fail_file;
+	}
 	started = true;
 	__atomic_store_n(&st.capturing, true, __ATOMIC_RELAXED);
 	name_targets(tg, ntg);
@@ -438,10 +619,19 @@ int cmd_record(int argc, char **argv)
 		goto write_failed;
 
 	tty = !quiet && isatty(STDERR_FILENO);
-	if (!quiet)
-		pt_info("recording %d target%s to %s%s%s; Ctrl-C stops", ntg,
-			ntg == 1 ? "" : "s", out, metrics_addr ?
-			", metrics on " : "", metrics_addr ? metrics_addr : "");
+	/* the documented signal that capture has begun: never quieted */
+	pt_info("recording %d target%s to %s%s%s; Ctrl-C stops", ntg,
+		ntg == 1 ? "" : "s", of.is_stdout ? "standard output" : out,
+		metrics_addr ? ", metrics on " : "",
+		metrics_addr ? metrics_addr : "");
+	if (ready_file) {
+		err = write_ready(ready_file);
+		if (err) {
+			pt_err("--ready-file %s: %s", ready_file, strerror(-err));
+			goto stop;
+		}
+		ready_made = true;
+	}
 	t0 = last_flush = last_status = pt_now_mono_ns();
 	while (!stop_sig && !st.write_err) {
 		uint64_t now;
@@ -449,7 +639,7 @@ int cmd_record(int argc, char **argv)
 
 		if (n < 0) {
 			pt_err("reading the ring buffer: %s", strerror(-n));
-			goto fail_file;
+			goto stop;
 		}
 		now = pt_now_mono_ns();
 		__atomic_store_n(&st.heartbeat_ns, now, __ATOMIC_RELAXED);
@@ -465,16 +655,22 @@ int cmd_record(int argc, char **argv)
 			ev_at_status = st.events;
 			last_status = now;
 		}
-		if (duration && now - t0 >= duration)
+		if (duration && now - t0 >= duration) {
+			why = " (--duration elapsed)";
 			break;
-		if (max_bytes && st.payload >= max_bytes)
+		}
+		if (max_bytes && st.payload >= max_bytes) {
+			why = " (--max-bytes reached)";
 			break;
+		}
 		if (n < 64) {
 			struct timespec ts = { 0, (long)poll_ns };
 
 			nanosleep(&ts, NULL);
 		}
 	}
+	rc = 0;
+stop:
 	/* Nothing new after detaching: the last records, losses, counters. */
 	pt_loader_detach(l);
 	while (pt_loader_consume(l) > 0)
@@ -499,34 +695,44 @@ int cmd_record(int argc, char **argv)
 		goto write_failed;
 	err = pt_capw_close(st.w);
 	st.w = NULL;
+	if (!err)
+		err = pt_out_commit(&of);
+	else
+		pt_out_abort(&of);
 	if (err) {
-		pt_err("writing %s: %s", out, strerror(-err));
+		pt_err("writing %s: %s (the file is incomplete)", out,
+		       strerror(-err));
+		rc = 1;
 		goto out;
 	}
 	if (!quiet) {
 		char b[32];
 
 		human(st.payload, b, sizeof(b));
-		pt_info("wrote %s: %llu connections, %s of payload, %llu records, %llu lost",
-			out, (unsigned long long)st.opens, b,
+		pt_info("wrote %s%s: %llu connections, %s of payload, %llu records, %llu lost",
+			of.is_stdout ? "standard output" : out, why,
+			(unsigned long long)st.opens, b,
 			(unsigned long long)st.events,
 			(unsigned long long)c.lost_events);
 	}
-	rc = 0;
 	goto out;
 
 write_failed:
 	pt_err("writing %s: %s (the file is incomplete)", out,
 	       strerror(-st.write_err));
+	rc = 1;
 fail_file:
-	if (st.w) {
+	if (st.w)
 		pt_capw_abort(st.w);
-		/* Nothing was recorded: leave no file behind. */
-		if (!started)
-			unlink(out);
-	}
 	st.w = NULL;
+	/*
+	 * A file made here is removed if recording never began; an existing
+	 * one, a device or a FIFO is never truncated early or removed.
+	 */
+	pt_out_abort(&of);
 out:
+	if (ready_made)
+		unlink(ready_file);
 	if (started)
 		pt_tgnames_remove();
 	pt_metrics_stop(metrics);

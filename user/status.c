@@ -334,12 +334,17 @@ static void print_targets(const struct status *s, const struct inst *in)
 			pt_json_str(stdout, p ? p : "");
 			fputc('}', stdout);
 		} else {
+			char b[3][PATH_MAX];
+
 			printf("    cgroup %-8llu session %-4u%s%s%s %s%s%s\n",
 			       (unsigned long long)key, v, sess[0] ? " (" : "",
-			       sess, sess[0] ? ")" : "",
-			       what[0] && (!p || strcmp(what, p)) ? what : "",
+			       pt_printable(sess, b[0], sizeof(b[0])),
+			       sess[0] ? ")" : "",
+			       what[0] && (!p || strcmp(what, p)) ?
+			       pt_printable(what, b[1], sizeof(b[1])) : "",
 			       what[0] && (!p || strcmp(what, p)) ? "  " : "",
-			       p ? p : "(not under the cgroup v2 mount)");
+			       p ? pt_printable(p, b[2], sizeof(b[2])) :
+			       "(not under the cgroup v2 mount)");
 		}
 		first = false;
 	}
@@ -362,10 +367,13 @@ static void print_targets(const struct status *s, const struct inst *in)
 			pt_json_str(stdout, what);
 			fputc('}', stdout);
 		} else {
+			char b[2][PATH_MAX];
+
 			printf("    pidns  %-8u session %-4u%s%s%s pid:[%u]%s%s\n",
-			       k32, v, sess[0] ? " (" : "", sess,
+			       k32, v, sess[0] ? " (" : "",
+			       pt_printable(sess, b[0], sizeof(b[0])),
 			       sess[0] ? ")" : "", k32, what[0] ? "  " : "",
-			       what);
+			       pt_printable(what, b[1], sizeof(b[1])));
 		}
 		first = false;
 	}
@@ -416,6 +424,7 @@ static void print_counters(const struct status *s, const struct inst *in)
 static void print_prog(const struct status *s, const struct prog *p,
 		       bool first)
 {
+	char b[PATH_MAX];
 	size_t i;
 
 	if (s->json) {
@@ -439,7 +448,7 @@ static void print_prog(const struct status *s, const struct prog *p,
 		printf("    %-16s id %-6u %12s runs  %8s ns/run\n", p->name,
 		       p->id, "-", "-");
 	for (i = 0; i < p->ncgroups; i++)
-		printf("      on %s\n", p->cgroups[i]);
+		printf("      on %s\n", pt_printable(p->cgroups[i], b, sizeof(b)));
 	if (!p->ncgroups)
 		puts("      attached nowhere");
 }
@@ -507,16 +516,18 @@ int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "log-format", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct status *s = pt_xcalloc(1, sizeof(*s));
-	int opt, err, i, rc = 1;
+	int opt, err, i, c, rc = 1;
 	size_t k;
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":jvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			s->json = true;
@@ -526,7 +537,11 @@ int cmd_status(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			pt_bad_option("status", opt, argv[optind - 1]);
+			c = pt_common_opt(opt, optarg);
+			if (c > 0)
+				break;
+			if (!c)
+				pt_bad_option("status", opt, argv[optind - 1]);
 			goto out;
 		}
 	}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "agent_k8s.h"
 #include "capfile.h"
+#include "common.h"
 #include "conns.h"
 #include "export.h"
 #include "jread.h"
@@ -56,28 +57,41 @@ void test_agent_units(void)
 {
 	uint64_t v;
 
-	ASSERT_OK(pt_parse_go_duration("1h30m", &v), "1h30m");
+	ASSERT_OK(pt_parse_duration("1h30m", &v), "1h30m");
 	ASSERT_EQ(v, 5400000000000ull, "1h30m in ns");
-	ASSERT_OK(pt_parse_go_duration("250ms", &v), "250ms");
+	ASSERT_OK(pt_parse_duration("250ms", &v), "250ms");
 	ASSERT_EQ(v, 250000000ull, "250ms in ns");
-	ASSERT_OK(pt_parse_go_duration("1.5s", &v), "1.5s");
+	ASSERT_OK(pt_parse_duration("1.5s", &v), "1.5s");
 	ASSERT_EQ(v, 1500000000ull, "1.5s in ns");
-	ASSERT_OK(pt_parse_go_duration("0", &v), "0");
-	ASSERT_EQ(pt_parse_go_duration("15", &v), -EINVAL, "no unit");
-	ASSERT_EQ(pt_parse_go_duration("-1s", &v), -EINVAL, "negative");
-	ASSERT_EQ(pt_parse_go_duration("1d", &v), -EINVAL, "days are not Go's");
-	ASSERT_EQ(pt_parse_go_duration("", &v), -EINVAL, "empty");
-	ASSERT_OK(pt_parse_quantity("1Gi", &v), "1Gi");
+	ASSERT_OK(pt_parse_duration("0", &v), "0");
+	ASSERT_OK(pt_parse_duration("15", &v), "a bare number");
+	ASSERT_EQ(v, 15000000000ull, "a bare number is seconds");
+	ASSERT_OK(pt_parse_duration("1h0.5m10us", &v), "1h0.5m10us");
+	ASSERT_EQ(v, 3630000010000ull, "1h0.5m10us in ns");
+	ASSERT_EQ(pt_parse_duration("1s5", &v), -EINVAL, "a number after the last unit");
+	ASSERT_EQ(pt_parse_duration("99999999999h", &v), -ERANGE, "too long");
+	ASSERT_EQ(pt_parse_duration("-1s", &v), -EINVAL, "negative");
+	ASSERT_EQ(pt_parse_duration("1d", &v), -EINVAL, "days are not Go's");
+	ASSERT_EQ(pt_parse_duration("", &v), -EINVAL, "empty");
+	ASSERT_OK(pt_parse_size("1Gi", &v), "1Gi");
 	ASSERT_EQ(v, 1ull << 30, "1Gi");
-	ASSERT_OK(pt_parse_quantity("500M", &v), "500M");
+	ASSERT_OK(pt_parse_size("500M", &v), "500M");
 	ASSERT_EQ(v, 500000000ull, "500M is decimal, as in Kubernetes");
-	ASSERT_OK(pt_parse_quantity("64Ki", &v), "64Ki");
+	ASSERT_OK(pt_parse_size("64Ki", &v), "64Ki");
 	ASSERT_EQ(v, 65536, "64Ki");
-	ASSERT_OK(pt_parse_quantity("100", &v), "100");
+	ASSERT_OK(pt_parse_size("100", &v), "100");
 	ASSERT_EQ(v, 100, "100");
-	ASSERT_EQ(pt_parse_quantity("1GB", &v), -EINVAL, "1GB");
-	ASSERT_EQ(pt_parse_quantity("Gi", &v), -EINVAL, "no number");
-	ASSERT_EQ(pt_parse_quantity("99999999999Ti", &v), -ERANGE, "overflow");
+	ASSERT_EQ(pt_parse_size("1GB", &v), -EINVAL, "1GB");
+	ASSERT_EQ(pt_parse_size("Gi", &v), -EINVAL, "no number");
+	ASSERT_EQ(pt_parse_size("99999999999Ti", &v), -ERANGE, "overflow");
+	ASSERT_OK(pt_parse_size("1.5Gi", &v), "1.5Gi");
+	ASSERT_EQ(v, 3ull << 29, "1.5Gi");
+	ASSERT_OK(pt_parse_size("0.5k", &v), "0.5k");
+	ASSERT_EQ(v, 500, "0.5k");
+	ASSERT_OK(pt_parse_size("1.0001", &v), "1.0001");
+	ASSERT_EQ(v, 2, "a fraction of a byte rounds up");
+	ASSERT_EQ(pt_parse_size("64K", &v), -EINVAL, "K is not a Kubernetes suffix");
+	ASSERT_EQ(pt_parse_size("1KiB", &v), -EINVAL, "1KiB");
 }
 
 #define SESSION(spec) "{\"kind\":\"RecordingSession\",\"metadata\":{\"name\":\"s\"," \

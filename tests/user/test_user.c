@@ -449,11 +449,15 @@ static void test_parse(void)
 	ASSERT_TRUE(pt_parse_duration("5 s", &v) < 0, "junk refused");
 	ASSERT_TRUE(pt_parse_duration("99999999999999999999h", &v) < 0,
 		    "overflow refused");
-	ASSERT_OK(pt_parse_size("64K", &v), "64K");
-	ASSERT_EQ(v, 65536, "64K");
+	ASSERT_OK(pt_parse_size("64Ki", &v), "64Ki");
+	ASSERT_EQ(v, 65536, "64Ki");
 	ASSERT_OK(pt_parse_size("1G", &v), "1G");
-	ASSERT_EQ(v, 1ull << 30, "1G");
-	ASSERT_TRUE(pt_parse_size("1T", &v) < 0, "unknown unit refused");
+	ASSERT_EQ(v, 1000000000ull, "1G is decimal, as in Kubernetes");
+	ASSERT_TRUE(pt_parse_size("1X", &v) < 0, "unknown unit refused");
+	ASSERT_OK(pt_parse_duration("1.5s", &v), "1.5s");
+	ASSERT_EQ(v, 1500000000ull, "1.5s");
+	ASSERT_OK(pt_parse_duration("1h30m", &v), "1h30m");
+	ASSERT_EQ(v, 5400000000000ull, "1h30m");
 	ASSERT_TRUE(pt_parse_u64("0x10", 0, 100, &v) < 0, "hex refused");
 	ASSERT_TRUE(pt_parse_u64("101", 0, 100, &v) < 0, "range checked");
 }
@@ -480,6 +484,10 @@ static const struct {
 	{ "exchanges_gap", test_exchanges_gap },
 	{ "exchanges_raw", test_exchanges_raw },
 	{ "exchanges_corners", test_exchanges_corners },
+	{ "http_ambiguous", test_http_ambiguous },
+	{ "exchanges_blank_tail", test_exchanges_blank_tail },
+	{ "exchanges_proto", test_exchanges_proto },
+	{ "outfile", test_outfile },
 	{ "agent_json", test_agent_jread },
 	{ "agent_units", test_agent_units },
 	{ "agent_sessions", test_agent_sessions },

@@ -36,6 +36,12 @@ void test_exchanges_corners(void);
 void test_exchanges_pairing(void);
 void test_exchanges_gap(void);
 void test_exchanges_raw(void);
+void test_http_ambiguous(void);
+void test_exchanges_blank_tail(void);
+void test_exchanges_proto(void);
+
+/* tests/user/test_outfile.c */
+void test_outfile(void);
 
 /* tests/user/test_agent.c */
 void test_agent_jread(void);
