@@ -304,6 +304,13 @@ const char *pt_printable(const char *s, char *buf, size_t n)
 		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
 			buf[i++] = '?';	/* C1, as UTF-8 */
 			p++;
+		} else if (p[0] == 0xe2 && p[1] && p[2] &&
+			   ((p[1] == 0x80 && ((p[2] >= 0xa8 && p[2] <= 0xae) ||
+					      p[2] == 0x8e || p[2] == 0x8f)) ||
+			    (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
+			/* line separators, bidi marks, overrides, isolates */
+			buf[i++] = '?';
+			p += 2;
 		} else {
 			buf[i++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
 		}
@@ -367,9 +374,29 @@ void pt_nap(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *stop,
 	pthread_mutex_unlock(mu);
 }
 
+/* bytes as a quantity: 1Gi, 4Ki, or a plain number of bytes */
+static const char *fmt_bytes(uint64_t v, char *buf, size_t n)
+{
+	static const char *const sfx[] = { "Ei", "Pi", "Ti", "Gi", "Mi", "Ki" };
+	int i;
+
+	for (i = 0; i < 6 && v; i++) {
+		unsigned shift = (unsigned)(60 - 10 * i);
+
+		if (!(v & ((1ull << shift) - 1))) {
+			snprintf(buf, n, "%llu%s", (unsigned long long)(v >> shift),
+				 sfx[i]);
+			return buf;
+		}
+	}
+	snprintf(buf, n, "%llu byte%s", (unsigned long long)v, v == 1 ? "" : "s");
+	return buf;
+}
+
 int pt_opt_size(const char *opt, const char *arg, uint64_t min,
 		uint64_t max, uint64_t *bytes)
 {
+	char b[32];
 	int err = pt_parse_size(arg, bytes);
 
 	if (err == -EINVAL) {
@@ -381,14 +408,13 @@ int pt_opt_size(const char *opt, const char *arg, uint64_t min,
 		if (max == UINT64_MAX)
 			pt_err("%s %s: too large (more than 2^64 bytes)", opt, arg);
 		else
-			pt_err("%s %s: too large (at most %llu byte%s)", opt,
-			       arg, (unsigned long long)max,
-			       max == 1 ? "" : "s");
+			pt_err("%s %s: too large (at most %s)", opt, arg,
+			       fmt_bytes(max, b, sizeof(b)));
 		return -ERANGE;
 	}
 	if (*bytes < min) {
-		pt_err("%s %s: too small (at least %llu byte%s)", opt, arg,
-		       (unsigned long long)min, min == 1 ? "" : "s");
+		pt_err("%s %s: too small (at least %s)", opt, arg,
+		       fmt_bytes(min, b, sizeof(b)));
 		return -ERANGE;
 	}
 	return 0;

@@ -59,7 +59,8 @@ int pt_opt_poll(const char *arg, uint64_t *ns);
 /* Parse a whole decimal number in [min, max]. */
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
-/* s for a terminal: control bytes (C0, DEL, C1) as '?'; buf is returned. */
+/* s for a terminal: control bytes (C0, DEL, C1) and bidi or line
+ * separator characters as '?'; buf is returned. */
 const char *pt_printable(const char *s, char *buf, size_t n);
 
 void *pt_xcalloc(size_t n, size_t size);

@@ -137,11 +137,25 @@ int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 	memset(cap, 0, sizeof(*cap));
 	cap->path = paths[0];
 	pt_conns_init(&cap->conns);
-	for (k = 0; k < n; k++)
+	for (k = 0; k < n; k++) {
+		struct stat a, b;
+		int j;
+
+		/* one file twice (or through a link) would double its records */
+		for (j = 0; j < k && strcmp(paths[k], "-"); j++)
+			if (strcmp(paths[j], "-") && !stat(paths[j], &a) &&
+			    !stat(paths[k], &b) && a.st_dev == b.st_dev &&
+			    a.st_ino == b.st_ino) {
+				pt_err("%s: the same file as %s, given twice",
+				       paths[k], paths[j]);
+				pt_conns_free(&cap->conns);
+				return -1;
+			}
 		if (load_one(cap, paths[k])) {
 			pt_conns_free(&cap->conns);
 			return -1;
 		}
+	}
 	if (!exchanges)
 		return 0;
 	cap->xc = pt_xcalloc(cap->conns.n + 1, sizeof(*cap->xc));

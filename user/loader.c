@@ -698,11 +698,12 @@ static void cover_moved(struct pt_loader *l, const char *target,
 		at_root += added;
 		added = 0;
 	}
-	pt_err("note: %zu TCP socket%s of processes in %s (pid %d among them) were made in another cgroup before they moved in; %s",
+	pt_err("note: %zu TCP socket%s of processes in %s (pid %d among them) %s made in another cgroup before they moved in; %s%s%s",
 	       sd->moved_socks, sd->moved_socks == 1 ? "" : "s", target,
-	       (int)sd->moved_pid,
-	       at_root || gone ? "those made in the root cgroup or in a cgroup gone since are not captured (capturing them would put the programs on every packet of the host)" :
-	       "they are captured: the programs also run, filtered, for the other sockets of those cgroups");
+	       (int)sd->moved_pid, sd->moved_socks == 1 ? "was" : "were",
+	       added ? "captured: the programs also run, filtered, on the cgroups they belong to" : "",
+	       added && (at_root || gone) ? "; " : "",
+	       at_root || gone ? "not captured: those made in the root cgroup (that would put the programs on every packet of the host) or in a cgroup gone since" : "");
 }
 
 static void seed_cgroup(struct pt_loader *l, const char *cg, uint64_t id)

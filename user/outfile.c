@@ -21,6 +21,7 @@
 static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
 static char pending[4][PATH_MAX + 32];
 static char pending_tree[PATH_MAX];
+static bool pending_inplace;	/* stdout, a device or a FIFO being written */
 
 static void pending_set(const char *path, bool on)
 {
@@ -167,8 +168,13 @@ int pt_out_open(struct pt_out *o, const char *path, unsigned flags,
 			       what);
 			return -EINVAL;
 		}
+		if (fcntl(STDOUT_FILENO, F_GETFL) < 0) {
+			pt_err("%s -: standard output is closed", what);
+			return -EBADF;
+		}
 		o->is_stdout = true;
 		o->f = stdout;
+		pending_inplace = true;
 		return 0;
 	}
 	if (snprintf(o->path, sizeof(o->path), "%s", path) >=
@@ -209,6 +215,7 @@ int pt_out_open(struct pt_out *o, const char *path, unsigned flags,
 			pt_err("%s %s: a terminal; give a file", what, path);
 			return -EINVAL;
 		}
+		pending_inplace = true;
 		return set_file(o, fd, what);
 	}
 	return flags & PT_OUT_INPLACE ? open_inplace(o, what) :
@@ -359,8 +366,12 @@ static void *signal_thread(void *arg)
 			unlink(pending[i]);
 	if (pending_tree[0])
 		pt_rm_tree(pending_tree);
-	pt_err("interrupted (%s): nothing partial was left behind",
-	       strsignal(sig));
+	if (pending_inplace)
+		pt_err("interrupted (%s): what was written in place (standard output, a device or a FIFO) is incomplete",
+		       strsignal(sig));
+	else
+		pt_err("interrupted (%s): nothing partial was left behind",
+		       strsignal(sig));
 	_exit(128 + sig);
 	return NULL;
 }

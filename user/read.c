@@ -428,7 +428,9 @@ int cmd_read(int argc, char **argv)
 			want = pt_xrealloc(want, nwant + 1, sizeof(*want));
 			want[nwant] = strtoull(optarg, &end, 10);
 			if (errno || *optarg < '0' || *optarg > '9' || *end) {
-				pt_err("--conn %s: not a connection id (a decimal number, as read lists them)",
+				pt_err(errno == ERANGE ?
+				       "--conn %s: too large for a connection id" :
+				       "--conn %s: not a connection id (a decimal number, as read lists them)",
 				       optarg);
 				free(want);
 				return 1;

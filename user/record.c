@@ -2,6 +2,7 @@
 /* podtap record: capture the TCP payload of target processes to a file. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <sys/stat.h>
@@ -372,25 +373,50 @@ static int write_ready(const char *path)
  * --ready-file is made once recording has begun, when a failure would
  * come too late: what can be known is checked before anything else.
  */
-static int check_ready_file(const char *path)
+/* dir's real path and base: two names of one file compare equal. */
+static void real_name(const char *path, char *out, size_t n)
 {
-	char dir[PATH_MAX];
+	char d[PATH_MAX], b[PATH_MAX], *r;
+
+	snprintf(d, sizeof(d), "%s", path);
+	snprintf(b, sizeof(b), "%s", path);
+	r = realpath(dirname(d), NULL);
+	snprintf(out, n, "%s/%s", r ? r : "?", basename(b));
+	free(r);
+}
+
+static int check_ready_file(const char *path, const char *out)
+{
+	char a[PATH_MAX * 2], b[PATH_MAX * 2];
 	struct stat st;
+	int fd;
 
 	if (!path[0]) {
 		pt_err("--ready-file: an empty path");
 		return -EINVAL;
 	}
 	if (!lstat(path, &st)) {
-		pt_err("--ready-file %s: it exists already (from an earlier run?); remove it or give another",
-		       path);
+		if (S_ISDIR(st.st_mode))
+			pt_err("--ready-file %s: %s", path, strerror(EISDIR));
+		else
+			pt_err("--ready-file %s: it exists already (from an earlier run?); remove it or give another",
+			       path);
 		return -EEXIST;
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (access(dirname(dir), W_OK)) {
+	real_name(path, a, sizeof(a));
+	real_name(out, b, sizeof(b));
+	if (strcmp(out, "-") && !strcmp(a, b)) {
+		pt_err("--ready-file %s: the capture file itself; give another", path);
+		return -EINVAL;
+	}
+	/* can it be made? (made and removed at once: it says nothing yet) */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
 		pt_err("--ready-file %s: %s", path, strerror(errno));
 		return -errno;
 	}
+	close(fd);
+	unlink(path);
 	return 0;
 }
 
@@ -556,7 +582,7 @@ int cmd_record(int argc, char **argv)
 	}
 	if (check_host_wide(tg, ntg, all_host))
 		goto out;
-	if (ready_file && check_ready_file(ready_file))
+	if (ready_file && check_ready_file(ready_file, out))
 		goto out;
 	/* From here on a signal stops the recording cleanly; a reader of
 	 * -w - or a FIFO that goes away is a write error, not SIGPIPE. */
@@ -709,9 +735,9 @@ stop:
 		char b[32];
 
 		human(st.payload, b, sizeof(b));
-		pt_info("wrote %s%s: %llu connections, %s of payload, %llu records, %llu lost",
+		pt_info("wrote %s%s: %llu connection%s, %s of payload, %llu records, %llu lost",
 			of.is_stdout ? "standard output" : out, why,
-			(unsigned long long)st.opens, b,
+			(unsigned long long)st.opens, st.opens == 1 ? "" : "s", b,
 			(unsigned long long)st.events,
 			(unsigned long long)c.lost_events);
 	}
