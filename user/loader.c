@@ -50,7 +50,10 @@ struct pt_loader {
 	size_t ntg;
 	/* cgroups where target processes have sockets they made before
 	 * they moved into a target: the programs run there too */
-	char (*extra)[PATH_MAX];
+	struct extra {
+		char path[PATH_MAX];
+		uint64_t target;	/* the cgroup target that needs it */
+	} *extra;
 	size_t nextra;
 	int ncpus;
 	size_t nports, nhosts;	/* --port, --host */
@@ -327,13 +330,13 @@ static int sync_attach(struct pt_loader *l)
 
 	want = pt_xcalloc(l->ntg + l->nextra + 1, sizeof(*want));
 	for (i = 0; i < l->ntg + l->nextra; i++) {
-		const char *p = i >= l->ntg ? l->extra[i - l->ntg] :
+		const char *p = i >= l->ntg ? l->extra[i - l->ntg].path :
 				l->tg[i].kind == PT_TARGET_PIDNS ?
 					l->root : l->tg[i].path;
 		bool covered = false;
 
 		for (j = 0; j < l->ntg + l->nextra && !covered; j++) {
-			const char *q = j >= l->ntg ? l->extra[j - l->ntg] :
+			const char *q = j >= l->ntg ? l->extra[j - l->ntg].path :
 					l->tg[j].kind == PT_TARGET_PIDNS ?
 						l->root : l->tg[j].path;
 
@@ -658,14 +661,28 @@ static void seed_procs(const char *cg, void *ctx)
 		fclose(f);
 }
 
-static bool has_extra(const struct pt_loader *l, const char *path)
+static bool has_extra(const struct pt_loader *l, const char *path,
+		      uint64_t target)
 {
 	size_t i;
 
 	for (i = 0; i < l->nextra; i++)
-		if (!strcmp(l->extra[i], path))
+		if (!strcmp(l->extra[i].path, path) &&
+		    l->extra[i].target == target)
 			return true;
 	return false;
+}
+
+/* A target gone: the cgroups attached for its moved sockets go too. */
+static void drop_extras(struct pt_loader *l, uint64_t target)
+{
+	size_t i = 0;
+
+	while (i < l->nextra)
+		if (l->extra[i].target == target)
+			l->extra[i] = l->extra[--l->nextra];
+		else
+			i++;
 }
 
 /*
@@ -685,10 +702,11 @@ static void cover_moved(struct pt_loader *l, const char *target,
 			gone++;
 		else if (!strcmp(path, l->root))
 			at_root++;
-		else if (!has_extra(l, path)) {
+		else if (!has_extra(l, path, sd->target)) {
 			l->extra = pt_xrealloc(l->extra, l->nextra + 1,
 					       sizeof(*l->extra));
-			snprintf(l->extra[l->nextra++], PATH_MAX, "%s", path);
+			snprintf(l->extra[l->nextra].path, PATH_MAX, "%s", path);
+			l->extra[l->nextra++].target = sd->target;
 			added++;
 			pt_dbg("attaching to %s too, for sockets made there", path);
 		}
@@ -814,6 +832,8 @@ static int remove_target(struct pt_loader *l, int kind, uint64_t id)
 	bpf_map__delete_elem(map, key, ksz, 0);
 	bump_gen(l);
 	l->tg[i] = l->tg[--l->ntg];
+	if (kind == PT_TARGET_CGROUP)
+		drop_extras(l, id);
 	return sync_attach(l);
 }
 
