@@ -316,7 +316,6 @@ static __always_inline __u32 resolve_session(struct bpf_sock *sk,
 		if (sess)
 			return *sess;
 	}
-
 	for (level = 0; level < PT_MAX_CGROUP_LEVEL; level++) {
 		__u64 id = bpf_sk_ancestor_cgroup_id(sk, level);
 
@@ -400,12 +399,6 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, int dir,
 	return 0;
 }
 
-/*
- * --port/--host, once per connection when sockops sees it established
- * (the loader decides for sockets older than the recording): whole
- * connections or nothing. Not in the packet path, whose verification
- * this lookup would make too costly.
- */
 /* A context field read as itself, never as an offset chosen at run time
  * (which the verifier refuses for ctx pointers). */
 #define CTX_READ(dst, src)	do { dst = (src); asm volatile("" : "+r"(dst)); } while (0)
@@ -420,6 +413,12 @@ static __always_inline bool host_listed(struct pt_host_key *k, const __u32 *a,
 	return bpf_map_lookup_elem(&filter_hosts, k);
 }
 
+/*
+ * --port/--host, once per connection when sockops sees it established
+ * (the loader decides for sockets older than the recording): whole
+ * connections or nothing. Not in the packet path, whose verification
+ * this lookup would make too costly.
+ */
 static __always_inline bool ops_wanted(struct bpf_sock_ops *ops)
 {
 	struct pt_host_key k = {};
@@ -716,7 +715,6 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 		COUNT(unparsed);
 		return 1;
 	}
-
 	if (p.flags & TCP_FLAG_SYN)
 		return 1;
 

@@ -19,6 +19,7 @@
  */
 enum holds {
 	HOLDS_ALL,		/* every connection, any protocol */
+	HOLDS_OPENED,		/* every one with an OPEN: packets need addresses */
 	HOLDS_HTTP1,		/* HTTP/1 exchanges only */
 	HOLDS_KEPLOY,		/* inbound HTTP/1; outbound HTTP/1 and raw */
 };
@@ -41,7 +42,7 @@ static const struct format formats[] = {
 	  "           inbound HTTP, PATH/keploy/test-set-N/mocks.yaml for outbound HTTP\n"
 	  "           (kind Http) and other protocols (kind Generic). N is the first\n"
 	  "           unused number. PATH is a directory (default: .)" },
-	{ "pcapng", pt_export_pcapng, NULL, true, HOLDS_ALL, "connection", "connections",
+	{ "pcapng", pt_export_pcapng, NULL, true, HOLDS_OPENED, "connection", "connections",
 	  "Ethernet/IP/TCP packets rebuilt from the streams, with process\n"
 	  "           and pod attribution in comments, for Wireshark and tshark" },
 	{ "har", pt_export_har, NULL, false, HOLDS_HTTP1, "entry", "entries",
@@ -112,26 +113,25 @@ static size_t left_out_count(const struct pt_capture *cap,
 
 		if (!xc->assembled) {
 			lo->too_big++;
-		} else if (fmt->holds == HOLDS_ALL && !cap->conns.v[i]->has_open &&
-			   fmt->to_file == pt_export_pcapng) {
-			lo->no_open++;
-		} else if (p == PT_XP_NONE || p == PT_XP_HTTP1 ||
-			   fmt->holds == HOLDS_ALL) {
-			continue;
-		} else if (fmt->holds == HOLDS_HTTP1 ||
-			   xc->inbound || p == PT_XP_TLS) {
-			/* keploy: tests are HTTP; a mock of ciphertext never matches */
-			lo->by_proto[p]++;
-			/*
-			 * HTTPS and HTTP/2 are HTTP the user asked for; a
-			 * protocol not HTTP at all is said, not an error
-			 */
-			if (p == PT_XP_OTHER)
-				continue;
-		} else {
+			n++;
 			continue;
 		}
-		n++;
+		if (fmt->holds == HOLDS_OPENED && !cap->conns.v[i]->has_open) {
+			lo->no_open++;
+			n++;
+			continue;
+		}
+		if (fmt->holds == HOLDS_ALL || fmt->holds == HOLDS_OPENED ||
+		    p == PT_XP_NONE || p == PT_XP_HTTP1)
+			continue;
+		/* keploy: tests are HTTP; a mock of ciphertext never matches */
+		if (fmt->holds == HOLDS_KEPLOY && !xc->inbound && p != PT_XP_TLS)
+			continue;
+		lo->by_proto[p]++;
+		/* HTTPS and HTTP/2 are HTTP the user asked for; a protocol
+		 * not HTTP at all is said, not an error */
+		if (p != PT_XP_OTHER)
+			n++;
 	}
 	return n;
 }

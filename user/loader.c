@@ -177,15 +177,15 @@ static int open_and_load(struct pt_loader *l, size_t ring_bytes,
 }
 
 /* --port and --host, into the maps the programs read once per connection. */
-static int fill_filters(struct pt_loader *l, const struct pt_loader_opts *o)
+static int fill_filters(struct pt_loader *l)
 {
 	const struct {
 		struct bpf_map *map;
 		const void *keys;
 		size_t n, size;
 	} f[] = {
-		{ l->skel->maps.filter_ports, o->ports, o->nports, sizeof(*o->ports) },
-		{ l->skel->maps.filter_hosts, o->hosts, o->nhosts, sizeof(*o->hosts) },
+		{ l->skel->maps.filter_ports, l->ports, l->nports, sizeof(*l->ports) },
+		{ l->skel->maps.filter_hosts, l->hosts, l->nhosts, sizeof(*l->hosts) },
 	};
 	uint8_t one = 1;
 	size_t i, k;
@@ -254,7 +254,7 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 	}
 	if (err)
 		goto fail;
-	err = fill_filters(l, o);
+	err = fill_filters(l);
 	if (err)
 		goto fail;
 	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.podtap_events),
@@ -442,30 +442,33 @@ static bool has_id(const uint64_t *v, size_t n, uint64_t id)
 	return false;
 }
 
-/* One end of a socket as the programs compare it. */
-static void sa_key(const struct sockaddr_storage *ss, struct pt_host_key *k,
-		   uint16_t *port)
+void pt_host_key_set(struct pt_host_key *k, int family, const void *addr)
 {
 	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
 
 	memset(k, 0, sizeof(*k));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
+	k->family = (uint16_t)family;
+	memcpy(k->addr, addr, family == AF_INET ? 4 : 16);
+	if (family == AF_INET6 && !memcmp(k->addr, mapped, sizeof(mapped))) {
+		memmove(k->addr, k->addr + 12, 4);
+		memset(k->addr + 4, 0, 12);
 		k->family = AF_INET;
-		memcpy(k->addr, &in->sin_addr, 4);
+	}
+}
+
+/* One end of a socket as the programs compare it. */
+static void sa_key(const struct sockaddr_storage *ss, struct pt_host_key *k,
+		   uint16_t *port)
+{
+	const struct sockaddr_in *in = (const void *)ss;
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		pt_host_key_set(k, AF_INET, &in->sin_addr);
 		*port = ntohs(in->sin_port);
 	} else {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-
-		k->family = AF_INET6;
-		memcpy(k->addr, &in6->sin6_addr, 16);
+		pt_host_key_set(k, AF_INET6, &in6->sin6_addr);
 		*port = ntohs(in6->sin6_port);
-		if (!memcmp(k->addr, mapped, sizeof(mapped))) {
-			memmove(k->addr, k->addr + 12, 4);
-			memset(k->addr + 4, 0, 12);
-			k->family = AF_INET;
-		}
 	}
 }
 
@@ -502,27 +505,30 @@ static uint8_t fd_fstate(const struct pt_loader *l, int fd)
 }
 
 /* Is the socket with inode ino one made outside the target? */
-static bool socket_moved(struct seed *sd, pid_t pid, uint64_t ino)
+/* The socket table of pid's network namespace, unless sd has it. */
+static void load_socks(struct seed *sd, pid_t pid)
 {
 	char path[64];
 	struct stat sb;
-	uint64_t cg;
 	int err;
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	if (stat(path, &sb))
-		return false;
-	if (sb.st_ino != sd->netns) {
-		free(sd->socks);
-		sd->netns = sb.st_ino;
-		err = pt_sock_cgroups(pid, &sd->socks, &sd->nsocks);
-		if (err && !sd->no_diag) {
-			pt_dbg("sock_diag in the network namespace of pid %d: %s",
-			       (int)pid, strerror(-err));
-			sd->no_diag = true;
-		}
+	if (stat(path, &sb) || sb.st_ino == sd->netns)
+		return;
+	free(sd->socks);
+	sd->netns = sb.st_ino;
+	err = pt_sock_cgroups(pid, &sd->socks, &sd->nsocks);
+	if (err && !sd->no_diag) {
+		pt_dbg("sock_diag in the network namespace of pid %d: %s",
+		       (int)pid, strerror(-err));
+		sd->no_diag = true;
 	}
-	cg = pt_sockcg_find(sd->socks, sd->nsocks, ino);
+}
+
+static bool socket_moved(struct seed *sd, pid_t pid, uint64_t ino)
+{
+	uint64_t cg = pt_sockcg_find(sd->socks, sd->nsocks, ino);
+
 	if (!cg || has_id(sd->sub, sd->nsub, cg))
 		return false;
 	if (!has_id(sd->moved, sd->nmoved, cg)) {
@@ -564,6 +570,8 @@ static void seed_pid(struct pt_loader *l, pid_t pid, bool set_pidns,
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	dir = opendir(path);
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (sd)
+		load_socks(sd, pid);
 	while (dir && pidfd >= 0 && (e = readdir(dir))) {
 		if (e->d_name[0] == '.')
 			continue;
@@ -690,15 +698,37 @@ static void drop_extras(struct pt_loader *l, uint64_t target)
  * programs can run for them without the root cgroup (which would put
  * them on every packet of the host): on the cgroups they belong to.
  */
+/* The directories of the cgroups sd->moved names, in one walk. */
+struct moved_paths {
+	const struct seed *sd;
+	char (*path)[PATH_MAX];		/* by sd->moved[i]; "" if not found */
+};
+
+static void find_moved(const char *cg, void *ctx)
+{
+	struct moved_paths *m = ctx;
+	uint64_t id;
+	size_t i;
+
+	if (pt_cgroup_id(cg, &id))
+		return;
+	for (i = 0; i < m->sd->nmoved; i++)
+		if (m->sd->moved[i] == id)
+			snprintf(m->path[i], PATH_MAX, "%s", cg);
+}
+
 static void cover_moved(struct pt_loader *l, const char *target,
 			struct seed *sd)
 {
 	size_t i, added = 0, at_root = 0, gone = 0;
-	char path[PATH_MAX];
+	struct moved_paths m = { .sd = sd };
 
+	m.path = pt_xcalloc(sd->nmoved, sizeof(*m.path));
+	each_cgroup(l->root, 0, find_moved, &m);
 	for (i = 0; i < sd->nmoved; i++) {
-		if (pt_cgroup_find(l->root, sd->moved[i], path, sizeof(path),
-				   0))
+		const char *path = m.path[i];
+
+		if (!path[0])
 			gone++;
 		else if (!strcmp(path, l->root))
 			at_root++;
@@ -711,6 +741,7 @@ static void cover_moved(struct pt_loader *l, const char *target,
 			pt_dbg("attaching to %s too, for sockets made there", path);
 		}
 	}
+	free(m.path);
 	if (added && sync_attach(l)) {
 		l->nextra -= added;
 		at_root += added;

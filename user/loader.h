@@ -15,6 +15,12 @@ struct pt_loader;
 typedef int (*pt_record_fn)(void *ctx, const struct pt_rec_hdr *rec,
 			    size_t size);
 
+/*
+ * A --host key for family and address (4 or 16 bytes): an IPv4-mapped
+ * IPv6 address is IPv4, as it is on the wire.
+ */
+void pt_host_key_set(struct pt_host_key *k, int family, const void *addr);
+
 struct pt_loader_opts {
 	size_t ring_bytes;	/* ring buffer size, rounded up to 2^n pages */
 	/* --port, --host: only the connections with an end listed (both

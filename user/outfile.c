@@ -149,6 +149,36 @@ static int open_atomic(struct pt_out *o, const char *what)
 	return set_file(o, fd, what);
 }
 
+/*
+ * A device, a FIFO or a socket: written where it is. A FIFO nobody reads
+ * would block the open for ever: that is said instead.
+ */
+static int open_special(struct pt_out *o, bool fifo, const char *what)
+{
+	int fd = open(o->path, O_WRONLY | O_CLOEXEC | (fifo ? O_NONBLOCK : 0));
+
+	if (fd < 0 && fifo && errno == ENXIO) {
+		pt_err("%s %s: a FIFO that no process reads; start its reader first",
+		       what, o->name);
+		return -ENXIO;
+	}
+	if (fd < 0)
+		return fail(o, what, -errno);
+	if (fifo && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		int err = -errno;
+
+		close(fd);
+		return fail(o, what, err);
+	}
+	if ((o->flags & PT_OUT_BINARY) && isatty(fd)) {
+		close(fd);
+		pt_err("%s %s: a terminal; give a file", what, o->name);
+		return -EINVAL;
+	}
+	pending_inplace = true;
+	return set_file(o, fd, what);
+}
+
 int pt_out_open(struct pt_out *o, const char *path, unsigned flags,
 		const char *what)
 {
@@ -191,32 +221,7 @@ int pt_out_open(struct pt_out *o, const char *path, unsigned flags,
 	} else if (S_ISDIR(st.st_mode)) {
 		return fail(o, what, -EISDIR);
 	} else if (!S_ISREG(st.st_mode)) {
-		/* a device, a FIFO or a socket: written where it is; a FIFO
-		 * nobody reads would block the open for ever */
-		bool fifo = S_ISFIFO(st.st_mode);
-		int fd = open(path, O_WRONLY | O_CLOEXEC |
-				    (fifo ? O_NONBLOCK : 0));
-
-		if (fd < 0 && fifo && errno == ENXIO) {
-			pt_err("%s %s: a FIFO that no process reads; start its reader first",
-			       what, path);
-			return -ENXIO;
-		}
-		if (fd < 0)
-			return fail(o, what, -errno);
-		if (fifo && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
-			int err = -errno;
-
-			close(fd);
-			return fail(o, what, err);
-		}
-		if ((flags & PT_OUT_BINARY) && isatty(fd)) {
-			close(fd);
-			pt_err("%s %s: a terminal; give a file", what, path);
-			return -EINVAL;
-		}
-		pending_inplace = true;
-		return set_file(o, fd, what);
+		return open_special(o, S_ISFIFO(st.st_mode), what);
 	}
 	return flags & PT_OUT_INPLACE ? open_inplace(o, what) :
 					open_atomic(o, what);

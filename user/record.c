@@ -335,20 +335,14 @@ static void name_targets(const struct rec_target *t, int n)
 /* An address as the programs compare it: IPv4-mapped IPv6 is IPv4. */
 static int parse_host(const char *arg, struct pt_host_key *k)
 {
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t a[16];
 
-	memset(k, 0, sizeof(*k));
-	if (inet_pton(AF_INET, arg, k->addr) == 1) {
-		k->family = AF_INET;
+	if (inet_pton(AF_INET, arg, a) == 1) {
+		pt_host_key_set(k, AF_INET, a);
 		return 0;
 	}
-	if (inet_pton(AF_INET6, arg, k->addr) == 1) {
-		k->family = AF_INET6;
-		if (!memcmp(k->addr, mapped, sizeof(mapped))) {
-			memmove(k->addr, k->addr + 12, 4);
-			memset(k->addr + 4, 0, 12);
-			k->family = AF_INET;
-		}
+	if (inet_pton(AF_INET6, arg, a) == 1) {
+		pt_host_key_set(k, AF_INET6, a);
 		return 0;
 	}
 	pt_err("--host %s: not an IPv4 or IPv6 address (names are not resolved)",

@@ -5,10 +5,8 @@
  * socket's cgroup: the loader asks sock_diag (INET_DIAG_CGROUP_ID, Linux
  * 5.7 and later) to find the sockets a target's processes brought along.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +18,6 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
-#include "cgroup.h"
 #include "common.h"
 #include "sockcg.h"
 
@@ -120,6 +117,14 @@ static int dump_family(int fd, int family, struct pt_sockcg **v, size_t *n,
 	}
 }
 
+static int cmp_ino(const void *a, const void *b)
+{
+	uint64_t x = ((const struct pt_sockcg *)a)->ino;
+	uint64_t y = ((const struct pt_sockcg *)b)->ino;
+
+	return x < y ? -1 : x > y;
+}
+
 int pt_sock_cgroups(pid_t pid, struct pt_sockcg **v, size_t *n)
 {
 	size_t cap = 0;
@@ -134,6 +139,9 @@ int pt_sock_cgroups(pid_t pid, struct pt_sockcg **v, size_t *n)
 	if (!err)
 		err = dump_family(fd, AF_INET6, v, n, &cap);
 	close(fd);
+	/* by inode, for pt_sockcg_find */
+	if (!err && *n)
+		qsort(*v, *n, sizeof(**v), cmp_ino);
 	if (err) {
 		free(*v);
 		*v = NULL;
@@ -144,36 +152,9 @@ int pt_sock_cgroups(pid_t pid, struct pt_sockcg **v, size_t *n)
 
 uint64_t pt_sockcg_find(const struct pt_sockcg *v, size_t n, uint64_t ino)
 {
-	size_t i;
+	struct pt_sockcg key = { .ino = ino };
+	const struct pt_sockcg *hit = n ? bsearch(&key, v, n, sizeof(*v),
+						  cmp_ino) : NULL;
 
-	for (i = 0; i < n; i++)
-		if (v[i].ino == ino)
-			return v[i].cgid;
-	return 0;
-}
-
-int pt_cgroup_find(const char *dir, uint64_t id, char *out, size_t n,
-		   int depth)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	uint64_t have;
-	DIR *d;
-	int err = -ENOENT;
-
-	if (!pt_cgroup_id(dir, &have) && have == id) {
-		snprintf(out, n, "%s", dir);
-		return 0;
-	}
-	if (depth > 32 || !(d = opendir(dir)))
-		return -ENOENT;
-	while (err && (e = readdir(d))) {
-		if (e->d_type != DT_DIR || e->d_name[0] == '.')
-			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) <
-		    (int)sizeof(path))
-			err = pt_cgroup_find(path, id, out, n, depth + 1);
-	}
-	closedir(d);
-	return err;
+	return hit ? hit->cgid : 0;
 }

@@ -11,12 +11,10 @@ struct pt_sockcg {
 	uint64_t cgid;		/* the cgroup v2 id it belongs to */
 };
 
-/* Every TCP socket in the network namespace of pid (0: podtap's own). */
+/* Every TCP socket in the network namespace of pid (0: podtap's own),
+ * sorted by inode. */
 int pt_sock_cgroups(pid_t pid, struct pt_sockcg **v, size_t *n);
 /* The cgroup of socket ino, 0 if it is not in v. */
 uint64_t pt_sockcg_find(const struct pt_sockcg *v, size_t n, uint64_t ino);
-/* The directory at or below dir whose cgroup id is id (depth: 0). */
-int pt_cgroup_find(const char *dir, uint64_t id, char *out, size_t n,
-		   int depth);
 
 #endif
