@@ -10,21 +10,43 @@ VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 CFLAGS ?= -g -O2
 override CFLAGS += -Wall -Werror -D_GNU_SOURCE
+DEPFLAGS = -MMD -MP
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
 LDLIBS := -lbpf -lelf -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread
+# What the core (everything but capture/, agent/ and cmd/) needs: the unit
+# tests and fuzzers link it without libbpf.
+CORE_LDLIBS := -lz -lzstd -lyaml -lcurl -lpthread
 
-BPF_OBJS := $(OUTPUT)/podtap.bpf.o
-SKELS := $(SKEL)/podtap.skel.h
-LIB_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
-LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
+# user/ by concern, each folder using only those before it (docs/hacking.md;
+# scripts/check-layers.sh checks the includes):
+#   base <- capfile <- stream <- proto <- export <- kube   (the core)
+#   capture (loader, cgroups, runtime) <- agent <- cmd
+CORE_DIRS := base capfile stream proto export kube
+USER_DIRS := $(CORE_DIRS) capture agent cmd
+dir_srcs = $(foreach d,$(1),$(wildcard user/$(d)/*.c))
+user_obj = $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(1))
+CORE_OBJS := $(call user_obj,$(call dir_srcs,$(CORE_DIRS)))
+LIB_OBJS := $(call user_obj,$(filter-out user/cmd/main.c,$(call dir_srcs,$(USER_DIRS))))
+CORE_LIB := $(OUTPUT)/libpodtap-core.a
 LIB := $(OUTPUT)/libpodtap.a
+
+# BPF: one object per concern, linked into one (bpftool gen object) so that
+# every program shares the same maps and ring buffer.
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_PARTS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_OBJ := $(OUTPUT)/podtap.bpf.o
+SKELS := $(SKEL)/podtap.skel.h
+
 BPF_TEST_SRCS := $(wildcard tests/bpf/*.c)
 BPF_TEST_OBJS := $(patsubst tests/bpf/%.c,$(OUTPUT)/tests/bpf/%.o,$(BPF_TEST_SRCS))
 USER_TEST_SRCS := $(filter-out tests/user/fuzz_%.c,$(wildcard tests/user/*.c))
 USER_TEST_OBJS := $(patsubst tests/user/%.c,$(OUTPUT)/tests/user/%.o,$(USER_TEST_SRCS))
+# the agent's spool is tested too; it needs nothing the core does not
+USER_TEST_LINK := $(USER_TEST_OBJS) $(OUTPUT)/user/agent/spool.o $(CORE_LIB)
 
+pc := %
 FUZZ_SECONDS ?= 20
 
 ifeq ($(V),1)
@@ -37,66 +59,89 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
+.SECONDEXPANSION:
 .PHONY: all clean test test-user test-bpf test-kernels fuzz bench deps demo vmlinux
 
 all: podtap
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests/bpf $(OUTPUT)/tests/user $(SKEL):
+$(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/tests/bpf $(OUTPUT)/tests/user $(SKEL):
 	$(Q)mkdir -p $@
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/podtap.h bpf/compat.bpf.h $(VMLINUX) | $(OUTPUT)
+# A strip that fails fails the build: the object would carry DWARF.
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX) | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-	$(Q)llvm-strip -g $@ 2>/dev/null || true
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(Q)llvm-strip -g $@
 
-$(SKEL)/%.skel.h: $(OUTPUT)/%.bpf.o | $(SKEL)
+$(BPF_OBJ): $(BPF_PARTS)
+	$(call msg,BPF-LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
+$(SKEL)/podtap.skel.h: $(BPF_OBJ) | $(SKEL)
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name podtap_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name podtap_bpf > $@.tmp
+	$(Q)mv $@.tmp $@
 
-$(OUTPUT)/user/%.o: user/%.c $(wildcard user/*.h) bpf/podtap.h $(SKELS) | $(OUTPUT)/user
+# Header dependencies from the compiler (-MMD -MP); the skeleton is made
+# before any object, since the first build has no .d files yet.
+$(OUTPUT)/user/%.o: user/%.c | $(SKELS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
+	$(Q)rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-podtap: $(OUTPUT)/user/main.o $(LIB)
+podtap: $(OUTPUT)/user/cmd/main.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# One DEFINE_TEST(name) per test_<name>(void) found in tests/bpf.
-$(OUTPUT)/tests/bpf/tests.inc: $(BPF_TEST_SRCS) | $(OUTPUT)/tests/bpf
+# One runner (tests/lib) for both test binaries. Each finds its tests by
+# the `void test_<name>(void)` of its folder: the lists are never kept by hand.
+$(OUTPUT)/tests/%/tests.inc: $$(wildcard tests/$$*/*.c) | $(OUTPUT)/tests/bpf $(OUTPUT)/tests/user
 	$(call msg,GEN,$@)
 	$(Q)sed -n 's/^void test_\([a-z0-9][a-z0-9_]*\)(void)$$/DEFINE_TEST(\1)/p' \
-		$(BPF_TEST_SRCS) > $@
+		$(filter-out %/fuzz_$(pc).c,$(wildcard tests/$*/*.c)) > $@
 
-$(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(wildcard user/*.h) $(SKELS) $(OUTPUT)/tests/bpf/tests.inc | $(OUTPUT)/tests/bpf
+$(OUTPUT)/tests/%/runner.o: tests/lib/runner.c $(OUTPUT)/tests/%/tests.inc
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/bpf -I$(OUTPUT)/tests/bpf -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/lib -I$(OUTPUT)/tests/$* \
+		-DPROG='"$(if $(filter bpf,$*),test_progs,test_$*)"' -c $< -o $@
 
-$(OUTPUT)/test_progs: $(BPF_TEST_OBJS) $(LIB)
-	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lpthread -o $@
+TEST_CFLAGS = $(CFLAGS) $(DEPFLAGS) $(INCLUDES) -Itests/lib
 
-$(OUTPUT)/tests/user/%.o: tests/user/%.c $(wildcard tests/user/*.h) $(wildcard user/*.h) $(SKELS) | $(OUTPUT)/tests/user
+$(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c | $(SKELS) $(OUTPUT)/tests/bpf
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Itests/user -c $< -o $@
+	$(Q)$(CC) $(TEST_CFLAGS) -Itests/bpf -c $< -o $@
 
-$(OUTPUT)/test_user: $(USER_TEST_OBJS) $(LIB)
+$(OUTPUT)/test_progs: $(BPF_TEST_OBJS) $(OUTPUT)/tests/bpf/runner.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/tests/user/%.o: tests/user/%.c | $(SKELS) $(OUTPUT)/tests/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CFLAGS) -Itests/user -c $< -o $@
+
+# No libbpf here: the core stands on its own.
+$(OUTPUT)/test_user: $(USER_TEST_LINK) $(OUTPUT)/tests/user/runner.o
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(CORE_LDLIBS) -o $@
 
 # libFuzzer targets with address sanitizer: the capture file reader with
 # reassembly, the HTTP parser with exchanges, the agent's reading of API objects.
-FUZZ_LIB_SRCS := user/capfile.c user/conns.c user/common.c user/http1.c \
-	user/agent_k8s.c user/jread.c \
-	user/exch.c user/jsonw.c user/export.c
+FUZZ_LIB_SRCS := $(call dir_srcs,$(CORE_DIRS))
 FUZZERS := capfile http k8s
-$(OUTPUT)/fuzz_%: tests/user/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/*.h) bpf/podtap.h | $(OUTPUT)
+$(OUTPUT)/fuzz_%: tests/user/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/*/*.h) bpf/podtap.h | $(OUTPUT)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -Wall -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address \
-		$(INCLUDES) $< $(FUZZ_LIB_SRCS) -lz -lzstd -o $@
+		$(INCLUDES) $< $(FUZZ_LIB_SRCS) $(CORE_LDLIBS) -o $@
 
 test-user: $(OUTPUT)/test_user
 	$(OUTPUT)/test_user
@@ -155,3 +200,5 @@ vmlinux:
 
 clean:
 	rm -rf $(OUTPUT) $(SKEL) podtap
+
+-include $(wildcard $(OUTPUT)/user/*/*.d $(OUTPUT)/bpf/*.d $(OUTPUT)/tests/*/*.d)

@@ -28,10 +28,9 @@
  *   sock_task: cgroup/sock_create may call bpf_get_current_task and
  *              bpf_probe_read_kernel
  * Without them attribution is left to what the socket itself tells and
- * pid namespaces cannot be targets.
+ * pid namespaces cannot be targets. Both are set by the loader before
+ * load; they live with the other shared globals in maps.bpf.h.
  */
-const volatile bool skb_task = false;
-const volatile bool sock_task = false;
 
 /*
  * struct bpf_sock::dst_port became a 16-bit __be16 in 5.18 (the

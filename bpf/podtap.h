@@ -224,4 +224,36 @@ struct pt_stats_rec {
 	struct pt_counters c;	/* summed over CPUs */
 };
 
+/*
+ * What this header promises, checked where it is compiled (the BPF objects
+ * and userspace alike): records are 8-byte multiples that userspace reads
+ * in place, and pt_counters is read as an array of __u64 (summed per CPU,
+ * listed by offset).
+ */
+#define PT_ABI_SIZE(type, size)						\
+	_Static_assert(sizeof(type) == (size), #type " changed size")
+#define PT_ABI_ALIGNED(type)						\
+	_Static_assert(sizeof(type) % 8 == 0, #type " not 8-byte aligned")
+
+PT_ABI_SIZE(struct pt_rec_hdr, 24);
+PT_ABI_SIZE(struct pt_tuple, 40);
+PT_ABI_SIZE(struct pt_conn_open, 104);
+PT_ABI_SIZE(struct pt_data, 48);
+PT_ABI_SIZE(struct pt_conn_close, 40);
+PT_ABI_SIZE(struct pt_loss, 56);
+PT_ABI_SIZE(struct pt_attr, 48);
+PT_ABI_SIZE(struct pt_target_rec, 296);
+PT_ABI_SIZE(struct pt_counters, (11 + PT_LOSS_MAX) * 8);
+PT_ABI_SIZE(struct pt_conn_state, 88);
+PT_ABI_SIZE(struct pt_host_key, 20);
+PT_ABI_SIZE(struct pt_loss_key, 16);
+PT_ABI_SIZE(struct pt_loss_val, 32);
+PT_ABI_ALIGNED(struct pt_stats_rec);
+_Static_assert(sizeof(struct pt_counters) % sizeof(__u64) == 0,
+	       "pt_counters is read as an array of __u64");
+_Static_assert(__builtin_offsetof(struct pt_data, payload) == sizeof(struct pt_data),
+	       "DATA payload follows the fixed part");
+_Static_assert(PT_CHUNK_MAX % 8 == 0 && PT_CHUNK_MAX < (1 << 24),
+	       "DATA length must fit the 24 bits pt_emit_data packs it in");
+
 #endif /* __PODTAP_H */

@@ -120,8 +120,16 @@ import json, sys
 r = json.load(sys.stdin)[\"recorders\"]
 sys.exit(not (len(r) == 1 and sorted(t[\"path\"] for t in r[0][\"targets\"]) == sorted([\"$CG\", \"$CGB\"])))'"
 check "--pin: bpftool reads the pinned target map" \
-	sh -c "bpftool map dump pinned /sys/fs/bpf/podtap/maps/target_cgroup_ids | grep -c key | grep -qx 2"
+	sh -c "bpftool map dump pinned /sys/fs/bpf/podtap/maps/target_cgroups | grep -c key | grep -qx 2"
 check "--pin: programs pinned" [ -e /sys/fs/bpf/podtap/progs/podtap_ingress ]
+# Every bpftool command the README and docs give, as written, against
+# this recorder: each must succeed and print something.
+grep -ohE '(^ {4}|`)bpftool [^`#]*' README.md docs/*.md | sed -E 's/^ {4}|^`//; s/ +$//' |
+	sort -u > "$TMP/bpftool.cmds"
+check "the README and docs give bpftool commands" [ -s "$TMP/bpftool.cmds" ]
+while IFS= read -r c; do
+	check "as documented: $c" sh -c "$c 2>&1 | grep -q . && $c >/dev/null 2>&1"
+done < "$TMP/bpftool.cmds"
 
 kill -INT $REC
 wait $REC

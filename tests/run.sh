@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# The whole suite, in order: userspace unit tests, a bounded fuzz run of the
-# capture reader, the BPF harness on the running kernel, the end-to-end
-# checks of the binary with real peers, the benchmark harness in its tiny
-# mode (no timing is judged), the kernel matrix. Ends with "total: N passed, M failed".
+# The whole suite, in order: the include layers, userspace unit tests, a
+# bounded fuzz run of the capture reader, the BPF harness on the running
+# kernel, the end-to-end checks of the binary with real peers, the
+# benchmark harness in its tiny mode (no timing is judged), the kernel
+# matrix. Ends with "total: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -35,6 +36,7 @@ stage() { # name command...
 	rm -f "$log"
 }
 
+stage "layers: user/ folders include only the folders below them (scripts/check-layers.sh)" scripts/check-layers.sh
 stage "unit tests (tests/user)" $MAKE -s test-user
 stage "fuzz the capture reader, the HTTP parser and the agent's reading of API objects (${FUZZ_SECONDS:-20}s each)" $MAKE -s fuzz
 stage "BPF harness (tests/bpf)" $MAKE -s test-bpf

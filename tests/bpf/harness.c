@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "cgroup.h"
+#include "capture/cgroup.h"
 #include "harness.h"
 #include "test_progs.h"
 

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "common.h"
-#include "conns.h"
-#include "loader.h"
+#include "base/common.h"
+#include "stream/conns.h"
+#include "capture/loader.h"
 
 /* Whole run: NULL when tests can run, else why all are skipped. */
 const char *h_env_setup(void);

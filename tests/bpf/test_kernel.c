@@ -8,7 +8,7 @@
 #include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include "harness.h"
-#include "loader.h"
+#include "capture/loader.h"
 #include "test_progs.h"
 
 /* The helpers podtap's programs may call, as this kernel offers them. */

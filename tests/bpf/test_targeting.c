@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "cgroup.h"
+#include "capture/cgroup.h"
 #include "harness.h"
 #include "test_progs.h"
 

@@ -6,9 +6,10 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include "capfile.h"
-#include "conns.h"
-#include "exch.h"
+#include "capfile/capfile.h"
+#include "stream/conns.h"
+#include "proto/exch.h"
+#include "feed_by_time.h"
 
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
@@ -38,9 +39,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (pt_stream_end(c.v[i], 0) <= (64u << 20) &&
 		    pt_stream_end(c.v[i], 1) <= (64u << 20)) {
 			struct pt_xconn xc;
+			char why[160];
+			size_t early;
 
 			pt_xconn_build(c.v[i], &xc);
 			pt_xconn_free(&xc);
+			/* fed as a live stream, the same exchanges */
+			if (feed_by_time_check(c.v[i], why, sizeof(why), &early)) {
+				fprintf(stderr, "fed by time: %s\n", why);
+				abort();
+			}
 		}
 	}
 	pt_conns_free(&c);

@@ -3,7 +3,9 @@
  * libFuzzer target: any bytes as HTTP/1.x, first parsed as back-to-back
  * requests and responses, then as the two streams of a connection cut into
  * records of fuzzer-chosen sizes with gaps, turned into exchanges and
- * written as JSON. Nothing may crash, leak, hang or read out of bounds.
+ * written as JSON. Nothing may crash, leak, hang or read out of bounds;
+ * and the same connection fed by time, as a live stream, must give the
+ * same exchanges as read whole.
  *
  * Input: byte 0 flags (bit 0 server role, bit 1 FIN, bit 2 HEAD, bit 3
  * drop some records), byte 1 where the response stream starts (in 1/256ths
@@ -13,10 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "conns.h"
-#include "exch.h"
-#include "export.h"
-#include "http1.h"
+#include "stream/conns.h"
+#include "proto/exch.h"
+#include "export/export.h"
+#include "proto/http1.h"
+#include "feed_by_time.h"
 
 static FILE *devnull;
 
@@ -85,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pt_capture cap = {};
 	struct pt_conns c;
 	struct pt_xconn xc;
-	size_t split, i;
+	size_t split, i, early;
+	char why[160];
 	uint8_t flags;
 
 	if (size < 2)
@@ -113,6 +117,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < xc.nx; i++)
 		pt_x_json(devnull, &cap, &xc, &xc.x[i], true);
 	pt_xconn_free(&xc);
+	if (feed_by_time_check(c.v[0], why, sizeof(why), &early)) {
+		fprintf(stderr, "fed by time: %s\n", why);
+		abort();
+	}
 	pt_conns_free(&c);
 	return 0;
 }

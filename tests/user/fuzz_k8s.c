@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "agent_k8s.h"
-#include "jread.h"
+#include "kube/objects.h"
+#include "base/jread.h"
 
 static void walk(const char *s, size_t n)
 {

@@ -11,13 +11,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "agent_k8s.h"
-#include "capfile.h"
-#include "common.h"
-#include "conns.h"
-#include "export.h"
-#include "jread.h"
-#include "unit.h"
+#include "kube/objects.h"
+#include "capfile/capfile.h"
+#include "base/common.h"
+#include "stream/conns.h"
+#include "export/export.h"
+#include "base/jread.h"
+#include "test_progs.h"
 
 void test_agent_jread(void)
 {
@@ -322,7 +322,7 @@ void test_agent_segments(void)
 		pt_capture_free(&cap);
 	}
 	paths[1] = p[3];
-	ASSERT_EQ(pt_capture_load_many(&cap, paths, 2, false), -1,
+	ASSERT_EQ(pt_capture_load_many(&cap, paths, 2, false), -EXDEV,
 		  "segments of two nodes are refused");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ASSERT_OK(system(cmd), "cleanup");

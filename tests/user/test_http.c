@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#include "common.h"
-#include "conns.h"
-#include "exch.h"
-#include "http1.h"
-#include "jsonw.h"
-#include "unit.h"
+#include "base/common.h"
+#include "stream/conns.h"
+#include "proto/exch.h"
+#include "proto/http1.h"
+#include "base/jsonw.h"
+#include "proto/proto.h"
+#include "feed_by_time.h"
+#include "test_progs.h"
 
 static char err[256];
 
@@ -717,4 +719,112 @@ void test_exchanges_proto(void)
 	ASSERT_EQ(xc.proto, PT_XP_OTHER, "anything else is unknown");
 	pt_xconn_free(&xc);
 	pt_conns_free(&c);
+}
+
+/*
+ * The protocol seam fed as a live stream: the same exchanges as read whole
+ * (feed_by_time.h), and the settled ones before the end, so that a
+ * streaming reader has something to show while the connection goes on.
+ */
+void test_exchanges_fed_live(void)
+{
+	static const char *const redis_q[] = { "PING\r\n", "GET k\r\n",
+					       "SET k v\r\n", NULL };
+	static const char *const redis_r[] = { "+PONG\r\n", "$1\r\nv\r\n",
+					       "+OK\r\n", NULL };
+	struct pt_conns c;
+	static char big[50000];
+	char why[160], q[128], r[128];
+	size_t early;
+	uint64_t qoff = 0, roff = 0;
+	const char *d;
+	int i;
+
+	pt_conns_init(&c);
+	/* keep-alive: five requests, each answered before the next, the
+	 * responses in two records each */
+	open_conn(&c, 1, PT_ROLE_SERVER);
+	for (i = 0; i < 5; i++) {
+		int n = snprintf(q, sizeof(q), "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i);
+		int m = snprintf(r, sizeof(r), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nr%02d", i);
+
+		feed(&c, 1, PT_DIR_RX, qoff, q, n, 100 + 10 * i, 0);
+		feed(&c, 1, PT_DIR_TX, roff, r, m - 2, 103 + 10 * i, 0);
+		feed(&c, 1, PT_DIR_TX, roff + m - 2, r + m - 2, 2, 105 + 10 * i, 0);
+		qoff += n;
+		roff += m;
+	}
+	d = feed_by_time_check(pt_conns_find(&c, 1), why, sizeof(why), &early);
+	ASSERT_TRUE(!d, d ? d : "keep-alive: same exchanges");
+	ASSERT_EQ(early, 5, "keep-alive: all five before the end");
+
+	/* a response cut by a gap, then a close-delimited one that the FIN
+	 * settles */
+	open_conn(&c, 2, PT_ROLE_CLIENT);
+	feed(&c, 2, PT_DIR_TX, 0, "GET /a HTTP/1.1\r\n\r\n", 19, 100, 0);
+	feed(&c, 2, PT_DIR_RX, 0, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", 41, 110, 0);
+	feed(&c, 2, PT_DIR_TX, 19, "GET /b HTTP/1.0\r\n\r\n", 19, 120, 0);
+	feed(&c, 2, PT_DIR_RX, 49, "HTTP/1.0 200 OK\r\n\r\nuntil the end", 32, 130,
+	     PT_F_FIN);
+	d = feed_by_time_check(pt_conns_find(&c, 2), why, sizeof(why), &early);
+	ASSERT_TRUE(!d, d ? d : "gap and close: same exchanges");
+	ASSERT_EQ(early, 2, "gap and close: both once the FIN is there");
+
+	/* not HTTP: raw turns. Small, only the end tells it is not HTTP */
+	open_conn(&c, 3, PT_ROLE_CLIENT);
+	feed_parts(&c, 3, PT_DIR_TX, redis_q, 100);
+	feed_parts(&c, 3, PT_DIR_RX, redis_r, 105);
+	d = feed_by_time_check(pt_conns_find(&c, 3), why, sizeof(why), &early);
+	ASSERT_TRUE(!d, d ? d : "raw: same exchanges");
+	ASSERT_EQ(early, 0, "raw: under the HTTP probe, nothing before the end");
+	/* past it, each turn is settled by what follows it */
+	open_conn(&c, 5, PT_ROLE_CLIENT);
+	memset(big, 'x', sizeof(big));
+	for (i = 0, qoff = roff = 0; i < 4; i++) {
+		feed(&c, 5, PT_DIR_TX, qoff, big, sizeof(big), 100 + 10 * i, 0);
+		feed(&c, 5, PT_DIR_RX, roff, "ok", 2, 105 + 10 * i, 0);
+		qoff += sizeof(big);
+		roff += 2;
+	}
+	d = feed_by_time_check(pt_conns_find(&c, 5), why, sizeof(why), &early);
+	ASSERT_TRUE(!d, d ? d : "raw, large: same exchanges");
+	ASSERT_EQ(early, 3, "raw, large: all but the last before the end");
+
+	/* an upgrade: HTTP, then raw at the byte the tunnel starts */
+	open_conn(&c, 4, PT_ROLE_CLIENT);
+	qoff = roff = 0;
+	for (i = 0; i < 6; i++) {
+		static const char *const part[] = {
+			"GET /ws HTTP/1.1\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+			"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+			"Connection: Upgrade\r\n\r\n",
+			"ping", "pong", "ping", "pong" };
+		size_t n = strlen(part[i]);
+
+		feed(&c, 4, i % 2 ? PT_DIR_RX : PT_DIR_TX, i % 2 ? roff : qoff,
+		     part[i], n, 100 + 10 * i, 0);
+		*(i % 2 ? &roff : &qoff) += n;
+	}
+	d = feed_by_time_check(pt_conns_find(&c, 4), why, sizeof(why), &early);
+	ASSERT_TRUE(!d, d ? d : "upgrade: same exchanges");
+	ASSERT_EQ(early, 2, "upgrade: the 101 and the first turn before the end");
+	pt_conns_free(&c);
+}
+
+/* The protocol table: every entry whole, names unique, raw last. */
+void test_proto_table(void)
+{
+	size_t i, k, n = 0;
+
+	for (i = 0; pt_protos[i]; i++, n++) {
+		ASSERT_TRUE(pt_protos[i]->name && pt_protos[i]->detect &&
+			    pt_protos[i]->feed && pt_protos[i]->release,
+			    pt_protos[i]->name ? pt_protos[i]->name : "unnamed");
+		for (k = 0; k < i; k++)
+			ASSERT_TRUE(strcmp(pt_protos[i]->name, pt_protos[k]->name),
+				    "names unique");
+	}
+	ASSERT_TRUE(n >= 2 && pt_protos[n - 1] == &pt_proto_raw,
+		    "raw turns take what is left");
+	ASSERT_TRUE(pt_protos[0] == &pt_proto_http1, "HTTP/1 asked first");
 }

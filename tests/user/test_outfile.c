@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Outputs that a mistake cannot turn against the machine (user/outfile.c):
+ * Outputs that a mistake cannot turn against the machine (user/base/outfile.c):
  * a FIFO written in place, an existing file untouched by a run that never
  * began, a temporary file renamed only when whole, modes, locks, a full
  * device's error. The devices are made here with mknod (root) and skipped
@@ -14,9 +14,9 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "common.h"
-#include "outfile.h"
-#include "unit.h"
+#include "base/common.h"
+#include "base/outfile.h"
+#include "test_progs.h"
 
 static char dir[64];
 

@@ -11,12 +11,10 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
-#include "capfile.h"
-#include "common.h"
-#include "conns.h"
-#include "unit.h"
-
-int unit_failed_asserts;
+#include "capfile/capfile.h"
+#include "base/common.h"
+#include "stream/conns.h"
+#include "test_progs.h"
 
 /* ---- records to write ---- */
 
@@ -139,7 +137,7 @@ static int write_sample(const char *path, struct sink *expect, int blk[3],
 	return 0;
 }
 
-static void test_roundtrip(void)
+void test_capfile_roundtrip(void)
 {
 	char *path = tmpfile_path();
 	struct pt_capr_info info;
@@ -168,7 +166,7 @@ static void test_roundtrip(void)
  * as zlib read the same. And a zstd frame that is not the size its header
  * says is damage, not records.
  */
-static void test_encodings(void)
+void test_capfile_encodings(void)
 {
 	char *path = tmpfile_path();
 	struct sink exp, got = {};
@@ -238,7 +236,7 @@ static void test_encodings(void)
 	unlink(path);
 }
 
-static void test_unfinished(void)
+void test_capfile_unfinished(void)
 {
 	char *path = tmpfile_path();
 	struct pt_capr_info info;
@@ -259,7 +257,7 @@ static void test_unfinished(void)
 	unlink(path);
 }
 
-static void test_truncation(void)
+void test_capfile_truncation(void)
 {
 	char *path = tmpfile_path();
 	struct pt_capr_info info;
@@ -297,7 +295,7 @@ static void test_truncation(void)
 	unlink(path);
 }
 
-static void test_corruption(void)
+void test_capfile_corruption(void)
 {
 	char *path = tmpfile_path();
 	struct pt_capr_info info;
@@ -345,7 +343,7 @@ static void add_data(struct pt_conns *c, uint64_t conn, int dir, uint64_t off,
 	pt_conns_add(c, &d->h);
 }
 
-static void test_reassembly(void)
+void test_reassembly(void)
 {
 	struct pt_conns c;
 	struct pt_assembled a;
@@ -407,7 +405,7 @@ static void test_reassembly(void)
 }
 
 /* Offsets near 2^64 must be refused by the reader, not wrap in reassembly. */
-static void test_hostile_offsets(void)
+void test_hostile_offsets(void)
 {
 	static uint8_t rec[256];
 	char *path = tmpfile_path();
@@ -435,7 +433,7 @@ static void test_hostile_offsets(void)
 	unlink(path);
 }
 
-static void test_parse(void)
+void test_parse(void)
 {
 	uint64_t v;
 
@@ -460,60 +458,4 @@ static void test_parse(void)
 	ASSERT_EQ(v, 5400000000000ull, "1h30m");
 	ASSERT_TRUE(pt_parse_u64("0x10", 0, 100, &v) < 0, "hex refused");
 	ASSERT_TRUE(pt_parse_u64("101", 0, 100, &v) < 0, "range checked");
-}
-
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
-	{ "capfile_roundtrip", test_roundtrip },
-	{ "capfile_encodings", test_encodings },
-	{ "capfile_unfinished", test_unfinished },
-	{ "capfile_truncation", test_truncation },
-	{ "capfile_corruption", test_corruption },
-	{ "reassembly", test_reassembly },
-	{ "hostile_offsets", test_hostile_offsets },
-	{ "parse", test_parse },
-	{ "http_start_lines", test_http_start_lines },
-	{ "http_fields", test_http_fields },
-	{ "http_body_length", test_http_body_length },
-	{ "http_chunked", test_http_chunked },
-	{ "http_content_encoding", test_http_content_encoding },
-	{ "http_corners", test_http_corners },
-	{ "exchanges_pairing", test_exchanges_pairing },
-	{ "exchanges_gap", test_exchanges_gap },
-	{ "exchanges_raw", test_exchanges_raw },
-	{ "exchanges_corners", test_exchanges_corners },
-	{ "http_ambiguous", test_http_ambiguous },
-	{ "exchanges_blank_tail", test_exchanges_blank_tail },
-	{ "exchanges_proto", test_exchanges_proto },
-	{ "outfile", test_outfile },
-	{ "agent_json", test_agent_jread },
-	{ "agent_units", test_agent_units },
-	{ "agent_sessions", test_agent_sessions },
-	{ "agent_cgroup_layouts", test_agent_cgroups },
-	{ "agent_segments_read_together", test_agent_segments },
-};
-
-int main(int argc, char **argv)
-{
-	int passed = 0, failed = 0;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(tests); i++) {
-		int before = unit_failed_asserts;
-
-		if (argc > 1 && strcmp(argv[1], tests[i].name))
-			continue;
-		tests[i].fn();
-		if (unit_failed_asserts == before) {
-			printf("#%zu %s:OK\n", i + 1, tests[i].name);
-			passed++;
-		} else {
-			printf("#%zu %s:FAIL\n", i + 1, tests[i].name);
-			failed++;
-		}
-	}
-	printf("test_user: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
 }

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Record emission: headers, LOSS ranges kept per connection until the
+ * ring has room, CLOSE, and the per-CPU counters.
+ */
+#ifndef __PT_EMIT_BPF_H
+#define __PT_EMIT_BPF_H
+
+static __always_inline struct pt_counters *counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&podtap_counters, &zero);
+}
+
+static __always_inline void fill_hdr(struct pt_rec_hdr *h, __u16 type,
+				     __u16 flags, __u32 size, __u64 conn_id)
+{
+	h->type = type;
+	h->flags = flags;
+	h->size = size;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+}
+
+/* Report a lost range; a small record often fits where data did not. */
+static __always_inline int emit_loss(__u64 conn_id, __u32 dir,
+				     struct pt_loss_val *v)
+{
+	struct pt_loss *r;
+
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r)
+		return -1;
+	fill_hdr(&r->h, PT_REC_LOSS, 0, sizeof(*r), conn_id);
+	r->offset = v->start;
+	r->len = v->end - v->start;
+	r->lost_bytes = v->bytes;
+	r->dir = dir;
+	r->reason = v->reason;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/*
+ * Lost bytes of a connection and direction collect in conn_losses as one
+ * range while they are contiguous. A loss that is not contiguous with it
+ * first sends the range on as a LOSS record; only when even that does not
+ * fit are the two merged (then lost_bytes < len tells that the range holds
+ * captured bytes too). Userspace drains what is left.
+ */
+static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
+				      __u64 len, __u32 reason)
+{
+	struct pt_loss_key key = { .conn_id = conn_id, .dir = dir };
+	struct pt_counters *c = counters();
+	struct pt_loss_val *v, init = {};
+
+	if (c && reason < PT_LOSS_MAX) {
+		c->lost_events++;
+		c->lost_bytes[reason] += len;
+	}
+	v = bpf_map_lookup_elem(&conn_losses, &key);
+	if (!v) {
+		init.start = off;
+		init.end = off + len;
+		init.bytes = len;
+		init.reason = reason;
+		if (!bpf_map_update_elem(&conn_losses, &key, &init, BPF_NOEXIST))
+			return;
+		/* another CPU inserted it first, or the map is full */
+		v = bpf_map_lookup_elem(&conn_losses, &key);
+		if (!v) {
+			if (c)
+				c->loss_untracked++;
+			return;
+		}
+	}
+	if (v->end != off && !emit_loss(conn_id, dir, v)) {
+		v->start = off;
+		v->end = off + len;
+		v->bytes = len;
+		v->reason = reason;
+		return;
+	}
+	if (off < v->start)
+		v->start = off;
+	if (off + len > v->end)
+		v->end = off + len;
+	v->bytes += len;
+	v->reason = reason;
+}
+
+/* Send pending loss ranges of a connection on, once the ring has room. */
+static __always_inline int flush_losses(__u64 conn_id)
+{
+	struct pt_loss_key key = { .conn_id = conn_id };
+	struct pt_loss_val *v;
+	int dir, left = 0;
+
+	for (dir = 0; dir < 2; dir++) {
+		key.dir = dir;
+		v = bpf_map_lookup_elem(&conn_losses, &key);
+		if (!v)
+			continue;
+		if (emit_loss(conn_id, dir, v)) {
+			left++;
+			continue;
+		}
+		bpf_map_delete_elem(&conn_losses, &key);
+	}
+	return left;
+}
+
+static __always_inline void emit_close(struct pt_conn_state *st, __u64 conn_id,
+				       __u16 flags)
+{
+	struct pt_counters *c = counters();
+	struct pt_conn_close *r;
+
+	r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+	if (!r) {
+		if (c)
+			c->lost_events++;
+		return;
+	}
+	fill_hdr(&r->h, PT_REC_CONN_CLOSE, flags, sizeof(*r), conn_id);
+	r->bytes[PT_DIR_RX] = st->d[PT_DIR_RX].next;
+	r->bytes[PT_DIR_TX] = st->d[PT_DIR_TX].next;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	st->closed = 1;
+	if (c) {
+		c->events++;
+		c->closes++;
+	}
+}
+
+static __always_inline void count(__u32 field_off)
+{
+	struct pt_counters *c = counters();
+
+	if (c)
+		(*(__u64 *)((char *)c + field_off))++;
+}
+#define COUNT(field) count(__builtin_offsetof(struct pt_counters, field))
+
+#endif /* __PT_EMIT_BPF_H */

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The JSON writer, the agent's spool, and every exporter of the table
+ * run on one capture file written here: what each wrote is read back
+ * (JSON parsed, pcapng walked block by block, Keploy YAML looked at).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "agent/spool.h"
+#include "base/common.h"
+#include "base/jread.h"
+#include "base/jsonw.h"
+#include "capfile/capfile.h"
+#include "export/export.h"
+#include "test_progs.h"
+
+/* What f() wrote, as a string (caller frees). */
+#define CAPTURE_OUT(buf, len, expr) do {				\
+	FILE *___f = open_memstream(&(buf), &(len));			\
+	expr;								\
+	fclose(___f);							\
+} while (0)
+
+static char *json_of(const void *p, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	CAPTURE_OUT(buf, len, pt_json_strn(___f, p, n));
+	return buf;
+}
+
+void test_jsonw(void)
+{
+	static const uint8_t bin[] = { 0xff, 0x00, 'a' };
+	char *s, *buf = NULL;
+	size_t len = 0;
+	struct pt_jr j;
+
+	s = json_of("a\"b\\c\n\t\x01\x7f", 9);
+	ASSERT_TRUE(!strcmp(s, "\"a\\\"b\\\\c\\n\\t\\u0001\\u007f\""), s);
+	free(s);
+	/* bytes that are not UTF-8 are replaced, never passed through */
+	s = json_of("x\xc3(\xed\xa0\x80", 6);
+	ASSERT_TRUE(!strcmp(s, "\"x\\ufffd(\\ufffd\\ufffd\\ufffd\""), s);
+	free(s);
+	s = json_of("\xc3\xa9", 2);
+	ASSERT_TRUE(!strcmp(s, "\"\xc3\xa9\""), "UTF-8 kept as it is");
+	free(s);
+	ASSERT_TRUE(pt_utf8_valid((const uint8_t *)"\xe2\x82\xac", 3), "euro sign");
+	ASSERT_TRUE(!pt_utf8_valid((const uint8_t *)"\xc0\xaf", 2), "overlong refused");
+	ASSERT_TRUE(!pt_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3), "surrogate refused");
+	CAPTURE_OUT(buf, len, pt_json_base64(___f, (const uint8_t *)"abcd", 4));
+	ASSERT_TRUE(!strcmp(buf, "\"YWJjZA==\""), buf);
+	free(buf);
+	/* text as text, anything else as base64, and it says which */
+	CAPTURE_OUT(buf, len, (fputc('{', ___f), fputs("\"k\":1", ___f),
+			       pt_json_bytes(___f, "t", (const uint8_t *)"hi", 2),
+			       pt_json_bytes(___f, "b", bin, sizeof(bin)),
+			       fputc('}', ___f)));
+	if (ASSERT_OK(pt_jr_parse(&j, buf, len), "what it wrote parses")) {
+		ASSERT_TRUE(pt_jr_streq(&j, pt_jr_get(&j, 0, "t"), "hi"), "text");
+		ASSERT_TRUE(pt_jr_streq(&j, pt_jr_get(&j, 0, "t_encoding"), "utf-8"),
+			    "text says utf-8");
+		ASSERT_TRUE(pt_jr_streq(&j, pt_jr_get(&j, 0, "b"), "/wBh"), "base64");
+		ASSERT_TRUE(pt_jr_streq(&j, pt_jr_get(&j, 0, "b_encoding"), "base64"),
+			    "binary says base64");
+		pt_jr_free(&j);
+	}
+	free(buf);
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name), k = strlen(suffix);
+
+		n += l > k && !strcmp(e->d_name + l - k, suffix);
+	}
+	closedir(d);
+	return n;
+}
+
+static void write_bytes(const char *path, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	char b[1024] = { 0 };
+
+	while (f && n) {
+		size_t k = n < sizeof(b) ? n : sizeof(b);
+
+		fwrite(b, 1, k, f);
+		n -= k;
+	}
+	if (f)
+		fclose(f);
+}
+
+void test_spool(void)
+{
+	char dir[] = "/tmp/podtap-spool.XXXXXX", part[PATH_MAX], sess[PATH_MAX + 16];
+	char cmd[PATH_MAX + 16], left[PATH_MAX + 32];
+	struct pt_spool_cfg cfg = { .node = "node-a", .max_bytes = 2500 };
+	struct pt_spool_stats st;
+	struct pt_spool *sp;
+	int i;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	cfg.dir = dir;
+	if (!ASSERT_OK(pt_spool_open(&sp, &cfg), "open"))
+		return;
+	snprintf(sess, sizeof(sess), "%s/ns1/sess1", dir);
+	for (i = 0; i < 4; i++) {
+		if (!ASSERT_OK(pt_spool_new_segment(sp, "ns1", "sess1", part,
+						    sizeof(part)), "new segment"))
+			break;
+		ASSERT_TRUE(!strncmp(part, sess, strlen(sess)) &&
+			    strstr(part, "/node-a-") &&
+			    !strcmp(part + strlen(part) - 11, ".ptcap.part"),
+			    part);
+		write_bytes(part, 1000);
+		ASSERT_OK(pt_spool_commit(sp, part), "commit");
+		ASSERT_TRUE(access(part, F_OK) && errno == ENOENT,
+			    "the .part is gone once closed");
+	}
+	/* 4 x 1000 bytes over a 2500 cap: the oldest two went */
+	pt_spool_stats(sp, &st);
+	ASSERT_EQ(st.dropped, 2, "two dropped to stay under --spool-max");
+	ASSERT_EQ(st.segments, 2, "two left");
+	ASSERT_EQ(st.bytes, 2000, "their bytes");
+	ASSERT_EQ(count_files(sess, ".ptcap"), 2, "two on disk");
+	ASSERT_EQ(pt_spool_commit(sp, "/tmp/not-a-part"), -EINVAL,
+		  "only a .part is committed");
+	pt_spool_close(sp);
+	/* a segment an earlier run left open is closed when the spool opens */
+	snprintf(left, sizeof(left), "%s/node-a-left-0001.ptcap.part", sess);
+	write_bytes(left, 10);
+	if (ASSERT_OK(pt_spool_open(&sp, &cfg), "open again")) {
+		ASSERT_TRUE(access(left, F_OK) && count_files(sess, ".ptcap") >= 2,
+			    "left-over .part closed");
+		ASSERT_EQ(count_files(sess, ".part"), 0, "no .part left");
+		pt_spool_close(sp);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ASSERT_OK(system(cmd), "cleanup");
+}
+
+/* ---- every exporter of the table on one capture ---- */
+
+static void add_data(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
+		     const char *s, uint64_t ts)
+{
+	size_t n = strlen(s);
+	struct pt_data *d = calloc(1, sizeof(*d) + n + 8);
+
+	d->h.type = PT_REC_DATA;
+	d->h.size = sizeof(*d) + ((n + 7) & ~7u);
+	d->h.ts_ns = ts;
+	d->h.conn_id = id;
+	d->offset = off;
+	d->len = d->cap_len = n;
+	d->dir = dir;
+	memcpy(d->payload, s, n);
+	pt_capw_add(w, &d->h, d->h.size);
+	free(d);
+}
+
+static void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t lport,
+		     uint16_t rport)
+{
+	struct pt_conn_open o = {};
+
+	o.h.type = PT_REC_CONN_OPEN;
+	o.h.size = sizeof(o);
+	o.h.ts_ns = 1000 * id;
+	o.h.conn_id = id;
+	o.role = role;
+	o.t.family = 2;
+	o.t.laddr[0] = o.t.raddr[0] = 127;
+	o.t.laddr[3] = 1;
+	o.t.raddr[3] = 2;
+	o.t.lport = lport;
+	o.t.rport = rport;
+	o.tgid = o.pid = 42;
+	memcpy(o.comm, "app", 4);
+	pt_capw_add(w, &o.h, sizeof(o));
+}
+
+/* An inbound HTTP call, an outbound one, and an outbound raw turn. */
+static int write_capture(const char *path)
+{
+	static const char q[] = "GET /items?id=7 HTTP/1.1\r\nHost: svc\r\n\r\n";
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				"Content-Length: 9\r\n\r\n{\"id\": 7}";
+	static const char oq[] = "POST /db HTTP/1.1\r\nHost: db\r\nContent-Length: 2\r\n\r\nhi";
+	static const char orr[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+	struct pt_capw *w;
+	int err = pt_capw_open(&w, path, "test-host");
+
+	if (err)
+		return err;
+	add_open(w, 1, PT_ROLE_SERVER, 8080, 40000);
+	add_data(w, 1, PT_DIR_RX, 0, q, 1100);
+	add_data(w, 1, PT_DIR_TX, 0, r, 1200);
+	add_open(w, 2, PT_ROLE_CLIENT, 40001, 5432);
+	add_data(w, 2, PT_DIR_TX, 0, oq, 2100);
+	add_data(w, 2, PT_DIR_RX, 0, orr, 2200);
+	add_open(w, 3, PT_ROLE_CLIENT, 40002, 6379);
+	add_data(w, 3, PT_DIR_TX, 0, "PING\r\n", 3100);
+	add_data(w, 3, PT_DIR_RX, 0, "+PONG\r\n", 3200);
+	return pt_capw_close(w);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long len;
+
+	*n = 0;
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	buf = calloc(1, len + 1);
+	*n = fread(buf, 1, len, f);
+	fclose(f);
+	return buf;
+}
+
+static void check_jsonl(const char *out, size_t n)
+{
+	const char *line = out, *nl;
+	int lines = 0, http = 0;
+
+	while ((nl = memchr(line, '\n', out + n - line))) {
+		struct pt_jr j;
+
+		if (ASSERT_OK(pt_jr_parse(&j, line, nl - line), "jsonl line parses")) {
+			http += pt_jr_get(&j, 0, "request") >= 0;
+			pt_jr_free(&j);
+		}
+		lines++;
+		line = nl + 1;
+	}
+	ASSERT_EQ(lines, 3, "jsonl: one line per exchange");
+	ASSERT_EQ(http, 2, "jsonl: two of them HTTP");
+	ASSERT_TRUE(strstr(out, "/items?id=7") && strstr(out, "PING"),
+		    "jsonl: the bytes");
+}
+
+static void check_har(const char *out, size_t n)
+{
+	struct pt_jr j;
+	int e;
+
+	if (!ASSERT_OK(pt_jr_parse(&j, out, n), "har parses"))
+		return;
+	e = pt_jr_path(&j, 0, "log.entries");
+	ASSERT_EQ(e >= 0 ? pt_jr_size(&j, e) : -1, 2, "har: the two HTTP exchanges");
+	ASSERT_TRUE(pt_jr_streq(&j, pt_jr_path(&j, 0, "log.version"), "1.2"),
+		    "har 1.2");
+	pt_jr_free(&j);
+	ASSERT_TRUE(strstr(out, "\"status\":201") != NULL, "har: the outbound status");
+}
+
+/* pcapng: a Section Header first, then whole blocks to the end. */
+static void check_pcapng(const uint8_t *p, size_t n)
+{
+	size_t off = 0, blocks = 0, packets = 0;
+
+	ASSERT_TRUE(n >= 28 && p[0] == 0x0a && p[1] == 0x0d && p[2] == 0x0d &&
+		    p[3] == 0x0a, "pcapng: section header block first");
+	while (off + 12 <= n) {
+		uint32_t type, len, len2;
+
+		memcpy(&type, p + off, 4);
+		memcpy(&len, p + off + 4, 4);
+		if (len < 12 || len % 4 || off + len > n)
+			break;
+		memcpy(&len2, p + off + len - 4, 4);
+		if (len2 != len)
+			break;
+		packets += type == 6;	/* Enhanced Packet Block */
+		blocks++;
+		off += len;
+	}
+	ASSERT_EQ(off, n, "pcapng: whole blocks to the end");
+	/* handshakes, data and closes for three connections */
+	ASSERT_TRUE(packets >= 3 * 4, "pcapng: packets for every connection");
+	ASSERT_TRUE(blocks > packets, "pcapng: interface and comment blocks too");
+}
+
+static void check_keploy(const char *dir)
+{
+	char p[PATH_MAX + 64], *y;
+	size_t n;
+
+	snprintf(p, sizeof(p), "%s/keploy/test-set-0/tests", dir);
+	ASSERT_EQ(count_files(p, ".yaml"), 1, "keploy: one test (the inbound call)");
+	snprintf(p, sizeof(p), "%s/keploy/test-set-0/tests/test-1.yaml", dir);
+	y = slurp(p, &n);
+	ASSERT_TRUE(y && strstr(y, "kind: Http") && strstr(y, "/items?id=7") &&
+		    strstr(y, "status_code: 200"), "keploy: the test");
+	free(y);
+	snprintf(p, sizeof(p), "%s/keploy/test-set-0/mocks.yaml", dir);
+	y = slurp(p, &n);
+	ASSERT_TRUE(y && strstr(y, "/db") && strstr(y, "kind: Generic"),
+		    "keploy: the outbound calls as mocks, HTTP and raw");
+	free(y);
+}
+
+void test_exporters(void)
+{
+	char dir[] = "/tmp/podtap-exp.XXXXXX", cap_path[PATH_MAX], out[PATH_MAX];
+	char cmd[PATH_MAX + 16];
+	const char *paths[1] = { cap_path };
+	struct pt_capture cap;
+	size_t i, seen = 0;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(cap_path, sizeof(cap_path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(write_capture(cap_path), "capture written") ||
+	    !ASSERT_OK(pt_capture_load_many(&cap, paths, 1, true), "loaded"))
+		return;
+	for (i = 0; pt_exporters[i]; i++) {
+		const struct pt_exporter *e = pt_exporters[i];
+		struct pt_export_counts cnt = {};
+		char *buf = NULL;
+		size_t len = 0;
+		int err;
+
+		ASSERT_TRUE(e->name && e->help && e->item && e->items &&
+			    !e->to_file != !e->to_dir, e->name);
+		if (e->to_dir) {
+			snprintf(out, sizeof(out), "%s/%s", dir, e->name);
+			mkdir(out, 0700);
+			err = e->to_dir(&cap, out, &cnt);
+		} else {
+			CAPTURE_OUT(buf, len, err = e->to_file(&cap, ___f, &cnt));
+		}
+		if (!ASSERT_OK(err, e->name)) {
+			free(buf);
+			continue;
+		}
+		if (!strcmp(e->name, "jsonl")) {
+			check_jsonl(buf, len);
+			ASSERT_EQ(cnt.items, 3, "jsonl counts");
+		} else if (!strcmp(e->name, "har")) {
+			check_har(buf, len);
+			ASSERT_EQ(cnt.items, 2, "har counts");
+		} else if (!strcmp(e->name, "pcapng")) {
+			check_pcapng((const uint8_t *)buf, len);
+			ASSERT_EQ(cnt.items, 3, "pcapng counts");
+		} else if (!strcmp(e->name, "keploy")) {
+			check_keploy(out);
+			ASSERT_TRUE(cnt.tests == 1 && cnt.mocks == 2, "keploy counts");
+		} else {
+			ASSERT_TRUE(false, "an exporter this test does not know: add it");
+		}
+		seen++;
+		free(buf);
+	}
+	ASSERT_EQ(seen, 4, "every format of the table ran");
+	pt_capture_free(&cap);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ASSERT_OK(system(cmd), "cleanup");
+}

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* podtap export: a capture file as Keploy tests, pcapng, HAR or JSON lines. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cmd/cmds.h"
+#include "base/common.h"
+#include "proto/exch.h"
+#include "export/export.h"
+#include "base/outfile.h"
+
+/* "keploy, pcapng, har or jsonl" */
+static const char *format_list(char *buf, size_t n)
+{
+	size_t i, at = 0;
+
+	buf[0] = 0;
+	for (i = 0; pt_exporters[i] && at < n; i++)
+		at += snprintf(buf + at, n - at, "%s%s", i == 0 ? "" :
+			       pt_exporters[i + 1] ? ", " : " or ",
+			       pt_exporters[i]->name);
+	return buf;
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+"Usage: podtap export --format FORMAT [--out PATH] [--allow-partial] FILE...\n"
+"\n"
+"Turn a capture file written by `podtap record` into what other tools read.\n"
+"Connections are cut into exchanges: HTTP/1.x requests paired with their\n"
+"responses (inbound on connections a target accepted: test cases; outbound\n"
+"on connections it made: mocks), other protocols as raw turns of each side.\n"
+"Bytes that were not captured stay missing; an exchange that runs into them\n"
+"is marked incomplete. Several files are read as one capture, in the order\n"
+"given (the segments `podtap agent` wrote for one session on one node);\n"
+"FILE - is standard input.\n"
+"\n"
+"Every export ends with a line saying what it wrote and what it left out\n"
+"and why. It exits 1 when it left out HTTP traffic the format is for (TLS\n"
+"ciphertext or HTTP/2 where HTTP/1 is needed), or a connection too large\n"
+"to assemble, unless --allow-partial. Connections of other protocols that\n"
+"a format cannot hold (HAR, Keploy tests) and exchanges left out as\n"
+"incomplete or ambiguous are counted in that line, not an error.\n"
+"\n"
+"Formats:\n");
+	for (i = 0; pt_exporters[i]; i++) {
+		const char *h = pt_exporters[i]->help, *nl;
+
+		fprintf(f, "  %-8s ", pt_exporters[i]->name);
+		/* continuation lines indented under the first */
+		while ((nl = strchr(h, '\n'))) {
+			fprintf(f, "%.*s\n           ", (int)(nl - h), h);
+			h = nl + 1;
+		}
+		fprintf(f, "%s\n", h);
+	}
+	fprintf(f,
+"\n"
+"Options:\n"
+"  -f, --format FORMAT   one of the formats above\n"
+"  -o, --out PATH        where to write (pcapng, har, jsonl: a file, or - for\n"
+"                        standard output, the default; pcapng is not written\n"
+"                        to a terminal). A regular file is written under a\n"
+"                        temporary name beside it and renamed over it when\n"
+"                        complete; a device or FIFO is written in place.\n"
+"                        Files are created mode 0600: they hold what went\n"
+"                        over the wire, credentials included.\n"
+"      --allow-partial   exit 0 even when connections were left out\n"
+"      --max-stream SIZE assemble each direction of a connection in memory\n"
+"                        up to SIZE (default and most: 16Gi); a longer one is\n"
+"                        left out, and said\n"
+"  -h, --help            this text\n");
+}
+
+/* Connections the format cannot hold, by why. */
+struct left_out {
+	size_t by_proto[PT_XP_OTHER + 1];
+	size_t too_big, no_open;
+};
+
+static size_t left_out_count(const struct pt_capture *cap,
+			     const struct pt_exporter *fmt, struct left_out *lo)
+{
+	size_t i, n = 0;
+
+	memset(lo, 0, sizeof(*lo));
+	for (i = 0; i < cap->conns.n; i++) {
+		const struct pt_xconn *xc = &cap->xc[i];
+		enum pt_xproto p = xc->proto;
+
+		if (!xc->assembled) {
+			lo->too_big++;
+			n++;
+			continue;
+		}
+		if (fmt->holds == PT_HOLDS_OPENED && !cap->conns.v[i]->has_open) {
+			lo->no_open++;
+			n++;
+			continue;
+		}
+		if (fmt->holds == PT_HOLDS_ALL || fmt->holds == PT_HOLDS_OPENED ||
+		    p == PT_XP_NONE || p == PT_XP_HTTP1)
+			continue;
+		/* keploy: tests are HTTP; a mock of ciphertext never matches */
+		if (fmt->holds == PT_HOLDS_KEPLOY && !xc->inbound && p != PT_XP_TLS)
+			continue;
+		lo->by_proto[p]++;
+		/* HTTPS and HTTP/2 are HTTP the user asked for; a protocol
+		 * not HTTP at all is said, not an error */
+		if (p != PT_XP_OTHER)
+			n++;
+	}
+	return n;
+}
+
+/* "wrote 3 entries to x.har; left out: 2 connections of TLS ciphertext" */
+static void summary(const struct pt_exporter *fmt, const char *where,
+		    const struct pt_export_counts *c, const struct left_out *lo,
+		    size_t nleft)
+{
+	char buf[1024];
+	size_t k, len = 0;
+	int p;
+
+#define ADD(...) (len += (size_t)snprintf(buf + len, len < sizeof(buf) ? \
+				sizeof(buf) - len : 0, __VA_ARGS__))
+	if (fmt->to_dir)
+		ADD("wrote %s: %zu test%s, %zu mock%s", where, c->tests,
+		    c->tests == 1 ? "" : "s", c->mocks, c->mocks == 1 ? "" : "s");
+	else
+		ADD("wrote %zu %s to %s", c->items,
+		    c->items == 1 ? fmt->item : fmt->items, where);
+	k = 0;
+	for (p = 0; p <= PT_XP_OTHER; p++)
+		if (lo->by_proto[p])
+			ADD("%s%zu connection%s of %s", k++ ? ", " : "; left out: ",
+			    lo->by_proto[p], lo->by_proto[p] == 1 ? "" : "s",
+			    pt_xproto_words(p));
+	if (lo->too_big)
+		ADD("%s%zu connection%s too large to assemble",
+		    k++ ? ", " : "; left out: ", lo->too_big,
+		    lo->too_big == 1 ? "" : "s");
+	if (lo->no_open)
+		ADD("%s%zu connection%s with no addresses (no OPEN record)",
+		    k++ ? ", " : "; left out: ", lo->no_open,
+		    lo->no_open == 1 ? "" : "s");
+	if (k && fmt->holds == PT_HOLDS_HTTP1)
+		ADD(" (%s holds HTTP/1 only)", fmt->name);
+	else if (k && fmt->holds == PT_HOLDS_KEPLOY)
+		ADD(" (Keploy tests are HTTP/1; ciphertext makes no mock)");
+	if (c->partial)
+		ADD("%s%zu incomplete exchange%s", k++ ? ", " : "; left out: ",
+		    c->partial, c->partial == 1 ? "" : "s");
+	if (c->ambiguous)
+		ADD("%s%zu exchange%s of ambiguous framing", k++ ? ", " : "; left out: ",
+		    c->ambiguous, c->ambiguous == 1 ? "" : "s");
+#undef ADD
+	pt_info("%s", buf);
+}
+
+static int write_file(const struct pt_capture *cap, const struct pt_exporter *fmt,
+		      const char *out, struct pt_export_counts *cnt)
+{
+	struct pt_out o;
+	int err;
+
+	if (pt_out_open(&o, out, PT_OUT_ATOMIC |
+			(fmt->binary ? PT_OUT_BINARY : 0), "--out"))
+		return -1;
+	err = fmt->to_file(cap, o.f, cnt);
+	if (err) {
+		pt_out_abort(&o);
+		pt_err("writing %s: %s", o.is_stdout ? "standard output" : out,
+		       strerror(-err));
+		return err;
+	}
+	err = pt_out_commit(&o);
+	if (err) {
+		pt_err("writing %s: %s", o.is_stdout ? "standard output" : out,
+		       strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "allow-partial", no_argument, NULL, 'P' },
+		{ "max-stream", required_argument, NULL, 'M' },
+		{ "log-format", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const struct pt_exporter *fmt = NULL;
+	const char *name = NULL, *out = NULL;
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	struct left_out lo;
+	bool allow_partial = false;
+	size_t i, nleft;
+	char names[128];
+	int opt, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":f:o:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			name = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'P':
+			allow_partial = true;
+			break;
+		case 'M':
+			if (pt_opt_max_stream(optarg))
+				return 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			if (pt_opt_other("export", opt, optarg,
+					 argv[optind - 1]))
+				return 1;
+			break;
+		}
+	}
+	if (!name) {
+		pt_err("export: give --format: %s", format_list(names, sizeof(names)));
+		return 1;
+	}
+	for (i = 0; pt_exporters[i]; i++)
+		if (!strcmp(name, pt_exporters[i]->name))
+			fmt = pt_exporters[i];
+	if (!fmt) {
+		pt_err("export: unknown format '%s' (%s)", name,
+		       format_list(names, sizeof(names)));
+		return 1;
+	}
+	if (optind >= argc) {
+		pt_err("export: give a capture file, or the segments of one session in order (see --help)");
+		return 1;
+	}
+	if (fmt->to_dir && out && !strcmp(out, "-")) {
+		pt_err("--out -: %s writes a directory, not a stream; give one",
+		       fmt->name);
+		return 1;
+	}
+	/* SIGPIPE would end us silently; a closed pipe is a write error */
+	signal(SIGPIPE, SIG_IGN);
+	if (pt_out_guard_signals()) {
+		pt_err("export: cannot set up signal handling");
+		return 1;
+	}
+	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+				 argc - optind, true))
+		return 1;
+	if (fmt->to_dir) {
+		out = out ? out : ".";
+		rc = fmt->to_dir(&cap, out, &cnt) ? 1 : 0;
+	} else {
+		out = out ? out : "-";
+		rc = write_file(&cap, fmt, out, &cnt) ? 1 : 0;
+	}
+	pt_capture_warn(&cap);
+	if (cap.read_err)
+		rc = 1;
+	if (!rc) {
+		char where[4200];
+
+		if (fmt->to_dir)
+			snprintf(where, sizeof(where), "%s/keploy/test-set-%d",
+				 out, cnt.set);
+		else
+			snprintf(where, sizeof(where), "%s",
+				 strcmp(out, "-") ? out : "standard output");
+		nleft = left_out_count(&cap, fmt, &lo);
+		summary(fmt, where, &cnt, &lo, nleft);
+		if (nleft && !allow_partial) {
+			pt_err("export: %zu connection%s left out (see above); --allow-partial accepts that",
+			       nleft, nleft == 1 ? "" : "s");
+			rc = 1;
+		}
+	}
+	pt_capture_free(&cap);
+	return rc;
+}

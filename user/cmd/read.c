@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* podtap read: what a capture file holds, per connection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "capfile/capfile.h"
+#include "cmd/cmds.h"
+#include "base/common.h"
+#include "stream/conns.h"
+#include "export/export.h"
+#include "base/jsonw.h"
+
+static const char *proto_name(uint8_t p)
+{
+	static const char *const n[] = { "unknown", "http1", "http2", "tls" };
+
+	return p < ARRAY_SIZE(n) ? n[p] : "unknown";
+}
+
+/* What starts each line of payload: it can never look like podtap's own. */
+#define PAYLOAD_INDENT	"      | "
+
+/*
+ * Printable text as is, the rest as \xNN, a backslash as \\; with
+ * indent, every line of it starts with indent (and a newline is put
+ * before what follows it).
+ */
+static void put_text_ind(FILE *f, const uint8_t *p, uint64_t n,
+			 const char *indent)
+{
+	uint64_t i;
+
+	if (indent && n)
+		fputs(indent, f);
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n') {
+			fputc('\n', f);
+			if (indent && i + 1 < n)
+				fputs(indent, f);
+		} else if (p[i] == '\\')
+			fputs("\\\\", f);
+		else if (p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f))
+			fputc(p[i], f);
+		else if (p[i] == '\r')
+			fputs("\\r", f);
+		else
+			fprintf(f, "\\x%02x", p[i]);
+	}
+	if (indent && n && p[n - 1] != '\n')
+		fputc('\n', f);
+}
+
+static void put_text(FILE *f, const uint8_t *p, uint64_t n)
+{
+	put_text_ind(f, p, n, NULL);
+}
+
+static void put_str(FILE *f, const char *s)
+{
+	put_text(f, (const uint8_t *)s, strlen(s));
+}
+
+/* A whole stream; gaps as a marked line. */
+static void dump_text(FILE *f, const struct pt_assembled *a)
+{
+	size_t g = 0;
+	uint64_t i = 0, end;
+
+	while (i < a->len) {
+		if (g < a->ngaps && a->gaps[g].start == i) {
+			fprintf(f, "[... %llu bytes not captured (%s) ...]\n",
+				(unsigned long long)(a->gaps[g].end - i),
+				pt_loss_reason_name(a->gaps[g].reason));
+			i = a->gaps[g].end;
+			g++;
+			continue;
+		}
+		end = g < a->ngaps ? a->gaps[g].start : a->len;
+		put_text_ind(f, a->buf + i, end - i, PAYLOAD_INDENT);
+		i = end;
+	}
+}
+
+static void fmt_size(char *buf, size_t n, uint64_t v)
+{
+	if (v < 10000)
+		snprintf(buf, n, "%llu B", (unsigned long long)v);
+	else if (v < 10000 * 1024)
+		snprintf(buf, n, "%.1f KiB", v / 1024.0);
+	else
+		snprintf(buf, n, "%.1f MiB", v / 1048576.0);
+}
+
+static void print_msg_full(FILE *f, const struct pt_http_msg *m)
+{
+	struct pt_body b;
+	size_t i;
+
+	if (m->request) {
+		fputs("    > ", f);
+		put_str(f, m->method);
+		fputc(' ', f);
+		put_str(f, m->target);
+		fprintf(f, " HTTP/%u.%u\n", m->major, m->minor);
+	} else {
+		fprintf(f, "    < HTTP/%u.%u %d ", m->major, m->minor,
+			m->status);
+		put_str(f, m->reason);
+		fputc('\n', f);
+	}
+	for (i = 0; i < m->nfields; i++) {
+		fprintf(f, "    %c %s: ", m->request ? '>' : '<',
+			m->fields[i].name);
+		put_text(f, (const uint8_t *)m->fields[i].value,
+			 strlen(m->fields[i].value));
+		fputc('\n', f);
+	}
+	pt_body_get(m, &b);
+	if (b.decoded)
+		fprintf(f, "    [body: %zu bytes, %zu after %s decoding]\n",
+			m->body_len, b.n, pt_http_field(m, "Content-Encoding"));
+	else if (b.err[0])
+		fprintf(f, "    [body: %s]\n", b.err);
+	put_text_ind(f, b.p, b.n, PAYLOAD_INDENT);
+	for (i = 0; i < m->ntrailers; i++) {
+		fprintf(f, "    %c (trailer) %s: ", m->request ? '>' : '<',
+			m->trailers[i].name);
+		put_str(f, m->trailers[i].value);
+		fputc('\n', f);
+	}
+	pt_body_free(&b);
+}
+
+static void print_exchange(FILE *f, const struct pt_xconn *xc,
+			   const struct pt_exchange *x, size_t k, bool full)
+{
+	char q[32], r[32];
+	size_t i;
+
+	fprintf(f, "  #%-3zu ", k + 1);
+	if (x->kind == PT_X_HTTP) {
+		fmt_size(q, sizeof(q), x->req.body_len);
+		fmt_size(r, sizeof(r), x->resp.body_len);
+		if (x->has_req) {
+			char *url = pt_x_url(xc, x);
+
+			put_text(f, (const uint8_t *)x->req.method,
+				 strlen(x->req.method));
+			fputc(' ', f);
+			put_text(f, (const uint8_t *)url,
+				 strlen(url) > 300 ? 300 : strlen(url));
+			free(url);
+		} else
+			fputs("(no request)", f);
+		for (i = 0; i < x->ninterim; i++)
+			fprintf(f, " -> %d", x->interim[i]);
+		if (x->has_resp) {
+			fprintf(f, " -> %d ", x->resp.status);
+			put_str(f, x->resp.reason);
+		} else {
+			fputs(" -> (no response)", f);
+		}
+		if (x->has_req && x->has_resp)
+			fprintf(f, "  %.3f ms", (x->resp_span.ts_end -
+						 x->req_span.ts) / 1e6);
+		fprintf(f, "  req body %s  resp body %s", q, r);
+	} else {
+		uint64_t n[2] = {};
+
+		for (i = 0; i < x->nturns; i++)
+			n[pt_x_from_client(xc, x->turns[i].dir)] +=
+				x->turns[i].end - x->turns[i].off;
+		fmt_size(q, sizeof(q), n[1]);
+		fmt_size(r, sizeof(r), n[0]);
+		fprintf(f, "%s: client %s, server %s in %zu turn%s",
+			xc->proto == PT_XP_TLS ? "TLS ciphertext (not decrypted)" :
+			xc->proto == PT_XP_HTTP2 ? "HTTP/2 (not parsed), raw" :
+			"raw, protocol unknown", q, r, x->nturns,
+			x->nturns == 1 ? "" : "s");
+	}
+	if (x->incomplete)
+		fprintf(f, "  [incomplete: %s]", x->note);
+	if (x->ambiguous)
+		fprintf(f, "  [ambiguous: %s]", x->ambiguous);
+	fputc('\n', f);
+	if (!full)
+		return;
+	if (x->kind == PT_X_HTTP) {
+		if (x->has_req)
+			print_msg_full(f, &x->req);
+		if (x->has_resp)
+			print_msg_full(f, &x->resp);
+		return;
+	}
+	for (i = 0; i < x->nturns; i++) {
+		fprintf(f, "    %c %llu bytes\n",
+			pt_x_from_client(xc, x->turns[i].dir) ? '>' : '<',
+			(unsigned long long)(x->turns[i].end - x->turns[i].off));
+		put_text_ind(f, pt_span_bytes(xc, &x->turns[i]),
+			     x->turns[i].end - x->turns[i].off, PAYLOAD_INDENT);
+	}
+}
+
+static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
+			    bool full)
+{
+	const struct pt_conn *c = xc->conn;
+	const struct pt_conn_open *o = &c->open;
+	const struct pt_assembled *a = xc->a;
+	char l[64], r[64], comm[sizeof(o->comm)], miss[48] = "0";
+	uint64_t missing = 0;
+	size_t k, ngaps = 0;
+	int d;
+
+	/* a process names itself: nothing but printable ASCII to a tty */
+	for (k = 0; k + 1 < sizeof(comm) && o->comm[k]; k++)
+		comm[k] = o->comm[k] >= 0x20 && o->comm[k] < 0x7f ?
+			  o->comm[k] : '?';
+	comm[k] = 0;
+	pt_fmt_ep(l, sizeof(l), &o->t, true);
+	pt_fmt_ep(r, sizeof(r), &o->t, false);
+	for (d = 0; d < 2; d++)
+		for (k = 0; k < a[d].ngaps; k++) {
+			missing += a[d].gaps[k].end - a[d].gaps[k].start;
+			ngaps++;
+		}
+	if (ngaps)
+		snprintf(miss, sizeof(miss), "%llu (%zu gap%s)",
+			 (unsigned long long)missing, ngaps,
+			 ngaps == 1 ? "" : "s");
+	fprintf(f, "%-10llu %-7s %-22s %-22s %7u %-15s %-6s %10llu %10llu %-14s %s%s\n",
+		(unsigned long long)c->id,
+		c->has_open ? pt_role_name(o->role) : "?", l, r, o->tgid,
+		comm[0] ? comm : "-", xc->assembled ? pt_xproto_name(xc->proto) :
+		proto_name(o->proto),
+		(unsigned long long)pt_stream_end(c, PT_DIR_TX),
+		(unsigned long long)pt_stream_end(c, PT_DIR_RX), miss,
+		c->has_close ? (c->close_flags & PT_F_RST ? "reset" : "closed")
+			     : "open",
+		o->h.flags & PT_F_PREEXISTING ? " preexisting" : "");
+	if (xc->error[0])
+		fprintf(f, "  ! %s%s\n", xc->error, xc->assembled ?
+			"; the rest is shown as raw turns" : "");
+	for (k = 0; k < xc->nx; k++)
+		print_exchange(f, xc, &xc->x[k], k, full);
+	for (d = 0; dump && xc->assembled && d < 2; d++) {
+		/* the side that spoke first first: a server's request is rx */
+		int dir = d == 0 ? xc->req_dir : !xc->req_dir;
+
+		fprintf(f, "--- %llu %s %llu bytes ---\n",
+			(unsigned long long)c->id, dir == PT_DIR_TX ? "tx" : "rx",
+			(unsigned long long)a[dir].len);
+		dump_text(f, &a[dir]);
+		fputs("\n", f);
+	}
+}
+
+static void print_conn_json(FILE *f, const struct pt_capture *cap,
+			    const struct pt_xconn *xc, bool dump)
+{
+	const struct pt_conn *c = xc->conn;
+	const struct pt_conn_open *o = &c->open;
+	static const char *const dn[2] = { "rx", "tx" };
+	const struct pt_assembled *a = xc->a;
+	char l[64], r[64];
+	size_t i;
+	int d;
+
+	pt_fmt_ep(l, sizeof(l), &o->t, true);
+	pt_fmt_ep(r, sizeof(r), &o->t, false);
+	fprintf(f, "{\"conn_id\":%llu,\"role\":\"%s\",\"role_guessed\":%s,\"local\":\"%s\",\"remote\":\"%s\",\"pid\":%u,\"tid\":%u,\"comm\":",
+		(unsigned long long)c->id, pt_role_name(o->role),
+		o->h.flags & PT_F_ROLE_GUESSED ? "true" : "false", l, r,
+		o->tgid, o->pid);
+	pt_json_str(f, o->comm);
+	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
+		(unsigned long long)o->cgroup_id, o->session_id,
+		xc->assembled ? pt_xproto_name(xc->proto) : proto_name(o->proto),
+		o->h.flags & PT_F_PREEXISTING ? "true" : "false",
+		o->h.flags & PT_F_V4MAPPED ? "true" : "false",
+		!c->has_close ? "open" :
+		c->close_flags & PT_F_RST ? "reset" : "closed",
+		(unsigned long long)c->first_ts,
+		(unsigned long long)c->last_ts);
+	fputs(",\"bytes\":{", f);
+	for (d = 0; d < 2; d++)
+		fprintf(f, "%s\"%s\":%llu", d ? "," : "", dn[d],
+			(unsigned long long)pt_stream_end(c, d));
+	fputs("},\"gaps\":{", f);
+	for (d = 0; d < 2; d++) {
+		fprintf(f, "%s\"%s\":[", d ? "," : "", dn[d]);
+		for (i = 0; i < a[d].ngaps; i++)
+			fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"reason\":\"%s\"}",
+				i ? "," : "",
+				(unsigned long long)a[d].gaps[i].start,
+				(unsigned long long)a[d].gaps[i].end,
+				pt_loss_reason_name(a[d].gaps[i].reason));
+		fputc(']', f);
+	}
+	fputc('}', f);
+	if (xc->error[0]) {
+		fputs(",\"error\":", f);
+		pt_json_str(f, xc->error);
+	}
+	fputs(",\"exchanges\":[", f);
+	for (i = 0; i < xc->nx; i++) {
+		if (i)
+			fputc(',', f);
+		pt_x_json(f, cap, xc, &xc->x[i], false);
+	}
+	fputc(']', f);
+	if (dump && xc->assembled) {
+		fputs(",\"payload\":{", f);
+		for (d = 0; d < 2; d++) {
+			fprintf(f, "%s\"%s\":", d ? "," : "", dn[d]);
+			pt_json_base64(f, a[d].buf, a[d].len);
+		}
+		fputc('}', f);
+	}
+	fputs("}\n", f);
+}
+
+static void print_stats(const struct pt_counters *c)
+{
+	const struct {
+		const char *what;
+		uint64_t n;
+	} odd[] = {
+		{ "segments with payload reached a listener (TCP Fast Open)",
+		  c->listener_segments },
+		{ "segments with headers not followed", c->unparsed },
+		{ "segments far outside the window", c->out_of_window },
+		{ "sockets without storage", c->no_storage },
+		{ "losses not tracked per connection", c->loss_untracked },
+	};
+	size_t i;
+
+	printf("# kernel: %llu events, %llu bytes, %llu events lost, %llu packets of other sockets passed over\n",
+	       (unsigned long long)c->events, (unsigned long long)c->bytes,
+	       (unsigned long long)c->lost_events,
+	       (unsigned long long)c->filtered);
+	for (i = 0; i < ARRAY_SIZE(odd); i++)
+		if (odd[i].n)
+			printf("# kernel: %llu %s\n", (unsigned long long)odd[i].n,
+			       odd[i].what);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: podtap read [OPTIONS] FILE...\n"
+"\n"
+"Show the connections in a capture file written by `podtap record`: id,\n"
+"role, local and remote address, process, protocol guess, bytes each way,\n"
+"gaps (bytes not captured) and state; under each, its exchanges: HTTP/1.x\n"
+"requests with their responses (method, target, status, latency, body\n"
+"sizes), other protocols as raw turns of each side. A file still being\n"
+"written, or left by a recorder that crashed, reads up to its last\n"
+"complete block. Several files are read as one capture, in the order given:\n"
+"the segments `podtap agent` wrote for one session on one node.\n"
+"\n"
+"Options:\n"
+"  -x, --full       also print each exchange whole: headers and bodies\n"
+"                   (Content-Encoding gzip/deflate decoded)\n"
+"  -d, --dump       also print each direction's bytes (text; \\xNN escapes)\n"
+"  -j, --json       one JSON object per connection, with its exchanges\n"
+"                   (each direction's bytes in base64 with --dump)\n"
+"  -C, --conn ID    only the connection with this id (as listed; repeatable)\n"
+"      --max-stream SIZE  assemble each direction in memory up to SIZE\n"
+"                   (default and most: 16Gi); a longer one is said, not shown\n"
+"      --log-format FMT   text (default) or json, for podtap's own lines\n"
+"  FILE - is standard input.\n"
+"  -h, --help       this text\n");
+}
+
+static bool wanted(const unsigned long long *v, size_t n, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+int cmd_read(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dump", no_argument, NULL, 'd' },
+		{ "full", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "conn", required_argument, NULL, 'C' },
+		{ "log-format", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "max-stream", required_argument, NULL, 'M' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	bool dump = false, json = false, full = false;
+	struct pt_capture cap;
+	struct pt_conns *conns = &cap.conns;
+	struct pt_capr_info *info = &cap.info;
+	unsigned long long *want = NULL;
+	size_t nwant = 0;
+	char *end;
+	size_t i;
+	int opt;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":dxjC:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			dump = true;
+			break;
+		case 'x':
+			full = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'C':
+			errno = 0;
+			want = pt_xrealloc(want, nwant + 1, sizeof(*want));
+			want[nwant] = strtoull(optarg, &end, 10);
+			if (errno || *optarg < '0' || *optarg > '9' || *end) {
+				pt_err(errno == ERANGE ?
+				       "--conn %s: too large for a connection id" :
+				       "--conn %s: not a connection id (a decimal number, as read lists them)",
+				       optarg);
+				free(want);
+				return 1;
+			}
+			nwant++;
+			break;
+		case 'M':
+			if (pt_opt_max_stream(optarg))
+				return 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			if (pt_opt_other("read", opt, optarg,
+					 argv[optind - 1]))
+				return 1;
+			break;
+		}
+	}
+	if (optind >= argc) {
+		pt_err("read: give a capture file, or the segments of one session in order (see --help)");
+		free(want);
+		return 1;
+	}
+	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+				 argc - optind, false)) {
+		free(want);
+		return 1;
+	}
+	for (i = 0; i < nwant; i++)
+		if (!pt_conns_find(conns, want[i])) {
+			pt_err("--conn %llu: no such connection in %s", want[i],
+			       cap.files > 1 ? "these files" : argv[optind]);
+			pt_capture_free(&cap);
+			free(want);
+			return 1;
+		}
+	if (!json) {
+		if (cap.files > 1)
+			printf("# %d segments, %s to %s\n", cap.files,
+			       argv[optind], argv[argc - 1]);
+		/* names from the file (host, targets) are escaped as payload */
+		printf("# %s: host ", cap.files > 1 ? "together" : argv[optind]);
+		put_str(stdout, info->hdr.host);
+		printf(", %llu record%s in %llu block%s%s\n",
+		       (unsigned long long)info->records,
+		       info->records == 1 ? "" : "s",
+		       (unsigned long long)info->blocks,
+		       info->blocks == 1 ? "" : "s",
+		       info->clean_end ? "" : cap.read_err ? "" :
+		       " (not finished: still being written, or the recorder stopped abruptly)");
+		for (i = 0; i < conns->ntargets; i++) {
+			printf("# target %s: ", conns->targets[i].kind ==
+			       PT_TARGET_PIDNS ? "pidns" : "cgroup");
+			put_str(stdout, conns->targets[i].name);
+			printf(" (id %llu, session %u)\n",
+			       (unsigned long long)conns->targets[i].id,
+			       conns->targets[i].session_id);
+		}
+		if (conns->has_stats)
+			print_stats(&conns->stats);
+		printf("%-10s %-7s %-22s %-22s %7s %-15s %-6s %10s %10s %-14s %s\n",
+		       "ID", "ROLE", "LOCAL", "REMOTE", "PID", "COMM", "PROTO",
+		       "TX", "RX", "MISSING", "STATE");
+	}
+	for (i = 0; i < conns->n; i++) {
+		struct pt_xconn xc;
+
+		if (nwant && !wanted(want, nwant, conns->v[i]->id))
+			continue;
+		pt_xconn_build(conns->v[i], &xc);
+		if (json)
+			print_conn_json(stdout, &cap, &xc, dump);
+		else
+			print_conn_text(stdout, &xc, dump, full);
+		pt_xconn_free(&xc);
+	}
+	free(want);
+	if (fflush(stdout)) {
+		pt_err("writing output: %s", strerror(errno));
+		pt_capture_free(&cap);
+		return 1;
+	}
+	pt_capture_warn(&cap);
+	opt = cap.read_err ? 1 : 0;
+	pt_capture_free(&cap);
+	return opt;
+}

@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A Keploy test set (api.keploy.io/v1beta1): inbound HTTP exchanges as
+ * tests/test-K.yaml (kind Http), outbound HTTP as kind Http mocks and other
+ * outbound protocols as kind Generic mocks in mocks.yaml. The layout and
+ * key names follow the files Keploy itself writes (go.keploy.io/server,
+ * pkg/models http.go, generic.go, mock.go). Emitted with libyaml, so every
+ * string is quoted and escaped by a real YAML emitter.
+ *
+ * Bodies are written decoded (Content-Encoding undone, Content-Length set
+ * to match, Transfer-Encoding left out as Go's header maps do) as Keploy
+ * records them; bodies that are not UTF-8 go into body_base64 next to an
+ * empty body, as Keploy v3 does.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+#include "base/common.h"
+#include "export/export.h"
+#include "base/outfile.h"
+#include "base/jsonw.h"
+
+/* snprintf into a char array, -ENAMETOOLONG if it does not fit */
+#define PATHF(buf, ...)							\
+	(snprintf(buf, sizeof(buf), __VA_ARGS__) >= (int)sizeof(buf) ?	\
+	 -ENAMETOOLONG : 0)
+
+struct ye {
+	yaml_emitter_t e;
+	bool failed;
+	int write_err;		/* errno of a write that failed */
+};
+
+static void note_failure(struct ye *y)
+{
+	y->failed = true;
+	if (y->e.error == YAML_WRITER_ERROR && !y->write_err)
+		y->write_err = errno ? errno : EIO;
+}
+
+static void emit(struct ye *y, yaml_event_t *ev)
+{
+	if (!y->failed && !yaml_emitter_emit(&y->e, ev))
+		note_failure(y);
+}
+
+static void scalar(struct ye *y, const char *s, size_t n,
+		   yaml_scalar_style_t style)
+{
+	yaml_event_t ev;
+	char *fixed = NULL;
+
+	if (y->failed)
+		return;
+	if (!s) {	/* an empty body has no bytes to point at */
+		s = "";
+		n = 0;
+	}
+	/* libyaml takes UTF-8 only: stray bytes of names, reasons and
+	 * targets become U+FFFD (bodies that are not text go as base64) */
+	if (!pt_utf8_valid((const uint8_t *)s, n)) {
+		fixed = pt_utf8_fix(s, n, &n);
+		if (!fixed) {
+			y->failed = true;
+			return;
+		}
+		s = fixed;
+	}
+	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
+					  n, style == YAML_PLAIN_SCALAR_STYLE,
+					  1, style)) {
+		y->failed = true;
+		free(fixed);
+		return;
+	}
+	free(fixed);
+	emit(y, &ev);
+}
+
+/* a key, or a value that is a plain token (numbers, times, names) */
+static void plain(struct ye *y, const char *s)
+{
+	scalar(y, s, strlen(s), YAML_PLAIN_SCALAR_STYLE);
+}
+
+/* a string value: always quoted, so "13" stays a string */
+static void str(struct ye *y, const char *s, size_t n)
+{
+	scalar(y, s, n, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+}
+
+static void kv(struct ye *y, const char *k, const char *v)
+{
+	plain(y, k);
+	str(y, v, strlen(v));
+}
+
+static void kplain(struct ye *y, const char *k, const char *v)
+{
+	plain(y, k);
+	plain(y, v);
+}
+
+static void knum(struct ye *y, const char *k, long long v)
+{
+	char b[32];
+
+	snprintf(b, sizeof(b), "%lld", v);
+	kplain(y, k, b);
+}
+
+static void map_start(struct ye *y, bool flow)
+{
+	yaml_event_t ev;
+
+	yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, flow ?
+		YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+	emit(y, &ev);
+}
+
+static void seq_start(struct ye *y, bool flow)
+{
+	yaml_event_t ev;
+
+	yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, flow ?
+		YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
+	emit(y, &ev);
+}
+
+/* the end of a mapping or a sequence */
+static void end(struct ye *y, bool map)
+{
+	yaml_event_t ev;
+
+	if (map)
+		yaml_mapping_end_event_initialize(&ev);
+	else
+		yaml_sequence_end_event_initialize(&ev);
+	emit(y, &ev);
+}
+
+#define map_end(y)	end(y, true)
+#define seq_end(y)	end(y, false)
+
+static void doc_start(struct ye *y)
+{
+	yaml_event_t ev;
+
+	yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+	emit(y, &ev);
+}
+
+static void doc_end(struct ye *y)
+{
+	yaml_event_t ev;
+
+	yaml_document_end_event_initialize(&ev, 1);
+	emit(y, &ev);
+}
+
+static int ye_open(struct ye *y, FILE *f)
+{
+	yaml_event_t ev;
+
+	memset(y, 0, sizeof(*y));
+	if (!yaml_emitter_initialize(&y->e))
+		return -ENOMEM;
+	yaml_emitter_set_output_file(&y->e, f);
+	yaml_emitter_set_unicode(&y->e, 1);
+	yaml_emitter_set_width(&y->e, -1);
+	yaml_emitter_set_indent(&y->e, 4);
+	yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+	emit(y, &ev);
+	return 0;
+}
+
+/* What libyaml said when an emitter failed; ye_close returns -EPROTO. */
+static char yaml_problem[160];
+
+static int ye_close(struct ye *y)
+{
+	yaml_event_t ev;
+	bool failed;
+
+	yaml_stream_end_event_initialize(&ev);
+	emit(y, &ev);
+	if (!y->failed && !yaml_emitter_flush(&y->e))
+		note_failure(y);
+	failed = y->failed;
+	/* a write that failed (a full disk) says why */
+	if (failed && y->write_err) {
+		yaml_emitter_delete(&y->e);
+		return -y->write_err;
+	}
+	if (failed && !yaml_problem[0])
+		snprintf(yaml_problem, sizeof(yaml_problem), "YAML: %s",
+			 y->e.problem ? y->e.problem :
+			 "an event could not be built");
+	yaml_emitter_delete(&y->e);
+	return failed ? -EPROTO : 0;
+}
+
+static void ktime(struct ye *y, const char *k, const struct pt_capture *cap,
+		  uint64_t ts)
+{
+	char t[48];
+
+	pt_fmt_time(t, sizeof(t), pt_wall_ns(cap, ts), 9);
+	kplain(y, k, t);
+}
+
+/* Go's textproto.CanonicalMIMEHeaderKey, which Keploy's maps are keyed by */
+static void canonical(char *dst, const char *src, size_t n)
+{
+	bool up = true;
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < n; i++) {
+		char c = src[i];
+
+		dst[i] = up ? (c >= 'a' && c <= 'z' ? c - 32 : c) :
+			      (c >= 'A' && c <= 'Z' ? c + 32 : c);
+		up = c == '-';
+	}
+	dst[i] = 0;
+}
+
+/* Fields as a map: one key per name, repeated values joined with ",". */
+static void headers(struct ye *y, const struct pt_http_msg *m,
+		    const struct pt_body *b)
+{
+	char (*names)[128] = pt_xcalloc(m->nfields + 1, sizeof(*names));
+	size_t i, j, n = 0;
+
+	plain(y, "header");
+	map_start(y, m->nfields == 0);
+	for (i = 0; i < m->nfields; i++)
+		canonical(names[i], m->fields[i].name, sizeof(names[i]));
+	for (i = 0; i < m->nfields; i++) {
+		char *v = NULL;
+		size_t vl = 0;
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(names[j], names[i]))
+				break;
+		if (j < i)
+			continue;	/* joined at its first occurrence */
+		/* the body is written de-chunked: Go's maps never hold TE */
+		if (!strcmp(names[i], "Transfer-Encoding"))
+			continue;
+		for (j = i; j < m->nfields; j++) {
+			const char *s = m->fields[j].value;
+			char len[24];
+
+			if (strcmp(names[j], names[i]))
+				continue;
+			if (b->decoded && !strcmp(names[i], "Content-Length")) {
+				snprintf(len, sizeof(len), "%zu", b->n);
+				s = len;
+			}
+			v = pt_xrealloc(v, vl + strlen(s) + 2, 1);
+			vl += sprintf(v + vl, "%s%s", vl ? "," : "", s);
+		}
+		kv(y, names[i], v);
+		free(v);
+		n++;
+	}
+	map_end(y);
+	free(names);
+}
+
+static void body(struct ye *y, const struct pt_body *b)
+{
+	if (pt_utf8_valid(b->p, b->n)) {
+		plain(y, "body");
+		str(y, (const char *)b->p, b->n);
+		return;
+	}
+	/* base64 through a memory stream: the JSON writer's quotes stripped */
+	{
+		char *s = NULL;
+		size_t sl = 0;
+		FILE *m = open_memstream(&s, &sl);
+
+		kv(y, "body", "");
+		if (!m) {
+			y->failed = true;
+			return;
+		}
+		pt_json_base64(m, b->p, b->n);
+		fclose(m);
+		plain(y, "body_base64");
+		str(y, s + 1, sl - 2);
+		free(s);
+	}
+}
+
+static void http_req(struct ye *y, const struct pt_capture *cap,
+		     const struct pt_xconn *xc, const struct pt_exchange *x)
+{
+	char *url = pt_x_url(xc, x);
+	struct pt_body b;
+
+	pt_body_get(&x->req, &b);
+	plain(y, "req");
+	map_start(y, false);
+	kv(y, "method", x->req.method);
+	knum(y, "proto_major", x->req.major);
+	knum(y, "proto_minor", x->req.minor);
+	kv(y, "url", url);
+	headers(y, &x->req, &b);
+	body(y, &b);
+	ktime(y, "timestamp", cap, x->req_span.ts);
+	map_end(y);
+	pt_body_free(&b);
+	free(url);
+}
+
+static void http_resp(struct ye *y, const struct pt_capture *cap,
+		      const struct pt_exchange *x)
+{
+	struct pt_body b;
+
+	pt_body_get(&x->resp, &b);
+	plain(y, "resp");
+	map_start(y, false);
+	knum(y, "status_code", x->resp.status);
+	headers(y, &x->resp, &b);
+	body(y, &b);
+	kv(y, "status_message", x->resp.reason);
+	knum(y, "proto_major", x->resp.major);
+	knum(y, "proto_minor", x->resp.minor);
+	ktime(y, "timestamp", cap, x->resp_span.ts_end);
+	map_end(y);
+	pt_body_free(&b);
+}
+
+/* Values that change run to run: HTTP-dates (IMF-fixdate, RFC 9110 5.6.7) */
+static bool date_like(const char *v)
+{
+	struct tm tm = {};
+	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+
+	return end && !*end;
+}
+
+static void noise(struct ye *y, const struct pt_exchange *x)
+{
+	char name[160];
+	size_t i, n = 0;
+
+	plain(y, "assertions");
+	map_start(y, false);
+	plain(y, "noise");
+	for (i = 0; i < x->resp.nfields; i++)
+		n += date_like(x->resp.fields[i].value);
+	map_start(y, n == 0);
+	for (i = 0; i < x->resp.nfields; i++) {
+		char canon[128];
+
+		if (!date_like(x->resp.fields[i].value))
+			continue;
+		canonical(canon, x->resp.fields[i].name, sizeof(canon));
+		snprintf(name, sizeof(name), "header.%s", canon);
+		plain(y, name);
+		seq_start(y, true);
+		seq_end(y);
+	}
+	map_end(y);
+	map_end(y);
+}
+
+static void attribution(struct ye *y, const struct pt_xconn *xc,
+			const char *extra_k, const char *extra_v)
+{
+	const struct pt_conn_open *o = &xc->conn->open;
+	char b[32];
+
+	plain(y, "metadata");
+	map_start(y, false);
+	if (extra_k)
+		kv(y, extra_k, extra_v);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)xc->conn->id);
+	kv(y, "connID", b);
+	snprintf(b, sizeof(b), "%u", o->tgid);
+	kv(y, "podtap.pid", b);
+	kv(y, "podtap.comm", o->comm);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)o->cgroup_id);
+	kv(y, "podtap.cgroup_id", b);
+	map_end(y);
+}
+
+/* s for a POSIX shell, in single quotes unless it is all safe; sep after */
+static void shq(FILE *f, const char *s, const char *sep)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_@%+=:,./-") == strlen(s)) {
+		fputs(s, f);
+		fputs(sep, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+	fputs(sep, f);
+}
+
+/* Keploy's curl line: informational, shell-quoted. */
+static char *curl_line(const struct pt_xconn *xc, const struct pt_exchange *x)
+{
+	char *s = NULL, *url, *h;
+	size_t sl = 0, i;
+	FILE *f = open_memstream(&s, &sl);
+	struct pt_body b;
+
+	if (!f)
+		return NULL;
+	url = pt_x_url(xc, x);
+	fputs("curl --request ", f);
+	shq(f, x->req.method, " \\\n  --url ");
+	shq(f, url, " \\\n");
+	free(url);
+	for (i = 0; i < x->req.nfields; i++) {
+		if (asprintf(&h, "%s: %s", x->req.fields[i].name,
+			     x->req.fields[i].value) < 0)
+			pt_oom();
+		fputs("  --header ", f);
+		shq(f, h, " \\\n");
+		free(h);
+	}
+	pt_body_get(&x->req, &b);
+	if (b.n && pt_utf8_valid(b.p, b.n) && !memchr(b.p, 0, b.n)) {
+		fputs("  --data-binary '", f);
+		for (i = 0; i < b.n; i++)
+			if (b.p[i] == '\'')
+				fputs("'\\''", f);
+			else
+				fputc(b.p[i], f);
+		fputs("'\n", f);
+	} else if (b.n) {
+		fprintf(f, "  --data-binary @body.bin  # %zu bytes, not text: see body_base64\n",
+			b.n);
+	}
+	pt_body_free(&b);
+	fclose(f);
+	return s;
+}
+
+static int write_test(const struct pt_capture *cap, const char *dir, int k,
+		      const struct pt_xconn *xc, const struct pt_exchange *x)
+{
+	char path[4096], name[32], *curl;
+	struct ye y;
+	FILE *f;
+	int err;
+
+	snprintf(name, sizeof(name), "test-%d", k);
+	if (PATHF(path, "%s/tests/%s.yaml", dir, name))
+		return -ENAMETOOLONG;
+	f = pt_out_create_excl(path);
+	if (!f)
+		return -errno;
+	err = ye_open(&y, f);
+	if (err) {
+		fclose(f);
+		return err;
+	}
+	doc_start(&y);
+	map_start(&y, false);
+	kplain(&y, "version", "api.keploy.io/v1beta1");
+	kplain(&y, "kind", "Http");
+	kplain(&y, "name", name);
+	plain(&y, "spec");
+	map_start(&y, false);
+	attribution(&y, xc, NULL, NULL);
+	http_req(&y, cap, xc, x);
+	http_resp(&y, cap, x);
+	plain(&y, "objects");
+	seq_start(&y, true);
+	seq_end(&y);
+	noise(&y, x);
+	knum(&y, "created", pt_wall_ns(cap, x->resp_span.ts_end) / 1000000000ull);
+	map_end(&y);
+	curl = curl_line(xc, x);
+	if (curl) {
+		plain(&y, "curl");
+		scalar(&y, curl, strlen(curl), YAML_LITERAL_SCALAR_STYLE);
+		free(curl);
+	}
+	map_end(&y);
+	doc_end(&y);
+	err = ye_close(&y);
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
+}
+
+static void mock_head(struct ye *y, const char *kind, int k)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "mock-%d", k);
+	doc_start(y);
+	map_start(y, false);
+	kplain(y, "version", "api.keploy.io/v1beta1");
+	kplain(y, "kind", kind);
+	kplain(y, "name", name);
+	plain(y, "spec");
+	map_start(y, false);
+}
+
+static void mock_tail(struct ye *y, const struct pt_xconn *xc)
+{
+	char b[32];
+
+	map_end(y);	/* spec */
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)xc->conn->id);
+	kv(y, "connectionId", b);
+	map_end(y);
+	doc_end(y);
+}
+
+static void http_mock(struct ye *y, const struct pt_capture *cap,
+		      const struct pt_xconn *xc, const struct pt_exchange *x,
+		      int k)
+{
+	mock_head(y, "Http", k);
+	plain(y, "metadata");
+	map_start(y, false);
+	kv(y, "name", "Http");
+	kv(y, "operation", x->req.method);
+	kv(y, "type", "HTTP_CLIENT");
+	{
+		char b[32];
+
+		snprintf(b, sizeof(b), "%llu", (unsigned long long)xc->conn->id);
+		kv(y, "connID", b);
+		snprintf(b, sizeof(b), "%u", xc->conn->open.tgid);
+		kv(y, "podtap.pid", b);
+		kv(y, "podtap.comm", xc->conn->open.comm);
+	}
+	map_end(y);
+	http_req(y, cap, xc, x);
+	http_resp(y, cap, x);
+	plain(y, "objects");
+	seq_start(y, true);
+	seq_end(y);
+	knum(y, "created", pt_wall_ns(cap, x->resp_span.ts_end) / 1000000000ull);
+	ktime(y, "reqTimestampMock", cap, x->req_span.ts);
+	ktime(y, "resTimestampMock", cap, x->resp_span.ts_end);
+	mock_tail(y, xc);
+}
+
+/* Keploy's generic encoder: ASCII as type string, the rest base64. */
+static void message(struct ye *y, const struct pt_xconn *xc,
+		    const struct pt_span *t)
+{
+	const uint8_t *p = pt_span_bytes(xc, t);
+	size_t n = t->end - t->off, i;
+	bool ascii = true;
+
+	for (i = 0; i < n && ascii; i++)
+		ascii = p[i] < 0x80;
+	plain(y, "message");
+	seq_start(y, false);
+	map_start(y, false);
+	kplain(y, "type", ascii ? "string" : "binary");
+	plain(y, "data");
+	if (ascii) {
+		str(y, (const char *)p, n);
+	} else {
+		char *s = NULL;
+		size_t sl = 0;
+		FILE *m = open_memstream(&s, &sl);
+
+		if (!m) {
+			y->failed = true;
+			return;
+		}
+		pt_json_base64(m, p, n);
+		fclose(m);
+		str(y, s + 1, sl - 2);
+		free(s);
+	}
+	map_end(y);
+	seq_end(y);
+}
+
+static void generic_side(struct ye *y, const struct pt_xconn *xc,
+			 const struct pt_exchange *x, bool client)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < x->nturns; i++)
+		n += pt_x_from_client(xc, x->turns[i].dir) == client;
+	plain(y, client ? "genericrequests" : "genericresponses");
+	seq_start(y, n == 0);
+	for (i = 0; i < x->nturns; i++) {
+		if (pt_x_from_client(xc, x->turns[i].dir) != client)
+			continue;
+		map_start(y, false);
+		kplain(y, "origin", client ? "client" : "server");
+		message(y, xc, &x->turns[i]);
+		map_end(y);
+	}
+	seq_end(y);
+}
+
+static void generic_mock(struct ye *y, const struct pt_capture *cap,
+			 const struct pt_xconn *xc,
+			 const struct pt_exchange *x, int k)
+{
+	mock_head(y, "Generic", k);
+	attribution(y, xc, "type", "config");
+	generic_side(y, xc, x, true);
+	generic_side(y, xc, x, false);
+	ktime(y, "reqtimestampmock", cap, x->turns[0].ts);
+	ktime(y, "restimestampmock", cap, x->turns[x->nturns - 1].ts_end);
+	mock_tail(y, xc);
+}
+
+static int write_set(const struct pt_capture *cap, const char *dir,
+		     struct pt_export_counts *c)
+{
+	struct pt_xref *v;
+	char path[4096];
+	struct ye y;
+	size_t i, n;
+	FILE *f;
+	int err = 0;
+
+	if (PATHF(path, "%s/tests", dir))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0700))
+		return -errno;
+	if (PATHF(path, "%s/mocks.yaml", dir))
+		return -ENAMETOOLONG;
+	f = pt_out_create_excl(path);
+	if (!f)
+		return -errno;
+	err = ye_open(&y, f);
+	v = pt_x_sorted(cap, &n);
+	for (i = 0; !err && i < n; i++) {
+		const struct pt_xconn *xc = v[i].xc;
+		const struct pt_exchange *x = v[i].x;
+		bool http = x->kind == PT_X_HTTP;
+
+		/* not replayable at all: counted by connection, not here */
+		if ((!http && xc->inbound) || xc->proto == PT_XP_TLS)
+			continue;
+		/* what the server may have read otherwise is no test */
+		if (x->ambiguous) {
+			c->ambiguous++;
+			continue;
+		}
+		/* only what happened whole can be replayed */
+		if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
+		    (!http && !x->nturns)) {
+			c->partial++;
+			continue;
+		}
+		if (http && xc->inbound)
+			err = write_test(cap, dir, ++c->tests, xc, x);
+		else if (http)
+			http_mock(&y, cap, xc, x, c->mocks++);
+		else
+			generic_mock(&y, cap, xc, x, c->mocks++);
+	}
+	free(v);
+	if (!err)
+		err = ye_close(&y);
+	else
+		ye_close(&y);
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
+}
+
+static int export_keploy(const struct pt_capture *cap, const char *out,
+		     struct pt_export_counts *c)
+{
+	char root[4096], tmp[4096], final[4096];
+	struct stat st;
+	int n, err;
+
+	if (PATHF(root, "%s/keploy", out)) {
+		pt_err("--out: path too long");
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(out, 0755) && errno != EEXIST) {
+		pt_err("%s: %s", out, strerror(errno));
+		return -errno;
+	}
+	if (mkdir(root, 0755) && errno != EEXIST) {
+		pt_err("%s: %s", root, strerror(errno));
+		return -errno;
+	}
+	for (n = 0;; n++) {
+		if (PATHF(final, "%s/test-set-%d", root, n)) {
+			pt_err("--out: path too long");
+			return -ENAMETOOLONG;
+		}
+		if (!lstat(final, &st))
+			continue;
+		if (errno == ENOENT)
+			break;
+		pt_err("%s: %s", final, strerror(errno));
+		return -errno;
+	}
+	/* written aside, renamed into place only when whole */
+	if (PATHF(tmp, "%s/.test-set-%d.partial.%d", root, n, getpid())) {
+		pt_err("--out: path too long");
+		return -ENAMETOOLONG;
+	}
+	/* removed whole if the export is interrupted */
+	pt_out_pending_dir(tmp);
+	if (mkdir(tmp, 0700)) {
+		err = -errno;
+		pt_out_pending_dir(NULL);
+		pt_err("%s: %s", tmp, strerror(-err));
+		return err;
+	}
+	err = write_set(cap, tmp, c);
+	if (!err)
+		err = pt_out_commit_dir(final);
+	if (err) {
+		pt_err("%s: %s", final, err == -EPROTO && yaml_problem[0] ?
+		       yaml_problem : strerror(-err));
+		pt_rm_tree(tmp);
+		pt_out_pending_dir(NULL);
+		return err;
+	}
+	c->set = n;
+	c->items = c->tests + c->mocks;
+	return 0;
+}
+
+const struct pt_exporter pt_exporter_keploy = {
+	.name = "keploy",
+	.to_dir = export_keploy,
+	.holds = PT_HOLDS_KEPLOY,
+	.item = "test or mock", .items = "tests and mocks",
+	.help = "a Keploy test set: PATH/keploy/test-set-N/tests/test-K.yaml for\n"
+		"inbound HTTP, PATH/keploy/test-set-N/mocks.yaml for outbound HTTP\n"
+		"(kind Http) and other protocols (kind Generic). N is the first\n"
+		"unused number. PATH is a directory (default: .)",
+};

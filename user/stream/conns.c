@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/common.h"
+#include "stream/conns.h"
+
+void pt_conns_init(struct pt_conns *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+static void stream_free(struct pt_stream *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nchunks; i++)
+		free(s->chunks[i].data);
+	free(s->chunks);
+	free(s->losses);
+}
+
+void pt_conns_free(struct pt_conns *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		stream_free(&c->v[i]->s[0]);
+		stream_free(&c->v[i]->s[1]);
+		free(c->v[i]);
+	}
+	free(c->v);
+	free(c->tab);
+	free(c->targets);
+	memset(c, 0, sizeof(*c));
+}
+
+static size_t slot(uint64_t id, size_t sz)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdull;
+	id ^= id >> 33;
+	return (size_t)id & (sz - 1);
+}
+
+struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id)
+{
+	size_t i;
+
+	if (!c->tabsz)
+		return NULL;
+	for (i = slot(id, c->tabsz); c->tab[i]; i = (i + 1) & (c->tabsz - 1))
+		if (c->tab[i]->id == id)
+			return c->tab[i];
+	return NULL;
+}
+
+static void index_conn(struct pt_conns *c, struct pt_conn *conn)
+{
+	size_t i;
+
+	for (i = slot(conn->id, c->tabsz); c->tab[i];
+	     i = (i + 1) & (c->tabsz - 1))
+		;
+	c->tab[i] = conn;
+}
+
+static struct pt_conn *get_conn(struct pt_conns *c, uint64_t id)
+{
+	struct pt_conn *conn = pt_conns_find(c, id);
+	size_t i;
+
+	if (conn)
+		return conn;
+	if ((c->n + 1) * 2 > c->tabsz) {
+		c->tabsz = c->tabsz ? c->tabsz * 2 : 64;
+		free(c->tab);
+		c->tab = pt_xcalloc(c->tabsz, sizeof(*c->tab));
+		for (i = 0; i < c->n; i++)
+			index_conn(c, c->v[i]);
+	}
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->v = pt_xrealloc(c->v, c->cap, sizeof(*c->v));
+	}
+	conn = pt_xcalloc(1, sizeof(*conn));
+	conn->id = id;
+	c->v[c->n++] = conn;
+	index_conn(c, conn);
+	return conn;
+}
+
+static void add_data(struct pt_stream *s, const struct pt_data *d)
+{
+	struct pt_chunk *ch;
+
+	if (d->offset + d->len < d->offset)
+		return;	/* wraps: the reader refuses such records */
+
+	if (d->h.flags & PT_F_FIN) {
+		s->fin = true;
+		s->fin_off = d->offset + d->len;
+	}
+	if (d->offset + d->len > s->seen_end)
+		s->seen_end = d->offset + d->len;
+	if (!d->cap_len)
+		return;
+	if (s->nchunks == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->chunks = pt_xrealloc(s->chunks, s->cap, sizeof(*s->chunks));
+	}
+	ch = &s->chunks[s->nchunks++];
+	ch->off = d->offset;
+	ch->ts = d->h.ts_ns;
+	ch->len = d->cap_len;
+	ch->data = pt_xcalloc(1, d->cap_len);
+	memcpy(ch->data, d->payload, d->cap_len);
+	s->captured += d->cap_len;
+}
+
+static void add_loss(struct pt_stream *s, const struct pt_loss *l)
+{
+	if (l->offset + l->len < l->offset)
+		return;
+	s->losses = pt_xrealloc(s->losses, s->nlosses + 1, sizeof(*s->losses));
+	s->losses[s->nlosses].start = l->offset;
+	s->losses[s->nlosses].end = l->offset + l->len;
+	s->losses[s->nlosses].reason = l->reason;
+	s->nlosses++;
+}
+
+/* Each segment of a session names its targets again: keep one. */
+static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t)
+{
+	size_t i;
+
+	for (i = 0; i < c->ntargets; i++)
+		if (c->targets[i].id == t->id && c->targets[i].kind == t->kind &&
+		    c->targets[i].session_id == t->session_id)
+			return true;
+	return false;
+}
+
+int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
+{
+	struct pt_conn *conn;
+
+	switch (h->type) {
+	case PT_REC_TARGET:
+		if (known_target(c, (const void *)h))
+			return 0;
+		c->targets = pt_xrealloc(c->targets, c->ntargets + 1,
+					 sizeof(*c->targets));
+		memcpy(&c->targets[c->ntargets], h, sizeof(*c->targets));
+		c->targets[c->ntargets].name[sizeof(c->targets->name) - 1] = 0;
+		c->ntargets++;
+		return 0;
+	case PT_REC_STATS:
+		c->stats = ((const struct pt_stats_rec *)h)->c;
+		c->has_stats = true;
+		return 0;
+	case PT_REC_CONN_OPEN: case PT_REC_DATA: case PT_REC_CONN_CLOSE:
+	case PT_REC_LOSS: case PT_REC_ATTR:
+		break;
+	default:
+		return 0;	/* unknown types are for newer readers */
+	}
+	conn = get_conn(c, h->conn_id);
+	if (!conn->first_ts || h->ts_ns < conn->first_ts)
+		conn->first_ts = h->ts_ns;
+	if (h->ts_ns > conn->last_ts)
+		conn->last_ts = h->ts_ns;
+	switch (h->type) {
+	case PT_REC_CONN_OPEN:
+		if (!conn->has_open) {
+			memcpy(&conn->open, h, sizeof(conn->open));
+			conn->open.comm[PT_COMM_LEN - 1] = 0;
+			conn->has_open = true;
+		}
+		break;
+	case PT_REC_DATA: {
+		const struct pt_data *d = (const void *)h;
+
+		add_data(&conn->s[d->dir & 1], d);
+		break;
+	}
+	case PT_REC_CONN_CLOSE:
+		memcpy(&conn->close, h, sizeof(conn->close));
+		conn->close_flags = h->flags;
+		conn->has_close = true;
+		break;
+	case PT_REC_LOSS: {
+		const struct pt_loss *l = (const void *)h;
+
+		add_loss(&conn->s[l->dir & 1], l);
+		break;
+	}
+	case PT_REC_ATTR: {
+		const struct pt_attr *a = (const void *)h;
+
+		conn->open.pid = a->pid;
+		conn->open.tgid = a->tgid;
+		memcpy(conn->open.comm, a->comm, PT_COMM_LEN);
+		conn->open.comm[PT_COMM_LEN - 1] = 0;
+		conn->open.h.flags |= PT_F_TASK_ATTR;
+		break;
+	}
+	}
+	return 0;
+}
+
+void pt_conn_drop_chunks(struct pt_conn *conn)
+{
+	size_t i;
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		struct pt_stream *s = &conn->s[d];
+
+		for (i = 0; i < s->nchunks; i++)
+			free(s->chunks[i].data);
+		free(s->chunks);
+		s->chunks = NULL;
+		s->nchunks = s->cap = 0;
+	}
+}
+
+uint64_t pt_stream_end(const struct pt_conn *conn, int dir)
+{
+	const struct pt_stream *s = &conn->s[dir];
+	uint64_t end = s->seen_end;
+	size_t i;
+
+	if (s->fin && s->fin_off > end)
+		end = s->fin_off;
+	if (conn->has_close && conn->close.bytes[dir] > end)
+		end = conn->close.bytes[dir];
+	for (i = 0; i < s->nlosses; i++)
+		if (s->losses[i].end > end)
+			end = s->losses[i].end;
+	return end;
+}
+
+static int cmp_chunk(const void *a, const void *b)
+{
+	const struct pt_chunk *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return 0;
+}
+
+static uint8_t gap_reason(const struct pt_stream *s, uint64_t start,
+			  uint64_t end)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlosses; i++)
+		if (s->losses[i].start <= start && s->losses[i].end >= end)
+			return s->losses[i].reason;
+	return 0;
+}
+
+static void add_gap(struct pt_assembled *a, const struct pt_stream *s,
+		    uint64_t start, uint64_t end)
+{
+	a->gaps = pt_xrealloc(a->gaps, a->ngaps + 1, sizeof(*a->gaps));
+	a->gaps[a->ngaps].start = start;
+	a->gaps[a->ngaps].end = end;
+	a->gaps[a->ngaps].reason = gap_reason(s, start, end);
+	a->ngaps++;
+}
+
+uint64_t pt_assemble_max = PT_ASSEMBLE_MAX;
+
+int pt_stream_assemble(const struct pt_conn *conn, int dir,
+		       struct pt_assembled *a)
+{
+	const struct pt_stream *s = &conn->s[dir & 1];
+	struct pt_chunk *v;
+	uint64_t cur = 0, end = pt_stream_end(conn, dir & 1);
+	size_t i;
+
+	memset(a, 0, sizeof(*a));
+	if (end > pt_assemble_max)
+		return -EFBIG;
+	a->len = end;
+	a->buf = pt_xcalloc(1, end ? end : 1);
+	v = pt_xcalloc(s->nchunks, sizeof(*v));
+	a->marks = pt_xcalloc(s->nchunks + 1, sizeof(*a->marks));
+	memcpy(v, s->chunks, s->nchunks * sizeof(*v));
+	qsort(v, s->nchunks, sizeof(*v), cmp_chunk);
+	for (i = 0; i < s->nchunks; i++) {
+		uint64_t off = v[i].off, cend = off + v[i].len;
+
+		/* records that did not pass the reader's checks */
+		if (cend < off || cend > end)
+			continue;
+
+		if (off > cur)
+			add_gap(a, s, cur, off);
+		if (off < cur) {
+			/* Overlap: keep the first copy, compare the rest. */
+			uint64_t ovl_end = cend < cur ? cend : cur;
+
+			a->dup_bytes += ovl_end - off;
+			if (memcmp(a->buf + off, v[i].data, ovl_end - off))
+				a->conflicts++;
+		}
+		if (cend > cur) {
+			uint64_t from = off > cur ? off : cur;
+
+			a->marks[a->nmarks].off = from;
+			a->marks[a->nmarks].ts = v[i].ts;
+			a->nmarks++;
+			memcpy(a->buf + from, v[i].data + (from - off),
+			       cend - from);
+			cur = cend;
+		}
+	}
+	if (cur < end)
+		add_gap(a, s, cur, end);
+	free(v);
+	return 0;
+}
+
+void pt_assembled_free(struct pt_assembled *a)
+{
+	free(a->buf);
+	free(a->gaps);
+	free(a->marks);
+	memset(a, 0, sizeof(*a));
+}
+
+uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off)
+{
+	size_t lo = 0, hi = a->nmarks;
+
+	/* the last mark at or before off */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a->marks[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? a->marks[lo - 1].ts : 0;
+}
