@@ -23,6 +23,19 @@ static __always_inline void fill_hdr(struct pt_rec_hdr *h, __u16 type,
 	h->conn_id = conn_id;
 }
 
+/* The fixed part of a DATA or TLS_DATA record of len payload bytes. */
+static __always_inline void fill_data(struct pt_data *r, __u16 type,
+				      __u16 flags, __u64 conn_id, __u64 off,
+				      __u32 len, __u32 dir)
+{
+	fill_hdr(&r->h, type, flags, sizeof(*r) + ((len + 7) & ~7U), conn_id);
+	r->offset = off;
+	r->len = len;
+	r->cap_len = len;
+	r->dir = dir;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+}
+
 /* Report a lost range; a small record often fits where data did not. */
 static __always_inline int emit_loss(__u64 conn_id, __u32 dir,
 				     struct pt_loss_val *v)
@@ -111,6 +124,23 @@ static __always_inline int flush_losses(__u64 conn_id)
 		bpf_map_delete_elem(&conn_losses, &key);
 	}
 	return left;
+}
+
+/*
+ * len, known here to be 1..max, bounded again on the register that is
+ * passed: the verifier of 6.1 does not carry a bound learned on one copy
+ * of a value to another (a spilled one), and refuses a helper's size
+ * argument that may be 0 or larger than the buffer.
+ */
+static __always_inline __u64 size_in(__u64 len, __u64 max)
+{
+	asm volatile("if %[len] <= %[max] goto +1\n\t"
+		     "%[len] = %[max]\n\t"
+		     "if %[len] > 0 goto +1\n\t"
+		     "%[len] = 1"
+		     : [len] "+r"(len)
+		     : [max] "r"(max));
+	return len;
 }
 
 static __always_inline void emit_close(struct pt_conn_state *st, __u64 conn_id,

@@ -90,4 +90,23 @@ PT_SHARED struct {
 	__type(value, struct pt_conn_state);
 } conn_state SEC(".maps");
 
+/* TLS plaintext (tls.bpf.c): on unless the loader turns it off. */
+PT_SHARED const volatile bool tls_on PT_INIT(true);
+
+/* The TLS call each thread is in, by pid_tgid. */
+PT_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pt_tls_call);
+} tls_calls SEC(".maps");
+
+/* Each (process, SSL*): its connection and plaintext offsets. */
+PT_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pt_tls_key);
+	__type(value, struct pt_tls_state);
+} tls_conns SEC(".maps");
+
 #endif /* __PT_MAPS_BPF_H */

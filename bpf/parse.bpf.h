@@ -99,7 +99,8 @@ static __always_inline __u8 guess_proto(struct __sk_buff *skb, struct pkt *p)
 
 	if (p->len < 4 || bpf_skb_load_bytes(skb, p->data_off, b, 4))
 		return PT_PROTO_UNKNOWN;
-	if (b[0] == 0x16 && b[1] == 0x03)
+	/* a TLS record: handshake, alert, change cipher spec, data */
+	if (b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03)
 		return PT_PROTO_TLS;
 	if (b[0] == 'P' && b[1] == 'R' && b[2] == 'I' && b[3] == ' ')
 		return PT_PROTO_HTTP2;

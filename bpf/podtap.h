@@ -27,6 +27,9 @@ enum pt_rec_type {
 	PT_REC_CONN_CLOSE	= 3,	/* connection closed, byte totals */
 	PT_REC_LOSS		= 4,	/* a byte range that was not captured */
 	PT_REC_ATTR		= 5,	/* better process attribution was learnt */
+	PT_REC_TLS_DATA		= 6,	/* plaintext of a TLS library call */
+	PT_REC_TLS_ASSOC	= 7,	/* plaintext of a pseudo-connection is
+					 * this connection's */
 	/* written by userspace only */
 	PT_REC_TARGET		= 16,	/* a target added to the recording */
 	PT_REC_STATS		= 17,	/* counter totals at the end */
@@ -36,6 +39,8 @@ enum pt_dir {
 	PT_DIR_RX		= 0,	/* bytes the target received */
 	PT_DIR_TX		= 1,	/* bytes the target sent */
 };
+/* LOSS dir PT_DIR_TLS + d: plaintext of direction d was lost */
+#define PT_DIR_TLS		2
 
 enum pt_role {
 	PT_ROLE_UNKNOWN		= 0,
@@ -50,6 +55,15 @@ enum pt_role {
 #define PT_F_V4MAPPED		0x0010	/* OPEN: IPv6 socket, IPv4 traffic */
 #define PT_F_RST		0x0020	/* CLOSE: ended by a reset */
 #define PT_F_TASK_ATTR		0x0080	/* OPEN/ATTR: pid seen in task context */
+#define PT_F_UNASSOC		0x0200	/* TLS_DATA: socket not known yet:
+					 * conn_id is a pseudo-connection */
+
+/*
+ * A pseudo-connection: plaintext whose socket is not known yet. Socket
+ * cookies never have this bit; a TLS_ASSOC record later names the real
+ * connection.
+ */
+#define PT_PSEUDO_CONN		(1ull << 63)
 
 enum pt_proto_guess {
 	PT_PROTO_UNKNOWN	= 0,
@@ -81,6 +95,10 @@ struct pt_counters {
 	__u64 unparsed;		/* segments of targets whose headers podtap
 				 * does not follow (IPv6 extension headers) */
 	__u64 out_of_window;	/* segments far outside the TCP window */
+	__u64 tls_records;	/* TLS_DATA records submitted */
+	__u64 tls_bytes;	/* plaintext bytes submitted */
+	__u64 tls_unassoc;	/* TLS_DATA of a pseudo-connection */
+	__u64 tls_lost;		/* plaintext bytes lost (any reason) */
 };
 
 struct pt_rec_hdr {
@@ -133,7 +151,7 @@ struct pt_loss {
 	__u64 offset;		/* first byte not captured */
 	__u64 len;		/* bytes in the range [offset, offset + len) */
 	__u64 lost_bytes;	/* bytes really missing within it */
-	__u8  dir;		/* enum pt_dir */
+	__u8  dir;		/* enum pt_dir; + PT_DIR_TLS: of the plaintext */
 	__u8  reason;		/* enum pt_loss_reason, the latest one */
 	__u8  pad[6];
 };
@@ -143,6 +161,19 @@ struct pt_attr {
 	__u32 pid;
 	__u32 tgid;
 	char  comm[PT_COMM_LEN];
+};
+
+/*
+ * TLS_DATA is laid out as DATA: the plaintext stream of one direction of a
+ * TLS connection, offsets counted in plaintext bytes from the first the
+ * library handed over. TLS_ASSOC joins a pseudo-connection to its socket.
+ */
+struct pt_tls_assoc {
+	struct pt_rec_hdr h;	/* conn_id: the connection (socket cookie) */
+	__u64 pseudo_id;	/* the pseudo-connection its plaintext had */
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;		/* the library's connection object */
 };
 
 /*
@@ -178,6 +209,8 @@ struct pt_conn_state {
 	 */
 	__u64 owner_cg;
 	struct pt_dir_state d[2];	/* by enum pt_dir */
+	__u8  tls;		/* its first bytes were a TLS record */
+	__u8  pad2[7];
 };
 
 /* --port and --host: which connections of the targets are captured. */
@@ -187,6 +220,33 @@ struct pt_host_key {
 	__u16 family;		/* AF_INET or AF_INET6, as on the wire */
 	__u16 pad;
 	__u8  addr[16];		/* IPv4 in the first 4 bytes, the rest 0 */
+};
+
+/* TLS library calls: one in flight per thread (tls_calls, by pid_tgid). */
+enum pt_tls_kind {
+	PT_TLS_READ		= 1,
+	PT_TLS_WRITE		= 2,
+	PT_TLS_HANDSHAKE	= 3,	/* only to learn the socket */
+};
+
+struct pt_tls_call {
+	__u64 ssl;
+	__u64 buf;		/* the caller's buffer */
+	__u64 lenp;		/* _ex: where the length is returned; 0 */
+	__u32 kind;		/* enum pt_tls_kind */
+	__u32 session;		/* of the target the caller is in */
+};
+
+/* tls_conns: per (process, SSL*), its connection and plaintext offsets. */
+struct pt_tls_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+struct pt_tls_state {
+	__u64 conn_id;		/* socket cookie, or a PT_PSEUDO_CONN id */
+	__u64 off[2];		/* next plaintext offset, by enum pt_dir */
 };
 
 /* conn_losses map: per connection and direction, what did not fit. */
@@ -243,8 +303,12 @@ PT_ABI_SIZE(struct pt_conn_close, 40);
 PT_ABI_SIZE(struct pt_loss, 56);
 PT_ABI_SIZE(struct pt_attr, 48);
 PT_ABI_SIZE(struct pt_target_rec, 296);
-PT_ABI_SIZE(struct pt_counters, (11 + PT_LOSS_MAX) * 8);
-PT_ABI_SIZE(struct pt_conn_state, 88);
+PT_ABI_SIZE(struct pt_counters, (15 + PT_LOSS_MAX) * 8);
+PT_ABI_SIZE(struct pt_tls_assoc, 48);
+PT_ABI_SIZE(struct pt_tls_call, 32);
+PT_ABI_SIZE(struct pt_tls_key, 16);
+PT_ABI_SIZE(struct pt_tls_state, 24);
+PT_ABI_SIZE(struct pt_conn_state, 96);
 PT_ABI_SIZE(struct pt_host_key, 20);
 PT_ABI_SIZE(struct pt_loss_key, 16);
 PT_ABI_SIZE(struct pt_loss_val, 32);

@@ -19,23 +19,6 @@
 #include "target.bpf.h"
 
 /*
- * len, known here to be 1..max, bounded again on the register that is
- * passed: the verifier of 6.1 does not carry a bound learned on one copy
- * of a value to another (a spilled one), and refuses a helper's size
- * argument that may be 0 or larger than the buffer.
- */
-static __always_inline __u64 size_in(__u64 len, __u64 max)
-{
-	asm volatile("if %[len] <= %[max] goto +1\n\t"
-		     "%[len] = %[max]\n\t"
-		     "if %[len] > 0 goto +1\n\t"
-		     "%[len] = 1"
-		     : [len] "+r"(len)
-		     : [max] "r"(max));
-	return len;
-}
-
-/*
  * One DATA record of up to PT_CHUNK_MAX bytes, reserved in the smallest of
  * a few size classes so that small segments do not waste the ring. A global
  * function: the verifier checks it once, not once per call site.
@@ -79,13 +62,7 @@ __noinline int pt_emit_data(struct __sk_buff *skb, __u64 conn_id,
 	return -1;
 
 fill:
-	fill_hdr(&r->h, PT_REC_DATA, flags,
-		 sizeof(*r) + ((len + 7) & ~7U), conn_id);
-	r->offset = stream_off;
-	r->len = len;
-	r->cap_len = len;
-	r->dir = dir;
-	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	fill_data(r, PT_REC_DATA, flags, conn_id, stream_off, len, dir);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	c = counters();
 	if (c) {
@@ -135,6 +112,7 @@ static __always_inline int emit_open(struct __sk_buff *skb, struct bpf_sock *sk,
 	r->tgid = st->tgid;
 	r->session_id = st->session;
 	r->proto = guess_proto(skb, p);
+	st->tls = r->proto == PT_PROTO_TLS;
 	r->pad = 0;
 	__builtin_memcpy(r->comm, st->comm, PT_COMM_LEN);
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
@@ -205,6 +183,55 @@ static __always_inline void emit_payload(struct __sk_buff *skb,
 			  p->len - skip - done, PT_LOSS_TOO_BIG);
 		st->loss_pending = 1;
 	}
+}
+
+/*
+ * The socket of the TLS call this thread is in (tls.bpf.c): a thread in
+ * SSL_write or a handshake that sends on a socket uses it. Joins a
+ * pseudo-connection's plaintext to it (TLS_ASSOC). Global: verified once.
+ */
+__noinline int pt_tls_learn(__u64 conn_id)
+{
+	struct pt_tls_state *st, init = {};
+	struct pt_tls_key key = {};
+	struct task_struct *task;
+	struct pt_tls_assoc *r;
+	struct pt_tls_call *c;
+	__u64 id;
+
+	if (!skb_task)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	id = (__u64)BPF_CORE_READ(task, tgid) << 32 | BPF_CORE_READ(task, pid);
+	c = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!c)
+		return 0;
+	key.tgid = id >> 32;
+	key.ssl = c->ssl;
+	st = bpf_map_lookup_elem(&tls_conns, &key);
+	if (!st) {
+		init.conn_id = conn_id;
+		bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
+		return 0;
+	}
+	if (st->conn_id == conn_id)
+		return 0;
+	if (st->conn_id & PT_PSEUDO_CONN) {
+		r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+		if (!r)
+			return 0;	/* the next send says it again */
+		fill_hdr(&r->h, PT_REC_TLS_ASSOC, 0, sizeof(*r), conn_id);
+		r->pseudo_id = st->conn_id;
+		r->tgid = key.tgid;
+		r->pad = 0;
+		r->ssl = key.ssl;
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	} else {
+		/* the object speaks over another socket now: a new stream */
+		st->off[0] = st->off[1] = 0;
+	}
+	st->conn_id = conn_id;
+	return 0;
 }
 
 static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
@@ -295,6 +322,10 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 	/* If OPEN does not fit, the data is noted lost; OPEN comes later. */
 	if (!st->opened && !emit_open(skb, sk, st, &p, conn_id))
 		st->opened = 1;
+	/* a thread in a TLS call that sends here uses this socket */
+	if (tls_on && st->tls && dir == PT_DIR_TX && p.len &&
+	    in_owner_context(sk))
+		pt_tls_learn(conn_id);
 	if (st->loss_pending)
 		st->loss_pending = flush_losses(conn_id) != 0;
 

@@ -380,3 +380,76 @@ void test_exporters(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ASSERT_OK(system(cmd), "cleanup");
 }
+
+/* ---- TLS: plaintext beside the ciphertext, a pseudo-connection joined ---- */
+
+static void add_tls(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
+		    const char *s, uint64_t ts)
+{
+	size_t n = strlen(s);
+	struct pt_data *d = calloc(1, sizeof(*d) + n + 8);
+
+	d->h.type = PT_REC_TLS_DATA;
+	d->h.flags = (id & PT_PSEUDO_CONN) ? PT_F_UNASSOC : 0;
+	d->h.size = sizeof(*d) + ((n + 7) & ~7u);
+	d->h.ts_ns = ts;
+	d->h.conn_id = id;
+	d->offset = off;
+	d->len = d->cap_len = n;
+	d->dir = dir;
+	memcpy(d->payload, s, n);
+	pt_capw_add(w, &d->h, d->h.size);
+	free(d);
+}
+
+void test_tls_layers(void)
+{
+	static const char q[] = "GET /secret HTTP/1.1\r\nHost: svc\r\n\r\n";
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	static const char hello[] = "\x16\x03\x01\x01\x05hello";
+	char dir[] = "/tmp/podtap-tls.XXXXXX", path[PATH_MAX], cmd[PATH_MAX + 16];
+	const uint64_t pseudo = PT_PSEUDO_CONN | 77;
+	const char *paths[1] = { path };
+	struct pt_tls_assoc a = {};
+	struct pt_capture cap;
+	struct pt_capw *w;
+	struct pt_xconn *xc;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/t.ptcap", dir);
+	if (!ASSERT_OK(pt_capw_open(&w, path, "h"), "open"))
+		return;
+	add_open(w, 5, PT_ROLE_SERVER, 8443, 40000);
+	add_data(w, 5, PT_DIR_RX, 0, hello, 1000);
+	/* the request read before the socket was known */
+	add_tls(w, pseudo, PT_DIR_RX, 0, q, 1100);
+	a.h.type = PT_REC_TLS_ASSOC;
+	a.h.size = sizeof(a);
+	a.h.ts_ns = 1150;
+	a.h.conn_id = 5;
+	a.pseudo_id = pseudo;
+	pt_capw_add(w, &a.h, sizeof(a));
+	add_tls(w, 5, PT_DIR_TX, 0, r, 1200);
+	add_data(w, 5, PT_DIR_TX, 0, "\x17\x03\x03\x01\x02xx", 1201);
+	ASSERT_OK(pt_capw_close(w), "close");
+	if (!ASSERT_OK(pt_capture_load_many(&cap, paths, 1, true), "load"))
+		return;
+	if (ASSERT_EQ(cap.conns.n, 1, "the pseudo-connection joined its socket's")) {
+		xc = &cap.xc[0];
+		ASSERT_TRUE(cap.conns.v[0]->has_tls && !cap.conns.v[0]->pseudo,
+			    "the connection has plaintext, socket known");
+		ASSERT_TRUE(xc->tls && xc->proto == PT_XP_HTTP1, "exchanges from the plaintext");
+		if (ASSERT_EQ(xc->nx, 1, "one exchange")) {
+			ASSERT_TRUE(!strcmp(xc->x[0].req.target, "/secret") &&
+				    xc->x[0].resp.status == 200 &&
+				    xc->x[0].resp.body_len == 2, "request and response in clear");
+			ASSERT_TRUE(!xc->x[0].incomplete, "complete");
+		}
+		ASSERT_EQ(pt_stream_end(cap.conns.v[0], PT_DIR_RX), sizeof(hello) - 1,
+			  "the ciphertext is kept beside it");
+	}
+	pt_capture_free(&cap);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ASSERT_OK(system(cmd), "cleanup");
+}

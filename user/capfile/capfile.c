@@ -238,7 +238,11 @@ size_t pt_rec_min_size(uint16_t type)
 	case PT_REC_LOSS:	return sizeof(struct pt_loss);
 	case PT_REC_ATTR:	return sizeof(struct pt_attr);
 	case PT_REC_TARGET:	return sizeof(struct pt_target_rec);
-	case PT_REC_STATS:	return sizeof(struct pt_stats_rec);
+	/* files before the TLS counters: 11 + PT_LOSS_MAX of them */
+	case PT_REC_STATS:	return sizeof(struct pt_rec_hdr) +
+				       (11 + PT_LOSS_MAX) * sizeof(__u64);
+	case PT_REC_TLS_DATA:	return sizeof(struct pt_data);
+	case PT_REC_TLS_ASSOC:	return sizeof(struct pt_tls_assoc);
 	default:		return 0;
 	}
 }
@@ -263,12 +267,13 @@ static bool rec_fields_ok(const struct pt_rec_hdr *h, size_t min)
 	const struct pt_conn_close *c = (const void *)h;
 
 	switch (h->type) {
-	case PT_REC_DATA:
+	case PT_REC_DATA: case PT_REC_TLS_DATA:
 		return d->cap_len <= h->size - min && d->cap_len <= d->len &&
 		       d->dir <= PT_DIR_TX && d->offset <= PT_STREAM_MAX &&
 		       d->len <= PT_STREAM_MAX - d->offset;
 	case PT_REC_LOSS:
-		return l->dir <= PT_DIR_TX && l->offset <= PT_STREAM_MAX &&
+		return l->dir <= PT_DIR_TLS + PT_DIR_TX &&
+		       l->offset <= PT_STREAM_MAX &&
 		       l->len <= PT_STREAM_MAX - l->offset;
 	case PT_REC_CONN_CLOSE:
 		return c->bytes[0] <= PT_STREAM_MAX &&

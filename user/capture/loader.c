@@ -60,6 +60,7 @@ struct pt_loader {
 	uint16_t ports[PT_MAX_FILTERS];
 	struct pt_host_key hosts[PT_MAX_FILTERS];
 	bool skb_task, sock_task;	/* see bpf/compat.bpf.h */
+	bool tls;		/* the TLS plaintext programs are loaded */
 	int budget;	/* records left for this consume call */
 	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
 	const volatile uint64_t *ring_pos[2];	/* consumer, producer */
@@ -147,6 +148,16 @@ static size_t ring_size(size_t want)
  * load. Errors are reported here, but for a failed load that the caller
  * may retry without the task features (quiet_load).
  */
+/* The uprobe programs load only when TLS plaintext is wanted. */
+static void set_tls_autoload(struct pt_loader *l)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, l->skel->obj)
+		if (bpf_program__type(p) == BPF_PROG_TYPE_KPROBE)
+			bpf_program__set_autoload(p, l->tls);
+}
+
 static int open_and_load(struct pt_loader *l, size_t ring_bytes,
 			 bool quiet_load)
 {
@@ -162,6 +173,8 @@ static int open_and_load(struct pt_loader *l, size_t ring_bytes,
 	l->skel->rodata->sock_task = l->sock_task;
 	l->skel->rodata->filter_nports = (uint32_t)l->nports;
 	l->skel->rodata->filter_nhosts = (uint32_t)l->nhosts;
+	l->skel->rodata->tls_on = l->tls;
+	set_tls_autoload(l);
 	err = bpf_map__set_max_entries(l->skel->maps.podtap_events,
 				       ring_size(ring_bytes ? ring_bytes
 							    : 32 << 20));
@@ -237,7 +250,18 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 		goto fail;
 	}
 	probe_task_features(l);
-	err = open_and_load(l, o->ring_bytes, l->skb_task || l->sock_task);
+	l->tls = !o->no_tls;
+	err = open_and_load(l, o->ring_bytes, l->skb_task || l->sock_task ||
+			    l->tls);
+	if (err && err != -EPERM && l->tls) {
+		/* uprobes are optional: the sockets are captured regardless */
+		pt_err("note: the TLS plaintext programs did not load (%s); recording without them: TLS stays ciphertext",
+		       strerror(-err));
+		podtap_bpf__destroy(l->skel);
+		l->skel = NULL;
+		l->tls = false;
+		err = open_and_load(l, o->ring_bytes, l->skb_task || l->sock_task);
+	}
 	if (err && err != -EPERM && (l->skb_task || l->sock_task)) {
 		/*
 		 * A probe of one helper in a minimal program can say yes where
@@ -986,6 +1010,22 @@ int pt_loader_drain_losses(struct pt_loader *l)
 	return n;
 }
 
+struct bpf_object *pt_loader_tls_object(struct pt_loader *l)
+{
+	return l->tls ? l->skel->obj : NULL;
+}
+
+int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,
+		     uint64_t *id, const char **path)
+{
+	if (i >= l->ntg)
+		return -ENOENT;
+	*kind = l->tg[i].kind;
+	*id = l->tg[i].id;
+	*path = l->tg[i].path;
+	return 0;
+}
+
 void pt_loader_close(struct pt_loader *l)
 {
 	long pg = sysconf(_SC_PAGESIZE);
@@ -1107,6 +1147,31 @@ static int ensure_bpffs(struct pt_loader *l, const char *dir)
 	return 0;
 }
 
+/*
+ * Pin (or unpin) every loaded program as dir/NAME; libbpf's own walk
+ * refuses the programs not loaded (the TLS ones under --no-tls).
+ */
+static int pin_programs(struct pt_loader *l, const char *dir, bool pin)
+{
+	struct bpf_program *p;
+	char path[PATH_MAX];
+	int err;
+
+	if (pin && mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	bpf_object__for_each_program(p, l->skel->obj) {
+		if (bpf_program__fd(p) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_program__name(p));
+		err = pin ? bpf_program__pin(p, path) : bpf_program__unpin(p, path);
+		if (err && pin)
+			return err;
+	}
+	if (!pin)
+		rmdir(dir);
+	return 0;
+}
+
 int pt_loader_pin(struct pt_loader *l, const char *dir)
 {
 	char sub[PATH_MAX];
@@ -1136,7 +1201,7 @@ int pt_loader_pin(struct pt_loader *l, const char *dir)
 	err = bpf_object__pin_maps(l->skel->obj, sub);
 	if (!err) {
 		snprintf(sub, sizeof(sub), "%s/progs", dir);
-		err = bpf_object__pin_programs(l->skel->obj, sub);
+		err = pin_programs(l, sub, true);
 	}
 	if (err) {
 		pt_err("--pin: pinning under %s: %s%s", dir, strerror(-err),
@@ -1157,7 +1222,7 @@ void pt_loader_unpin(struct pt_loader *l)
 	bpf_object__unpin_maps(l->skel->obj, sub);
 	rmdir(sub);
 	snprintf(sub, sizeof(sub), "%s/progs", l->pin_dir);
-	bpf_object__unpin_programs(l->skel->obj, sub);
+	pin_programs(l, sub, false);
 	rmdir(sub);
 	rmdir(l->pin_dir);
 	l->pin_dir[0] = 0;

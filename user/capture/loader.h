@@ -29,6 +29,7 @@ struct pt_loader_opts {
 	size_t nports;
 	const struct pt_host_key *hosts;
 	size_t nhosts;
+	bool no_tls;		/* --no-tls: no TLS plaintext programs */
 	pt_record_fn on_record;
 	void *ctx;
 };
@@ -50,6 +51,11 @@ size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);
 /* The loaded BPF object, for listing its programs. */
 const struct bpf_object *pt_loader_object(const struct pt_loader *l);
+/* The TLS plaintext programs, when loaded (not --no-tls, kernel able). */
+struct bpf_object *pt_loader_tls_object(struct pt_loader *l);
+/* The targets, i from 0 while it returns 0: kind, id, cgroup path. */
+int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,
+		     uint64_t *id, const char **path);
 
 /*
  * Hand the records waiting in the ring to on_record, at most a few

@@ -196,7 +196,7 @@ void pt_loader_metrics(struct pt_loader *l, FILE *f)
 {
 	static const char *const reasons[PT_LOSS_MAX] = {
 		"unknown", "ringbuf_full", "too_big", "load_failed" };
-	struct pt_prog_stat ps[8];
+	struct pt_prog_stat ps[24];
 	struct pt_counters c = {};
 	uint64_t used, size;
 	char lab[96];
@@ -220,6 +220,16 @@ void pt_loader_metrics(struct pt_loader *l, FILE *f)
 		snprintf(lab, sizeof(lab), "reason=\"%s\"", reasons[i]);
 		pt_prom_u64(f, "podtap_lost_bytes_total", lab, c.lost_bytes[i]);
 	}
+	pt_prom_head(f, "podtap_tls_records_total", "counter",
+		     "TLS plaintext records submitted, by whether their socket was known.");
+	pt_prom_u64(f, "podtap_tls_records_total", "socket=\"known\"",
+		    c.tls_records - c.tls_unassoc);
+	pt_prom_u64(f, "podtap_tls_records_total", "socket=\"not_yet\"",
+		    c.tls_unassoc);
+	pt_prom_one(f, "podtap_tls_plaintext_bytes_total", "counter",
+		    "TLS plaintext bytes submitted.", c.tls_bytes);
+	pt_prom_one(f, "podtap_tls_lost_bytes_total", "counter",
+		    "TLS plaintext bytes not captured.", c.tls_lost);
 	pt_prom_head(f, "podtap_kernel_connections_total", "counter",
 		     "Connections of targets seen opening or closing.");
 	pt_prom_u64(f, "podtap_kernel_connections_total", "event=\"open\"", c.conns);

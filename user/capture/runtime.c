@@ -7,12 +7,15 @@
 #include "base/common.h"
 #include "capture/metrics.h"
 #include "capture/runtime.h"
+#include "capture/tls.h"
 
 /* With nothing attached there is nothing to drain: a node without
  * sessions costs next to nothing. */
 #define IDLE_POLL_NS	(200 * 1000000ull)
 /* Below this many records a turn, the ring is all but empty: sleep. */
 #define BUSY_RECORDS	64
+/* New TLS library files of the targets are looked for this often. */
+#define TLS_SCAN_NS	(2 * 1000000000ull)
 /* The loop turns every poll; this long without a turn is stuck. */
 #define HEALTHY_NS	(5 * 1000000000ull)
 
@@ -60,6 +63,18 @@ static void write_metrics(void *ctx, FILE *f)
 		    PT_READ(rt->attached));
 	if (rt->sink.metrics)
 		rt->sink.metrics(rt->sink.ctx, f);
+	if (rt->tls) {
+		struct pt_tls_stats ts;
+
+		/* a plain read: the loop's scan may be counting */
+		pt_tls_stats(rt->tls, &ts);
+		pt_prom_head(f, "podtap_tls_processes", "gauge",
+			     "Target processes using a TLS library, by whether its plaintext is captured.");
+		pt_prom_u64(f, "podtap_tls_processes", "plaintext=\"captured\"",
+			    ts.hooked_procs);
+		pt_prom_u64(f, "podtap_tls_processes", "plaintext=\"not_captured\"",
+			    ts.procs - ts.hooked_procs);
+	}
 }
 
 static bool is_healthy(void *ctx)
@@ -93,6 +108,7 @@ int pt_runtime_open(struct pt_runtime *rt, const struct pt_runtime_cfg *c)
 		return err;
 	if (c->pin && (err = pt_loader_pin(rt->l, PT_PIN_DIR)))
 		return err;
+	pt_tls_open(&rt->tls, rt->l);
 	if (c->metrics_addr) {
 		struct pt_metrics_cfg mc = {
 			.addr = c->metrics_addr, .write = write_metrics,
@@ -112,6 +128,8 @@ int pt_runtime_open(struct pt_runtime *rt, const struct pt_runtime_cfg *c)
 
 void pt_runtime_started(struct pt_runtime *rt)
 {
+	pt_tls_scan(rt->tls, rt->l, false);
+	rt->last_tls_scan = pt_now_mono_ns();
 	PT_SET(rt->attached, pt_loader_attach_count(rt->l));
 	PT_SET(rt->capturing, true);
 }
@@ -130,6 +148,10 @@ int pt_runtime_run(struct pt_runtime *rt)
 		now = pt_now_mono_ns();
 		PT_SET(rt->heartbeat_ns, now);
 		r = rt->sink.tick ? rt->sink.tick(rt->sink.ctx, now, &rt->why) : 0;
+		if (rt->tls && now - rt->last_tls_scan >= TLS_SCAN_NS) {
+			pt_tls_scan(rt->tls, rt->l, false);
+			rt->last_tls_scan = now;
+		}
 		/* for the metrics thread: the loader's list is the loop's */
 		PT_SET(rt->attached, pt_loader_attach_count(rt->l));
 		if (r < 0)
@@ -154,6 +176,7 @@ void pt_runtime_drain(struct pt_runtime *rt, struct pt_counters *totals)
 	struct pt_stats_rec sr = {};
 
 	memset(totals, 0, sizeof(*totals));
+	pt_tls_detach(rt->tls);
 	pt_loader_detach(rt->l);
 	PT_SET(rt->attached, 0);
 	while (pt_loader_consume(rt->l) > 0)
@@ -172,6 +195,8 @@ void pt_runtime_close(struct pt_runtime *rt)
 {
 	pt_metrics_stop(rt->metrics);
 	rt->metrics = NULL;
+	pt_tls_close(rt->tls);
+	rt->tls = NULL;
 	pt_loader_close(rt->l);
 	rt->l = NULL;
 }

@@ -46,8 +46,12 @@ struct pt_runtime_cfg {
 
 #define PT_PIN_DIR	"/sys/fs/bpf/podtap"
 
+struct pt_tls;
+
 struct pt_runtime {
 	struct pt_loader *l;
+	struct pt_tls *tls;	/* the targets' TLS libraries, hooked */
+	uint64_t last_tls_scan;
 	struct pt_metrics *metrics;
 	struct pt_sink sink;
 	uint64_t poll_ns;
@@ -69,7 +73,8 @@ struct pt_runtime {
 void pt_runtime_signals(void);
 /* Load, pin, serve metrics; one line and < 0 on error (then close it). */
 int pt_runtime_open(struct pt_runtime *rt, const struct pt_runtime_cfg *c);
-/* Targets are attached: /readyz may say so. */
+/* Targets are attached: their TLS libraries are hooked, and /readyz may
+ * say so. Called again after targets change. */
 void pt_runtime_started(struct pt_runtime *rt);
 /* The loop, until a signal, the sink or an error ends it; 0 or < 0. */
 int pt_runtime_run(struct pt_runtime *rt);

@@ -235,8 +235,9 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	fprintf(f, "%-10llu %-7s %-22s %-22s %7u %-15s %-6s %10llu %10llu %-14s %s%s\n",
 		(unsigned long long)c->id,
 		c->has_open ? pt_role_name(o->role) : "?", l, r, o->tgid,
-		comm[0] ? comm : "-", xc->assembled ? pt_xproto_name(xc->proto) :
-		proto_name(o->proto),
+		comm[0] ? comm : "-", !xc->assembled ? proto_name(o->proto) :
+		xc->tls ? (xc->proto == PT_XP_HTTP1 ? "tls:http1" : "tls:other") :
+		pt_xproto_name(xc->proto),
 		(unsigned long long)pt_stream_end(c, PT_DIR_TX),
 		(unsigned long long)pt_stream_end(c, PT_DIR_RX), miss,
 		c->has_close ? (c->close_flags & PT_F_RST ? "reset" : "closed")
@@ -277,9 +278,10 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 		o->h.flags & PT_F_ROLE_GUESSED ? "true" : "false", l, r,
 		o->tgid, o->pid);
 	pt_json_str(f, o->comm);
-	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
+	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"tls_plaintext\":%s,\"tls_socket_known\":%s,\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
 		(unsigned long long)o->cgroup_id, o->session_id,
 		xc->assembled ? pt_xproto_name(xc->proto) : proto_name(o->proto),
+		c->has_tls ? "true" : "false", c->pseudo ? "false" : "true",
 		o->h.flags & PT_F_PREEXISTING ? "true" : "false",
 		o->h.flags & PT_F_V4MAPPED ? "true" : "false",
 		!c->has_close ? "open" :

@@ -90,6 +90,10 @@ static void usage(FILE *f)
 "                         either end (an address; names are not resolved)\n"
 "                         With both, a connection must match both.\n"
 "\n"
+"      --no-tls           do not capture TLS plaintext: by default the TLS\n"
+"                         library calls of the targets (OpenSSL, BoringSSL)\n"
+"                         are hooked, so that what a TLS connection carried\n"
+"                         is recorded in clear beside its ciphertext\n"
 "      --all-host         allow a target that is the whole host: the root\n"
 "                         cgroup, or the host's own pid namespace (refused\n"
 "                         without it, so that an empty variable cannot turn\n"
@@ -454,6 +458,7 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "pidns", required_argument, NULL, 'n' },
 		{ "all-host", no_argument, NULL, 'A' },
+		{ "no-tls", no_argument, NULL, 'T' },
 		{ "port", required_argument, NULL, 'O' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "write", required_argument, NULL, 'w' },
@@ -499,6 +504,9 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 			break;
 		case 'A':
 			a->all_host = true;
+			break;
+		case 'T':
+			a->rc.lo.no_tls = true;
 			break;
 		case 'O':
 			if (a->rc.lo.nports >= PT_MAX_FILTERS) {

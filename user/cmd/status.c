@@ -39,9 +39,10 @@ struct prog {
 };
 
 struct inst {			/* one recorder: the programs sharing maps */
-	uint32_t state_map;	/* conn_state's id: the key */
+	uint32_t maps[64];	/* every map of its programs */
+	int nmaps;
 	uint32_t targets_map, pidns_map, counters_map;
-	struct prog *progs[8];
+	struct prog *progs[24];
 	int nprogs;
 	int pids[8];
 	int npids;
@@ -113,6 +114,17 @@ static int find_progs(struct status *s)
 	return errno == ENOENT || !errno ? 0 : -errno;
 }
 
+static bool inst_has_map(const struct inst *in, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < in->nmaps; i++)
+		if (in->maps[i] == id)
+			return true;
+	return false;
+}
+
+/* Programs that share a map are one recorder's (one object, linked). */
 static void group(struct status *s)
 {
 	int i, k;
@@ -120,31 +132,33 @@ static void group(struct status *s)
 
 	for (i = 0; i < s->np; i++) {
 		struct prog *p = &s->p[i];
-		uint32_t state = 0, tg = 0, ns = 0, cnt = 0, type;
+		uint32_t tg = 0, ns = 0, cnt = 0, type;
 		char name[BPF_OBJ_NAME_LEN];
 		struct inst *in = NULL;
 
 		for (m = 0; m < p->nmaps; m++) {
 			if (map_name(p->map_ids[m], name, &type))
 				continue;
-			if (!strcmp(name, "conn_state"))
-				state = p->map_ids[m];
-			else if (!strncmp(name, "target_cgroup", 13))
+			if (!strcmp(name, "target_cgroups"))
 				tg = p->map_ids[m];
-			else if (!strncmp(name, "target_namesp", 13))
+			else if (!strcmp(name, "target_pidns"))
 				ns = p->map_ids[m];
 			else if (!strcmp(name, "podtap_counters"))
 				cnt = p->map_ids[m];
 		}
-		for (k = 0; k < s->ni; k++)
-			if (s->in[k].state_map == state)
-				in = &s->in[k];
+		for (k = 0; k < s->ni && !in; k++)
+			for (m = 0; m < p->nmaps && !in; m++)
+				if (inst_has_map(&s->in[k], p->map_ids[m]))
+					in = &s->in[k];
 		if (!in) {
 			if (s->ni == (int)ARRAY_SIZE(s->in))
 				continue;
 			in = &s->in[s->ni++];
-			in->state_map = state;
 		}
+		for (m = 0; m < p->nmaps; m++)
+			if (!inst_has_map(in, p->map_ids[m]) &&
+			    in->nmaps < (int)ARRAY_SIZE(in->maps))
+				in->maps[in->nmaps++] = p->map_ids[m];
 		in->targets_map = in->targets_map ? in->targets_map : tg;
 		in->pidns_map = in->pidns_map ? in->pidns_map : ns;
 		in->counters_map = in->counters_map ? in->counters_map : cnt;
@@ -193,7 +207,7 @@ static void find_owners(struct status *s)
 				for (k = 0; k < s->ni; k++) {
 					struct inst *in = &s->in[k];
 
-					if (in->state_map == id &&
+					if (inst_has_map(in, id) &&
 					    in->npids < (int)ARRAY_SIZE(in->pids) &&
 					    (!in->npids || in->pids[in->npids - 1] != pid))
 						in->pids[in->npids++] = pid;
@@ -450,7 +464,9 @@ static void print_prog(const struct status *s, const struct prog *p,
 	for (i = 0; i < p->ncgroups; i++)
 		printf("      on %s\n", pt_printable(p->cgroups[i], b, sizeof(b)));
 	if (!p->ncgroups)
-		puts("      attached nowhere");
+		puts(p->type == BPF_PROG_TYPE_KPROBE ?
+		     "      on the targets' TLS library calls (uprobes)" :
+		     "      attached nowhere");
 }
 
 static void print_inst(const struct status *s, const struct inst *in,

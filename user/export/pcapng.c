@@ -314,7 +314,8 @@ static void conn_comment(char *buf, size_t n, const struct pt_capture *cap,
 		 *tn ? ", target " : "", tn,
 		 o->h.flags & PT_F_PREEXISTING ?
 		 ", older than the capture: no handshake seen" : "",
-		 xc->proto == PT_XP_TLS ? ", TLS ciphertext (not decrypted)" : "",
+		 xc->proto == PT_XP_TLS ? ", TLS ciphertext (not decrypted)" :
+		 xc->tls ? ", TLS: the plaintext from the library calls as TCP payload (the ciphertext is left out)" : "",
 		 xc->proto == PT_XP_HTTP2 ? ", HTTP/2" : "");
 	for (i = 0; i < xc->nx; i++)
 		if (xc->x[i].ambiguous && len < n)

@@ -209,8 +209,10 @@ void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc)
 
 	pt_xconn_begin(xc, conn);
 	xc->owns_a = true;
+	/* a TLS connection's exchanges are its plaintext's */
+	xc->tls = conn->has_tls;
 	for (d = 0; d < 2; d++) {
-		if (pt_stream_assemble(conn, d, &xc->a[d])) {
+		if (pt_stream_assemble_layer(conn, d, xc->tls, &xc->a[d])) {
 			snprintf(xc->error, sizeof(xc->error),
 				 "%s stream of %llu bytes is too large to assemble",
 				 d == PT_DIR_TX ? "tx" : "rx",

@@ -63,6 +63,7 @@ struct pt_xconn {
 	struct pt_assembled a[2];
 	bool assembled;		/* a[] could be built */
 	bool owns_a;		/* a[] is freed with xc (pt_xconn_build) */
+	bool tls;		/* a[] is the TLS plaintext (the library's) */
 	bool ended[2];		/* the sender of a[d] is done (FIN, close) */
 	int req_dir;		/* the client's bytes: PT_DIR_RX on a server */
 	bool inbound;		/* server side: exchanges are test cases */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/common.h"
@@ -27,6 +28,8 @@ void pt_conns_free(struct pt_conns *c)
 	for (i = 0; i < c->n; i++) {
 		stream_free(&c->v[i]->s[0]);
 		stream_free(&c->v[i]->s[1]);
+		stream_free(&c->v[i]->tls[0]);
+		stream_free(&c->v[i]->tls[1]);
 		free(c->v[i]);
 	}
 	free(c->v);
@@ -129,6 +132,58 @@ static void add_loss(struct pt_stream *s, const struct pt_loss *l)
 	s->nlosses++;
 }
 
+/* The plaintext of a pseudo-connection joins its socket's connection. */
+static void move_stream(struct pt_stream *to, struct pt_stream *from)
+{
+	size_t i;
+
+	for (i = 0; i < from->nchunks; i++) {
+		if (to->nchunks == to->cap) {
+			to->cap = to->cap ? to->cap * 2 : 16;
+			to->chunks = pt_xrealloc(to->chunks, to->cap,
+						 sizeof(*to->chunks));
+		}
+		to->chunks[to->nchunks++] = from->chunks[i];
+	}
+	to->captured += from->captured;
+	if (from->seen_end > to->seen_end)
+		to->seen_end = from->seen_end;
+	to->losses = pt_xrealloc(to->losses, to->nlosses + from->nlosses + 1,
+				 sizeof(*to->losses));
+	memcpy(to->losses + to->nlosses, from->losses,
+	       from->nlosses * sizeof(*to->losses));
+	to->nlosses += from->nlosses;
+	free(from->chunks);
+	free(from->losses);
+	memset(from, 0, sizeof(*from));
+}
+
+static void join_pseudo(struct pt_conns *c, const struct pt_tls_assoc *a)
+{
+	struct pt_conn *ps = pt_conns_find(c, a->pseudo_id), *real;
+	size_t i, k;
+	int d;
+
+	if (!ps || !(a->pseudo_id & PT_PSEUDO_CONN) ||
+	    (a->h.conn_id & PT_PSEUDO_CONN))
+		return;
+	real = get_conn(c, a->h.conn_id);
+	for (d = 0; d < 2; d++)
+		move_stream(&real->tls[d], &ps->tls[d]);
+	real->has_tls = true;
+	if (!real->first_ts || (ps->first_ts && ps->first_ts < real->first_ts))
+		real->first_ts = ps->first_ts;
+	/* the pseudo-connection goes: out of the list, the index rebuilt */
+	for (i = 0, k = 0; i < c->n; i++)
+		if (c->v[i] != ps)
+			c->v[k++] = c->v[i];
+	c->n = k;
+	memset(c->tab, 0, c->tabsz * sizeof(*c->tab));
+	for (i = 0; i < c->n; i++)
+		index_conn(c, c->v[i]);
+	free(ps);
+}
+
 /* Each segment of a session names its targets again: keep one. */
 static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t)
 {
@@ -155,12 +210,21 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 		c->targets[c->ntargets].name[sizeof(c->targets->name) - 1] = 0;
 		c->ntargets++;
 		return 0;
-	case PT_REC_STATS:
-		c->stats = ((const struct pt_stats_rec *)h)->c;
+	case PT_REC_STATS: {
+		/* older files have fewer counters: the rest stay 0 */
+		size_t n = h->size - offsetof(struct pt_stats_rec, c);
+
+		memset(&c->stats, 0, sizeof(c->stats));
+		memcpy(&c->stats, &((const struct pt_stats_rec *)h)->c,
+		       n < sizeof(c->stats) ? n : sizeof(c->stats));
 		c->has_stats = true;
 		return 0;
+	}
+	case PT_REC_TLS_ASSOC:
+		join_pseudo(c, (const void *)h);
+		return 0;
 	case PT_REC_CONN_OPEN: case PT_REC_DATA: case PT_REC_CONN_CLOSE:
-	case PT_REC_LOSS: case PT_REC_ATTR:
+	case PT_REC_LOSS: case PT_REC_ATTR: case PT_REC_TLS_DATA:
 		break;
 	default:
 		return 0;	/* unknown types are for newer readers */
@@ -192,7 +256,20 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 	case PT_REC_LOSS: {
 		const struct pt_loss *l = (const void *)h;
 
-		add_loss(&conn->s[l->dir & 1], l);
+		if (l->dir >= PT_DIR_TLS) {
+			add_loss(&conn->tls[l->dir & 1], l);
+			conn->has_tls = true;
+		} else {
+			add_loss(&conn->s[l->dir & 1], l);
+		}
+		break;
+	}
+	case PT_REC_TLS_DATA: {
+		const struct pt_data *d = (const void *)h;
+
+		add_data(&conn->tls[d->dir & 1], d);
+		conn->has_tls = true;
+		conn->pseudo = h->conn_id & PT_PSEUDO_CONN;
 		break;
 	}
 	case PT_REC_ATTR: {
@@ -214,8 +291,8 @@ void pt_conn_drop_chunks(struct pt_conn *conn)
 	size_t i;
 	int d;
 
-	for (d = 0; d < 2; d++) {
-		struct pt_stream *s = &conn->s[d];
+	for (d = 0; d < 4; d++) {
+		struct pt_stream *s = d < 2 ? &conn->s[d] : &conn->tls[d - 2];
 
 		for (i = 0; i < s->nchunks; i++)
 			free(s->chunks[i].data);
@@ -273,12 +350,30 @@ static void add_gap(struct pt_assembled *a, const struct pt_stream *s,
 
 uint64_t pt_assemble_max = PT_ASSEMBLE_MAX;
 
+/* How far the plaintext of one direction goes, as the records tell. */
+static uint64_t tls_end(const struct pt_stream *s)
+{
+	uint64_t end = s->seen_end;
+	size_t i;
+
+	for (i = 0; i < s->nlosses; i++)
+		if (s->losses[i].end > end)
+			end = s->losses[i].end;
+	return end;
+}
+
 int pt_stream_assemble(const struct pt_conn *conn, int dir,
 		       struct pt_assembled *a)
 {
-	const struct pt_stream *s = &conn->s[dir & 1];
+	return pt_stream_assemble_layer(conn, dir, false, a);
+}
+
+int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
+			     struct pt_assembled *a)
+{
+	const struct pt_stream *s = tls ? &conn->tls[dir & 1] : &conn->s[dir & 1];
 	struct pt_chunk *v;
-	uint64_t cur = 0, end = pt_stream_end(conn, dir & 1);
+	uint64_t cur = 0, end = tls ? tls_end(s) : pt_stream_end(conn, dir & 1);
 	size_t i;
 
 	memset(a, 0, sizeof(*a));

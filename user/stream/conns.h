@@ -48,6 +48,10 @@ struct pt_conn {
 	uint16_t close_flags;
 	uint64_t first_ts, last_ts;
 	struct pt_stream s[2];	/* by enum pt_dir */
+	/* TLS plaintext from the library calls, by enum pt_dir */
+	struct pt_stream tls[2];
+	bool has_tls;
+	bool pseudo;		/* plaintext whose socket was never learnt */
 };
 
 struct pt_conns {
@@ -89,6 +93,9 @@ struct pt_assembled {
 };
 int pt_stream_assemble(const struct pt_conn *conn, int dir,
 		       struct pt_assembled *out);
+/* The same of the TLS plaintext layer (tls) or of the bytes on the wire. */
+int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
+			     struct pt_assembled *out);
 void pt_assembled_free(struct pt_assembled *a);
 /* When the byte at off arrived (ts_ns), 0 if it was not captured. */
 uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off);

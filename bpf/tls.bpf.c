@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * TLS plaintext from the library calls: uprobes on SSL_write, SSL_read
+ * and their _ex forms (OpenSSL 1.1.1 and 3.x, BoringSSL), entry and
+ * return. The entry remembers the call per thread (tls_calls); the return
+ * copies what the library took or gave from the caller's buffer into
+ * TLS_DATA records, at the plaintext offset of that (process, SSL*)
+ * (tls_conns). Uprobes are per library file, so every process mapping it
+ * traps here: the first thing each program does is the target check.
+ *
+ * Which socket an SSL* uses is learnt by skb.bpf.c: a thread that is in
+ * an SSL call or handshake (hooked for this alone) when it sends on a
+ * socket is using that socket. Until then plaintext goes to a
+ * pseudo-connection, and a TLS_ASSOC record joins it to the socket later.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "podtap.h"
+#include "maps.bpf.h"
+#include "compat.bpf.h"
+#include "emit.bpf.h"
+
+/*
+ * Chunks of one call: a write hands its whole buffer over at once (Python
+ * writes a 1 MiB body in one SSL_write_ex), so up to 32 MiB per call, the
+ * rest reported lost. With bpf_loop (5.17) the verifier looks at one
+ * chunk, not at each.
+ */
+#define TLS_MAX_CHUNKS	1024
+
+/* The session of the target the current task is in; 0 if none. */
+static __always_inline __u32 current_session(void)
+{
+	__u32 *sess, ns;
+	int level;
+
+	if (pidns_targets) {
+		ns = task_pidns_inum((struct task_struct *)
+				     bpf_get_current_task());
+		sess = bpf_map_lookup_elem(&target_pidns, &ns);
+		if (sess)
+			return *sess;
+	}
+	for (level = 0; level < PT_MAX_CGROUP_LEVEL; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id)
+			break;
+		sess = bpf_map_lookup_elem(&target_cgroups, &id);
+		if (sess)
+			return *sess;
+	}
+	return 0;
+}
+
+/*
+ * One TLS_DATA record of up to PT_CHUNK_MAX bytes from the caller's
+ * buffer, in size classes as DATA. Global: verified once.
+ * len_dir: bits 0-23 length, bit 24 direction, bit 26 unassociated.
+ */
+__noinline int pt_emit_plain(__u64 conn_id, __u64 off, __u64 ubuf,
+			     __u32 len_dir)
+{
+	__u32 len = len_dir & 0xffffff;
+	__u32 dir = (len_dir >> 24) & 1;
+	__u16 flags = (len_dir & (1 << 26)) ? PT_F_UNASSOC : 0;
+	struct pt_counters *c;
+	struct pt_data *r;
+
+	if (!len)
+		return 0;
+
+#define PLAIN_CLASS(N)							\
+	if (len <= N) {							\
+		r = bpf_ringbuf_reserve(&podtap_events,			\
+					sizeof(*r) + N, 0);		\
+		if (!r)							\
+			goto lost;					\
+		if (bpf_probe_read_user(r->payload, size_in(len, N),	\
+					(const void *)ubuf)) {		\
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);	\
+			note_loss(conn_id, PT_DIR_TLS + dir, off, len,	\
+				  PT_LOSS_LOAD);			\
+			goto count_lost;				\
+		}							\
+		goto fill;						\
+	}
+
+	PLAIN_CLASS(128)
+	PLAIN_CLASS(512)
+	PLAIN_CLASS(2048)
+	PLAIN_CLASS(8192)
+	PLAIN_CLASS(PT_CHUNK_MAX)
+#undef PLAIN_CLASS
+	return -1;
+
+fill:
+	fill_data(r, PT_REC_TLS_DATA, flags, conn_id, off, len, dir);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	c = counters();
+	if (c) {
+		c->events++;
+		c->tls_records++;
+		c->tls_bytes += len;
+		if (flags)
+			c->tls_unassoc++;
+	}
+	return 0;
+lost:
+	note_loss(conn_id, PT_DIR_TLS + dir, off, len, PT_LOSS_RINGBUF_FULL);
+count_lost:
+	c = counters();
+	if (c)
+		c->tls_lost += len;
+	return -1;
+}
+
+/* A new pseudo-connection id: the top bit set, never a socket cookie. */
+static __always_inline __u64 pseudo_id(__u64 ssl)
+{
+	return PT_PSEUDO_CONN | ((bpf_ktime_get_ns() ^ (ssl << 16)) >> 1);
+}
+
+struct emit_ctx {
+	__u64 conn_id, off, buf, len, done;
+	__u32 flags;
+};
+
+/* One chunk of a call's plaintext, for bpf_loop; 1 ends the loop. */
+static long emit_chunk(__u32 i, void *vctx)
+{
+	struct emit_ctx *c = vctx;
+	__u64 n;
+
+	if (c->done >= c->len)
+		return 1;
+	n = c->len - c->done > PT_CHUNK_MAX ? PT_CHUNK_MAX : c->len - c->done;
+	pt_emit_plain(c->conn_id, c->off + c->done, c->buf + c->done,
+		      (__u32)n | c->flags);
+	c->done += n;
+	return 0;
+}
+
+/*
+ * The plaintext of one call, at the offset of its (process, SSL*).
+ * Global: verified once for every return program.
+ */
+__noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir)
+{
+	struct pt_tls_key key = { .tgid = tgid_dir >> 32, .ssl = ssl };
+	struct pt_tls_state *st, init = {};
+	int dir = tgid_dir & 1;
+	struct emit_ctx ec = {};
+	__u64 conn_id, off, done;
+	__u32 unassoc;
+
+	st = bpf_map_lookup_elem(&tls_conns, &key);
+	if (!st) {
+		init.conn_id = pseudo_id(ssl);
+		bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&tls_conns, &key);
+		if (!st)
+			return 0;
+	}
+	conn_id = st->conn_id;
+	off = st->off[dir];
+	st->off[dir] = off + len;
+	unassoc = (conn_id & PT_PSEUDO_CONN) ? 1 << 26 : 0;
+	ec.conn_id = conn_id;
+	ec.off = off;
+	ec.buf = buf;
+	ec.len = len;
+	ec.flags = (dir << 24) | unassoc;
+	bpf_loop(TLS_MAX_CHUNKS, emit_chunk, &ec, 0);
+	done = ec.done;
+	if (done < len) {
+		struct pt_counters *c = counters();
+
+		note_loss(conn_id, PT_DIR_TLS + dir, off + done, len - done,
+			  PT_LOSS_TOO_BIG);
+		if (c)
+			c->tls_lost += len - done;
+	}
+	return 0;
+}
+
+static __always_inline int call_enter(__u64 ssl, __u64 buf, __u64 lenp,
+				      __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pt_tls_call c = {};
+
+	if (!tls_on)
+		return 0;
+	c.session = current_session();
+	if (!c.session)
+		return 0;
+	c.ssl = ssl;
+	c.buf = buf;
+	c.lenp = lenp;
+	c.kind = kind;
+	/* a handshake inside a read or write is that call's */
+	bpf_map_update_elem(&tls_calls, &id, &c,
+			    kind == PT_TLS_HANDSHAKE ? BPF_NOEXIST : BPF_ANY);
+	return 0;
+}
+
+static __always_inline int call_exit(long ret, bool ex, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid(), len;
+	struct pt_tls_call *p, c;
+
+	p = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!p || p->kind != kind)
+		return 0;
+	c = *p;
+	bpf_map_delete_elem(&tls_calls, &id);
+	if (kind == PT_TLS_HANDSHAKE)
+		return 0;
+	if (ex) {
+		/* *written / *readbytes, valid only when the call says 1 */
+		if (ret != 1 || bpf_probe_read_user(&len, sizeof(len),
+						    (const void *)c.lenp))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		len = ret;
+	}
+	pt_emit_tls(c.ssl, c.buf, len, (id & ~0xffffffffull) |
+		    (kind == PT_TLS_READ ? PT_DIR_RX : PT_DIR_TX));
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(podtap_tls_w, void *ssl, const void *buf, int num)
+{
+	return call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(podtap_tls_w_r, int ret)
+{
+	return call_exit(ret, false, PT_TLS_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(podtap_tls_r, void *ssl, void *buf, int num)
+{
+	return call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(podtap_tls_r_r, int ret)
+{
+	return call_exit(ret, false, PT_TLS_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(podtap_tls_wx, void *ssl, const void *buf, size_t num,
+	       size_t *written)
+{
+	return call_enter((__u64)ssl, (__u64)buf, (__u64)written, PT_TLS_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(podtap_tls_wx_r, int ret)
+{
+	return call_exit(ret, true, PT_TLS_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(podtap_tls_rx, void *ssl, void *buf, size_t num,
+	       size_t *readbytes)
+{
+	return call_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, PT_TLS_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(podtap_tls_rx_r, int ret)
+{
+	return call_exit(ret, true, PT_TLS_READ);
+}
+
+/* SSL_do_handshake, SSL_connect, SSL_accept: only to learn the socket. */
+SEC("uprobe")
+int BPF_KPROBE(podtap_tls_hs, void *ssl)
+{
+	return call_enter((__u64)ssl, 0, 0, PT_TLS_HANDSHAKE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(podtap_tls_hs_r, int ret)
+{
+	return call_exit(ret, false, PT_TLS_HANDSHAKE);
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# TLS plaintext end to end: a python3 HTTPS server (OpenSSL's _ex calls)
+# in a target cgroup, curl (SSL_read/SSL_write) and python3 clients, one of
+# them in the target cgroup too, keep-alive with bodies from 1 byte to
+# 1 MiB, a client started after recording began, 20 parallel connections.
+# The plaintext podtap recorded must be what was sent, both directions, on
+# the right connection (its 4-tuple), exported with no ciphertext; with
+# --no-tls it stays ciphertext; nothing is left attached.
+# Needs root; prints "e2e_tls: N passed, M failed" at the end.
+set -u
+cd "$(dirname "$0")/.."
+PODTAP=$PWD/podtap
+PORT=18501
+PY=/usr/bin/python3
+
+if [ "$(id -u)" != 0 ]; then
+	echo "e2e_tls: SKIP: needs root"
+	echo "e2e_tls: 0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+for t in openssl curl $PY; do
+	command -v $t >/dev/null || { echo "e2e_tls: missing $t (make deps)"; exit 1; }
+done
+. tests/lib.sh
+CG2=$(cg2_root)
+TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
+CG=$CG2/podtap-tls-$$
+CGC=$CG2/podtap-tls-client-$$
+SRV= REC_PID=
+
+cleanup() {
+	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
+	[ -n "$SRV" ] && kill $SRV 2>/dev/null && wait $SRV 2>/dev/null
+	rmdir "$CG" "$CGC" 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+wait_port() {
+	for _ in $(seq 100); do
+		(echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+mkdir -p "$CG" "$CGC"
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec $PY tests/peers/tls_server.py $PORT "$TMP/cert.pem" "$TMP/key.pem") &
+SRV=$!
+wait_port $PORT || { echo "the TLS server did not start"; exit 1; }
+
+# ---- record the server's cgroup and a client cgroup ----
+start_record --cgroup "$CG" --cgroup "$CGC" --ring-size 64Mi -w "$TMP/cap.ptcap"
+check "record started" [ $? = 0 ]
+check "record says the server's libssl is hooked" \
+	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: plaintext captured" "$TMP/rec.err"
+
+# curl outside the targets: the server side is captured
+for n in 1 100 16384 70000; do
+	curl -sk --http1.1 -o "$TMP/curl-$n.out" "https://127.0.0.1:$PORT/n/$n"
+done
+# a python3 client in the client cgroup, started after recording began:
+# keep-alive, sizes to 1 MiB, a POST echoed, each connection's 4-tuple
+(echo $BASHPID > "$CGC/cgroup.procs" && exec $PY - $PORT "$TMP/truth.json" <<'PY'
+import http.client, json, ssl, sys
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, "tests/peers")
+from tls_server import body
+port, out = int(sys.argv[1]), sys.argv[2]
+ctx = ssl._create_unverified_context()
+truth = {"keepalive": None, "parallel": []}
+
+def conn():
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    c.connect()
+    return c, "%s:%d" % c.sock.getsockname()
+
+c, local = conn()
+sizes = [1, 2, 100, 4096, 16384, 16385, 65536, 1 << 20]
+for k in sizes:
+    c.request("GET", "/n/%d" % k)
+    r = c.getresponse().read()
+    assert r == body(k), k
+post = bytes(range(256)) * 300
+c.request("POST", "/echo", body=post)
+assert c.getresponse().read() == post
+c.close()
+truth["keepalive"] = {"local": local, "sizes": sizes, "post": len(post)}
+
+def one(i):
+    c, local = conn()
+    c.request("GET", "/n/%d" % (1000 + i))
+    assert c.getresponse().read() == body(1000 + i)
+    c.close()
+    return {"local": local, "n": 1000 + i}
+
+with ThreadPoolExecutor(20) as ex:
+    truth["parallel"] = list(ex.map(one, range(20)))
+json.dump(truth, open(out, "w"))
+PY
+)
+check "the python3 client ran" [ -s "$TMP/truth.json" ]
+sleep 0.5
+kill -INT $REC_PID
+wait $REC_PID
+check "record exits 0" [ $? = 0 ]
+REC_PID=
+check "curl got its bodies" sh -c "[ \$(stat -c %s '$TMP/curl-70000.out') = 70000 ]"
+
+"$PODTAP" read "$TMP/cap.ptcap" > "$TMP/read.txt"
+check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1' "$TMP/read.txt"
+"$PODTAP" export -f jsonl -o "$TMP/x.jsonl" "$TMP/cap.ptcap" 2> "$TMP/export.err"
+check "export jsonl exits 0" [ $? = 0 ]
+"$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
+
+$PY - "$TMP" $PORT <<'PY'
+import base64, json, sys
+sys.path.insert(0, "tests/peers")
+from tls_server import body
+tmp, port = sys.argv[1], int(sys.argv[2])
+truth = json.load(open(tmp + "/truth.json"))
+xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
+conns = {}
+for l in open(tmp + "/conns.json"):
+    c = json.loads(l)
+    conns[c["conn_id"]] = c
+bad = []
+
+def data(m, key="body"):
+    if m.get(key + "_encoding") == "base64":
+        return base64.b64decode(m[key])
+    return m.get(key, "").encode()
+
+http = [x for x in xs if x.get("kind") == "http"]
+raw = [x for x in xs if x.get("kind") != "http"]
+for x in raw:
+    for t in x.get("turns", []):
+        d = base64.b64decode(t["data"]) if t.get("data_encoding") == "base64" else t["data"].encode()
+        if d[:1] in (b"\x14", b"\x15", b"\x16", b"\x17") and d[1:2] == b"\x03":
+            bad.append("ciphertext exported as a raw turn on conn %s" % x.get("conn_id"))
+def check_exchange(x, want_n=None):
+    q, r = x.get("request") or {}, x.get("response") or {}
+    path = q.get("target", "")
+    if path.startswith("/n/"):
+        k = int(path[3:])
+        if data(r) != body(k):
+            bad.append("conn %s %s: response body differs (%d bytes, want %d)"
+                       % (x["conn_id"], path, len(data(r)), k))
+    elif path == "/echo":
+        if data(q) != data(r) or len(data(q)) != truth["keepalive"]["post"]:
+            bad.append("conn %s: POST /echo differs" % x["conn_id"])
+for x in http:
+    if x.get("incomplete"):
+        bad.append("conn %s: incomplete exchange %s" % (x["conn_id"], x.get("note")))
+    check_exchange(x)
+# the keep-alive connection, seen from the client (its 4-tuple) and the server
+ka = truth["keepalive"]
+client_side = [c for c in conns.values() if c["local"] == ka["local"]]
+if len(client_side) != 1:
+    bad.append("keep-alive: %d client-side connections with local %s" % (len(client_side), ka["local"]))
+else:
+    cid = client_side[0]["conn_id"]
+    got = [x["request"]["target"] for x in http if x["conn_id"] == cid]
+    want = ["/n/%d" % k for k in ka["sizes"]] + ["/echo"]
+    if got != want:
+        bad.append("keep-alive client side: %s, want %s" % (got, want))
+server_side = [c for c in conns.values() if c["remote"] == ka["local"]]
+if len(server_side) != 1:
+    bad.append("keep-alive: %d server-side connections" % len(server_side))
+else:
+    sid = server_side[0]["conn_id"]
+    got = [x["request"]["target"] for x in http if x["conn_id"] == sid]
+    if got != ["/n/%d" % k for k in ka["sizes"]] + ["/echo"]:
+        bad.append("keep-alive server side: %s" % got)
+# 20 parallel connections: each request on the connection its client had
+for p in truth["parallel"]:
+    for side, key in (("client", "local"), ("server", "remote")):
+        cs = [c for c in conns.values() if c[key] == p["local"]]
+        got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
+        if got != ["/n/%d" % p["n"]]:
+            bad.append("parallel %s side of %s: %s" % (side, p["local"], got))
+# curl's requests, server side
+for n in (1, 100, 16384, 70000):
+    if not [x for x in http if x["request"].get("target") == "/n/%d" % n]:
+        bad.append("curl's /n/%d not captured" % n)
+if any(not c.get("tls_socket_known", True) for c in conns.values()):
+    bad.append("plaintext left on a pseudo-connection")
+for b in bad[:20]:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+PY
+check "plaintext of every exchange equals what was sent, on the right connections" [ $? = 0 ]
+
+check "pcapng export says the payload is TLS plaintext" \
+	sh -c "'$PODTAP' export -f pcapng -o '$TMP/x.pcapng' '$TMP/cap.ptcap' && strings '$TMP/x.pcapng' | grep -q 'plaintext from the library calls'"
+check "nothing left attached" sh -c "! bpftool prog show | grep -q podtap_"
+check "no uprobe left" sh -c "! grep -q podtap /sys/kernel/tracing/uprobe_events 2>/dev/null"
+
+# ---- --no-tls: the same traffic stays ciphertext ----
+start_record --cgroup "$CG" --no-tls -w "$TMP/ct.ptcap"
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$PORT/n/10"
+sleep 0.3
+kill -INT $REC_PID
+wait $REC_PID
+REC_PID=
+check "--no-tls: no library hooked" sh -c "! grep -q 'TLS: pid' '$TMP/rec.err'"
+check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | grep -q ' tls '"
+
+check "the server is still alive" kill -0 $SRV
+echo "e2e_tls: $pass passed, $fail failed"
+[ $fail = 0 ]

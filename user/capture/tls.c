@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * TLS libraries of the targets, found and hooked (bpf/tls.bpf.c). Each
+ * target process's /proc/PID/maps names the files it maps; a TLS library
+ * among them is hooked once per file (device and inode), through
+ * /proc/PID/root so that a container's own copy is found in its mount
+ * namespace. A uprobe is per file, not per process: a process that starts
+ * later, or forks, and maps a file already hooked is covered from its
+ * first call; only a file not seen before needs a scan, which the runtime
+ * repeats.
+ */
+#include <bpf/libbpf.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "base/common.h"
+#include "capture/loader.h"
+#include "capture/tls.h"
+
+/* The library functions hooked, and by which programs. */
+static const struct hook {
+	const char *func;
+	const char *entry, *ret;
+} hooks[] = {
+	{ "SSL_write", "podtap_tls_w", "podtap_tls_w_r" },
+	{ "SSL_read", "podtap_tls_r", "podtap_tls_r_r" },
+	{ "SSL_write_ex", "podtap_tls_wx", "podtap_tls_wx_r" },
+	{ "SSL_read_ex", "podtap_tls_rx", "podtap_tls_rx_r" },
+	{ "SSL_do_handshake", "podtap_tls_hs", "podtap_tls_hs_r" },
+	{ "SSL_connect", "podtap_tls_hs", "podtap_tls_hs_r" },
+	{ "SSL_accept", "podtap_tls_hs", "podtap_tls_hs_r" },
+};
+#define NHOOKS	ARRAY_SIZE(hooks)
+
+struct lib {
+	dev_t dev;
+	ino_t ino;
+	char path[PATH_MAX];	/* as the first process that mapped it names it */
+	bool ok;		/* hooked; else why says why not */
+	char why[160];
+	struct bpf_link *links[NHOOKS * 2];
+};
+
+struct pt_tls {
+	struct bpf_object *obj;
+	struct lib *libs;
+	size_t nlibs;
+	pid_t *seen;		/* processes already looked at, sorted */
+	size_t nseen;
+	uint64_t procs, hooked_procs;	/* processes with a TLS library */
+};
+
+int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
+{
+	struct bpf_object *obj = pt_loader_tls_object(l);
+
+	*out = NULL;
+	if (!obj)
+		return 0;
+	*out = pt_xcalloc(1, sizeof(**out));
+	(*out)->obj = obj;
+	return 0;
+}
+
+/* A TLS library by its file name: OpenSSL's and BoringSSL's libssl. */
+static bool tls_lib_name(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	b = b ? b + 1 : path;
+	return !strncmp(b, "libssl.so", 9) || !strncmp(b, "libboringssl", 12);
+}
+
+static struct lib *find_lib(struct pt_tls *t, dev_t dev, ino_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < t->nlibs; i++)
+		if (t->libs[i].dev == dev && t->libs[i].ino == ino)
+			return &t->libs[i];
+	return NULL;
+}
+
+static int attach_one(struct pt_tls *t, struct lib *lib, const char *file,
+		      size_t *k, const char *func, const char *prog, bool ret)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = func, .retprobe = ret);
+	struct bpf_program *p = bpf_object__find_program_by_name(t->obj, prog);
+	struct bpf_link *link;
+
+	if (!p)
+		return -ENOENT;
+	link = bpf_program__attach_uprobe_opts(p, -1, file, 0, &o);
+	if (!link)
+		return -errno;
+	lib->links[(*k)++] = link;
+	return 0;
+}
+
+/* Hook every function of hooks[] the file has; SSL_write and SSL_read
+ * at least, or none. */
+static void hook_lib(struct pt_tls *t, struct lib *lib, const char *file)
+{
+	size_t i, k = 0;
+	int err;
+
+	for (i = 0; i < NHOOKS; i++) {
+		err = attach_one(t, lib, file, &k, hooks[i].func,
+				 hooks[i].entry, false);
+		if (!err)
+			err = attach_one(t, lib, file, &k, hooks[i].func,
+					 hooks[i].ret, true);
+		if (err && i < 2) {
+			snprintf(lib->why, sizeof(lib->why), "%s: %s",
+				 hooks[i].func, err == -ENOENT ?
+				 "no such function in it" : strerror(-err));
+			while (k)
+				bpf_link__destroy(lib->links[--k]);
+			return;
+		}
+	}
+	lib->ok = true;
+}
+
+static bool seen_pid(struct pt_tls *t, pid_t pid)
+{
+	size_t lo = 0, hi = t->nseen, i;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->seen[mid] < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->nseen && t->seen[lo] == pid)
+		return true;
+	t->seen = pt_xrealloc(t->seen, t->nseen + 1, sizeof(*t->seen));
+	for (i = t->nseen; i > lo; i--)
+		t->seen[i] = t->seen[i - 1];
+	t->seen[lo] = pid;
+	t->nseen++;
+	return false;
+}
+
+static void comm_of(pid_t pid, char *buf, size_t n)
+{
+	char p[64];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+	buf[0] = 0;
+	f = fopen(p, "re");
+	if (!f)
+		return;
+	if (fgets(buf, (int)n, f))
+		buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+/* The TLS libraries process pid maps: hooked if new, said once. */
+static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
+{
+	char p[64], line[PATH_MAX + 128], comm[32], file[PATH_MAX + 64];
+	bool said = false;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
+	f = fopen(p, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int maj, min;
+		unsigned long ino;
+		char perms[8], path[PATH_MAX];
+		struct lib *lib;
+		int n = 0;
+
+		path[0] = 0;
+		if (sscanf(line, "%*x-%*x %7s %*x %x:%x %lu %n", perms, &maj,
+			   &min, &ino, &n) < 4 || !n || !strchr(perms, 'x'))
+			continue;
+		snprintf(path, sizeof(path), "%s", line + n);
+		path[strcspn(path, "\n")] = 0;
+		if (!ino || !tls_lib_name(path))
+			continue;
+		lib = find_lib(t, makedev(maj, min), ino);
+		if (!lib) {
+			t->libs = pt_xrealloc(t->libs, t->nlibs + 1,
+					      sizeof(*t->libs));
+			lib = &t->libs[t->nlibs++];
+			memset(lib, 0, sizeof(*lib));
+			lib->dev = makedev(maj, min);
+			lib->ino = ino;
+			snprintf(lib->path, sizeof(lib->path), "%s", path);
+			snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid,
+				 path);
+			hook_lib(t, lib, file);
+		}
+		if (said)
+			continue;
+		said = true;
+		t->procs++;
+		t->hooked_procs += lib->ok;
+		comm_of(pid, comm, sizeof(comm));
+		if (quiet)
+			continue;
+		if (lib->ok)
+			pt_info("TLS: pid %d (%s) uses %s: plaintext captured",
+				(int)pid, comm, lib->path);
+		else
+			pt_info("TLS: pid %d (%s) uses %s: plaintext not captured (%s)",
+				(int)pid, comm, lib->path, lib->why);
+	}
+	fclose(f);
+}
+
+/* Every process of a cgroup and the cgroups under it. */
+static void scan_cgroup(struct pt_tls *t, const char *dir, int depth,
+			bool quiet)
+{
+	char p[PATH_MAX + 16];
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+	int pid;
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
+	f = fopen(p, "re");
+	if (f) {
+		while (fscanf(f, "%d", &pid) == 1)
+			if (!seen_pid(t, pid))
+				scan_pid(t, pid, quiet);
+		fclose(f);
+	}
+	if (depth >= 16 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			scan_cgroup(t, p, depth + 1, quiet);
+		}
+	closedir(d);
+}
+
+/* Every process in the pid namespace with this inode. */
+static void scan_pidns(struct pt_tls *t, uint64_t inum, bool quiet)
+{
+	char p[64];
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(p, sizeof(p), "/proc/%.20s/ns/pid", e->d_name);
+		if (stat(p, &st) || st.st_ino != inum)
+			continue;
+		if (!seen_pid(t, atoi(e->d_name)))
+			scan_pid(t, atoi(e->d_name), quiet);
+	}
+	closedir(d);
+}
+
+void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
+{
+	const char *path;
+	uint64_t id;
+	size_t i;
+	int kind;
+
+	if (!t)
+		return;
+	for (i = 0; !pt_loader_target(l, i, &kind, &id, &path); i++)
+		if (kind == PT_TARGET_CGROUP)
+			scan_cgroup(t, path, 0, quiet);
+		else
+			scan_pidns(t, id, quiet);
+}
+
+void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	if (!t)
+		return;
+	s->procs = t->procs;
+	s->hooked_procs = t->hooked_procs;
+	for (i = 0; i < t->nlibs; i++)
+		s->libs_hooked += t->libs[i].ok;
+	s->libs = t->nlibs;
+}
+
+void pt_tls_detach(struct pt_tls *t)
+{
+	size_t i, k;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->nlibs; i++)
+		for (k = 0; k < ARRAY_SIZE(t->libs[i].links); k++) {
+			bpf_link__destroy(t->libs[i].links[k]);
+			t->libs[i].links[k] = NULL;
+		}
+}
+
+void pt_tls_close(struct pt_tls *t)
+{
+	if (!t)
+		return;
+	pt_tls_detach(t);
+	free(t->libs);
+	free(t->seen);
+	free(t);
+}

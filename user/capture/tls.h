@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The targets' TLS libraries, hooked for plaintext (capture/tls.c). */
+#ifndef __PODTAP_TLS_H
+#define __PODTAP_TLS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pt_loader;
+struct pt_tls;
+
+struct pt_tls_stats {
+	uint64_t procs;		/* target processes with a TLS library */
+	uint64_t hooked_procs;	/* of which plaintext is captured */
+	uint64_t libs, libs_hooked;	/* library files found, hooked */
+};
+
+/* Nothing (*out NULL) when the loader has no TLS programs. */
+int pt_tls_open(struct pt_tls **out, struct pt_loader *l);
+/*
+ * Look at the targets' processes not seen before: hook each TLS library
+ * file not hooked yet, and say per process what it uses (unless quiet).
+ */
+void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet);
+void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s);
+/* Unhook: no plaintext records after this. */
+void pt_tls_detach(struct pt_tls *t);
+void pt_tls_close(struct pt_tls *t);
+
+#endif
