@@ -191,10 +191,16 @@ http {
         if metrics:
             argv += ["--metrics", "127.0.0.1:%d" % PORT_M]
         p = self.spawn(argv, stderr=subprocess.PIPE, text=True)
-        line = p.stderr.readline()
+        # lines before it say what it found (the targets' TLS libraries)
+        seen = []
+        for _ in range(200):
+            line = p.stderr.readline()
+            seen.append(line.strip())
+            if not line or "recording" in line:
+                break
         if "recording" not in line:
             self.stop(p)
-            die("podtap record did not start: " + line.strip() +
+            die("podtap record did not start: " + " / ".join(seen) +
                 p.stderr.read().strip())
         # CPU spent so far is loading and verifying the programs, not
         # capturing: taken off what rusage says at the end

@@ -106,13 +106,18 @@ static __always_inline void note_loss(__u64 conn_id, __u32 dir, __u64 off,
 }
 
 /* Send pending loss ranges of a connection on, once the ring has room. */
-static __always_inline int flush_losses(__u64 conn_id)
+/*
+ * ndirs 2: the wire's directions, as the packet path flushes them (more
+ * would make its verification too costly); 4: the TLS plaintext's too,
+ * when a connection closes.
+ */
+static __always_inline int flush_losses(__u64 conn_id, int ndirs)
 {
 	struct pt_loss_key key = { .conn_id = conn_id };
 	struct pt_loss_val *v;
 	int dir, left = 0;
 
-	for (dir = 0; dir < 2; dir++) {
+	for (dir = 0; dir < ndirs; dir++) {
 		key.dir = dir;
 		v = bpf_map_lookup_elem(&conn_losses, &key);
 		if (!v)

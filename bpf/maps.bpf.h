@@ -93,9 +93,12 @@ PT_SHARED struct {
 /* TLS plaintext (tls.bpf.c): on unless the loader turns it off. */
 PT_SHARED const volatile bool tls_on PT_INIT(true);
 
-/* The TLS call each thread is in, by pid_tgid. */
+/*
+ * The TLS call each thread is in, by pid_tgid. LRU: a thread that dies
+ * inside a call (killed in a blocking SSL_read) leaves its entry behind.
+ */
 PT_SHARED struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct pt_tls_call);

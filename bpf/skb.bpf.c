@@ -186,6 +186,19 @@ static __always_inline void emit_payload(struct __sk_buff *skb,
 }
 
 /*
+ * Does a TLS record start at off? Global, so that the packet path's
+ * verification does not grow by the check.
+ */
+__noinline int pt_tls_record_at(struct __sk_buff *skb, __u32 off)
+{
+	__u8 b[2];
+
+	if (!skb || bpf_skb_load_bytes(skb, off, b, sizeof(b)))
+		return 0;
+	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03;
+}
+
+/*
  * The socket of the TLS call this thread is in (tls.bpf.c): a thread in
  * SSL_write or a handshake that sends on a socket uses it. Joins a
  * pseudo-connection's plaintext to it (TLS_ASSOC). Global: verified once.
@@ -322,12 +335,19 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 	/* If OPEN does not fit, the data is noted lost; OPEN comes later. */
 	if (!st->opened && !emit_open(skb, sk, st, &p, conn_id))
 		st->opened = 1;
-	/* a thread in a TLS call that sends here uses this socket */
-	if (tls_on && st->tls && dir == PT_DIR_TX && p.len &&
-	    in_owner_context(sk))
-		pt_tls_learn(conn_id);
+	/*
+	 * A thread in a TLS call that sends here uses this socket. TLS may
+	 * start later than the connection (STARTTLS), or the first segment
+	 * seen may be mid-record: any segment that starts a record says so.
+	 */
+	if (tls_on && dir == PT_DIR_TX && p.len) {
+		if (!st->tls)
+			st->tls = pt_tls_record_at(skb, p.data_off) > 0;
+		if (st->tls && in_owner_context(sk))
+			pt_tls_learn(conn_id);
+	}
 	if (st->loss_pending)
-		st->loss_pending = flush_losses(conn_id) != 0;
+		st->loss_pending = flush_losses(conn_id, 2) != 0;
 
 	emit_payload(skb, st, dir, &p, off, skip, conn_id);
 

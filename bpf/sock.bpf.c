@@ -84,7 +84,7 @@ int podtap_sockops(struct bpf_sock_ops *ops)
 		if (!st || !st->session)
 			return 1;
 		if (st->loss_pending)
-			st->loss_pending = flush_losses(conn_id) != 0;
+			st->loss_pending = flush_losses(conn_id, 2 + PT_DIR_TLS) != 0;
 		if (st->opened && !st->closed)
 			emit_close(st, conn_id, 0);
 	}

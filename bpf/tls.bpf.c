@@ -116,10 +116,15 @@ count_lost:
 	return -1;
 }
 
-/* A new pseudo-connection id: the top bit set, never a socket cookie. */
-static __always_inline __u64 pseudo_id(__u64 ssl)
+/*
+ * A new pseudo-connection id: the top bit set, never a socket cookie
+ * (nor bit 62, which readers use for connections seen again); unique as
+ * the CPU and that CPU's clock are.
+ */
+static __always_inline __u64 pseudo_id(void)
 {
-	return PT_PSEUDO_CONN | ((bpf_ktime_get_ns() ^ (ssl << 16)) >> 1);
+	return PT_PSEUDO_CONN | ((__u64)(bpf_get_smp_processor_id() & 0x3ff) << 52) |
+	       (bpf_ktime_get_ns() & ((1ull << 52) - 1));
 }
 
 struct emit_ctx {
@@ -156,8 +161,22 @@ __noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir)
 	__u32 unassoc;
 
 	st = bpf_map_lookup_elem(&tls_conns, &key);
+	/*
+	 * With --port/--host, only plaintext whose socket is known and kept:
+	 * a pseudo-connection might be one the filters leave out.
+	 */
+	if ((filter_nports || filter_nhosts) &&
+	    (!st || (st->conn_id & PT_PSEUDO_CONN))) {
+		struct pt_counters *c = counters();
+
+		if (c)
+			c->filtered++;
+		if (st)
+			st->off[dir] += len;
+		return 0;
+	}
 	if (!st) {
-		init.conn_id = pseudo_id(ssl);
+		init.conn_id = pseudo_id();
 		bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&tls_conns, &key);
 		if (!st)

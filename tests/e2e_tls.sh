@@ -105,6 +105,24 @@ json.dump(truth, open(out, "w"))
 PY
 )
 check "the python3 client ran" [ -s "$TMP/truth.json" ]
+# a copy of libssl from another path (another file: hooked by the next
+# scan, within 2 s), in a client started after recording began
+mkdir -p "$TMP/lib"
+cp "$(ldconfig -p | awk '/libssl.so.3 .*x86-64/ { print $NF; exit }')" "$TMP/lib/"
+(echo $BASHPID > "$CGC/cgroup.procs" && LD_LIBRARY_PATH="$TMP/lib" exec $PY - $PORT "$TMP/copy.txt" <<'PY'
+import http.client, ssl, sys, time
+time.sleep(3)
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]),
+                                context=ssl._create_unverified_context())
+c.request("GET", "/n/4242")
+open(sys.argv[2], "w").write("%s:%d" % c.sock.getsockname() if c.sock else "")
+c.getresponse().read()
+maps = open("/proc/self/maps").read()
+open(sys.argv[2], "a").write("\n" + ("copy" if sys.argv[2].rsplit("/", 1)[0] + "/lib/" in maps else "system"))
+PY
+)
+check "the client used the copy of libssl" grep -q copy "$TMP/copy.txt"
+check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3: plaintext captured" "$TMP/rec.err"
 sleep 0.5
 kill -INT $REC_PID
 wait $REC_PID
@@ -184,6 +202,12 @@ for p in truth["parallel"]:
         got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
         if got != ["/n/%d" % p["n"]]:
             bad.append("parallel %s side of %s: %s" % (side, p["local"], got))
+# the client with its own copy of libssl: its side in clear too
+copy_local = open(tmp + "/copy.txt").read().split("\n")[0]
+cs = [c for c in conns.values() if c["local"] == copy_local]
+got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
+if got != ["/n/4242"]:
+    bad.append("the client with a copy of libssl: %s" % got)
 # curl's requests, server side
 for n in (1, 100, 16384, 70000):
     if not [x for x in http if x["request"].get("target") == "/n/%d" % n]:

@@ -164,7 +164,8 @@ int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size)
 	size_t keep = size, padded;
 	struct pt_rec_hdr *h;
 
-	if (rec->type == PT_REC_DATA && size >= sizeof(struct pt_data))
+	if ((rec->type == PT_REC_DATA || rec->type == PT_REC_TLS_DATA) &&
+	    size >= sizeof(struct pt_data))
 		keep = sizeof(struct pt_data) +
 		       ((const struct pt_data *)rec)->cap_len;
 	if (keep > size)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "base/common.h"
 #include "capture/loader.h"
+#include "capture/runtime.h"
 #include "capture/tls.h"
 
 /* The library functions hooked, and by which programs. */
@@ -53,9 +54,11 @@ struct pt_tls {
 	struct bpf_object *obj;
 	struct lib *libs;
 	size_t nlibs;
-	pid_t *seen;		/* processes already looked at, sorted */
-	size_t nseen;
+	uint64_t *said;		/* (pid << 32 | lib index) already told */
+	size_t nsaid;
+	/* read by the metrics thread */
 	uint64_t procs, hooked_procs;	/* processes with a TLS library */
+	uint64_t libs_found, libs_hooked;
 };
 
 int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
@@ -113,11 +116,16 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, const char *file)
 	int err;
 
 	for (i = 0; i < NHOOKS; i++) {
+		/* the return first: an entry without it would leave its
+		 * call behind in tls_calls */
 		err = attach_one(t, lib, file, &k, hooks[i].func,
-				 hooks[i].entry, false);
-		if (!err)
+				 hooks[i].ret, true);
+		if (!err) {
 			err = attach_one(t, lib, file, &k, hooks[i].func,
-					 hooks[i].ret, true);
+					 hooks[i].entry, false);
+			if (err)
+				bpf_link__destroy(lib->links[--k]);
+		}
 		if (err && i < 2) {
 			snprintf(lib->why, sizeof(lib->why), "%s: %s",
 				 hooks[i].func, err == -ENOENT ?
@@ -128,27 +136,30 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, const char *file)
 		}
 	}
 	lib->ok = true;
+	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
 
-static bool seen_pid(struct pt_tls *t, pid_t pid)
+/* Told already that pid uses library k? Remembers it if not. */
+static bool said_before(struct pt_tls *t, pid_t pid, size_t k)
 {
-	size_t lo = 0, hi = t->nseen, i;
+	uint64_t key = (uint64_t)pid << 32 | k;
+	size_t lo = 0, hi = t->nsaid, i;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (t->seen[mid] < pid)
+		if (t->said[mid] < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo < t->nseen && t->seen[lo] == pid)
+	if (lo < t->nsaid && t->said[lo] == key)
 		return true;
-	t->seen = pt_xrealloc(t->seen, t->nseen + 1, sizeof(*t->seen));
-	for (i = t->nseen; i > lo; i--)
-		t->seen[i] = t->seen[i - 1];
-	t->seen[lo] = pid;
-	t->nseen++;
+	t->said = pt_xrealloc(t->said, t->nsaid + 1, sizeof(*t->said));
+	for (i = t->nsaid; i > lo; i--)
+		t->said[i] = t->said[i - 1];
+	t->said[lo] = key;
+	t->nsaid++;
 	return false;
 }
 
@@ -167,11 +178,13 @@ static void comm_of(pid_t pid, char *buf, size_t n)
 	fclose(f);
 }
 
-/* The TLS libraries process pid maps: hooked if new, said once. */
+/*
+ * The TLS libraries process pid maps now (a process may load one late:
+ * Python imports ssl when first asked): hooked if new, said once.
+ */
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
 	char p[64], line[PATH_MAX + 128], comm[32], file[PATH_MAX + 64];
-	bool said = false;
 	FILE *f;
 
 	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
@@ -179,15 +192,16 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end, ino;
 		unsigned int maj, min;
-		unsigned long ino;
 		char perms[8], path[PATH_MAX];
 		struct lib *lib;
 		int n = 0;
 
 		path[0] = 0;
-		if (sscanf(line, "%*x-%*x %7s %*x %x:%x %lu %n", perms, &maj,
-			   &min, &ino, &n) < 4 || !n || !strchr(perms, 'x'))
+		if (sscanf(line, "%lx-%lx %7s %*x %x:%x %lu %n", &start, &end,
+			   perms, &maj, &min, &ino, &n) < 6 || !n ||
+		    !strchr(perms, 'x'))
 			continue;
 		snprintf(path, sizeof(path), "%s", line + n);
 		path[strcspn(path, "\n")] = 0;
@@ -195,22 +209,30 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			continue;
 		lib = find_lib(t, makedev(maj, min), ino);
 		if (!lib) {
+			struct lib nl = { .dev = makedev(maj, min), .ino = ino };
+
+			snprintf(nl.path, sizeof(nl.path), "%s", path);
+			/*
+			 * The mapping itself: right in another mount
+			 * namespace or chroot, and for a file replaced
+			 * since (" (deleted)").
+			 */
+			snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
+				 (int)pid, start, end);
+			if (access(file, R_OK))
+				continue;	/* gone: try again next time */
+			hook_lib(t, &nl, file);
 			t->libs = pt_xrealloc(t->libs, t->nlibs + 1,
 					      sizeof(*t->libs));
 			lib = &t->libs[t->nlibs++];
-			memset(lib, 0, sizeof(*lib));
-			lib->dev = makedev(maj, min);
-			lib->ino = ino;
-			snprintf(lib->path, sizeof(lib->path), "%s", path);
-			snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid,
-				 path);
-			hook_lib(t, lib, file);
+			*lib = nl;
+			PT_SET(t->libs_found, t->nlibs);
 		}
-		if (said)
+		if (said_before(t, pid, (size_t)(lib - t->libs)))
 			continue;
-		said = true;
-		t->procs++;
-		t->hooked_procs += lib->ok;
+		PT_SET(t->procs, t->procs + 1);
+		if (lib->ok)
+			PT_SET(t->hooked_procs, t->hooked_procs + 1);
 		comm_of(pid, comm, sizeof(comm));
 		if (quiet)
 			continue;
@@ -238,8 +260,7 @@ static void scan_cgroup(struct pt_tls *t, const char *dir, int depth,
 	f = fopen(p, "re");
 	if (f) {
 		while (fscanf(f, "%d", &pid) == 1)
-			if (!seen_pid(t, pid))
-				scan_pid(t, pid, quiet);
+			scan_pid(t, pid, quiet);
 		fclose(f);
 	}
 	if (depth >= 16 || !(d = opendir(dir)))
@@ -268,8 +289,7 @@ static void scan_pidns(struct pt_tls *t, uint64_t inum, bool quiet)
 		snprintf(p, sizeof(p), "/proc/%.20s/ns/pid", e->d_name);
 		if (stat(p, &st) || st.st_ino != inum)
 			continue;
-		if (!seen_pid(t, atoi(e->d_name)))
-			scan_pid(t, atoi(e->d_name), quiet);
+		scan_pid(t, atoi(e->d_name), quiet);
 	}
 	closedir(d);
 }
@@ -290,18 +310,16 @@ void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
 			scan_pidns(t, id, quiet);
 }
 
+/* Any thread: counters the scan keeps, never its arrays. */
 void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 {
-	size_t i;
-
 	memset(s, 0, sizeof(*s));
 	if (!t)
 		return;
-	s->procs = t->procs;
-	s->hooked_procs = t->hooked_procs;
-	for (i = 0; i < t->nlibs; i++)
-		s->libs_hooked += t->libs[i].ok;
-	s->libs = t->nlibs;
+	s->procs = PT_READ(t->procs);
+	s->hooked_procs = PT_READ(t->hooked_procs);
+	s->libs = PT_READ(t->libs_found);
+	s->libs_hooked = PT_READ(t->libs_hooked);
 }
 
 void pt_tls_detach(struct pt_tls *t)
@@ -323,6 +341,6 @@ void pt_tls_close(struct pt_tls *t)
 		return;
 	pt_tls_detach(t);
 	free(t->libs);
-	free(t->seen);
+	free(t->said);
 	free(t);
 }

@@ -38,7 +38,8 @@ static int collect(void *ctx, const struct pt_rec_hdr *h)
 		ld->remap = pt_xrealloc(ld->remap, ld->nremap + 1,
 					sizeof(*ld->remap));
 		ld->remap[ld->nremap].from = h->conn_id;
-		ld->remap[ld->nremap].to = h->conn_id ^ (1ull << 63) ^
+		/* bit 62: never a cookie, and not PT_PSEUDO_CONN's bit 63 */
+		ld->remap[ld->nremap].to = h->conn_id ^ (1ull << 62) ^
 					   ((uint64_t)ld->file << 40);
 		ld->nremap++;
 	}

@@ -35,6 +35,7 @@ void pt_conns_free(struct pt_conns *c)
 	free(c->v);
 	free(c->tab);
 	free(c->targets);
+	free(c->alias);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -132,6 +133,17 @@ static void add_loss(struct pt_stream *s, const struct pt_loss *l)
 	s->nlosses++;
 }
 
+/* The connection a pseudo-connection was joined to, or itself. */
+static uint64_t alias_of(const struct pt_conns *c, uint64_t id)
+{
+	size_t i;
+
+	for (i = c->nalias; i > 0; i--)
+		if (c->alias[i - 1].from == id)
+			return c->alias[i - 1].to;
+	return id;
+}
+
 /* The plaintext of a pseudo-connection joins its socket's connection. */
 static void move_stream(struct pt_stream *to, struct pt_stream *from)
 {
@@ -164,8 +176,14 @@ static void join_pseudo(struct pt_conns *c, const struct pt_tls_assoc *a)
 	size_t i, k;
 	int d;
 
-	if (!ps || !(a->pseudo_id & PT_PSEUDO_CONN) ||
-	    (a->h.conn_id & PT_PSEUDO_CONN))
+	if (!(a->pseudo_id & PT_PSEUDO_CONN) || (a->h.conn_id & PT_PSEUDO_CONN))
+		return;
+	/* records of the pseudo-connection still under way go there too */
+	c->alias = pt_xrealloc(c->alias, c->nalias + 1, sizeof(*c->alias));
+	c->alias[c->nalias].from = a->pseudo_id;
+	c->alias[c->nalias].to = a->h.conn_id;
+	c->nalias++;
+	if (!ps)
 		return;
 	real = get_conn(c, a->h.conn_id);
 	for (d = 0; d < 2; d++)
@@ -229,7 +247,8 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 	default:
 		return 0;	/* unknown types are for newer readers */
 	}
-	conn = get_conn(c, h->conn_id);
+	conn = get_conn(c, (h->conn_id & PT_PSEUDO_CONN) ?
+			   alias_of(c, h->conn_id) : h->conn_id);
 	if (!conn->first_ts || h->ts_ns < conn->first_ts)
 		conn->first_ts = h->ts_ns;
 	if (h->ts_ns > conn->last_ts)
@@ -269,7 +288,7 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 
 		add_data(&conn->tls[d->dir & 1], d);
 		conn->has_tls = true;
-		conn->pseudo = h->conn_id & PT_PSEUDO_CONN;
+		conn->pseudo = conn->id & PT_PSEUDO_CONN;
 		break;
 	}
 	case PT_REC_ATTR: {

@@ -63,6 +63,11 @@ struct pt_conns {
 	size_t ntargets;
 	struct pt_counters stats;
 	bool has_stats;
+	/* pseudo-connections joined to their socket's: later records too */
+	struct pt_alias {
+		uint64_t from, to;
+	} *alias;
+	size_t nalias;
 };
 
 void pt_conns_init(struct pt_conns *c);
