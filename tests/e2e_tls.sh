@@ -58,7 +58,7 @@ wait_port $PORT || { echo "the TLS server did not start"; exit 1; }
 start_record --cgroup "$CG" --cgroup "$CGC" --ring-size 64Mi -w "$TMP/cap.ptcap"
 check "record started" [ $? = 0 ]
 check "record says the server's libssl is hooked" \
-	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: plaintext captured" "$TMP/rec.err"
+	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 
 # curl outside the targets: the server side is captured
 for n in 1 100 16384 70000; do
@@ -122,7 +122,7 @@ open(sys.argv[2], "a").write("\n" + ("copy" if sys.argv[2].rsplit("/", 1)[0] + "
 PY
 )
 check "the client used the copy of libssl" grep -q copy "$TMP/copy.txt"
-check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3: plaintext captured" "$TMP/rec.err"
+check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3: its SSL_read" "$TMP/rec.err"
 sleep 0.5
 kill -INT $REC_PID
 wait $REC_PID

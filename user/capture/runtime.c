@@ -69,10 +69,10 @@ static void write_metrics(void *ctx, FILE *f)
 		/* a plain read: the loop's scan may be counting */
 		pt_tls_stats(rt->tls, &ts);
 		pt_prom_head(f, "podtap_tls_processes", "gauge",
-			     "Target processes using a TLS library, by whether its plaintext is captured.");
-		pt_prom_u64(f, "podtap_tls_processes", "plaintext=\"captured\"",
+			     "Target processes using a TLS library, by whether its SSL_read and SSL_write calls are hooked.");
+		pt_prom_u64(f, "podtap_tls_processes", "library=\"hooked\"",
 			    ts.hooked_procs);
-		pt_prom_u64(f, "podtap_tls_processes", "plaintext=\"not_captured\"",
+		pt_prom_u64(f, "podtap_tls_processes", "library=\"not_hooked\"",
 			    ts.procs - ts.hooked_procs);
 	}
 }

@@ -237,10 +237,10 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		if (quiet)
 			continue;
 		if (lib->ok)
-			pt_info("TLS: pid %d (%s) uses %s: plaintext captured",
+			pt_info("TLS: pid %d (%s) uses %s: its SSL_read and SSL_write calls are hooked",
 				(int)pid, comm, lib->path);
 		else
-			pt_info("TLS: pid %d (%s) uses %s: plaintext not captured (%s)",
+			pt_info("TLS: pid %d (%s) uses %s: not hooked (%s): its TLS stays ciphertext",
 				(int)pid, comm, lib->path, lib->why);
 	}
 	fclose(f);

@@ -143,18 +143,18 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 			ADD("%s%zu connection%s of %s", k++ ? ", " : "; left out: ",
 			    lo->by_proto[p], lo->by_proto[p] == 1 ? "" : "s",
 			    pt_xproto_words(p));
+	if (k && fmt->holds == PT_HOLDS_HTTP1)
+		ADD(" (%s holds HTTP/1 only)", fmt->name);
+	else if (k && fmt->holds == PT_HOLDS_KEPLOY)
+		ADD(" (Keploy tests are HTTP/1; ciphertext makes no mock)");
 	if (lo->too_big)
-		ADD("%s%zu connection%s too large to assemble",
+		ADD("%s%zu connection%s too large to assemble (--max-stream)",
 		    k++ ? ", " : "; left out: ", lo->too_big,
 		    lo->too_big == 1 ? "" : "s");
 	if (lo->no_open)
 		ADD("%s%zu connection%s with no addresses (no OPEN record)",
 		    k++ ? ", " : "; left out: ", lo->no_open,
 		    lo->no_open == 1 ? "" : "s");
-	if (k && fmt->holds == PT_HOLDS_HTTP1)
-		ADD(" (%s holds HTTP/1 only)", fmt->name);
-	else if (k && fmt->holds == PT_HOLDS_KEPLOY)
-		ADD(" (Keploy tests are HTTP/1; ciphertext makes no mock)");
 	if (c->partial)
 		ADD("%s%zu incomplete exchange%s", k++ ? ", " : "; left out: ",
 		    c->partial, c->partial == 1 ? "" : "s");

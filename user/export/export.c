@@ -238,7 +238,8 @@ char *pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x)
 		host = ep;
 	}
 	/* authority-form (CONNECT) or '*' name the host alone */
-	n = asprintf(&url, "http://%s%s", host, target[0] == '/' ? target : "");
+	n = asprintf(&url, "%s://%s%s", xc->tls ? "https" : "http", host,
+		     target[0] == '/' ? target : "");
 	if (n < 0)
 		pt_oom();
 	return url;

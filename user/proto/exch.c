@@ -193,6 +193,14 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 	xc->p->feed(xc, final);
 	if (final)
 		xc->proto = final_label(xc);
+	/*
+	 * Plaintext of a TLS session older than the recording starts where
+	 * podtap first saw a call: what came before is unknown, so turns
+	 * that cannot tell where a message starts are not taken as whole.
+	 */
+	if (final && xc->tls && xc->nx && xc->x[0].kind == PT_X_RAW &&
+	    (xc->conn->pseudo || (xc->conn->open.h.flags & PT_F_PREEXISTING)))
+		pt_x_incomplete(&xc->x[0], "the TLS session began before the recording: plaintext before this was not captured");
 }
 
 /* The sender finished: a FIN, or a close that was not a reset (a reset
