@@ -338,10 +338,11 @@ static __always_inline int handle_skb(struct __sk_buff *skb, int dir)
 	/*
 	 * A thread in a TLS call that sends here uses this socket. TLS may
 	 * start later than the connection (STARTTLS), or the first segment
-	 * seen may be mid-record: any segment that starts a record says so.
+	 * seen may be mid-record: a segment that starts a record in the
+	 * first 64 KiB says so (later, plain connections pay nothing).
 	 */
 	if (tls_on && dir == PT_DIR_TX && p.len) {
-		if (!st->tls)
+		if (!st->tls && off < (64 << 10))
 			st->tls = pt_tls_record_at(skb, p.data_off) > 0;
 		if (st->tls && in_owner_context(sk))
 			pt_tls_learn(conn_id);
