@@ -109,6 +109,8 @@ EOF2
 "$PODTAP" status > "$TMP/status.txt"
 check "status exits 0" [ $? = 0 ]
 check "status names the recorder's pid" grep -q "podtap recorder pid $REC " "$TMP/status.txt"
+check "status counts the traffic (events and connections)" \
+	grep -Eq 'counters: [1-9][0-9]* events, [1-9][0-9]* bytes, .* [1-9][0-9]* connections opened' "$TMP/status.txt"
 check "status lists both targets with their session and its name" \
 	sh -c "grep -q 'session 1 *(podtap record) *$CG\$' '$TMP/status.txt' && grep -q 'session 1 *(podtap record) *$CGB\$' '$TMP/status.txt'"
 check "status shows ingress attached to both cgroups" \

@@ -950,7 +950,7 @@ int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum)
 {
 	struct pt_counters *per;
 	uint32_t zero = 0;
-	uint64_t *s = (uint64_t *)sum;
+	__u64 *s = (__u64 *)sum;	/* as the fields are typed: no aliasing */
 	size_t n = sizeof(*sum) / sizeof(uint64_t), i;
 	int cpu, err;
 
@@ -960,7 +960,7 @@ int pt_loader_counters(struct pt_loader *l, struct pt_counters *sum)
 				   sizeof(*per) * l->ncpus, 0);
 	memset(sum, 0, sizeof(*sum));
 	for (cpu = 0; !err && cpu < l->ncpus; cpu++) {
-		uint64_t *p = (uint64_t *)&per[cpu];
+		const __u64 *p = (const __u64 *)&per[cpu];
 
 		for (i = 0; i < n; i++)
 			s[i] += p[i];

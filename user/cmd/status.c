@@ -403,7 +403,8 @@ static void print_counters(const struct status *s, const struct inst *in)
 {
 	int ncpu = libbpf_num_possible_cpus(), fd, cpu;
 	struct pt_counters *per, c = {};
-	uint64_t *sum = (uint64_t *)&c, lost = 0;
+	/* __u64, as the fields are: uint64_t (unsigned long) may not alias them */
+	__u64 *sum = (__u64 *)&c, lost = 0;
 	uint32_t zero = 0;
 	size_t i;
 
@@ -414,7 +415,7 @@ static void print_counters(const struct status *s, const struct inst *in)
 	if (!bpf_map_lookup_elem(fd, &zero, per))
 		for (cpu = 0; cpu < ncpu; cpu++)
 			for (i = 0; i < sizeof(c) / 8; i++)
-				sum[i] += ((uint64_t *)&per[cpu])[i];
+				sum[i] += ((const __u64 *)&per[cpu])[i];
 	close(fd);
 	free(per);
 	for (i = 0; i < PT_LOSS_MAX; i++)
