@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
 # TLS plaintext end to end: a python3 HTTPS server (OpenSSL's _ex calls)
-# in a target cgroup, curl (SSL_read/SSL_write) and python3 clients, one of
+# and nginx with TLS (a 3 MiB file) in target cgroups, curl
+# (SSL_read/SSL_write) and python3 clients, one of
 # them in the target cgroup too, keep-alive with bodies from 1 byte to
 # 1 MiB, a client started after recording began, 20 parallel connections.
 # The plaintext podtap recorded must be what was sent, both directions, on
@@ -13,6 +14,8 @@ set -u
 cd "$(dirname "$0")/.."
 PODTAP=$PWD/podtap
 PORT=18501
+NGINX_PORT=18502
+NGINX_TLS=18503
 PY=/usr/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
@@ -28,12 +31,14 @@ CG2=$(cg2_root)
 TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
-SRV= REC_PID=
+CGN=$CG2/podtap-tls-nginx-$$
+SRV= REC_PID= NGINX_PID=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
 	[ -n "$SRV" ] && kill $SRV 2>/dev/null && wait $SRV 2>/dev/null
-	rmdir "$CG" "$CGC" 2>/dev/null
+	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
+	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -53,14 +58,23 @@ mkdir -p "$CG" "$CGC"
 	exec $PY tests/peers/tls_server.py $PORT "$TMP/cert.pem" "$TMP/key.pem") &
 SRV=$!
 wait_port $PORT || { echo "the TLS server did not start"; exit 1; }
+# nginx with TLS too (SSL_read/SSL_write from its event loop)
+mkdir -p "$TMP/nginx/www"
+chmod 711 "$TMP"	# nginx's workers pass through to their root
+head -c $((3 << 20)) /dev/urandom > "$TMP/nginx/www/big.bin"
+start_nginx "$TMP/nginx" $NGINX_PORT "$CGN" \
+	"listen 127.0.0.1:$NGINX_TLS ssl; ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;" ||
+	exit 1
 
 # ---- record the server's cgroup and a client cgroup ----
-start_record --cgroup "$CG" --cgroup "$CGC" --ring-size 64Mi -w "$TMP/cap.ptcap"
+start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi -w "$TMP/cap.ptcap"
 check "record started" [ $? = 0 ]
 check "record says the server's libssl is hooked" \
 	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 
 # curl outside the targets: the server side is captured
+curl -sk --http1.1 -o "$TMP/nginx-big.out" "https://127.0.0.1:$NGINX_TLS/big.bin"
+check "curl got nginx's 3 MiB over TLS" cmp -s "$TMP/nginx-big.out" "$TMP/nginx/www/big.bin"
 for n in 1 100 16384 70000; do
 	curl -sk --http1.1 -o "$TMP/curl-$n.out" "https://127.0.0.1:$PORT/n/$n"
 done
@@ -208,6 +222,11 @@ cs = [c for c in conns.values() if c["local"] == copy_local]
 got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
 if got != ["/n/4242"]:
     bad.append("the client with a copy of libssl: %s" % got)
+# nginx's 3 MiB file, in clear, byte for byte
+big = open(tmp + "/nginx/www/big.bin", "rb").read()
+got = [x for x in http if x["request"].get("target") == "/big.bin"]
+if len(got) != 1 or data(got[0]["response"]) != big:
+    bad.append("nginx over TLS: /big.bin %s" % ("differs" if got else "not captured"))
 # curl's requests, server side
 for n in (1, 100, 16384, 70000):
     if not [x for x in http if x["request"].get("target") == "/n/%d" % n]:
