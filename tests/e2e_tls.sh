@@ -125,7 +125,7 @@ mkdir -p "$TMP/lib"
 cp "$(ldconfig -p | awk '/libssl.so.3 .*x86-64/ { print $NF; exit }')" "$TMP/lib/"
 (echo $BASHPID > "$CGC/cgroup.procs" && LD_LIBRARY_PATH="$TMP/lib" exec $PY - $PORT "$TMP/copy.txt" <<'PY'
 import http.client, ssl, sys, time
-time.sleep(3)
+time.sleep(5)  # the next scan (every 2 s) hooks the copy
 c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]),
                                 context=ssl._create_unverified_context())
 c.request("GET", "/n/4242")
