@@ -142,7 +142,7 @@ check "missing capture" one_line_error "No such file" "$PODTAP" read "$TMP/none.
 check "help" sh -c "'$PODTAP' record --help | grep -q -- --cgroup && '$PODTAP' read --help | grep -q -- --dump"
 
 # ---- nothing left behind ----
-check "no podtap program left loaded" sh -c "! bpftool prog show | grep -q podtap_"
+check "no podtap program left loaded" no_podtap_progs
 check "nothing left attached to cgroups" sh -c "! bpftool cgroup tree '$CG2' 2>/dev/null | grep -q podtap_"
 check "nothing pinned" [ ! -e /sys/fs/bpf/podtap ]
 

@@ -144,7 +144,7 @@ sys.exit(not lines or not all({"time", "level", "msg"} <= set(l) for l in lines)
 check "unpinned on exit" [ ! -e /sys/fs/bpf/podtap ]
 check "a bpffs podtap mounted is unmounted" \
 	[ "$(grep -c ' /sys/fs/bpf bpf ' /proc/self/mounts)" = "$bpffs_before" ]
-check "no podtap program left loaded" sh -c "! bpftool prog show | grep -q podtap_"
+check "no podtap program left loaded" no_podtap_progs
 check "status with nothing running" sh -c "'$PODTAP' status | grep -q 'no podtap programs'"
 
 check "bad --metrics address" one_line_error "not an address" \
@@ -159,7 +159,7 @@ check "--metrics on a busy port" one_line_error "cannot listen" \
 	timeout -s INT 5 "$PODTAP" record -c "$CG" --metrics 127.0.0.1:$MPORT -w "$TMP/x.ptcap"
 kill $busy; wait $busy 2>/dev/null
 check "bad --log-format" one_line_error "want text or json" "$PODTAP" record --log-format xml -c "$CG"
-check "nothing left after the failures" sh -c "! bpftool prog show | grep -q podtap_ && [ ! -e /sys/fs/bpf/podtap ]"
+check "nothing left after the failures" eval 'no_podtap_progs && [ ! -e /sys/fs/bpf/podtap ]'
 
 echo "e2e_metrics: $pass passed, $fail failed"
 [ $fail = 0 ]

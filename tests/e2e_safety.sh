@@ -346,7 +346,7 @@ check "agent: a missing client certificate is named once" \
 	one_line_error "client-certificate $TMP/no-cert.pem: No such file" "$PODTAP" agent --kubeconfig "$TMP/kubeconfig" --spool "$TMP/spool"
 
 # ---- nothing left behind ----
-check "no podtap program left loaded" sh -c "! bpftool prog show | grep -q podtap_"
+check "no podtap program left loaded" no_podtap_progs
 check "no temporary file left" sh -c "! ls -aR '$TMP' | grep -q -e '\\.tmp\\.' -e partial"
 
 echo "e2e_safety: $pass passed, $fail failed"

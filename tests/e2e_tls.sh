@@ -241,7 +241,7 @@ check "plaintext of every exchange equals what was sent, on the right connection
 
 check "pcapng export says the payload is TLS plaintext" \
 	sh -c "'$PODTAP' export -f pcapng -o '$TMP/x.pcapng' '$TMP/cap.ptcap' && strings '$TMP/x.pcapng' | grep -q 'plaintext from the library calls'"
-check "nothing left attached" sh -c "! bpftool prog show | grep -q podtap_"
+check "nothing left attached" no_podtap_progs
 check "no uprobe left" sh -c "! grep -q podtap /sys/kernel/tracing/uprobe_events 2>/dev/null"
 
 # ---- --no-tls: the same traffic stays ciphertext ----

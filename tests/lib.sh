@@ -66,6 +66,17 @@ start_record() {
 # TAP-like checks for the end-to-end scripts: check "what" command...
 pass=0
 fail=0
+# no_podtap_progs: no podtap program is loaded. The kernel frees a
+# program after its last user is gone, uprobe links through an RCU grace
+# period: allow it 3 s after the recorder exited.
+no_podtap_progs() {
+	for _ in $(seq 60); do
+		bpftool prog show | grep -q podtap_ || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 ok() { echo "ok - $1"; pass=$((pass + 1)); }
 notok() { echo "not ok - $1"; fail=$((fail + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
