@@ -159,13 +159,17 @@ void test_spool(void)
 
 /* ---- every exporter of the table on one capture ---- */
 
-static void add_data(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
-		     const char *s, uint64_t ts)
+/* A DATA or TLS_DATA record of s (a TLS_DATA of a pseudo-connection is
+ * flagged as such). */
+static void add_rec(struct pt_capw *w, uint16_t type, uint64_t id, int dir,
+		    uint64_t off, const char *s, uint64_t ts)
 {
 	size_t n = strlen(s);
 	struct pt_data *d = calloc(1, sizeof(*d) + n + 8);
 
-	d->h.type = PT_REC_DATA;
+	d->h.type = type;
+	d->h.flags = type == PT_REC_TLS_DATA && (id & PT_PSEUDO_CONN) ?
+		     PT_F_UNASSOC : 0;
 	d->h.size = sizeof(*d) + ((n + 7) & ~7u);
 	d->h.ts_ns = ts;
 	d->h.conn_id = id;
@@ -175,6 +179,12 @@ static void add_data(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
 	memcpy(d->payload, s, n);
 	pt_capw_add(w, &d->h, d->h.size);
 	free(d);
+}
+
+static void add_data(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
+		     const char *s, uint64_t ts)
+{
+	add_rec(w, PT_REC_DATA, id, dir, off, s, ts);
 }
 
 static void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t lport,
@@ -386,20 +396,7 @@ void test_exporters(void)
 static void add_tls(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
 		    const char *s, uint64_t ts)
 {
-	size_t n = strlen(s);
-	struct pt_data *d = calloc(1, sizeof(*d) + n + 8);
-
-	d->h.type = PT_REC_TLS_DATA;
-	d->h.flags = (id & PT_PSEUDO_CONN) ? PT_F_UNASSOC : 0;
-	d->h.size = sizeof(*d) + ((n + 7) & ~7u);
-	d->h.ts_ns = ts;
-	d->h.conn_id = id;
-	d->offset = off;
-	d->len = d->cap_len = n;
-	d->dir = dir;
-	memcpy(d->payload, s, n);
-	pt_capw_add(w, &d->h, d->h.size);
-	free(d);
+	add_rec(w, PT_REC_TLS_DATA, id, dir, off, s, ts);
 }
 
 void test_tls_layers(void)
@@ -437,7 +434,7 @@ void test_tls_layers(void)
 		return;
 	if (ASSERT_EQ(cap.conns.n, 1, "the pseudo-connection joined its socket's")) {
 		xc = &cap.xc[0];
-		ASSERT_TRUE(cap.conns.v[0]->has_tls && !cap.conns.v[0]->pseudo,
+		ASSERT_TRUE(cap.conns.v[0]->has_tls && !pt_conn_pseudo(cap.conns.v[0]),
 			    "the connection has plaintext, socket known");
 		ASSERT_TRUE(xc->tls && xc->proto == PT_XP_HTTP1, "exchanges from the plaintext");
 		if (ASSERT_EQ(xc->nx, 1, "one exchange")) {

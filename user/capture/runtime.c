@@ -40,7 +40,6 @@ static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 {
 	struct pt_runtime *rt = ctx;
 
-	PT_BUMP(rt->records, 1);
 	if (h->type == PT_REC_CONN_OPEN)
 		PT_BUMP(rt->opens, 1);
 	else if (h->type == PT_REC_CONN_CLOSE)

@@ -56,7 +56,7 @@ struct pt_runtime {
 	struct pt_sink sink;
 	uint64_t poll_ns;
 	/* by the loop; the metrics thread reads them */
-	uint64_t records, opens, closes;
+	uint64_t opens, closes;
 	uint64_t attached;	/* cgroups the programs are attached to */
 	uint64_t heartbeat_ns;
 	bool capturing;

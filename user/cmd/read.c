@@ -281,7 +281,7 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 	fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u,\"proto\":\"%s\",\"tls_plaintext\":%s,\"tls_socket_known\":%s,\"preexisting\":%s,\"v4mapped\":%s,\"state\":\"%s\",\"start_ns\":%llu,\"end_ns\":%llu",
 		(unsigned long long)o->cgroup_id, o->session_id,
 		xc->assembled ? pt_xproto_name(xc->proto) : proto_name(o->proto),
-		c->has_tls ? "true" : "false", c->pseudo ? "false" : "true",
+		c->has_tls ? "true" : "false", pt_conn_pseudo(c) ? "false" : "true",
 		o->h.flags & PT_F_PREEXISTING ? "true" : "false",
 		o->h.flags & PT_F_V4MAPPED ? "true" : "false",
 		!c->has_close ? "open" :

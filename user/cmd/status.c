@@ -420,29 +420,19 @@ static void print_counters(const struct status *s, const struct inst *in)
 	free(per);
 	for (i = 0; i < PT_LOSS_MAX; i++)
 		lost += c.lost_bytes[i];
-	if (s->json)
-		printf(",\"counters\":{\"events\":%llu,\"bytes\":%llu,\"lost_events\":%llu,\"lost_bytes\":%llu,\"connections\":%llu,\"closes\":%llu,\"passed_over\":%llu,\"tls_records\":%llu,\"tls_bytes\":%llu,\"tls_socket_not_yet\":%llu,\"tls_lost_bytes\":%llu}",
-		       (unsigned long long)c.events, (unsigned long long)c.bytes,
-		       (unsigned long long)c.lost_events,
-		       (unsigned long long)lost, (unsigned long long)c.conns,
-		       (unsigned long long)c.closes,
-		       (unsigned long long)c.filtered,
-		       (unsigned long long)c.tls_records,
-		       (unsigned long long)c.tls_bytes,
-		       (unsigned long long)c.tls_unassoc,
-		       (unsigned long long)c.tls_lost);
-	else
-		printf("  counters: %llu events, %llu bytes, %llu events lost (%llu bytes), %llu connections opened, %llu closed, %llu packets of other sockets passed over\n"
-		       "  TLS plaintext: %llu records, %llu bytes, %llu before their socket was known, %llu bytes lost\n",
-		       (unsigned long long)c.events, (unsigned long long)c.bytes,
-		       (unsigned long long)c.lost_events,
-		       (unsigned long long)lost, (unsigned long long)c.conns,
-		       (unsigned long long)c.closes,
-		       (unsigned long long)c.filtered,
-		       (unsigned long long)c.tls_records,
-		       (unsigned long long)c.tls_bytes,
-		       (unsigned long long)c.tls_unassoc,
-		       (unsigned long long)c.tls_lost);
+	printf(s->json ?
+	       ",\"counters\":{\"events\":%llu,\"bytes\":%llu,\"lost_events\":%llu,\"lost_bytes\":%llu,\"connections\":%llu,\"closes\":%llu,\"passed_over\":%llu,\"tls_records\":%llu,\"tls_bytes\":%llu,\"tls_socket_not_yet\":%llu,\"tls_lost_bytes\":%llu}" :
+	       "  counters: %llu events, %llu bytes, %llu events lost (%llu bytes), %llu connections opened, %llu closed, %llu packets of other sockets passed over\n"
+	       "  TLS plaintext: %llu records, %llu bytes, %llu before their socket was known, %llu bytes lost\n",
+	       (unsigned long long)c.events, (unsigned long long)c.bytes,
+	       (unsigned long long)c.lost_events,
+	       (unsigned long long)lost, (unsigned long long)c.conns,
+	       (unsigned long long)c.closes,
+	       (unsigned long long)c.filtered,
+	       (unsigned long long)c.tls_records,
+	       (unsigned long long)c.tls_bytes,
+	       (unsigned long long)c.tls_unassoc,
+	       (unsigned long long)c.tls_lost);
 }
 
 static void print_prog(const struct status *s, const struct prog *p,

@@ -199,7 +199,7 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 	 * that cannot tell where a message starts are not taken as whole.
 	 */
 	if (final && xc->tls && xc->nx && xc->x[0].kind == PT_X_RAW &&
-	    (xc->conn->pseudo || (xc->conn->open.h.flags & PT_F_PREEXISTING)))
+	    (pt_conn_pseudo(xc->conn) || (xc->conn->open.h.flags & PT_F_PREEXISTING)))
 		pt_x_incomplete(&xc->x[0], "the TLS session began before the recording: plaintext before this was not captured");
 }
 

@@ -288,7 +288,6 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 
 		add_data(&conn->tls[d->dir & 1], d);
 		conn->has_tls = true;
-		conn->pseudo = conn->id & PT_PSEUDO_CONN;
 		break;
 	}
 	case PT_REC_ATTR: {

@@ -51,8 +51,13 @@ struct pt_conn {
 	/* TLS plaintext from the library calls, by enum pt_dir */
 	struct pt_stream tls[2];
 	bool has_tls;
-	bool pseudo;		/* plaintext whose socket was never learnt */
 };
+
+/* Plaintext whose socket was never learnt (a pseudo-connection)? */
+static inline bool pt_conn_pseudo(const struct pt_conn *c)
+{
+	return c->id & PT_PSEUDO_CONN;
+}
 
 struct pt_conns {
 	struct pt_conn **v;	/* in order of first record */
