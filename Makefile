@@ -14,7 +14,7 @@ DEPFLAGS = -MMD -MP
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
-LDLIBS := -lbpf -lelf -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread
+LDLIBS := -lbpf -lelf -lcapstone -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread
 # What the core (everything but capture/, agent/ and cmd/) needs: the unit
 # tests and fuzzers link it without libbpf.
 CORE_LDLIBS := -lz -lzstd -lyaml -lcurl -lpthread
@@ -187,6 +187,7 @@ deps:
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
 		zlib1g-dev libzstd-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
 		tshark util-linux procps wrk tcpdump gnuplot-nox openssl \
+		libcapstone-dev golang-go libssl-dev \
 		qemu-system-x86 busybox-static dash cpio xz-utils zstd
 
 demo: podtap

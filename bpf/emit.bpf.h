@@ -34,6 +34,7 @@ static __always_inline void fill_data(struct pt_data *r, __u16 type,
 	r->cap_len = len;
 	r->dir = dir;
 	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	r->session = 0;
 }
 
 /* Report a lost range; a small record often fits where data did not. */
@@ -179,5 +180,41 @@ static __always_inline void count(__u32 field_off)
 		(*(__u64 *)((char *)c + field_off))++;
 }
 #define COUNT(field) count(__builtin_offsetof(struct pt_counters, field))
+
+/*
+ * The TLS object (an SSL*, a *tls.Conn) of process tgid speaks over the
+ * socket conn_id: its plaintext goes to that connection from now on, and
+ * a pseudo-connection it had is joined to it (TLS_ASSOC).
+ */
+static __always_inline void tls_join(__u32 tgid, __u64 ssl, __u64 conn_id)
+{
+	struct pt_tls_key key = { .tgid = tgid, .ssl = ssl };
+	struct pt_tls_state *st, init = {};
+	struct pt_tls_assoc *r;
+
+	st = bpf_map_lookup_elem(&tls_conns, &key);
+	if (!st) {
+		init.conn_id = conn_id;
+		bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
+		return;
+	}
+	if (st->conn_id == conn_id)
+		return;
+	if (st->conn_id & PT_PSEUDO_CONN) {
+		r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
+		if (!r)
+			return;	/* the next call says it again */
+		fill_hdr(&r->h, PT_REC_TLS_ASSOC, 0, sizeof(*r), conn_id);
+		r->pseudo_id = st->conn_id;
+		r->tgid = tgid;
+		r->pad = 0;
+		r->ssl = ssl;
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	} else {
+		/* the object speaks over another socket now: a new stream */
+		st->off[0] = st->off[1] = 0;
+	}
+	st->conn_id = conn_id;
+}
 
 #endif /* __PT_EMIT_BPF_H */

@@ -104,7 +104,23 @@ PT_SHARED struct {
 	__type(value, struct pt_tls_call);
 } tls_calls SEC(".maps");
 
-/* Each (process, SSL*): its connection and plaintext offsets. */
+/* Sessions that want no TLS plaintext (tls: false), by session id. */
+PT_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} tls_off SEC(".maps");
+
+/* The Go crypto/tls call each goroutine is in. LRU as tls_calls. */
+PT_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pt_go_key);
+	__type(value, struct pt_tls_call);
+} go_calls SEC(".maps");
+
+/* Each (process, SSL* or *tls.Conn): its connection and plaintext offsets. */
 PT_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);

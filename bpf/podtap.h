@@ -137,7 +137,10 @@ struct pt_data {
 	__u32 len;		/* stream bytes this record covers */
 	__u32 cap_len;		/* payload bytes that follow (<= len) */
 	__u8  dir;		/* enum pt_dir */
-	__u8  pad[7];
+	__u8  pad[3];
+	__u32 session;		/* TLS_DATA of a pseudo-connection: the session
+				 * of the caller's target (it has no OPEN to
+				 * say so); else 0 */
 	__u8  payload[];
 };
 
@@ -232,12 +235,31 @@ enum pt_tls_kind {
 struct pt_tls_call {
 	__u64 ssl;
 	__u64 buf;		/* the caller's buffer */
-	__u64 lenp;		/* _ex: where the length is returned; 0 */
+	__u64 lenp;		/* _ex: where the length is returned; Go: the
+				 * buffer's length; else 0 */
 	__u32 kind;		/* enum pt_tls_kind */
 	__u32 session;		/* of the target the caller is in */
 };
 
-/* tls_conns: per (process, SSL*), its connection and plaintext offsets. */
+/*
+ * Go crypto/tls calls in flight (go_calls), by process and goroutine (the
+ * g pointer): a goroutine moves between threads inside a call.
+ */
+struct pt_go_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 g;
+};
+
+/*
+ * What a Go uprobe's attach cookie tells the programs: where the socket's
+ * descriptor is, from the *tls.Conn (offsets of the Go version the binary
+ * was built with). Bits 0-15: the data word of tls.Conn's conn interface;
+ * 16-31: the *netFD in net.TCPConn; 32-47: poll.FD.Sysfd in netFD.
+ */
+#define PT_GO_OFF(cookie, n)	(((cookie) >> ((n) * 16)) & 0xffff)
+
+/* tls_conns: per (process, SSL* or *tls.Conn), its connection and offsets. */
 struct pt_tls_key {
 	__u32 tgid;
 	__u32 pad;
@@ -307,6 +329,7 @@ PT_ABI_SIZE(struct pt_counters, (15 + PT_LOSS_MAX) * 8);
 PT_ABI_SIZE(struct pt_tls_assoc, 48);
 PT_ABI_SIZE(struct pt_tls_call, 32);
 PT_ABI_SIZE(struct pt_tls_key, 16);
+PT_ABI_SIZE(struct pt_go_key, 16);
 PT_ABI_SIZE(struct pt_tls_state, 24);
 PT_ABI_SIZE(struct pt_conn_state, 96);
 PT_ABI_SIZE(struct pt_host_key, 20);

@@ -205,10 +205,7 @@ __noinline int pt_tls_record_at(struct __sk_buff *skb, __u32 off)
  */
 __noinline int pt_tls_learn(__u64 conn_id)
 {
-	struct pt_tls_state *st, init = {};
-	struct pt_tls_key key = {};
 	struct task_struct *task;
-	struct pt_tls_assoc *r;
 	struct pt_tls_call *c;
 	__u64 id;
 
@@ -219,31 +216,7 @@ __noinline int pt_tls_learn(__u64 conn_id)
 	c = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!c)
 		return 0;
-	key.tgid = id >> 32;
-	key.ssl = c->ssl;
-	st = bpf_map_lookup_elem(&tls_conns, &key);
-	if (!st) {
-		init.conn_id = conn_id;
-		bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
-		return 0;
-	}
-	if (st->conn_id == conn_id)
-		return 0;
-	if (st->conn_id & PT_PSEUDO_CONN) {
-		r = bpf_ringbuf_reserve(&podtap_events, sizeof(*r), 0);
-		if (!r)
-			return 0;	/* the next send says it again */
-		fill_hdr(&r->h, PT_REC_TLS_ASSOC, 0, sizeof(*r), conn_id);
-		r->pseudo_id = st->conn_id;
-		r->tgid = key.tgid;
-		r->pad = 0;
-		r->ssl = key.ssl;
-		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-	} else {
-		/* the object speaks over another socket now: a new stream */
-		st->off[0] = st->off[1] = 0;
-	}
-	st->conn_id = conn_id;
+	tls_join(id >> 32, c->ssl, conn_id);
 	return 0;
 }
 

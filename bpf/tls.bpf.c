@@ -12,6 +12,13 @@
  * an SSL call or handshake (hooked for this alone) when it sends on a
  * socket is using that socket. Until then plaintext goes to a
  * pseudo-connection, and a TLS_ASSOC record joins it to the socket later.
+ *
+ * Go's crypto/tls is hooked in the executable: (*Conn).Write and
+ * (*Conn).Read at entry and at each of their RET instructions (a Go
+ * program's stacks move, which uretprobes do not survive). Go passes
+ * arguments and results in registers (ABIInternal, 1.17+) and keeps the
+ * goroutine in r14; a call is remembered per goroutine. The socket is read
+ * from the Conn itself: its net.Conn, the descriptor, the kernel's file.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,7 +37,7 @@
 #define TLS_MAX_CHUNKS	1024
 
 /* The session of the target the current task is in; 0 if none. */
-static __always_inline __u32 current_session(void)
+static __always_inline __u32 target_session(void)
 {
 	__u32 *sess, ns;
 	int level;
@@ -55,12 +62,26 @@ static __always_inline __u32 current_session(void)
 }
 
 /*
+ * ... whose plaintext is wanted: a session may say no (tls: false in its
+ * RecordingSession), which the agent writes into tls_off.
+ */
+static __always_inline __u32 current_session(void)
+{
+	__u32 sess = target_session();
+
+	if (sess && bpf_map_lookup_elem(&tls_off, &sess))
+		return 0;
+	return sess;
+}
+
+/*
  * One TLS_DATA record of up to PT_CHUNK_MAX bytes from the caller's
  * buffer, in size classes as DATA. Global: verified once.
- * len_dir: bits 0-23 length, bit 24 direction, bit 26 unassociated.
+ * len_dir: bits 0-23 length, bit 24 direction, bit 26 unassociated (and
+ * then the record says the caller's session).
  */
 __noinline int pt_emit_plain(__u64 conn_id, __u64 off, __u64 ubuf,
-			     __u32 len_dir)
+			     __u32 len_dir, __u32 session)
 {
 	__u32 len = len_dir & 0xffffff;
 	__u32 dir = (len_dir >> 24) & 1;
@@ -97,6 +118,8 @@ __noinline int pt_emit_plain(__u64 conn_id, __u64 off, __u64 ubuf,
 
 fill:
 	fill_data(r, PT_REC_TLS_DATA, flags, conn_id, off, len, dir);
+	if (flags)
+		r->session = session;
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	c = counters();
 	if (c) {
@@ -129,7 +152,7 @@ static __always_inline __u64 pseudo_id(void)
 
 struct emit_ctx {
 	__u64 conn_id, off, buf, len, done;
-	__u32 flags;
+	__u32 flags, session;
 };
 
 /* One chunk of a call's plaintext, for bpf_loop; 1 ends the loop. */
@@ -142,7 +165,7 @@ static long emit_chunk(__u32 i, void *vctx)
 		return 1;
 	n = c->len - c->done > PT_CHUNK_MAX ? PT_CHUNK_MAX : c->len - c->done;
 	pt_emit_plain(c->conn_id, c->off + c->done, c->buf + c->done,
-		      (__u32)n | c->flags);
+		      (__u32)n | c->flags, c->session);
 	c->done += n;
 	return 0;
 }
@@ -151,7 +174,8 @@ static long emit_chunk(__u32 i, void *vctx)
  * The plaintext of one call, at the offset of its (process, SSL*).
  * Global: verified once for every return program.
  */
-__noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir)
+__noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir,
+			   __u32 session)
 {
 	struct pt_tls_key key = { .tgid = tgid_dir >> 32, .ssl = ssl };
 	struct pt_tls_state *st, init = {};
@@ -191,6 +215,7 @@ __noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir)
 	ec.buf = buf;
 	ec.len = len;
 	ec.flags = (dir << 24) | unassoc;
+	ec.session = session;
 	bpf_loop(TLS_MAX_CHUNKS, emit_chunk, &ec, 0);
 	done = ec.done;
 	if (done < len) {
@@ -248,7 +273,7 @@ static __always_inline int call_exit(long ret, bool ex, __u32 kind)
 		len = ret;
 	}
 	pt_emit_tls(c.ssl, c.buf, len, (id & ~0xffffffffull) |
-		    (kind == PT_TLS_READ ? PT_DIR_RX : PT_DIR_TX));
+		    (kind == PT_TLS_READ ? PT_DIR_RX : PT_DIR_TX), c.session);
 	return 0;
 }
 
@@ -313,4 +338,158 @@ SEC("uretprobe")
 int BPF_KRETPROBE(podtap_tls_hs_r, int ret)
 {
 	return call_exit(ret, false, PT_TLS_HANDSHAKE);
+}
+
+/* Go crypto/tls: (*Conn).Write and (*Conn).Read, amd64 ABIInternal. */
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
+{
+	struct pt_go_key key = {};
+	struct pt_tls_call c = {};
+
+	if (!tls_on)
+		return 0;
+	c.session = current_session();
+	if (!c.session)
+		return 0;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.g = ctx->r14;
+	c.ssl = ctx->ax;	/* c *Conn */
+	c.buf = ctx->bx;	/* b []byte: pointer, */
+	c.lenp = ctx->cx;	/* length */
+	c.kind = kind;
+	bpf_map_update_elem(&go_calls, &key, &c, BPF_ANY);
+	return 0;
+}
+
+/*
+ * The socket cookie of the TCP socket behind a *tls.Conn, 0 if it is not
+ * one or has no cookie yet. Each step is checked: a Conn over something
+ * else than a *net.TCPConn gives a descriptor that is no socket, or one
+ * whose socket does not point back at its file.
+ */
+static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 tcpconn, netfd, fd = 0;
+	struct file **fds, *f = NULL;
+	struct fdtable *fdt;
+	struct socket *so;
+	struct sock *sk;
+
+	if (bpf_probe_read_user(&tcpconn, sizeof(tcpconn),
+				(void *)(conn + PT_GO_OFF(offs, 0))) ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd),
+				(void *)(tcpconn + PT_GO_OFF(offs, 1))) ||
+	    bpf_probe_read_user(&fd, sizeof(fd),
+				(void *)(netfd + PT_GO_OFF(offs, 2))))
+		return 0;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), fds + fd) || !f)
+		return 0;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000)
+		return 0;	/* not S_IFSOCK */
+	so = BPF_CORE_READ(f, private_data);
+	if (!so || BPF_CORE_READ(so, file) != f)
+		return 0;
+	sk = BPF_CORE_READ(so, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != 1 /* SOCK_STREAM */)
+		return 0;
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/*
+ * Join a *tls.Conn to its socket, at every call: the Go heap hands a
+ * freed Conn's address to the next one, so what was known of an address
+ * may be another connection's by now. A socket has a cookie once podtap's
+ * socket programs have seen it, which is before any plaintext of it can
+ * be read or written. Global: verified once.
+ */
+__noinline int pt_go_join(__u64 conn, __u32 tgid, __u64 offs)
+{
+	__u64 cookie = go_conn_cookie(conn, offs);
+
+	if (!cookie)
+		return 0;
+	tls_join(tgid, conn, cookie);
+	return 1;
+}
+
+/*
+ * A call that began before the hooks (a server blocked in Read on a
+ * connection older than the recording) has no entry to say its Conn and
+ * buffer. The ABI gives the caller's frame a spill slot for each
+ * register argument, just above the return address, and (*Conn).Read and
+ * Write spill theirs at entry: taken from there, if the Conn found leads
+ * to a TCP socket of this process, and never to a pseudo-connection.
+ */
+static __always_inline bool go_spilled(struct pt_regs *ctx, __u32 kind,
+				       struct pt_tls_call *c)
+{
+	__u64 a[3];
+
+	if (!tls_on)
+		return false;
+	c->session = current_session();
+	if (!c->session ||
+	    bpf_probe_read_user(a, sizeof(a), (void *)(ctx->sp + 8)))
+		return false;
+	c->ssl = a[0];
+	c->buf = a[1];
+	c->lenp = a[2];
+	c->kind = kind;
+	return pt_go_join(c->ssl, bpf_get_current_pid_tgid() >> 32,
+			  bpf_get_attach_cookie(ctx));
+}
+
+static __always_inline int go_exit(struct pt_regs *ctx, __u32 kind)
+{
+	struct pt_go_key key = {};
+	struct pt_tls_call *p, c = {};
+	long n = ctx->ax;	/* n int; err is in BX, CX */
+
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.g = ctx->r14;
+	p = bpf_map_lookup_elem(&go_calls, &key);
+	if (p && p->kind == kind) {
+		c = *p;
+		bpf_map_delete_elem(&go_calls, &key);
+		if (n <= 0 || (__u64)n > c.lenp)
+			return 0;
+		pt_go_join(c.ssl, key.tgid, bpf_get_attach_cookie(ctx));
+	} else if (n <= 0 || !go_spilled(ctx, kind, &c) ||
+		   (__u64)n > c.lenp) {
+		return 0;
+	}
+	pt_emit_tls(c.ssl, c.buf, n, (__u64)key.tgid << 32 |
+		    (kind == PT_TLS_READ ? PT_DIR_RX : PT_DIR_TX), c.session);
+	return 0;
+}
+
+SEC("uprobe")
+int podtap_go_w(struct pt_regs *ctx)
+{
+	return go_enter(ctx, PT_TLS_WRITE);
+}
+
+SEC("uprobe")
+int podtap_go_w_ret(struct pt_regs *ctx)
+{
+	return go_exit(ctx, PT_TLS_WRITE);
+}
+
+SEC("uprobe")
+int podtap_go_r(struct pt_regs *ctx)
+{
+	return go_enter(ctx, PT_TLS_READ);
+}
+
+SEC("uprobe")
+int podtap_go_r_ret(struct pt_regs *ctx)
+{
+	return go_exit(ctx, PT_TLS_READ);
 }

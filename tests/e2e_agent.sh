@@ -11,8 +11,10 @@
 # node are captured, byte for byte, into the right session's segments;
 # segments reach a collector through failures; each node keeps its own
 # status entry; a watch that expires (410) is relisted; duration and
-# maxBytes end a session; the spool cap drops the oldest segments; the
-# example session in deploy/ is usable; /metrics;
+# maxBytes end a session; the spool cap drops the oldest segments; TLS
+# plaintext of a pod (python3 ssl) at the collector, including a client's
+# read before its socket was known, and ciphertext only with tls: false;
+# the example session in deploy/ is usable; /metrics;
 # nothing is left behind. Needs root; ends with "e2e_agent: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -42,7 +44,7 @@ cleanup() {
 		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	[ -d "$ROOT" ] && find "$ROOT" -depth -type d -exec rmdir {} + 2>/dev/null
-	rm -rf "$TMP"
+	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -338,6 +340,104 @@ import base64, json, sys
 c = [json.loads(l) for l in sys.stdin]
 rx = base64.b64decode(c[0][\"payload\"][\"rx\"]); tx = base64.b64decode(c[0][\"payload\"][\"tx\"])
 sys.exit(0 if len(c) == 1 and c[0][\"preexisting\"] and rx.endswith(b\"second\") and tx.endswith(b\"second+\") else 1)'"
+
+# --- TLS: plaintext from the pod's library calls, unless tls: false ----------
+PTLS=18617
+self_signed "$TMP"
+uid=$(mkpod shop secure-1 node-a Burstable '{"app":"secure"}' app:c0f1)
+cg="$ROOT/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice/cri-containerd-c0f1.scope"
+mkdir -p "$cg"
+(echo $BASHPID > "$cg/cgroup.procs" &&
+	exec "$PY" tests/peers/tls_server.py $PTLS "$TMP/cert.pem" "$TMP/key.pem") > /dev/null 2>&1 &
+TLS_SRV=$!
+SERVERS+=($TLS_SRV)
+wait_for 5 curl -sk -o /dev/null "https://127.0.0.1:$PTLS/n/1"
+# a client in the pod whose TLS connection is older than the session and
+# reads first: its plaintext has no socket until it writes (a
+# pseudo-connection, routed by its session, then joined)
+cat > "$TMP/push.py" << 'EOF'
+import os, socket, ssl, sys, time
+port, flag, out = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if sys.argv[1] == "server":	# outside the targets: pushes until told
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[5], sys.argv[6])
+    ls = socket.create_server(("127.0.0.1", port))
+    open(out + ".ready", "w").write("1")
+    c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    i = 0
+    while not os.path.exists(flag):
+        c.sendall(b"push %d\n" % i); i += 1; time.sleep(0.1)
+    c.sendall(b"last push\n")
+    c.recv(100); c.close()
+else:	# the client, in the pod: reads until the last push, then writes
+    s = ssl._create_unverified_context().wrap_socket(socket.create_connection(("127.0.0.1", port)))
+    open(out + ".local", "w").write("%s:%d" % s.getsockname())
+    got = b""
+    while not got.endswith(b"last push\n"):
+        got += s.recv(100)
+    s.sendall(b"bye"); s.close()
+    open(out, "wb").write(got)
+EOF
+PPUSH=18618
+"$PY" "$TMP/push.py" server $PPUSH "$TMP/push.stop" "$TMP/push.out" "$TMP/cert.pem" "$TMP/key.pem" &
+PUSH_SRV=$!
+wait_for 5 test -s "$TMP/push.out.ready"
+(echo $BASHPID > "$cg/cgroup.procs" &&
+	exec "$PY" "$TMP/push.py" client $PPUSH "$TMP/push.stop" "$TMP/push.out") &
+PUSH=$!
+wait_for 5 test -s "$TMP/push.out.local"
+mksess tls1 '{"matchLabels":{"app":"secure"}}'
+check "tls1 (tls absent: on): the pod's libssl is hooked" \
+	wait_for 10 grep -q "TLS: pid $TLS_SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/agent-a.log"
+curl -sk --http1.1 -o "$TMP/tls1.out" "https://127.0.0.1:$PTLS/n/5000"
+sleep 0.5	# some pushes read with the hooks in place
+touch "$TMP/push.stop"
+wait $PUSH $PUSH_SRV
+check "tls1: the plaintext reaches the collector as an HTTP/1 exchange" \
+	wait_for 10 eval "ls '$TMP/collected/shop/tls1/'*.ptcap > /dev/null 2>&1 &&
+		'$PODTAP' read \$(ls '$TMP/collected/shop/tls1/'*.ptcap | sort) > '$TMP/tls1.read' &&
+		grep -q 'GET https://127.0.0.1:$PTLS/n/5000 -> 200 OK .* resp body 5000 B' '$TMP/tls1.read'"
+# shellcheck disable=SC2046
+"$PODTAP" export -f jsonl -o "$TMP/tls1.jsonl" $(ls "$TMP/collected/shop/tls1/"*.ptcap | sort) 2> /dev/null
+check "tls1: its response body is what curl got, byte for byte" "$PY" - "$TMP" << 'EOF'
+import base64, json, sys
+got = open(sys.argv[1] + "/tls1.out", "rb").read()
+for l in open(sys.argv[1] + "/tls1.jsonl"):
+    x = json.loads(l)
+    r = x.get("response") or {}
+    b = base64.b64decode(r["body"]) if r.get("body_encoding") == "base64" else r.get("body", "").encode()
+    if x.get("request", {}).get("target") == "/n/5000" and b == got and len(got) == 5000:
+        sys.exit(0)
+sys.exit(1)
+EOF
+cat > "$TMP/joined.py" << 'EOF'
+import glob, json, subprocess, sys
+tmp, podtap = sys.argv[1], sys.argv[2]
+segs = sorted(glob.glob(tmp + "/collected/shop/tls1/*.ptcap"))
+local = open(tmp + "/push.out.local").read()
+got = open(tmp + "/push.out", "rb").read()
+out = subprocess.run([podtap, "read", "--json"] + segs, capture_output=True, check=True).stdout
+for l in out.splitlines():
+    c = json.loads(l)
+    if c["local"] != local:
+        continue
+    rx = "".join(t["data"] for x in c["exchanges"] for t in x["turns"] if t["from"] == "server").encode()
+    # what was read with the hooks in place: a tail of what the client got
+    ok = c.get("tls_socket_known") and rx.endswith(b"last push\n") and got.endswith(rx) and b"push" in rx
+    sys.exit(0 if ok else 1)
+sys.exit(1)
+EOF
+check "tls1: the client that read before it wrote: its plaintext joined to its socket" \
+	wait_for 10 "$PY" "$TMP/joined.py" "$TMP" "$PODTAP"
+kapi DELETE "$SESS/tls1" > /dev/null
+kapi POST "$SESS" '{"apiVersion":"podtap.dev/v1alpha1","kind":"RecordingSession","metadata":{"name":"tls2"},"spec":{"selector":{"matchLabels":{"app":"secure"}},"tls":false}}' > /dev/null
+wait_for 10 field_is tls2 node-a targets 1
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$PTLS/n/6000"
+check "tls2 (tls: false): the same pod's TLS is recorded as ciphertext only" \
+	wait_for 10 eval "ls '$TMP/collected/shop/tls2/'*.ptcap > /dev/null 2>&1 &&
+		'$PODTAP' read \$(ls '$TMP/collected/shop/tls2/'*.ptcap | sort) > '$TMP/tls2.read' &&
+		grep -qE ' tls +[0-9]' '$TMP/tls2.read' && ! grep -q 'tls:http1' '$TMP/tls2.read'"
+kapi DELETE "$SESS/tls2" > /dev/null
 
 # --- the agent restarts: what it counted goes on -----------------------------
 n1=$(field s1 node-a connections)

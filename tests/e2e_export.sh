@@ -42,14 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # port
-	for _ in $(seq 100); do
-		(echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
 
 # ---- servers: nginx and the app in the target cgroup, peers outside ----
 mkdir -p "$TMP/www" "$TMP/up"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# TLS plaintext end to end: a python3 HTTPS server (OpenSSL's _ex calls)
-# and nginx with TLS (a 3 MiB file) in target cgroups, curl
+# TLS plaintext end to end: a python3 HTTPS server (OpenSSL's _ex calls),
+# nginx with TLS (a 3 MiB file) and a server with OpenSSL linked in
+# statically (tests/peers/tls_static.c) in target cgroups, curl
 # (SSL_read/SSL_write) and python3 clients, one of
 # them in the target cgroup too, keep-alive with bodies from 1 byte to
 # 1 MiB, a client started after recording began, 20 parallel connections.
@@ -16,6 +17,7 @@ PODTAP=$PWD/podtap
 PORT=18501
 NGINX_PORT=18502
 NGINX_TLS=18503
+STATIC_PORT=18504
 PY=/usr/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
@@ -23,7 +25,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "e2e_tls: 0 passed, 0 failed, 1 skipped"
 	exit 0
 fi
-for t in openssl curl $PY; do
+for t in openssl curl gcc $PY; do
 	command -v $t >/dev/null || { echo "e2e_tls: missing $t (make deps)"; exit 1; }
 done
 . tests/lib.sh
@@ -32,27 +34,20 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= REC_PID= NGINX_PID=
+SRV= REC_PID= NGINX_PID= STATIC_PID=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
 	[ -n "$SRV" ] && kill $SRV 2>/dev/null && wait $SRV 2>/dev/null
+	[ -n "$STATIC_PID" ] && kill $STATIC_PID 2>/dev/null && wait $STATIC_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
 	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-wait_port() {
-	for _ in $(seq 100); do
-		(echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
-	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+self_signed "$TMP"
 mkdir -p "$CG" "$CGC"
 (echo $BASHPID > "$CG/cgroup.procs" &&
 	exec $PY tests/peers/tls_server.py $PORT "$TMP/cert.pem" "$TMP/key.pem") &
@@ -65,12 +60,23 @@ head -c $((3 << 20)) /dev/urandom > "$TMP/nginx/www/big.bin"
 start_nginx "$TMP/nginx" $NGINX_PORT "$CGN" \
 	"listen 127.0.0.1:$NGINX_TLS ssl; ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;" ||
 	exit 1
+# OpenSSL linked into the executable: its own SSL_read and SSL_write
+gcc -O2 -Wall -o "$TMP/tls_static" tests/peers/tls_static.c \
+	-Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread
+check "a server with OpenSSL linked in statically builds" [ $? = 0 ]
+check "it has no libssl.so to load" sh -c "! ldd '$TMP/tls_static' | grep -q libssl"
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec "$TMP/tls_static" $STATIC_PORT "$TMP/cert.pem" "$TMP/key.pem") &
+STATIC_PID=$!
+wait_port $STATIC_PORT || { echo "the static TLS server did not start"; exit 1; }
 
 # ---- record the server's cgroup and a client cgroup ----
 start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi -w "$TMP/cap.ptcap"
 check "record started" [ $? = 0 ]
 check "record says the server's libssl is hooked" \
 	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+check "record says the static server's own OpenSSL is hooked" \
+	grep -q "TLS: pid $STATIC_PID (tls_static) runs $TMP/tls_static, which has OpenSSL linked in: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 
 # curl outside the targets: the server side is captured
 curl -sk --http1.1 -o "$TMP/nginx-big.out" "https://127.0.0.1:$NGINX_TLS/big.bin"
@@ -78,6 +84,8 @@ check "curl got nginx's 3 MiB over TLS" cmp -s "$TMP/nginx-big.out" "$TMP/nginx/
 for n in 1 100 16384 70000; do
 	curl -sk --http1.1 -o "$TMP/curl-$n.out" "https://127.0.0.1:$PORT/n/$n"
 done
+curl -sk --http1.1 -o "$TMP/static.out" "https://127.0.0.1:$STATIC_PORT/n/50000"
+check "curl got the static server's 50000 bytes" sh -c "[ \$(stat -c %s '$TMP/static.out') = 50000 ]"
 # a python3 client in the client cgroup, started after recording began:
 # keep-alive, sizes to 1 MiB, a POST echoed, each connection's 4-tuple
 (echo $BASHPID > "$CGC/cgroup.procs" && exec $PY - $PORT "$TMP/truth.json" <<'PY'
@@ -227,6 +235,10 @@ big = open(tmp + "/nginx/www/big.bin", "rb").read()
 got = [x for x in http if x["request"].get("target") == "/big.bin"]
 if len(got) != 1 or data(got[0]["response"]) != big:
     bad.append("nginx over TLS: /big.bin %s" % ("differs" if got else "not captured"))
+# the server with OpenSSL linked in
+got = [x for x in http if x["request"].get("target") == "/n/50000"]
+if len(got) != 1 or data(got[0]["response"]) != body(50000):
+    bad.append("static OpenSSL server: /n/50000 %s" % ("differs" if got else "not captured"))
 # curl's requests, server side
 for n in (1, 100, 16384, 70000):
     if not [x for x in http if x["request"].get("target") == "/n/%d" % n]:
@@ -254,6 +266,6 @@ REC_PID=
 check "--no-tls: no library hooked" sh -c "! grep -q 'TLS: pid' '$TMP/rec.err'"
 check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | grep -q ' tls '"
 
-check "the server is still alive" kill -0 $SRV
+check "the servers are still alive" kill -0 $SRV $STATIC_PID
 echo "e2e_tls: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -10,6 +10,23 @@ cg2_root() {
 	fi
 }
 
+# wait_port PORT: returns once something listens on 127.0.0.1:PORT (1
+# after 5 s, saying so).
+wait_port() {
+	for _ in $(seq 100); do
+		(echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on $1" >&2
+	return 1
+}
+
+# self_signed DIR: DIR/cert.pem and DIR/key.pem for CN=localhost, a day.
+self_signed() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+		-keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
 # start_nginx DIR PORT CGROUP [EXTRA_SERVER_DIRECTIVES]: nginx with one
 # worker serving DIR/www on 127.0.0.1:PORT, run in CGROUP; sets NGINX_PID
 # and returns once it answers.

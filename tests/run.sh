@@ -44,6 +44,7 @@ stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
 stage "safety and one vocabulary: outputs, targets, filters, HTTP/1 corners (tests/e2e_safety.sh)" tests/e2e_safety.sh
 stage "TLS plaintext: OpenSSL servers and clients in target cgroups (tests/e2e_tls.sh)" tests/e2e_tls.sh
+stage "TLS plaintext: Go crypto/tls, plain, stripped and PIE builds (tests/e2e_gotls.sh)" tests/e2e_gotls.sh
 stage "operations: metrics, status, pins, logs (tests/e2e_metrics.sh)" tests/e2e_metrics.sh
 stage "test peers: the kube-apiserver stand-in and the collector (tests/peers/test_standin.sh)" tests/peers/test_standin.sh
 stage "agent end to end: sessions, pods, segments, upload, status (tests/e2e_agent.sh)" tests/e2e_agent.sh

@@ -161,6 +161,23 @@ void test_agent_sessions(void)
 		ASSERT_EQ(s.created_real_ns, 1795428000000000000ull, "creationTimestamp");
 		ASSERT_TRUE(pt_session_wants_container(&s, "app"), "container app");
 		ASSERT_TRUE(!pt_session_wants_container(&s, "proxy"), "container proxy");
+		ASSERT_TRUE(s.tls, "tls: true when absent");
+		pt_session_free(&s);
+	}
+	j = SESSION("{\"selector\":{},\"tls\":false}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "tls: false")) {
+		ASSERT_TRUE(!s.invalid[0] && !s.tls, "tls: false is read");
+		pt_session_free(&s);
+	}
+	j = SESSION("{\"selector\":{},\"tls\":true}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "tls: true")) {
+		ASSERT_TRUE(!s.invalid[0] && s.tls, "tls: true is read");
+		pt_session_free(&s);
+	}
+	j = SESSION("{\"selector\":{},\"tls\":\"false\"}");
+	if (ASSERT_OK(pt_session_parse(j, strlen(j), &s), "tls as a string")) {
+		ASSERT_TRUE(strstr(s.invalid, "spec.tls: want true or false") != NULL,
+			    "tls: \"false\" is invalid, says why");
 		pt_session_free(&s);
 	}
 	j = SESSION("{}");

@@ -41,6 +41,7 @@ static void session_drop(struct agent *a, int i)
 	/* its targets go at the next ag_reconcile, which runs before any
 	 * record could name the id again: ids are never reused */
 	ag_segment_close(a, s);
+	pt_loader_session_tls(a->rt.l, s->id, true);
 	pt_info("session %s/%s deleted", s->spec.ns, s->spec.name);
 	pt_session_free(&s->spec);
 	free(s);
@@ -114,6 +115,9 @@ static bool on_session(struct agent *a, const struct pt_kev *e)
 	}
 	s->spec = spec;
 	s->seen = true;
+	if (pt_loader_session_tls(a->rt.l, s->id, spec.tls))
+		pt_err("session %s/%s: cannot turn TLS plaintext %s",
+		       spec.ns, spec.name, spec.tls ? "on" : "off");
 	return true;
 }
 

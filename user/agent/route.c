@@ -237,6 +237,18 @@ void ag_segment_close(struct agent *a, struct session *s)
 		s->segments++;
 }
 
+/*
+ * Plaintext of a TLS connection whose socket is not known yet has no
+ * OPEN: the record says its session. Its TLS_ASSOC, later, goes with the
+ * socket's connection, and readers join the two.
+ */
+static uint32_t pseudo_session(const struct pt_rec_hdr *h)
+{
+	if (h->type != PT_REC_TLS_DATA || !(h->conn_id & PT_PSEUDO_CONN))
+		return 0;
+	return ((const struct pt_data *)h)->session;
+}
+
 int ag_on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 {
 	struct agent *a = ctx;
@@ -254,12 +266,13 @@ int ag_on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 		return 0;
 	} else {
 		c = conn_find(a, h->conn_id);
-		if (!c) {
+		if (c)
+			sid = c->open.session_id;
+		else if (!(sid = pseudo_session(h))) {
 			PT_BUMP(a->unrouted, 1);
 			return 0;
 		}
-		sid = c->open.session_id;
-		if (h->type == PT_REC_ATTR) {
+		if (c && h->type == PT_REC_ATTR) {
 			const struct pt_attr *at = (const void *)h;
 
 			/* OPENs written again in later segments carry it */

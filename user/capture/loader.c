@@ -35,6 +35,7 @@ struct attach {
 struct target {
 	int kind;		/* enum pt_target_kind */
 	uint64_t id;
+	uint32_t session;
 	char path[PATH_MAX];	/* cgroup targets */
 };
 
@@ -865,6 +866,7 @@ static int add_target(struct pt_loader *l, int kind, uint64_t id,
 		pt_err("updating %s: %s", bpf_map__name(map), strerror(-err));
 		return err;
 	}
+	l->tg[i].session = session;
 	bump_gen(l);
 	return 0;
 }
@@ -906,6 +908,20 @@ int pt_loader_add_pidns(struct pt_loader *l, uint32_t inum, uint32_t session)
 int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id)
 {
 	return remove_target(l, PT_TARGET_CGROUP, id);
+}
+
+int pt_loader_session_tls(struct pt_loader *l, uint32_t session, bool on)
+{
+	struct bpf_map *map = l->skel->maps.tls_off;
+	uint8_t one = 1;
+	int err;
+
+	if (on) {
+		err = bpf_map__delete_elem(map, &session, sizeof(session), 0);
+		return err == -ENOENT ? 0 : err;
+	}
+	return bpf_map__update_elem(map, &session, sizeof(session), &one,
+				    sizeof(one), BPF_ANY);
 }
 
 size_t pt_loader_attach_count(const struct pt_loader *l)
@@ -1024,6 +1040,16 @@ int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,
 	*id = l->tg[i].id;
 	*path = l->tg[i].path;
 	return 0;
+}
+
+bool pt_loader_target_tls(const struct pt_loader *l, size_t i)
+{
+	uint8_t v;
+
+	return i < l->ntg &&
+	       bpf_map__lookup_elem(l->skel->maps.tls_off, &l->tg[i].session,
+				    sizeof(l->tg[i].session), &v, sizeof(v),
+				    0) == -ENOENT;
 }
 
 void pt_loader_close(struct pt_loader *l)

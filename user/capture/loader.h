@@ -46,6 +46,10 @@ int pt_loader_add_cgroup(struct pt_loader *l, const char *abs, uint64_t id,
 			 uint32_t session);
 int pt_loader_add_pidns(struct pt_loader *l, uint32_t inum, uint32_t session);
 int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id);
+/* Whether a session's targets have their TLS plaintext captured (default). */
+int pt_loader_session_tls(struct pt_loader *l, uint32_t session, bool on);
+/* Does target i (as pt_loader_target numbers them) want TLS plaintext? */
+bool pt_loader_target_tls(const struct pt_loader *l, size_t i);
 /* How many cgroups the programs are attached to now. */
 size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);

@@ -8,6 +8,10 @@
  * later, or forks, and maps a file already hooked is covered from its
  * first call; only a file not seen before needs a scan, which the runtime
  * repeats.
+ *
+ * A process's executable is looked at too: OpenSSL or BoringSSL linked in
+ * statically is found by its symbols, Go's crypto/tls by symbol or, in a
+ * stripped build, through the pclntab (capture/elfbin.c).
  */
 #include <bpf/libbpf.h>
 #include <ctype.h>
@@ -22,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "base/common.h"
+#include "capture/elfbin.h"
 #include "capture/loader.h"
 #include "capture/runtime.h"
 #include "capture/tls.h"
@@ -41,13 +46,23 @@ static const struct hook {
 };
 #define NHOOKS	ARRAY_SIZE(hooks)
 
+enum lib_kind {
+	LIB_SSL,	/* a libssl mapped by the process */
+	EXE_SSL,	/* an executable with OpenSSL linked in */
+	EXE_GO,		/* a Go program using crypto/tls */
+	EXE_NONE,	/* an executable with neither: nothing to say */
+};
+
 struct lib {
 	dev_t dev;
 	ino_t ino;
 	char path[PATH_MAX];	/* as the first process that mapped it names it */
+	enum lib_kind kind;
 	bool ok;		/* hooked; else why says why not */
 	char why[160];
-	struct bpf_link *links[NHOOKS * 2];
+	char version[32];	/* EXE_GO: the Go version */
+	struct bpf_link **links;
+	size_t nlinks;
 };
 
 struct pt_tls {
@@ -92,51 +107,123 @@ static struct lib *find_lib(struct pt_tls *t, dev_t dev, ino_t ino)
 	return NULL;
 }
 
+/* One uprobe, at func's entry or at offset off of the file. */
 static int attach_one(struct pt_tls *t, struct lib *lib, const char *file,
-		      size_t *k, const char *func, const char *prog, bool ret)
+		      const char *func, uint64_t off, const char *prog,
+		      bool ret, uint64_t cookie)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = func, .retprobe = ret);
+	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = func, .retprobe = ret,
+		    .bpf_cookie = cookie);
 	struct bpf_program *p = bpf_object__find_program_by_name(t->obj, prog);
 	struct bpf_link *link;
 
 	if (!p)
 		return -ENOENT;
-	link = bpf_program__attach_uprobe_opts(p, -1, file, 0, &o);
+	link = bpf_program__attach_uprobe_opts(p, -1, file, off, &o);
 	if (!link)
 		return -errno;
-	lib->links[(*k)++] = link;
+	lib->links = pt_xrealloc(lib->links, lib->nlinks + 1,
+				 sizeof(*lib->links));
+	lib->links[lib->nlinks++] = link;
 	return 0;
+}
+
+static void unhook(struct lib *lib)
+{
+	while (lib->nlinks)
+		bpf_link__destroy(lib->links[--lib->nlinks]);
 }
 
 /* Hook every function of hooks[] the file has; SSL_write and SSL_read
  * at least, or none. */
 static void hook_lib(struct pt_tls *t, struct lib *lib, const char *file)
 {
-	size_t i, k = 0;
+	size_t i;
 	int err;
 
 	for (i = 0; i < NHOOKS; i++) {
 		/* the return first: an entry without it would leave its
 		 * call behind in tls_calls */
-		err = attach_one(t, lib, file, &k, hooks[i].func,
-				 hooks[i].ret, true);
+		err = attach_one(t, lib, file, hooks[i].func, 0,
+				 hooks[i].ret, true, 0);
 		if (!err) {
-			err = attach_one(t, lib, file, &k, hooks[i].func,
-					 hooks[i].entry, false);
+			err = attach_one(t, lib, file, hooks[i].func, 0,
+					 hooks[i].entry, false, 0);
 			if (err)
-				bpf_link__destroy(lib->links[--k]);
+				bpf_link__destroy(lib->links[--lib->nlinks]);
 		}
 		if (err && i < 2) {
 			snprintf(lib->why, sizeof(lib->why), "%s: %s",
 				 hooks[i].func, err == -ENOENT ?
 				 "no such function in it" : strerror(-err));
-			while (k)
-				bpf_link__destroy(lib->links[--k]);
+			unhook(lib);
 			return;
 		}
 	}
 	lib->ok = true;
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
+}
+
+/* A Go program's (*Conn).Write and Read: every RET, then the entry. */
+static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
+		    const struct pt_go_tls *g)
+{
+	const struct pt_go_func *fs[2] = { &g->write, &g->read };
+	static const char *progs[2][2] = {
+		{ "podtap_go_w", "podtap_go_w_ret" },
+		{ "podtap_go_r", "podtap_go_r_ret" },
+	};
+	size_t i, r;
+	int err = 0;
+
+	for (i = 0; i < 2 && !err; i++) {
+		for (r = 0; r < fs[i]->nrets && !err; r++)
+			err = attach_one(t, lib, file, NULL, fs[i]->rets[r],
+					 progs[i][1], false, g->cookie);
+		if (!err)
+			err = attach_one(t, lib, file, NULL, fs[i]->entry,
+					 progs[i][0], false, g->cookie);
+	}
+	if (err) {
+		snprintf(lib->why, sizeof(lib->why), "attaching uprobes: %s",
+			 strerror(-err));
+		unhook(lib);
+		return;
+	}
+	lib->ok = true;
+	PT_SET(t->libs_hooked, t->libs_hooked + 1);
+}
+
+/*
+ * What a process's executable has to hook, looked at once per file:
+ * Go's crypto/tls, or SSL_read and SSL_write defined in it (not merely
+ * imported from a libssl, which the maps show on their own).
+ */
+static void inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
+{
+	struct pt_go_tls g;
+	struct pt_elf *e;
+	uint64_t a, sz;
+	int r;
+
+	lib->kind = EXE_NONE;
+	if (pt_elf_open(&e, file, lib->why, sizeof(lib->why)))
+		return;		/* a script's interpreter, say: not ELF */
+	r = pt_go_tls_find(e, &g, lib->why, sizeof(lib->why));
+	if (r) {
+		lib->kind = EXE_GO;
+		snprintf(lib->version, sizeof(lib->version), "%s",
+			 g.version[0] ? g.version : "an unknown Go version");
+		if (r > 0)
+			hook_go(t, lib, file, &g);
+	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
+		   pt_elf_func(e, "SSL_read", &a, &sz)) {
+		lib->kind = EXE_SSL;
+		hook_lib(t, lib, file);
+	}
+	pt_elf_close(e);
+	if (lib->kind != EXE_NONE)
+		PT_SET(t->libs_found, t->libs_found + 1);
 }
 
 /* Told already that pid uses library k? Remembers it if not. */
@@ -178,13 +265,76 @@ static void comm_of(pid_t pid, char *buf, size_t n)
 	fclose(f);
 }
 
+/* Say once per process what it has of lib, hooked or why not. */
+static void tell(struct pt_tls *t, pid_t pid, struct lib *lib, bool quiet)
+{
+	char comm[32], what[PATH_MAX + 64];
+
+	if (lib->kind == EXE_NONE ||
+	    said_before(t, pid, (size_t)(lib - t->libs)))
+		return;
+	PT_SET(t->procs, t->procs + 1);
+	if (lib->ok)
+		PT_SET(t->hooked_procs, t->hooked_procs + 1);
+	if (quiet)
+		return;
+	comm_of(pid, comm, sizeof(comm));
+	if (lib->kind == LIB_SSL)
+		snprintf(what, sizeof(what), "uses %s", lib->path);
+	else if (lib->kind == EXE_SSL)
+		snprintf(what, sizeof(what), "runs %s, which has OpenSSL linked in",
+			 lib->path);
+	else
+		snprintf(what, sizeof(what), "runs %s, built with %s",
+			 lib->path, lib->version);
+	if (lib->ok)
+		pt_info("TLS: pid %d (%s) %s: %s are hooked", (int)pid, comm,
+			what, lib->kind == EXE_GO ?
+			"its crypto/tls Read and Write calls" :
+			"its SSL_read and SSL_write calls");
+	else
+		pt_info("TLS: pid %d (%s) %s: not hooked (%s): its TLS stays ciphertext",
+			(int)pid, comm, what, lib->why);
+}
+
+static struct lib *add_lib(struct pt_tls *t, const struct lib *nl)
+{
+	t->libs = pt_xrealloc(t->libs, t->nlibs + 1, sizeof(*t->libs));
+	t->libs[t->nlibs] = *nl;
+	return &t->libs[t->nlibs++];
+}
+
+/* The executable of process pid, looked at once per file. */
+static void scan_exe(struct pt_tls *t, pid_t pid, bool quiet)
+{
+	char file[64];
+	struct lib nl = {}, *lib;
+	struct stat st;
+	ssize_t n;
+
+	snprintf(file, sizeof(file), "/proc/%d/exe", (int)pid);
+	if (stat(file, &st))
+		return;		/* a kernel thread, or gone */
+	lib = find_lib(t, st.st_dev, st.st_ino);
+	if (!lib) {
+		nl.dev = st.st_dev;
+		nl.ino = st.st_ino;
+		n = readlink(file, nl.path, sizeof(nl.path) - 1);
+		nl.path[n > 0 ? n : 0] = 0;
+		inspect_exe(t, &nl, file);
+		lib = add_lib(t, &nl);
+	}
+	tell(t, pid, lib, quiet);
+}
+
 /*
  * The TLS libraries process pid maps now (a process may load one late:
- * Python imports ssl when first asked): hooked if new, said once.
+ * Python imports ssl when first asked) and its executable: hooked if
+ * new, said once.
  */
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
-	char p[64], line[PATH_MAX + 128], comm[32], file[PATH_MAX + 64];
+	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64];
 	FILE *f;
 
 	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
@@ -222,28 +372,13 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			if (access(file, R_OK))
 				continue;	/* gone: try again next time */
 			hook_lib(t, &nl, file);
-			t->libs = pt_xrealloc(t->libs, t->nlibs + 1,
-					      sizeof(*t->libs));
-			lib = &t->libs[t->nlibs++];
-			*lib = nl;
-			PT_SET(t->libs_found, t->nlibs);
+			lib = add_lib(t, &nl);
+			PT_SET(t->libs_found, t->libs_found + 1);
 		}
-		if (said_before(t, pid, (size_t)(lib - t->libs)))
-			continue;
-		PT_SET(t->procs, t->procs + 1);
-		if (lib->ok)
-			PT_SET(t->hooked_procs, t->hooked_procs + 1);
-		comm_of(pid, comm, sizeof(comm));
-		if (quiet)
-			continue;
-		if (lib->ok)
-			pt_info("TLS: pid %d (%s) uses %s: its SSL_read and SSL_write calls are hooked",
-				(int)pid, comm, lib->path);
-		else
-			pt_info("TLS: pid %d (%s) uses %s: not hooked (%s): its TLS stays ciphertext",
-				(int)pid, comm, lib->path, lib->why);
+		tell(t, pid, lib, quiet);
 	}
 	fclose(f);
+	scan_exe(t, pid, quiet);
 }
 
 /* Every process of a cgroup and the cgroups under it. */
@@ -304,7 +439,9 @@ void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
 	if (!t)
 		return;
 	for (i = 0; !pt_loader_target(l, i, &kind, &id, &path); i++)
-		if (kind == PT_TARGET_CGROUP)
+		if (!pt_loader_target_tls(l, i))
+			continue;	/* its session said tls: false */
+		else if (kind == PT_TARGET_CGROUP)
 			scan_cgroup(t, path, 0, quiet);
 		else
 			scan_pidns(t, id, quiet);
@@ -324,22 +461,23 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 
 void pt_tls_detach(struct pt_tls *t)
 {
-	size_t i, k;
+	size_t i;
 
 	if (!t)
 		return;
 	for (i = 0; i < t->nlibs; i++)
-		for (k = 0; k < ARRAY_SIZE(t->libs[i].links); k++) {
-			bpf_link__destroy(t->libs[i].links[k]);
-			t->libs[i].links[k] = NULL;
-		}
+		unhook(&t->libs[i]);
 }
 
 void pt_tls_close(struct pt_tls *t)
 {
+	size_t i;
+
 	if (!t)
 		return;
 	pt_tls_detach(t);
+	for (i = 0; i < t->nlibs; i++)
+		free(t->libs[i].links);
 	free(t->libs);
 	free(t->said);
 	free(t);

@@ -133,7 +133,7 @@ static int parse_exprs(struct pt_jr *j, int arr, struct pt_session_spec *s)
 int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s)
 {
 	struct pt_jr j;
-	int spec, sel;
+	int spec, sel, tls;
 	char *v;
 
 	memset(s, 0, sizeof(*s));
@@ -178,6 +178,20 @@ int pt_session_parse(const char *json, size_t len, struct pt_session_spec *s)
 			snprintf(s->invalid, sizeof(s->invalid),
 				 "spec.maxBytes %.60s: not a quantity (try 1Gi, 500M)", v);
 		free(v);
+	}
+	s->tls = true;
+	tls = pt_jr_get(&j, spec, "tls");
+	if (!s->invalid[0] && tls >= 0) {
+		int n = 0;
+		const char *raw = pt_jr_raw(&j, tls, &n);
+
+		if (pt_jr_type(&j, tls) == PT_J_PRIM && n == 5 &&
+		    !memcmp(raw, "false", 5))
+			s->tls = false;
+		else if (pt_jr_type(&j, tls) != PT_J_PRIM || n != 4 ||
+			 memcmp(raw, "true", 4))
+			snprintf(s->invalid, sizeof(s->invalid),
+				 "spec.tls: want true or false");
 	}
 	pt_jr_free(&j);
 	return 0;

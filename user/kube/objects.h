@@ -36,6 +36,7 @@ struct pt_session_spec {
 	uint64_t created_real_ns;
 	uint64_t duration_ns;	/* 0: until deleted */
 	uint64_t max_bytes;	/* per node; 0: no limit */
+	bool tls;		/* capture TLS plaintext (spec.tls, default true) */
 	char invalid[200];	/* why the spec cannot be used, "" if it can */
 };
 

@@ -1,0 +1,3 @@
+module podtap.test/gotls
+
+go 1.19

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+//
+// A Go HTTPS server and client for the TLS tests, standard library only
+// (crypto/tls: the (*Conn).Read and Write podtap hooks), HTTP/1.1.
+//
+//	gotls serve PORT CERT KEY  GET /n/K answers body(K), POST /echo echoes;
+//	                           CERT "-": plain HTTP, to compare with
+//	gotls client URL OUT       keep-alive sizes 1 B to 1 MiB, a POST, then
+//	                           50 parallel connections to URL
+//	                           (https://127.0.0.1:PORT); writes what it
+//	                           sent and each connection's local address
+//	                           to OUT as JSON
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// body is tls_server.py's body(): K bytes, different for each K.
+func body(k int) []byte {
+	var b bytes.Buffer
+	for b.Len() < k {
+		fmt.Fprintf(&b, "%d:", k)
+	}
+	return b.Bytes()[:k]
+}
+
+func serve(port, cert, key string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/n/", func(w http.ResponseWriter, r *http.Request) {
+		k, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/n/"))
+		if err != nil || k < 0 {
+			http.Error(w, "bad size", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(k))
+		w.Write(body(k))
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
+	})
+	srv := &http.Server{
+		Addr:    "127.0.0.1:" + port,
+		Handler: mux,
+		// HTTP/1.1 only: no "h2" offered in ALPN
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if cert == "-" {
+		return srv.ListenAndServe()
+	}
+	return srv.ListenAndServeTLS(cert, key)
+}
+
+type conn struct {
+	Local string `json:"local"`
+	N     int    `json:"n"`
+}
+
+type truth struct {
+	Keepalive struct {
+		Local string `json:"local"`
+		Sizes []int  `json:"sizes"`
+		Post  int    `json:"post"`
+	} `json:"keepalive"`
+	Parallel []conn `json:"parallel"`
+}
+
+// client makes one connection per http.Client and remembers its address.
+func client() (*http.Client, *string) {
+	local := new(string)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: false,
+		MaxConnsPerHost:   1,
+		DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, n, a)
+			if err == nil {
+				*local = c.LocalAddr().String()
+			}
+			return c, err
+		},
+	}
+	return &http.Client{Transport: tr}, local
+}
+
+func get(c *http.Client, url string, want []byte) error {
+	r, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(b, want) {
+		return fmt.Errorf("%s: %d bytes differ from what was sent", url, len(b))
+	}
+	return nil
+}
+
+func run(base, out string) error {
+	var t truth
+	c, local := client()
+	t.Keepalive.Sizes = []int{1, 2, 100, 4096, 16384, 16385, 65536, 1 << 20}
+	for _, k := range t.Keepalive.Sizes {
+		if err := get(c, fmt.Sprintf("%s/n/%d", base, k), body(k)); err != nil {
+			return err
+		}
+	}
+	post := bytes.Repeat([]byte{0, 1, 2, 0xfe, 0xff, 'x'}, 12800)
+	r, err := c.Post(base+"/echo", "application/octet-stream", bytes.NewReader(post))
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !bytes.Equal(b, post) {
+		return fmt.Errorf("POST /echo: the echo differs")
+	}
+	t.Keepalive.Post = len(post)
+	t.Keepalive.Local = *local
+	c.CloseIdleConnections()
+
+	t.Parallel = make([]conn, 50)
+	errs := make([]error, 50)
+	var wg sync.WaitGroup
+	for i := range t.Parallel {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, local := client()
+			n := 2000 + i
+			errs[i] = get(c, fmt.Sprintf("%s/n/%d", base, n), body(n))
+			t.Parallel[i] = conn{*local, n}
+			c.CloseIdleConnections()
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	j, _ := json.Marshal(t)
+	return os.WriteFile(out, j, 0o644)
+}
+
+func main() {
+	var err error
+	switch {
+	case len(os.Args) == 5 && os.Args[1] == "serve":
+		err = serve(os.Args[2], os.Args[3], os.Args[4])
+	case len(os.Args) == 4 && os.Args[1] == "client":
+		err = run(os.Args[2], os.Args[3])
+	default:
+		err = fmt.Errorf("usage: gotls serve PORT CERT KEY | gotls client URL OUT")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gotls:", err)
+		os.Exit(1)
+	}
+}

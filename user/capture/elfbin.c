@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Functions of an executable or library, for uprobes: by symbol where the
+ * file has a symbol table, and for Go programs through the pclntab, which
+ * the runtime needs and so no build strips. Every offset read from the
+ * file is checked against the section it points into: a binary is input.
+ *
+ * Go's (*Conn).Read and Write are hooked at each RET rather than with a
+ * uretprobe, which replaces the return address on the stack: the Go
+ * runtime moves and walks goroutine stacks and crashes on one it does not
+ * know. Capstone decodes the function to find its RET instructions.
+ */
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "base/common.h"
+#include "capture/elfbin.h"
+
+struct pt_elf {
+	int fd;
+	Elf *elf;
+	size_t shstrndx;
+};
+
+int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n)
+{
+	struct pt_elf *e;
+	GElf_Ehdr eh;
+
+	*out = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(why, n, "libelf: %s", elf_errmsg(-1));
+		return -1;
+	}
+	e = pt_xcalloc(1, sizeof(*e));
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		snprintf(why, n, "%s", strerror(errno));
+		free(e);
+		return -1;
+	}
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &eh) ||
+	    elf_getshdrstrndx(e->elf, &e->shstrndx)) {
+		snprintf(why, n, "not an ELF file");
+		pt_elf_close(e);
+		return -1;
+	}
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
+		snprintf(why, n, "not an x86-64 ELF file");
+		pt_elf_close(e);
+		return -1;
+	}
+	*out = e;
+	return 0;
+}
+
+void pt_elf_close(struct pt_elf *e)
+{
+	if (!e)
+		return;
+	if (e->elf)
+		elf_end(e->elf);
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e);
+}
+
+static Elf_Scn *section(struct pt_elf *e, const char *name, GElf_Shdr *sh)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		const char *s;
+
+		if (!gelf_getshdr(scn, sh))
+			continue;
+		s = elf_strptr(e->elf, e->shstrndx, sh->sh_name);
+		if (s && !strcmp(s, name))
+			return scn;
+	}
+	return NULL;
+}
+
+/* A section's bytes as in the file; NULL for none or NOBITS. */
+static const uint8_t *section_data(struct pt_elf *e, const char *name,
+				   uint64_t *addr, size_t *size)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = section(e, name, &sh);
+	Elf_Data *d;
+
+	if (!scn || sh.sh_type == SHT_NOBITS)
+		return NULL;
+	d = elf_getdata(scn, NULL);
+	if (!d || !d->d_buf)
+		return NULL;
+	*addr = sh.sh_addr;
+	*size = d->d_size;
+	return d->d_buf;
+}
+
+bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
+		 uint64_t *size)
+{
+	static const Elf64_Word types[] = { SHT_SYMTAB, SHT_DYNSYM };
+	size_t t;
+
+	for (t = 0; t < ARRAY_SIZE(types); t++) {
+		Elf_Scn *scn = NULL;
+
+		while ((scn = elf_nextscn(e->elf, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *d;
+			size_t i, nsyms;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != types[t] ||
+			    !sh.sh_entsize || !(d = elf_getdata(scn, NULL)))
+				continue;
+			nsyms = d->d_size / sh.sh_entsize;
+			for (i = 0; i < nsyms; i++) {
+				GElf_Sym s;
+				const char *sn;
+
+				if (!gelf_getsym(d, (int)i, &s) ||
+				    GELF_ST_TYPE(s.st_info) != STT_FUNC ||
+				    s.st_shndx == SHN_UNDEF || !s.st_value)
+					continue;
+				sn = elf_strptr(e->elf, sh.sh_link, s.st_name);
+				if (sn && !strcmp(sn, name)) {
+					*addr = s.st_value;
+					*size = s.st_size;
+					return true;
+				}
+			}
+		}
+	}
+	return false;
+}
+
+int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off)
+{
+	size_t i, n;
+
+	if (elf_getphdrnum(e->elf, &n))
+		return -1;
+	for (i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(e->elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (addr >= ph.p_vaddr && addr - ph.p_vaddr < ph.p_filesz) {
+			*off = addr - ph.p_vaddr + ph.p_offset;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* len bytes of the file at a loaded address. */
+static int read_at(struct pt_elf *e, uint64_t addr, void *buf, size_t len)
+{
+	uint64_t off;
+
+	if (pt_elf_offset(e, addr, &off) ||
+	    pread(e->fd, buf, len, (off_t)off) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+/*
+ * The Go version from .go.buildinfo: "\xff Go buildinf:", pointer size,
+ * flags; since 1.18 (flags bit 1) the version follows inline at 32 as a
+ * varint-prefixed string, before it the header points at a Go string.
+ */
+static int go_version(struct pt_elf *e, char *v, size_t n)
+{
+	static const char magic[] = "\xff Go buildinf:";
+	uint64_t addr, sp, slen;
+	size_t size, len = 0, i;
+	const uint8_t *b = section_data(e, ".go.buildinfo", &addr, &size);
+	uint8_t ps;
+
+	if (!b || size < 32 || memcmp(b, magic, 14))
+		return -1;
+	ps = b[14];
+	if (b[15] & 2) {
+		int shift = 0;
+
+		for (i = 32; i < size && shift < 28; i++, shift += 7) {
+			len |= (size_t)(b[i] & 0x7f) << shift;
+			if (!(b[i] & 0x80))
+				break;
+		}
+		if (++i >= size || len >= n || len > size - i)
+			return -1;
+		memcpy(v, b + i, len);
+		v[len] = 0;
+		return 0;
+	}
+	/* before 1.18: a pointer to the string header { data, len } */
+	if (ps != 8)
+		return -1;
+	memcpy(&sp, b + 16, 8);
+	if (read_at(e, sp, &addr, 8) || read_at(e, sp + 8, &slen, 8) ||
+	    slen >= n || read_at(e, addr, v, slen))
+		return -1;
+	v[slen] = 0;
+	return 0;
+}
+
+/*
+ * The pclntab: the runtime's table of every function's entry and name.
+ * Layouts of Go 1.16-1.17 (magic 0xfffffffa) and 1.18 on (0xfffffff0,
+ * 0xfffffff1): a header of pointer-size words, a function table of
+ * (entry, offset of its _func) pairs ending with the end of the text, and
+ * each _func beginning with its entry and the offset of its name.
+ */
+struct pclntab {
+	const uint8_t *b;
+	size_t size;
+	bool v118;		/* entries are 32-bit offsets from text */
+	uint64_t nfunc, text, names, ftab;
+};
+
+static uint64_t word(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static int pcln_open(struct pt_elf *e, struct pclntab *t)
+{
+	uint64_t addr;
+	uint32_t magic;
+	const uint8_t *h;
+
+	memset(t, 0, sizeof(*t));
+	t->b = section_data(e, ".gopclntab", &addr, &t->size);
+	if (!t->b)	/* PIE builds */
+		t->b = section_data(e, ".data.rel.ro.gopclntab", &addr, &t->size);
+	if (!t->b || t->size < 8 + 8 * 8)
+		return -1;
+	h = t->b;
+	memcpy(&magic, h, 4);
+	if (h[7] != 8)
+		return -1;	/* pointer size */
+	if (magic == 0xfffffff0 || magic == 0xfffffff1) {
+		uint64_t sh_text;
+		size_t tsize;
+
+		t->v118 = true;
+		t->nfunc = word(h + 8);
+		t->text = word(h + 24);
+		t->names = word(h + 32);
+		t->ftab = word(h + 64);
+		/* a PIE's text start is a relocation, 0 in the file */
+		if (!t->text && section_data(e, ".text", &sh_text, &tsize))
+			t->text = sh_text;
+	} else if (magic == 0xfffffffa) {
+		t->nfunc = word(h + 8);
+		t->names = word(h + 24);
+		t->ftab = word(h + 56);
+	} else {
+		return -1;
+	}
+	if (t->names >= t->size || t->ftab >= t->size ||
+	    t->nfunc >= (t->size - t->ftab) / (t->v118 ? 8 : 16))
+		return -1;
+	return 0;
+}
+
+/* Entry and end (the next function's entry) of function i. */
+static int pcln_func(const struct pclntab *t, uint64_t i, uint64_t *entry,
+		     uint64_t *end, const char **name)
+{
+	size_t esz = t->v118 ? 8 : 16, fsz = t->v118 ? 8 : 12;
+	const uint8_t *f = t->b + t->ftab + i * esz;
+	uint64_t foff, noff;
+	int32_t nameoff;
+
+	if (t->v118) {
+		uint32_t a, b, o;
+
+		memcpy(&a, f, 4);
+		memcpy(&o, f + 4, 4);
+		memcpy(&b, f + 8, 4);
+		*entry = t->text + a;
+		*end = t->text + b;
+		foff = o;
+	} else {
+		*entry = word(f);
+		*end = word(f + 16);
+		foff = word(f + 8);
+	}
+	if (foff > t->size - t->ftab || t->size - t->ftab - foff < fsz)
+		return -1;
+	memcpy(&nameoff, t->b + t->ftab + foff + (t->v118 ? 4 : 8), 4);
+	noff = t->names + (uint64_t)(uint32_t)nameoff;
+	if (nameoff < 0 || noff >= t->size ||
+	    !memchr(t->b + noff, 0, t->size - noff))
+		return -1;
+	*name = (const char *)t->b + noff;
+	return 0;
+}
+
+static bool pcln_find(const struct pclntab *t, const char *name,
+		      uint64_t *entry, uint64_t *size)
+{
+	uint64_t i, end;
+	const char *fn;
+
+	for (i = 0; i < t->nfunc; i++)
+		if (!pcln_func(t, i, entry, &end, &fn) && !strcmp(fn, name)) {
+			if (end <= *entry)
+				return false;
+			*size = end - *entry;
+			return true;
+		}
+	return false;
+}
+
+/* Entry and RET instructions of a function, as file offsets. */
+static int go_func_hooks(struct pt_elf *e, uint64_t addr, uint64_t size,
+			 struct pt_go_func *f, char *why, size_t n)
+{
+	cs_insn *insn = NULL;
+	uint8_t *code;
+	size_t count, i, decoded = 0;
+	csh cs;
+	int err = -1;
+
+	if (!size || size > (1 << 20) || pt_elf_offset(e, addr, &f->entry)) {
+		snprintf(why, n, "function at %#llx is not in the file",
+			 (unsigned long long)addr);
+		return -1;
+	}
+	code = pt_xcalloc(1, size);
+	if (read_at(e, addr, code, size)) {
+		snprintf(why, n, "cannot read the function at %#llx",
+			 (unsigned long long)addr);
+		goto out;
+	}
+	/*
+	 * Go 1.17+ code begins with its stack check, CMPQ 0x10(R14), SP or,
+	 * for a large frame, LEAQ -x(SP), R12 first: a uprobe anywhere but
+	 * on an instruction would break the program, so anything else is
+	 * refused.
+	 */
+	if (size < 8 || (memcmp(code, "\x49\x3b\x66\x10", 4) &&
+			 memcmp(code, "\x4c\x8d\x64\x24", 4) &&
+			 memcmp(code, "\x4c\x8d\xa4\x24", 4))) {
+		snprintf(why, n, "the function at %#llx does not begin as Go code does",
+			 (unsigned long long)addr);
+		goto out;
+	}
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
+		snprintf(why, n, "capstone: cannot open an x86-64 disassembler");
+		goto out;
+	}
+	count = cs_disasm(cs, code, size, addr, 0, &insn);
+	f->nrets = 0;
+	for (i = 0; i < count; i++) {
+		decoded += insn[i].size;
+		if (insn[i].id != X86_INS_RET)
+			continue;
+		if (f->nrets == PT_GO_MAX_RETS ||
+		    pt_elf_offset(e, insn[i].address, &f->rets[f->nrets])) {
+			snprintf(why, n, "too many returns");
+			goto freed;
+		}
+		f->nrets++;
+	}
+	/* what did not decode can only be the padding after the last RET */
+	if (!f->nrets) {
+		snprintf(why, n, "no RET found in the function at %#llx",
+			 (unsigned long long)addr);
+		goto freed;
+	}
+	for (i = decoded; i < size; i++)
+		if (code[i] != 0xcc && code[i] != 0x00)
+			break;
+	if (i < size) {
+		snprintf(why, n, "could not decode the function at %#llx",
+			 (unsigned long long)addr);
+		goto freed;
+	}
+	err = 0;
+freed:
+	cs_free(insn, count);
+	cs_close(&cs);
+out:
+	free(code);
+	return err;
+}
+
+/*
+ * Where the socket is, from a *tls.Conn: conn net.Conn is its first field
+ * (an interface: the data word at 8); *net.TCPConn holds conn{fd *netFD}
+ * at 0; netFD begins with poll.FD, whose Sysfd follows a 16-byte fdMutex.
+ * The same from Go 1.17 (the register ABI) to 1.24.
+ */
+static int go_offsets(const char *version, uint64_t *cookie)
+{
+	unsigned int major, minor;
+
+	if (sscanf(version, "go%u.%u", &major, &minor) != 2 || major != 1 ||
+	    minor < 17)
+		return -1;
+	*cookie = 8 | 0ull << 16 | 16ull << 32;
+	return 0;
+}
+
+int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
+{
+	static const char *names[2] = {
+		"crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read",
+	};
+	struct pt_go_func *fs[2] = { &g->write, &g->read };
+	struct pclntab t;
+	bool have_pcln;
+	int i;
+
+	memset(g, 0, sizeof(*g));
+	have_pcln = !pcln_open(e, &t);
+	if (go_version(e, g->version, sizeof(g->version)) && !have_pcln)
+		return 0;	/* not Go */
+	for (i = 0; i < 2; i++) {
+		uint64_t addr, size;
+
+		if (pt_elf_func(e, names[i], &addr, &size) && size) {
+			;
+		} else if (have_pcln && pcln_find(&t, names[i], &addr, &size)) {
+			g->from_pclntab = true;
+		} else if (!have_pcln && !i) {
+			snprintf(why, n, "no symbols and no pclntab podtap can read");
+			return -1;
+		} else {
+			return 0;	/* no crypto/tls in it */
+		}
+		if (go_func_hooks(e, addr, size, fs[i], why, n))
+			return -1;
+	}
+	if (!g->version[0]) {
+		snprintf(why, n, "no Go version in .go.buildinfo");
+		return -1;
+	}
+	if (go_offsets(g->version, &g->cookie)) {
+		snprintf(why, n, "%s: podtap knows the register ABI of Go 1.17 and later",
+			 g->version);
+		return -1;
+	}
+	return 1;
+}

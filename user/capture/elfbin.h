@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What an executable or library offers to hook (capture/elfbin.c): its
+ * functions by name, the file offset a uprobe takes for an address, and
+ * Go's crypto/tls, found even in stripped and PIE builds.
+ */
+#ifndef __PODTAP_ELFBIN_H
+#define __PODTAP_ELFBIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pt_elf;
+
+/* An x86-64 ELF file; on error why says what is wrong with it. */
+int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n);
+void pt_elf_close(struct pt_elf *e);
+/* A function defined in the file (.symtab, then .dynsym): its address. */
+bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
+		 uint64_t *size);
+/* The file offset of an address of a loaded segment; -1 if none. */
+int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off);
+
+/* Where a Go function is hooked: its entry and every RET in it. */
+#define PT_GO_MAX_RETS	32
+struct pt_go_func {
+	uint64_t entry;			/* file offsets, for uprobes */
+	uint64_t rets[PT_GO_MAX_RETS];
+	size_t nrets;
+};
+
+struct pt_go_tls {
+	char version[32];	/* as .go.buildinfo says: "go1.19.8" */
+	uint64_t cookie;	/* struct offsets, PT_GO_OFF of bpf/podtap.h */
+	bool from_pclntab;	/* no symbol table: found through the pclntab */
+	struct pt_go_func write, read;	/* crypto/tls.(*Conn).Write, .Read */
+};
+
+/*
+ * Go's crypto/tls in the file: 1 found (g filled), 0 not a Go program or
+ * one without crypto/tls, -1 a Go program that cannot be hooked (why).
+ */
+int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why,
+		   size_t n);
+
+#endif
