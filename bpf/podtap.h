@@ -254,10 +254,16 @@ struct pt_go_key {
 /*
  * What a Go uprobe's attach cookie tells the programs: where the socket's
  * descriptor is, from the *tls.Conn (offsets of the Go version the binary
- * was built with). Bits 0-15: the data word of tls.Conn's conn interface;
- * 16-31: the *netFD in net.TCPConn; 32-47: poll.FD.Sysfd in netFD.
+ * was built with). Bits 0-7: the data word of tls.Conn's conn interface
+ * (its type word, the itab, is the word before); 8-15: the *netFD in
+ * net.TCPConn; 16-23: poll.FD.Sysfd in netFD; 24-63, signed: where the
+ * itab of (net.Conn, *net.TCPConn) is, relative to the probed
+ * instruction, or 0 if the binary has none. Only a Conn over a
+ * *net.TCPConn is followed to its socket: any other type's fields are not
+ * those.
  */
-#define PT_GO_OFF(cookie, n)	(((cookie) >> ((n) * 16)) & 0xffff)
+#define PT_GO_OFF(cookie, n)	(((cookie) >> ((n) * 8)) & 0xff)
+#define PT_GO_ITAB(cookie)	((__s64)(cookie) >> 24)
 
 /* tls_conns: per (process, SSL* or *tls.Conn), its connection and offsets. */
 struct pt_tls_key {

@@ -364,23 +364,26 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
 
 /*
  * The socket cookie of the TCP socket behind a *tls.Conn, 0 if it is not
- * one or has no cookie yet. Each step is checked: a Conn over something
- * else than a *net.TCPConn gives a descriptor that is no socket, or one
- * whose socket does not point back at its file.
+ * one or has no cookie yet. Each step is checked: the conn interface must
+ * hold a *net.TCPConn (its itab is the one the binary has for that, found
+ * relative to ip, the probed instruction); the descriptor must be a socket
+ * of this process that points back at its file, and TCP.
  */
-static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs)
+static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs, __u64 ip)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 tcpconn, netfd, fd = 0;
+	__u64 iface[2], netfd, fd = 0;
 	struct file **fds, *f = NULL;
 	struct fdtable *fdt;
 	struct socket *so;
 	struct sock *sk;
 
-	if (bpf_probe_read_user(&tcpconn, sizeof(tcpconn),
-				(void *)(conn + PT_GO_OFF(offs, 0))) ||
+	if (!PT_GO_ITAB(offs) || PT_GO_OFF(offs, 0) < 8 ||
+	    bpf_probe_read_user(iface, sizeof(iface),
+				(void *)(conn + PT_GO_OFF(offs, 0) - 8)) ||
+	    iface[0] != ip + PT_GO_ITAB(offs) ||
 	    bpf_probe_read_user(&netfd, sizeof(netfd),
-				(void *)(tcpconn + PT_GO_OFF(offs, 1))) ||
+				(void *)(iface[1] + PT_GO_OFF(offs, 1))) ||
 	    bpf_probe_read_user(&fd, sizeof(fd),
 				(void *)(netfd + PT_GO_OFF(offs, 2))))
 		return 0;
@@ -409,9 +412,9 @@ static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs)
  * socket programs have seen it, which is before any plaintext of it can
  * be read or written. Global: verified once.
  */
-__noinline int pt_go_join(__u64 conn, __u32 tgid, __u64 offs)
+__noinline int pt_go_join(__u64 conn, __u32 tgid, __u64 offs, __u64 ip)
 {
-	__u64 cookie = go_conn_cookie(conn, offs);
+	__u64 cookie = go_conn_cookie(conn, offs, ip);
 
 	if (!cookie)
 		return 0;
@@ -443,7 +446,7 @@ static __always_inline bool go_spilled(struct pt_regs *ctx, __u32 kind,
 	c->lenp = a[2];
 	c->kind = kind;
 	return pt_go_join(c->ssl, bpf_get_current_pid_tgid() >> 32,
-			  bpf_get_attach_cookie(ctx));
+			  bpf_get_attach_cookie(ctx), ctx->ip);
 }
 
 static __always_inline int go_exit(struct pt_regs *ctx, __u32 kind)
@@ -460,7 +463,7 @@ static __always_inline int go_exit(struct pt_regs *ctx, __u32 kind)
 		bpf_map_delete_elem(&go_calls, &key);
 		if (n <= 0 || (__u64)n > c.lenp)
 			return 0;
-		pt_go_join(c.ssl, key.tgid, bpf_get_attach_cookie(ctx));
+		pt_go_join(c.ssl, key.tgid, bpf_get_attach_cookie(ctx), ctx->ip);
 	} else if (n <= 0 || !go_spilled(ctx, kind, &c) ||
 		   (__u64)n > c.lenp) {
 		return 0;

@@ -7,7 +7,9 @@
 # cgroup (keep-alive 1 B to 1 MiB, a POST, 50 parallel connections), curl
 # and a python3 client whose connection was opened before recording
 # began. The plaintext must be what was sent, both directions, on the
-# connection whose 4-tuple the client saw, with no ciphertext exported;
+# connection whose 4-tuple the client saw, with no ciphertext exported (a
+# Conn over a wrapper of its net.Conn: on a pseudo-connection, never on
+# another's);
 # the exchanges must be those of the same client against the same server
 # over plain HTTP. The servers stay alive; nothing is left attached.
 # Needs root and golang-go; prints "e2e_gotls: N passed, M failed".
@@ -222,6 +224,46 @@ for b in bad[:20]:
 sys.exit(1 if bad else 0)
 PY
 check "plaintext of every exchange equals what was sent, on the right connections, as over HTTP" [ $? = 0 ]
+
+# ---- a Conn over a wrapper of its net.Conn: never another's socket ----
+# (a process of the binary already there: the file is hooked from the
+# start, and the client, short-lived, from its first call)
+(echo $BASHPID > "$CGC/cgroup.procs" &&
+	exec "$TMP/gotls-plain" serve $((HTTP_PORT + 1)) - - 2>> "$TMP/servers.log") &
+SRVS="$SRVS $!"
+wait_port $((HTTP_PORT + 1))
+start_record --cgroup "$CGC" -w "$TMP/wrapped.ptcap"
+(echo $BASHPID > "$CGC/cgroup.procs" &&
+	exec "$TMP/gotls-plain" wrapped https://127.0.0.1:$STRIP_PORT "$TMP/wrapped.json")
+check "the Go client with wrapped conns got what was sent" [ $? = 0 ]
+sleep 0.3
+kill -INT $REC_PID
+wait $REC_PID
+REC_PID=
+"$PODTAP" read --json "$TMP/wrapped.ptcap" > "$TMP/wrapped-conns.json"
+check "wrapped conns: plaintext only ever on its own connection; the rest on theirs" \
+	$PY - "$TMP" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+truth = json.load(open(tmp + "/wrapped.json"))
+conns = [json.loads(l) for l in open(tmp + "/wrapped-conns.json")]
+bad = []
+for t in truth:
+    cs = [c for c in conns if c["local"] == t["local"]]
+    got = [x["request"]["target"] for c in cs for x in c["exchanges"] if x.get("kind") == "http"]
+    want = [] if t["wrapped"] else ["/n/%d" % t["n"]]
+    if len(cs) != 1 or got != want:
+        bad.append("%s (%s): %s, want %s" % (t["local"], "wrapped" if t["wrapped"] else "plain", got, want))
+# what the wrapped ones said is on pseudo-connections, each whole
+pseudo = [x["request"]["target"] for c in conns if not c.get("tls_socket_known", True)
+          for x in c["exchanges"] if x.get("kind") == "http"]
+want = sorted("/n/%d" % t["n"] for t in truth if t["wrapped"])
+if sorted(pseudo) != want:
+    bad.append("pseudo-connections: %s, want %s" % (sorted(pseudo), want))
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+PY
 
 check "the servers are still alive" kill -0 $PLAIN_PID $STRIP_PID $PIE_PID
 check "nothing left attached" no_podtap_progs

@@ -18,6 +18,8 @@ PORT=18501
 NGINX_PORT=18502
 NGINX_TLS=18503
 STATIC_PORT=18504
+SCLI_PORT=18505
+LATE_PORT=18507
 PY=/usr/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
@@ -34,12 +36,13 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= REC_PID= NGINX_PID= STATIC_PID=
+SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
 	[ -n "$SRV" ] && kill $SRV 2>/dev/null && wait $SRV 2>/dev/null
-	[ -n "$STATIC_PID" ] && kill $STATIC_PID 2>/dev/null && wait $STATIC_PID 2>/dev/null
+	[ -n "$S_SERVER" ] && kill $S_SERVER 2>/dev/null && wait $S_SERVER 2>/dev/null
+	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
 	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
@@ -69,6 +72,12 @@ check "it has no libssl.so to load" sh -c "! ldd '$TMP/tls_static' | grep -q lib
 	exec "$TMP/tls_static" $STATIC_PORT "$TMP/cert.pem" "$TMP/key.pem") &
 STATIC_PID=$!
 wait_port $STATIC_PORT || { echo "the static TLS server did not start"; exit 1; }
+# ... and a stripped copy: found, said, not hooked
+cp "$TMP/tls_static" "$TMP/tls_stripped" && strip "$TMP/tls_stripped"
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec "$TMP/tls_stripped" $((STATIC_PORT + 2)) "$TMP/cert.pem" "$TMP/key.pem") &
+STRIPPED_PID=$!
+wait_port $((STATIC_PORT + 2)) || { echo "the stripped TLS server did not start"; exit 1; }
 
 # ---- record the server's cgroup and a client cgroup ----
 start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi -w "$TMP/cap.ptcap"
@@ -77,6 +86,8 @@ check "record says the server's libssl is hooked" \
 	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says the static server's own OpenSSL is hooked" \
 	grep -q "TLS: pid $STATIC_PID (tls_static) runs $TMP/tls_static, which has OpenSSL linked in: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+check "record says why the stripped copy is not hooked" \
+	grep -q "TLS: pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in: not hooked (stripped: no SSL_read or SSL_write symbol to hook): its TLS stays ciphertext" "$TMP/rec.err"
 
 # curl outside the targets: the server side is captured
 curl -sk --http1.1 -o "$TMP/nginx-big.out" "https://127.0.0.1:$NGINX_TLS/big.bin"
@@ -86,6 +97,22 @@ for n in 1 100 16384 70000; do
 done
 curl -sk --http1.1 -o "$TMP/static.out" "https://127.0.0.1:$STATIC_PORT/n/50000"
 check "curl got the static server's 50000 bytes" sh -c "[ \$(stat -c %s '$TMP/static.out') = 50000 ]"
+# openssl s_server and s_client, both targets: the tools' own SSL_read
+# and SSL_write, a line each way
+mkfifo "$TMP/s_in"
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec openssl s_server -quiet -accept 127.0.0.1:$SCLI_PORT \
+		-cert "$TMP/cert.pem" -key "$TMP/key.pem" < "$TMP/s_in" > "$TMP/s_server.out" 2>&1) &
+S_SERVER=$!
+(sleep 1.5; echo "reply from s_server"; sleep 3) > "$TMP/s_in" &
+wait_listen $SCLI_PORT
+(echo $BASHPID > "$CGC/cgroup.procs" &&
+	(echo "line from s_client"; sleep 2.5) | exec timeout 10 openssl s_client -quiet \
+		-connect 127.0.0.1:$SCLI_PORT > "$TMP/s_client.out" 2> /dev/null)
+kill $S_SERVER 2>/dev/null
+wait $S_SERVER 2>/dev/null
+check "openssl s_client and s_server spoke" \
+	sh -c "grep -q 'reply from s_server' '$TMP/s_client.out' && grep -q 'line from s_client' '$TMP/s_server.out'"
 # a python3 client in the client cgroup, started after recording began:
 # keep-alive, sizes to 1 MiB, a POST echoed, each connection's 4-tuple
 (echo $BASHPID > "$CGC/cgroup.procs" && exec $PY - $PORT "$TMP/truth.json" <<'PY'
@@ -145,6 +172,60 @@ PY
 )
 check "the client used the copy of libssl" grep -q copy "$TMP/copy.txt"
 check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3: its SSL_read" "$TMP/rec.err"
+# another copy, new to podtap, in a client that sends 8 KiB at once and
+# the rest once podtap has hooked the copy (its next scan): plaintext of
+# a session it joined late is not presented as whole. A scan that came
+# before the first 8 KiB spoils the attempt: another copy, again.
+for attempt in 1 2 3; do
+	mkdir -p "$TMP/late$attempt"
+	cp "$TMP/lib/libssl.so.3" "$TMP/late$attempt/"
+	$PY - $LATE_PORT "$TMP/cert.pem" "$TMP/key.pem" <<'PY' &
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+ls = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+while c.recv(65536):
+    pass
+PY
+	LATE_SRV=$!
+	wait_listen $LATE_PORT
+	(echo $BASHPID > "$CGC/cgroup.procs" && LD_LIBRARY_PATH="$TMP/late$attempt" \
+		exec $PY - $LATE_PORT "$TMP/late$attempt" <<'PY'
+import os, socket, ssl, sys, time
+d = sys.argv[2]
+s = ssl._create_unverified_context().wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+for i in range(8):
+    s.sendall(b"%04d " % i + b"x" * 1019)
+open(d + "/local", "w").write("%s:%d" % s.getsockname())
+while not os.path.exists(d + "/go"):
+    time.sleep(0.02)
+for i in range(8, 16):
+    s.sendall(b"%04d " % i + b"x" * 1019)
+# the end as a FIN after the data, and the server's close read (with
+# the session tickets it sent): a close with unread data is a reset,
+# which can cut what the server had still to read
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+s.close()
+PY
+	) &
+	LATE_CLI=$!
+	for _ in $(seq 100); do [ -s "$TMP/late$attempt/local" ] && break; sleep 0.02; done
+	# hooking takes a moment before it is said: not said half a second
+	# after the 8 KiB, it began after them
+	sleep 0.5
+	grep -q "uses $TMP/late$attempt/" "$TMP/rec.err" && early=1 || early=0
+	for _ in $(seq 100); do grep -q "uses $TMP/late$attempt/" "$TMP/rec.err" && break; sleep 0.05; done
+	touch "$TMP/late$attempt/go"
+	wait $LATE_CLI $LATE_SRV 2>/dev/null
+	if [ $early = 0 ]; then
+		cp "$TMP/late$attempt/local" "$TMP/late.txt"
+		break
+	fi
+done
+check "a copy of libssl hooked after its client's first 8 KiB" [ -s "$TMP/late.txt" ]
 sleep 0.5
 kill -INT $REC_PID
 wait $REC_PID
@@ -158,11 +239,11 @@ check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
 
-$PY - "$TMP" $PORT <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
-tmp, port = sys.argv[1], int(sys.argv[2])
+tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -239,6 +320,19 @@ if len(got) != 1 or data(got[0]["response"]) != big:
 got = [x for x in http if x["request"].get("target") == "/n/50000"]
 if len(got) != 1 or data(got[0]["response"]) != body(50000):
     bad.append("static OpenSSL server: /n/50000 %s" % ("differs" if got else "not captured"))
+# the client hooked mid-session: not presented as whole
+late = open(tmp + "/late.txt").read()
+cs = [c for c in conns.values() if c["local"] == late]
+xs0 = cs[0]["exchanges"][:1] if len(cs) == 1 else []
+if not xs0 or xs0[0].get("complete", True) or "hooked after the session began" not in xs0[0].get("note", ""):
+    bad.append("the client hooked mid-session: %s" % (xs0[0].get("note") if xs0 else "no exchange"))
+# openssl s_server and s_client: each line in clear on both sides
+for side, key in (("s_server", "local"), ("s_client", "remote")):
+    cs = [c for c in conns.values() if c[key].endswith(":%d" % s_port)]
+    turns = [t for c in cs for x in c["exchanges"] for t in x.get("turns", [])]
+    text = "".join(t["data"] for t in turns if t.get("data_encoding") == "utf-8")
+    if len(cs) != 1 or "line from s_client" not in text or "reply from s_server" not in text:
+        bad.append("openssl %s side: %d connections, plaintext %r" % (side, len(cs), text[:80]))
 # curl's requests, server side
 for n in (1, 100, 16384, 70000):
     if not [x for x in http if x["request"].get("target") == "/n/%d" % n]:
@@ -265,6 +359,9 @@ wait $REC_PID
 REC_PID=
 check "--no-tls: no library hooked" sh -c "! grep -q 'TLS: pid' '$TMP/rec.err'"
 check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | grep -q ' tls '"
+"$PODTAP" export -f jsonl -o "$TMP/ct.jsonl" "$TMP/ct.ptcap" 2> "$TMP/ct-export.err"
+check "--no-tls: jsonl marks the turns as TLS ciphertext, and says so at the end" \
+	sh -c "grep -q '\"protocol\":\"tls-ciphertext\"' '$TMP/ct.jsonl' && grep -q '1 connection of TLS ciphertext, written as it was on the wire' '$TMP/ct-export.err'"
 
 check "the servers are still alive" kill -0 $SRV $STATIC_PID
 echo "e2e_tls: $pass passed, $fail failed"

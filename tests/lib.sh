@@ -21,6 +21,17 @@ wait_port() {
 	return 1
 }
 
+# wait_listen PORT: the same without connecting (for a server that
+# takes any connection as its one client), from the socket table.
+wait_listen() {
+	for _ in $(seq 100); do
+		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on $1" >&2
+	return 1
+}
+
 # self_signed DIR: DIR/cert.pem and DIR/key.pem for CN=localhost, a day.
 self_signed() {
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \

@@ -196,8 +196,13 @@ static void test_go(void)
 	ASSERT_EQ(nosym.read.entry, plain.read.entry, "same Read entry");
 	ASSERT_EQ(nosym.write.nrets, plain.write.nrets, "same Write returns");
 	ASSERT_EQ(nosym.write.rets[0], plain.write.rets[0], "same first RET");
+	/* the (net.Conn, *net.TCPConn) itab, by its methods: the same */
+	ASSERT_NEQ(plain.itab, 0, "plain: the TCPConn itab");
+	ASSERT_EQ(nosym.itab, plain.itab, "no symbols: the same itab");
 	ASSERT_EQ(find("stripped", &stripped, why, sizeof(why)), 1, "stripped");
 	ASSERT_EQ(find("pie", &pie, why, sizeof(why)), 1, "stripped PIE");
+	ASSERT_NEQ(stripped.itab, 0, "stripped: the TCPConn itab");
+	ASSERT_NEQ(pie.itab, 0, "PIE: the TCPConn itab");
 	snprintf(path, sizeof(path), "%s/plain", tmp);
 	ASSERT_TRUE(go_hooks_valid(path, &plain), "plain: hooks on the code");
 	snprintf(path, sizeof(path), "%s/stripped", tmp);

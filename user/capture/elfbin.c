@@ -144,6 +144,47 @@ bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
 	return false;
 }
 
+bool pt_elf_imports(struct pt_elf *e, const char *name)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		size_t i;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM ||
+		    !sh.sh_entsize || !(d = elf_getdata(scn, NULL)))
+			continue;
+		for (i = 0; i < d->d_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *sn;
+
+			if (gelf_getsym(d, (int)i, &sym) &&
+			    sym.st_shndx == SHN_UNDEF &&
+			    (sn = elf_strptr(e->elf, sh.sh_link, sym.st_name)) &&
+			    !strcmp(sn, name))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * OpenSSL's libssl linked in, known by two texts that survive strip: a
+ * TLS 1.3 key label of libssl and the credit its assembly carries
+ * (OpenSSL's and BoringSSL's). Go's crypto/tls has the label, not the
+ * credit.
+ */
+bool pt_elf_has_openssl(struct pt_elf *e)
+{
+	size_t size;
+	const char *b = elf_rawfile(e->elf, &size);
+
+	return b && memmem(b, size, "s ap traffic", 12) &&
+	       memmem(b, size, "CRYPTOGAMS by <appro@openssl.org>", 33);
+}
+
 int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off)
 {
 	size_t i, n;
@@ -338,6 +379,7 @@ static int go_func_hooks(struct pt_elf *e, uint64_t addr, uint64_t size,
 	csh cs;
 	int err = -1;
 
+	f->entry_addr = addr;
 	if (!size || size > (1 << 20) || pt_elf_offset(e, addr, &f->entry)) {
 		snprintf(why, n, "function at %#llx is not in the file",
 			 (unsigned long long)addr);
@@ -377,7 +419,7 @@ static int go_func_hooks(struct pt_elf *e, uint64_t addr, uint64_t size,
 			snprintf(why, n, "too many returns");
 			goto freed;
 		}
-		f->nrets++;
+		f->ret_addrs[f->nrets++] = insn[i].address;
 	}
 	/* what did not decode can only be the padding after the last RET */
 	if (!f->nrets) {
@@ -408,14 +450,67 @@ out:
  * at 0; netFD begins with poll.FD, whose Sysfd follows a 16-byte fdMutex.
  * The same from Go 1.17 (the register ABI) to 1.24.
  */
-static int go_offsets(const char *version, uint64_t *cookie)
+static int go_offsets(const char *version, uint64_t *offsets)
 {
 	unsigned int major, minor;
 
 	if (sscanf(version, "go%u.%u", &major, &minor) != 2 || major != 1 ||
 	    minor < 17)
 		return -1;
-	*cookie = 8 | 0ull << 16 | 16ull << 32;
+	*offsets = 8 | 0 << 8 | 16 << 16;
+	return 0;
+}
+
+uint64_t pt_go_cookie(const struct pt_go_tls *g, uint64_t addr)
+{
+	int64_t rel = g->itab ? (int64_t)(g->itab - addr) : 0;
+
+	if (rel >= (1ll << 39) || rel < -(1ll << 39))
+		rel = 0;	/* too far to say: never joined */
+	return g->offsets | (uint64_t)rel << 24;
+}
+
+/* A function by symbol, else through the pclntab. */
+static bool go_func(struct pt_elf *e, const struct pclntab *t, bool have_pcln,
+		    const char *name, uint64_t *addr, uint64_t *size)
+{
+	return (pt_elf_func(e, name, addr, size) && *size) ||
+	       (have_pcln && pcln_find(t, name, addr, size));
+}
+
+/*
+ * The itab of (net.Conn, *net.TCPConn), among those .itablink lists: its
+ * methods (fun, from 24) in net.Conn's order begin Close, LocalAddr, Read
+ * and end Write, each *net.TCPConn's; its interface has 8 methods
+ * (interfacetype's method slice length, at 64).
+ */
+static uint64_t go_tcpconn_itab(struct pt_elf *e, const struct pclntab *t,
+				bool have_pcln)
+{
+	static const char *const m[3] = {
+		"net.(*TCPConn).Close", "net.(*TCPConn).Read",
+		"net.(*TCPConn).Write",
+	};
+	uint64_t want[3], size, links;
+	const uint8_t *b;
+	size_t n, i, k;
+
+	for (k = 0; k < 3; k++)
+		if (!go_func(e, t, have_pcln, m[k], &want[k], &size))
+			return 0;
+	b = section_data(e, ".itablink", &links, &n);
+	if (!b)
+		b = section_data(e, ".data.rel.ro.itablink", &links, &n);
+	for (i = 0; b && i + 8 <= n; i += 8) {
+		uint64_t itab = word(b + i), fun[8], inter, nm;
+
+		if (read_at(e, itab + 24, fun, sizeof(fun)) ||
+		    fun[0] != want[0] || fun[2] != want[1] || fun[7] != want[2] ||
+		    read_at(e, itab, &inter, 8) || read_at(e, inter + 64, &nm, 8) ||
+		    nm != 8)
+			continue;
+		return itab;
+	}
 	return 0;
 }
 
@@ -425,6 +520,7 @@ int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
 		"crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read",
 	};
 	struct pt_go_func *fs[2] = { &g->write, &g->read };
+	uint64_t addr, size;
 	struct pclntab t;
 	bool have_pcln;
 	int i;
@@ -433,27 +529,26 @@ int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
 	have_pcln = !pcln_open(e, &t);
 	if (go_version(e, g->version, sizeof(g->version)) && !have_pcln)
 		return 0;	/* not Go */
+	if (!have_pcln && !pt_elf_func(e, names[0], &addr, &size)) {
+		snprintf(why, n, "no symbols and no pclntab podtap can read");
+		return -1;
+	}
 	for (i = 0; i < 2; i++) {
-		uint64_t addr, size;
-
-		if (pt_elf_func(e, names[i], &addr, &size) && size) {
+		if (pt_elf_func(e, names[i], &addr, &size) && size)
 			;
-		} else if (have_pcln && pcln_find(&t, names[i], &addr, &size)) {
+		else if (have_pcln && pcln_find(&t, names[i], &addr, &size))
 			g->from_pclntab = true;
-		} else if (!have_pcln && !i) {
-			snprintf(why, n, "no symbols and no pclntab podtap can read");
-			return -1;
-		} else {
+		else
 			return 0;	/* no crypto/tls in it */
-		}
 		if (go_func_hooks(e, addr, size, fs[i], why, n))
 			return -1;
 	}
+	g->itab = go_tcpconn_itab(e, &t, have_pcln);
 	if (!g->version[0]) {
 		snprintf(why, n, "no Go version in .go.buildinfo");
 		return -1;
 	}
-	if (go_offsets(g->version, &g->cookie)) {
+	if (go_offsets(g->version, &g->offsets)) {
 		snprintf(why, n, "%s: podtap knows the register ABI of Go 1.17 and later",
 			 g->version);
 		return -1;

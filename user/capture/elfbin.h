@@ -19,6 +19,10 @@ void pt_elf_close(struct pt_elf *e);
 /* A function defined in the file (.symtab, then .dynsym): its address. */
 bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
 		 uint64_t *size);
+/* Does the file take this function from a shared library? */
+bool pt_elf_imports(struct pt_elf *e, const char *name);
+/* Is OpenSSL's (or BoringSSL's) libssl linked in, symbols or not? */
+bool pt_elf_has_openssl(struct pt_elf *e);
 /* The file offset of an address of a loaded segment; -1 if none. */
 int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off);
 
@@ -27,15 +31,21 @@ int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off);
 struct pt_go_func {
 	uint64_t entry;			/* file offsets, for uprobes */
 	uint64_t rets[PT_GO_MAX_RETS];
+	uint64_t entry_addr;		/* the same as addresses */
+	uint64_t ret_addrs[PT_GO_MAX_RETS];
 	size_t nrets;
 };
 
 struct pt_go_tls {
 	char version[32];	/* as .go.buildinfo says: "go1.19.8" */
-	uint64_t cookie;	/* struct offsets, PT_GO_OFF of bpf/podtap.h */
+	uint64_t offsets;	/* struct offsets, PT_GO_OFF of bpf/podtap.h */
+	uint64_t itab;		/* address of (net.Conn, *net.TCPConn)'s itab */
 	bool from_pclntab;	/* no symbol table: found through the pclntab */
 	struct pt_go_func write, read;	/* crypto/tls.(*Conn).Write, .Read */
 };
+
+/* The attach cookie of the uprobe at addr (bpf/podtap.h, PT_GO_ITAB). */
+uint64_t pt_go_cookie(const struct pt_go_tls *g, uint64_t addr);
 
 /*
  * Go's crypto/tls in the file: 1 found (g filled), 0 not a Go program or

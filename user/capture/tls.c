@@ -61,6 +61,7 @@ struct lib {
 	bool ok;		/* hooked; else why says why not */
 	char why[160];
 	char version[32];	/* EXE_GO: the Go version */
+	bool go_sockets;	/* EXE_GO: Conns over *net.TCPConn are followed */
 	struct bpf_link **links;
 	size_t nlinks;
 };
@@ -179,10 +180,12 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
 	for (i = 0; i < 2 && !err; i++) {
 		for (r = 0; r < fs[i]->nrets && !err; r++)
 			err = attach_one(t, lib, file, NULL, fs[i]->rets[r],
-					 progs[i][1], false, g->cookie);
+					 progs[i][1], false,
+					 pt_go_cookie(g, fs[i]->ret_addrs[r]));
 		if (!err)
 			err = attach_one(t, lib, file, NULL, fs[i]->entry,
-					 progs[i][0], false, g->cookie);
+					 progs[i][0], false,
+					 pt_go_cookie(g, fs[i]->entry_addr));
 	}
 	if (err) {
 		snprintf(lib->why, sizeof(lib->why), "attaching uprobes: %s",
@@ -214,12 +217,18 @@ static void inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 		lib->kind = EXE_GO;
 		snprintf(lib->version, sizeof(lib->version), "%s",
 			 g.version[0] ? g.version : "an unknown Go version");
+		lib->go_sockets = g.itab != 0;
 		if (r > 0)
 			hook_go(t, lib, file, &g);
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
 		   pt_elf_func(e, "SSL_read", &a, &sz)) {
 		lib->kind = EXE_SSL;
 		hook_lib(t, lib, file);
+	} else if (!pt_elf_imports(e, "SSL_write") && pt_elf_has_openssl(e)) {
+		/* OpenSSL's code is there, but not its names */
+		lib->kind = EXE_SSL;
+		snprintf(lib->why, sizeof(lib->why),
+			 "stripped: no SSL_read or SSL_write symbol to hook");
 	}
 	pt_elf_close(e);
 	if (lib->kind != EXE_NONE)
@@ -288,10 +297,12 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib, bool quiet)
 		snprintf(what, sizeof(what), "runs %s, built with %s",
 			 lib->path, lib->version);
 	if (lib->ok)
-		pt_info("TLS: pid %d (%s) %s: %s are hooked", (int)pid, comm,
+		pt_info("TLS: pid %d (%s) %s: %s are hooked%s", (int)pid, comm,
 			what, lib->kind == EXE_GO ?
 			"its crypto/tls Read and Write calls" :
-			"its SSL_read and SSL_write calls");
+			"its SSL_read and SSL_write calls",
+			lib->kind == EXE_GO && !lib->go_sockets ?
+			" (no *net.TCPConn in it: plaintext on pseudo-connections)" : "");
 	else
 		pt_info("TLS: pid %d (%s) %s: not hooked (%s): its TLS stays ciphertext",
 			(int)pid, comm, what, lib->why);
@@ -459,6 +470,12 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 	s->libs_hooked = PT_READ(t->libs_hooked);
 }
 
+/*
+ * Removing a uprobe waits for an RCU tasks-trace grace period, about
+ * 100 ms on this project's machines, one removal at a time (removals from
+ * several threads measured no faster): a Go program's 17 or so hooks take
+ * it 2 s to let go.
+ */
 void pt_tls_detach(struct pt_tls *t)
 {
 	size_t i;

@@ -83,6 +83,7 @@ static void usage(FILE *f)
 struct left_out {
 	size_t by_proto[PT_XP_OTHER + 1];
 	size_t too_big, no_open;
+	size_t ciphertext;	/* TLS not decrypted, kept as raw turns */
 };
 
 static size_t left_out_count(const struct pt_capture *cap,
@@ -106,8 +107,10 @@ static size_t left_out_count(const struct pt_capture *cap,
 			continue;
 		}
 		if (fmt->holds == PT_HOLDS_ALL || fmt->holds == PT_HOLDS_OPENED ||
-		    p == PT_XP_NONE || p == PT_XP_HTTP1)
+		    p == PT_XP_NONE || p == PT_XP_HTTP1) {
+			lo->ciphertext += p == PT_XP_TLS;
 			continue;
+		}
 		/* keploy: tests are HTTP; a mock of ciphertext never matches */
 		if (fmt->holds == PT_HOLDS_KEPLOY && !xc->inbound && p != PT_XP_TLS)
 			continue;
@@ -161,6 +164,9 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 	if (c->ambiguous)
 		ADD("%s%zu exchange%s of ambiguous framing", k++ ? ", " : "; left out: ",
 		    c->ambiguous, c->ambiguous == 1 ? "" : "s");
+	if (lo->ciphertext)
+		ADD("; %zu connection%s of TLS ciphertext, written as it was on the wire (not decrypted: its library was not hooked)",
+		    lo->ciphertext, lo->ciphertext == 1 ? "" : "s");
 #undef ADD
 	pt_info("%s", buf);
 }

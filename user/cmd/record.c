@@ -20,6 +20,7 @@
 #include "capture/loader.h"
 #include "capture/metrics.h"
 #include "capture/runtime.h"
+#include "capture/tls.h"
 #include "base/outfile.h"
 #include "capture/tgnames.h"
 
@@ -253,6 +254,7 @@ static void status_line(struct rec_state *s, struct pt_counters *c,
 			uint64_t ev_rate)
 {
 	const struct pt_runtime *rt = s->rt;
+	struct pt_tls_stats tls;
 	char b[32];
 	uint64_t lost = 0;
 	int i;
@@ -265,6 +267,13 @@ static void status_line(struct rec_state *s, struct pt_counters *c,
 		(unsigned long long)(rt->opens - rt->closes), b,
 		(unsigned long long)ev_rate,
 		(unsigned long long)c->lost_events, (unsigned long long)lost);
+	pt_tls_stats(rt->tls, &tls);
+	if (tls.procs) {
+		human(c->tls_bytes, b, sizeof(b));
+		fprintf(stderr, "  TLS: %llu of %llu processes hooked, %s plaintext",
+			(unsigned long long)tls.hooked_procs,
+			(unsigned long long)tls.procs, b);
+	}
 }
 
 /* Each turn of the loop: flush, the live line, the limits. */

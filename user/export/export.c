@@ -353,6 +353,12 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 		fprintf(f, ",\"cgroup_id\":%llu,\"session\":%u",
 			(unsigned long long)o->cgroup_id, o->session_id);
 	}
+	/* what the bytes are: a raw turn of TLS records is ciphertext */
+	if (x->kind == PT_X_RAW)
+		fprintf(f, ",\"protocol\":\"%s\"", xc->proto == PT_XP_TLS ?
+			"tls-ciphertext" : pt_xproto_name(xc->proto));
+	if (xc->tls)
+		fputs(",\"tls\":\"plaintext\"", f);
 	fprintf(f, ",\"complete\":%s", x->incomplete ? "false" : "true");
 	if (x->incomplete) {
 		fputs(",\"note\":", f);

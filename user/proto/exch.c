@@ -172,6 +172,40 @@ void pt_xconn_begin(struct pt_xconn *xc, const struct pt_conn *conn)
 	xc->req_dir = xc->inbound ? PT_DIR_RX : PT_DIR_TX;
 }
 
+/*
+ * More application data on the wire than plaintext from the library, in
+ * one direction, beyond what records add (a tag, an IV, padding: 64
+ * bytes a record at most for the usual suites) and the encrypted
+ * handshake of TLS 1.3 (the server's certificates and tickets: 16 KiB;
+ * the client's Finished: 1 KiB): calls were made before the library was
+ * hooked. Read from the ciphertext's record headers, up to its first gap.
+ */
+static bool plaintext_missing(const struct pt_xconn *xc, int dir)
+{
+	struct pt_assembled w;
+	uint64_t off = 0, app = 0, recs = 0, end;
+	bool missing;
+
+	if (pt_stream_assemble_layer(xc->conn, dir, false, &w))
+		return false;
+	end = w.ngaps ? w.gaps[0].start : w.len;
+	while (off + 5 <= end) {
+		const uint8_t *h = w.buf + off;
+
+		if (h[0] < 20 || h[0] > 23 || h[1] != 3)
+			break;	/* not a TLS record: stop counting */
+		if (h[0] == 23) {
+			app += (uint64_t)h[3] << 8 | h[4];
+			recs++;
+		}
+		off += 5 + ((uint64_t)h[3] << 8 | h[4]);
+	}
+	missing = app > xc->a[dir].len + recs * 64 +
+			(dir == xc->req_dir ? 1 << 10 : 16 << 10);
+	pt_assembled_free(&w);
+	return missing;
+}
+
 void pt_xconn_feed(struct pt_xconn *xc, bool final)
 {
 	size_t i;
@@ -197,10 +231,17 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 	 * Plaintext of a TLS session older than the recording starts where
 	 * podtap first saw a call: what came before is unknown, so turns
 	 * that cannot tell where a message starts are not taken as whole.
+	 * So with a library hooked after the session had begun (a program
+	 * new to podtap is hooked at the next scan).
 	 */
-	if (final && xc->tls && xc->nx && xc->x[0].kind == PT_X_RAW &&
-	    (pt_conn_pseudo(xc->conn) || (xc->conn->open.h.flags & PT_F_PREEXISTING)))
-		pt_x_incomplete(&xc->x[0], "the TLS session began before the recording: plaintext before this was not captured");
+	if (final && xc->tls && xc->nx && xc->x[0].kind == PT_X_RAW) {
+		if (pt_conn_pseudo(xc->conn) ||
+		    (xc->conn->open.h.flags & PT_F_PREEXISTING))
+			pt_x_incomplete(&xc->x[0], "the TLS session began before the recording: plaintext before this was not captured");
+		else if (plaintext_missing(xc, PT_DIR_RX) ||
+			 plaintext_missing(xc, PT_DIR_TX))
+			pt_x_incomplete(&xc->x[0], "its TLS library was hooked after the session began: plaintext before this was not captured");
+	}
 }
 
 /* The sender finished: a FIN, or a close that was not a reset (a reset

@@ -4,18 +4,31 @@
 // (crypto/tls: the (*Conn).Read and Write podtap hooks), HTTP/1.1.
 //
 //	gotls serve PORT CERT KEY  GET /n/K answers body(K), POST /echo echoes;
-//	                           CERT "-": plain HTTP, to compare with
+//	                           CERT "-": plain HTTP, to compare with;
+//	                           CERT "auto": a self-signed certificate made
+//	                           here (no openssl where the kernel matrix runs)
 //	gotls client URL OUT       keep-alive sizes 1 B to 1 MiB, a POST, then
 //	                           50 parallel connections to URL
 //	                           (https://127.0.0.1:PORT); writes what it
 //	                           sent and each connection's local address
 //	                           to OUT as JSON
+//	gotls wrapped URL OUT      12 connections at once, every other one's
+//	                           tls.Conn over a wrapper of its net.Conn (as
+//	                           a byte-counting middleware does), whose
+//	                           first field points at small integers
+//	                           (socket numbers of the others); writes each
+//	                           one's local address, size, wrapped to OUT
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,8 +36,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"math/big"
 	"strings"
 	"sync"
+	"time"
 )
 
 // body is tls_server.py's body(): K bytes, different for each K.
@@ -58,10 +73,38 @@ func serve(port, cert, key string) error {
 		// HTTP/1.1 only: no "h2" offered in ALPN
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
-	if cert == "-" {
+	switch cert {
+	case "-":
 		return srv.ListenAndServe()
+	case "auto":
+		c, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{c}}
+		return srv.ListenAndServeTLS("", "")
 	}
 	return srv.ListenAndServeTLS(cert, key)
+}
+
+// selfSigned is a certificate for localhost, valid for a day.
+func selfSigned() (tls.Certificate, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	t := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, t, t, &k.PublicKey, k)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, nil
 }
 
 type conn struct {
@@ -159,6 +202,66 @@ func run(base, out string) error {
 	return os.WriteFile(out, j, 0o644)
 }
 
+// counted is what a metering wrapper keeps; its third word is a small
+// integer that a reader of the wrong type would take for a descriptor.
+type counted struct{ rx, tx, id int64 }
+
+type metered struct {
+	st *counted
+	net.Conn
+}
+
+func (m metered) Read(b []byte) (int, error) {
+	n, err := m.Conn.Read(b)
+	m.st.rx += int64(n)
+	return n, err
+}
+
+type wrappedConn struct {
+	Local   string `json:"local"`
+	N       int    `json:"n"`
+	Wrapped bool   `json:"wrapped"`
+}
+
+func wrapped(base, out string) error {
+	res := make([]wrappedConn, 12)
+	errs := make([]error, 12)
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			w := i%2 == 1
+			tr := &http.Transport{
+				DialTLSContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+					c, err := (&net.Dialer{}).DialContext(ctx, n, a)
+					if err != nil {
+						return nil, err
+					}
+					res[i].Local = c.LocalAddr().String()
+					if w {
+						c = metered{&counted{id: int64(i + 1)}, c}
+					}
+					t := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+					return t, t.HandshakeContext(ctx)
+				},
+			}
+			n := 3000 + i
+			res[i].N, res[i].Wrapped = n, w
+			errs[i] = get(&http.Client{Transport: tr}, fmt.Sprintf("%s/n/%d", base, n), body(n))
+			tr.CloseIdleConnections()
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	j, _ := json.Marshal(res)
+	return os.WriteFile(out, j, 0o644)
+}
+
 func main() {
 	var err error
 	switch {
@@ -166,8 +269,10 @@ func main() {
 		err = serve(os.Args[2], os.Args[3], os.Args[4])
 	case len(os.Args) == 4 && os.Args[1] == "client":
 		err = run(os.Args[2], os.Args[3])
+	case len(os.Args) == 4 && os.Args[1] == "wrapped":
+		err = wrapped(os.Args[2], os.Args[3])
 	default:
-		err = fmt.Errorf("usage: gotls serve PORT CERT KEY | gotls client URL OUT")
+		err = fmt.Errorf("usage: gotls serve PORT CERT KEY | gotls client URL OUT | gotls wrapped URL OUT")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotls:", err)
