@@ -170,7 +170,7 @@ fuzz: $(patsubst %,$(OUTPUT)/fuzz_%,$(FUZZERS))
 	done; echo "fuzz: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # What recording costs (bench/bench.py): writes docs/benchmarks.{md,json,png}
-# in about six minutes; BENCH=tiny proves the harness in half a minute and
+# in about eight minutes; BENCH=tiny proves the harness in half a minute and
 # writes build/bench/ instead.
 bench: podtap
 	bench/bench.py $(if $(filter tiny,$(BENCH)),--tiny)

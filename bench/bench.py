@@ -17,6 +17,9 @@ on a shared machine. Nothing here asserts a timing; it reports.
      increasing offered rates; what was captured and what was lost
   4. kernel cost per event from the kernel's BPF run-time statistics
   5. podtap record's CPU seconds per GB captured and peak RSS
+  6. TLS: the traced nginx over HTTPS (its libssl hooked, plaintext
+     recorded), and an nginx that is not a target but maps the same
+     libssl file while podtap records the other one
 
 Writes DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png.
 
@@ -41,6 +44,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PODTAP = os.path.join(ROOT, "podtap")
 PORT_T, PORT_U, PORT_M, PORT_BULK = 18570, 18571, 18572, 18573
+PORT_T_TLS, PORT_U_TLS = 18574, 18575
 CONNS = 32
 SIZES = (1024, 65536)
 
@@ -131,7 +135,18 @@ class Bench:
                     time.sleep(0.05)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def nginx(self, name, port, cgroup):
+    def cert(self):
+        """A self-signed certificate for the nginx TLS listeners."""
+        c, k = os.path.join(self.tmp, "cert.pem"), os.path.join(self.tmp, "key.pem")
+        if not os.path.exists(c):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                            "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                            "-keyout", k, "-out", c], check=True,
+                           capture_output=True)
+            os.chmod(k, 0o644)
+        return c, k
+
+    def nginx(self, name, port, cgroup, tls_port=None):
         d = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(d, "www"))
         os.makedirs(os.path.join(d, "tmp"))
@@ -153,9 +168,12 @@ http {
 	uwsgi_temp_path %(d)s/tmp;
 	scgi_temp_path %(d)s/tmp;
 	keepalive_requests 1000000;
-	server { listen 127.0.0.1:%(port)d; root %(d)s/www; }
+	server { listen 127.0.0.1:%(port)d; root %(d)s/www; %(tls)s}
 }
-""" % {"d": d, "port": port})
+""" % {"d": d, "port": port, "tls": (
+                "listen 127.0.0.1:%d ssl; ssl_certificate %s; "
+                "ssl_certificate_key %s; " % ((tls_port,) + self.cert())
+                if tls_port else "")})
         subprocess.run(["chmod", "-R", "a+rwX", d], check=True)
         p = self.spawn(["nginx", "-c", conf], cgroup)
         for _ in range(100):
@@ -173,10 +191,10 @@ http {
         die("nginx on port %d did not answer (%s): %s" % (port, last,
                                                          err[-300:]))
 
-    def wrk(self, port, size):
+    def wrk(self, port, size, scheme="http"):
         out = subprocess.run(
             ["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % self.args.seconds,
-             "http://127.0.0.1:%d/r%d.bin" % (port, size)],
+             "%s://127.0.0.1:%d/r%d.bin" % (scheme, port, size)],
             capture_output=True, text=True, check=True).stdout
         m = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
         if not m:
@@ -366,6 +384,35 @@ http {
         self.stop(idle, signal.SIGKILL)
         return res
 
+    # ---- 6. TLS ----
+
+    def tls(self):
+        """wrk over HTTPS, 1 KiB responses: the traced nginx, and the
+        other one while podtap records the traced one (whose libssl is
+        the same file, so its uprobes trap in both), each against its own
+        untraced runs."""
+        cfgs = (("untraced", PORT_T_TLS, False), ("traced", PORT_T_TLS, True),
+                ("untraced, not a target", PORT_U_TLS, False),
+                ("not a target, same libssl", PORT_U_TLS, True))
+        res = {c[0]: [] for c in cfgs}
+        captured = []
+        for run in range(self.args.runs):
+            for name, port, rec in cfgs:
+                out = os.path.join(self.tmp, "cap")
+                if rec:
+                    p = self.record([("-c", self.cg_t)], out)
+                    rps = self.wrk(port, SIZES[0], "https")
+                    _, _, payload, _ = self.record_stop(p)
+                    if port == PORT_T_TLS:
+                        captured.append(payload)
+                    os.unlink(out)
+                else:
+                    rps = self.wrk(port, SIZES[0], "https")
+                res[name].append(rps)
+                log("tls      run %d  %5d B  %-26s %10.0f req/s" %
+                    (run + 1, SIZES[0], name, rps))
+        return res, captured
+
     # ---- 3. capture throughput ----
 
     def throughput(self):
@@ -525,7 +572,7 @@ def ratios(res, base="untraced"):
                 "runs": v} for c, v in res.items()}
 
 
-def report(args, mach, traced, usr, lost, other, bulk, kern, outdir):
+def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
     t = {str(s): ratios(traced[s]) for s in traced}
     for s in traced:
         t[str(s)]["podtap"]["lost_events"] = lost[s]["podtap"]
@@ -549,7 +596,14 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, outdir):
            "runs": args.runs, "seconds": args.seconds, "connections": CONNS,
            "machine": mach, "traced": t, "untargeted": o,
            "throughput": {"steps": bulk, "zero_loss_MBps": best},
-           "kernel": kern, "userspace": users}
+           "kernel": kern, "userspace": users,
+           "tls": {"traced": ratios({k: tls[0][k] for k in
+                                      ("untraced", "traced")}),
+                   "untargeted": ratios({k: tls[0][k] for k in
+                                          ("untraced, not a target",
+                                           "not a target, same libssl")},
+                                         "untraced, not a target"),
+                   "captured_bytes": tls[1]}}
     with open(os.path.join(outdir, "benchmarks.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
@@ -645,6 +699,21 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, outdir):
     w("\nBefore it records, loading the programs (most of it the kernel's "
       "verifier) takes a median %.2f CPU s, once per start.\n" %
       median([u["startup_cpu_s"] for u in users.values()]))
+    w("\n## 6. TLS\n")
+    w("wrk over HTTPS (1 KiB responses, TLS 1.3, keep-alive) against the "
+      "traced nginx, whose libssl podtap hooks and whose plaintext it "
+      "records; and against the nginx that is not a target while podtap "
+      "records the traced one: it maps the same libssl file, so its "
+      "SSL_read and SSL_write calls trap too (as do wrk's, which uses the "
+      "same file, in the traced rows). Each ratio is against its own "
+      "untraced runs.\n")
+    w("| server | config | median req/s | ratio |")
+    w("|---|---|---:|---:|")
+    for part in ("traced", "untargeted"):
+        for c, r in doc["tls"][part].items():
+            w("| %s | %s | %.0f | %.3f |" % (
+                "traced" if part == "traced" else "not a target", c,
+                r["median_rps"], r["ratio"]))
     with open(os.path.join(outdir, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     plot(doc, outdir)
@@ -727,7 +796,8 @@ def main():
                                       else "docs")
     if os.geteuid():
         die("run as root (podtap loads BPF programs; cgroups are made)")
-    for tool in ("nginx", "wrk", "tcpdump", "gnuplot", "unshare", "pgrep"):
+    for tool in ("nginx", "wrk", "tcpdump", "gnuplot", "unshare", "pgrep",
+                 "openssl"):
         if not shutil.which(tool):
             die("needs %s (make deps installs it)" % tool)
     if not os.access(PODTAP, os.X_OK):
@@ -743,13 +813,14 @@ def main():
             print(b.compare(os.path.abspath(args.compare)), end="")
             return
         mach = machine()
-        b.nginx("target", PORT_T, b.cg_t)
-        b.nginx("other", PORT_U, b.cg_u)
+        b.nginx("target", PORT_T, b.cg_t, PORT_T_TLS)
+        b.nginx("other", PORT_U, b.cg_u, PORT_U_TLS)
         traced, usr, lost = b.traced()
         other = b.untargeted()
         bulk = b.throughput()
         kern = b.kernel_cost()
-        report(args, mach, traced, usr, lost, other, bulk, kern, outdir)
+        tls = b.tls()
+        report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir)
     except KeyboardInterrupt:
         die("interrupted")
     finally:

@@ -23,7 +23,7 @@ fi
 check "benchmarks.png is a PNG" \
 	bash -c "head -c 8 '$out/benchmarks.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 for h in "1. Overhead on a traced server" "2. Overhead on processes that are not targets" \
-	 "3. Capture throughput" "4. Kernel cost per event" "5. Userspace"; do
+	 "3. Capture throughput" "4. Kernel cost per event" "5. Userspace" "6. TLS"; do
 	check "benchmarks.md has '$h'" grep -qF "## $h" "$out/benchmarks.md"
 done
 # every configuration measured something, and the counters moved
@@ -52,6 +52,11 @@ if d["kernel"]["filtered out"]["events"] != 0:
 for size, u in d["userspace"].items():
     if not (u["cpu_s_per_GB"] and u["peak_rss_MiB"] > 0):
         bad.append("userspace " + size)
+for part in ("traced", "untargeted"):
+    if len(d["tls"][part]) != 2 or not all(r["median_rps"] > 0 for r in d["tls"][part].values()):
+        bad.append("tls " + part)
+if not all(b > 0 for b in d["tls"]["captured_bytes"]):
+    bad.append("tls: nothing captured from the traced nginx over HTTPS")
 if bad:
     print("missing or empty: " + ", ".join(bad))
     sys.exit(1)

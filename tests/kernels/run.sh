@@ -115,6 +115,15 @@ done
 copy_elf "$tree" "$(command -v dash)" /bin/sh
 copy_elf "$tree" "$(command -v ip)" /bin/ip
 copy_elf "$tree" build/test_progs /test_progs
+# the Go TLS peer for test_gotls (a static PIE: nothing else to copy)
+gotls_env=
+if command -v go >/dev/null; then
+	(cd tests/peers/gotls && GOCACHE=$work/gocache GOPATH=$work/gopath \
+		GOFLAGS=-mod=mod CGO_ENABLED=0 go build -buildmode=pie \
+		-ldflags='-s -w' -o "$tree/gotls" .) ||
+		die "building tests/peers/gotls failed"
+	gotls_env=PODTAP_GOTLS=/gotls
+fi
 cp tests/kernels/init "$tree/init"
 chmod +x "$tree/init"
 
@@ -137,6 +146,7 @@ run_kernel() { # KERNEL
 	esac
 	cat > "$tree/etc/guest.env" <<-EOF
 	PODTAP_EXPECT_TASK_HELPERS=1
+	$gotls_env
 	PT_TEST_VERBOSE=${PT_TEST_VERBOSE:-}
 	TEST_ARGS="${KERNEL_TESTS:+-t $KERNEL_TESTS}"
 	EOF
