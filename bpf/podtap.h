@@ -239,6 +239,8 @@ struct pt_tls_call {
 				 * buffer's length; else 0 */
 	__u32 kind;		/* enum pt_tls_kind */
 	__u32 session;		/* of the target the caller is in */
+	__u64 sp;		/* Go: the stack pointer at entry, */
+	__u64 stack_hi;		/* and the top of the goroutine's stack */
 };
 
 /*
@@ -255,15 +257,15 @@ struct pt_go_key {
  * What a Go uprobe's attach cookie tells the programs: where the socket's
  * descriptor is, from the *tls.Conn (offsets of the Go version the binary
  * was built with). Bits 0-7: the data word of tls.Conn's conn interface
- * (its type word, the itab, is the word before); 8-15: the *netFD in
- * net.TCPConn; 16-23: poll.FD.Sysfd in netFD; 24-63, signed: where the
- * itab of (net.Conn, *net.TCPConn) is, relative to the probed
- * instruction, or 0 if the binary has none. Only a Conn over a
- * *net.TCPConn is followed to its socket: any other type's fields are not
+ * (its itab is the word before); 8-15: the *netFD in net.TCPConn; 16-23:
+ * poll.FD.Sysfd in netFD; 24-63, signed: where the type descriptor of
+ * *net.TCPConn is, relative to the probed instruction, or 0 if the binary
+ * has none. Only a Conn whose interface holds a *net.TCPConn (its itab's
+ * type, at 8) is followed to its socket: any other type's fields are not
  * those.
  */
 #define PT_GO_OFF(cookie, n)	(((cookie) >> ((n) * 8)) & 0xff)
-#define PT_GO_ITAB(cookie)	((__s64)(cookie) >> 24)
+#define PT_GO_TYPE(cookie)	((__s64)(cookie) >> 24)
 
 /* tls_conns: per (process, SSL* or *tls.Conn), its connection and offsets. */
 struct pt_tls_key {
@@ -333,7 +335,7 @@ PT_ABI_SIZE(struct pt_attr, 48);
 PT_ABI_SIZE(struct pt_target_rec, 296);
 PT_ABI_SIZE(struct pt_counters, (15 + PT_LOSS_MAX) * 8);
 PT_ABI_SIZE(struct pt_tls_assoc, 48);
-PT_ABI_SIZE(struct pt_tls_call, 32);
+PT_ABI_SIZE(struct pt_tls_call, 48);
 PT_ABI_SIZE(struct pt_tls_key, 16);
 PT_ABI_SIZE(struct pt_go_key, 16);
 PT_ABI_SIZE(struct pt_tls_state, 24);

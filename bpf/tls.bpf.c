@@ -23,10 +23,15 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "podtap.h"
 #include "maps.bpf.h"
 #include "compat.bpf.h"
 #include "emit.bpf.h"
+
+#ifndef AF_INET
+#define AF_INET		2
+#endif
 
 /*
  * Chunks of one call: a write hands its whole buffer over at once (Python
@@ -342,6 +347,15 @@ int BPF_KRETPROBE(podtap_tls_hs_r, int ret)
 
 /* Go crypto/tls: (*Conn).Write and (*Conn).Read, amd64 ABIInternal. */
 
+/* The top of a goroutine's stack: g.stack.hi, the g's second word. */
+static __always_inline __u64 go_stack_hi(__u64 g)
+{
+	__u64 hi = 0;
+
+	bpf_probe_read_user(&hi, sizeof(hi), (void *)(g + 8));
+	return hi;
+}
+
 static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
 {
 	struct pt_go_key key = {};
@@ -358,31 +372,86 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
 	c.buf = ctx->bx;	/* b []byte: pointer, */
 	c.lenp = ctx->cx;	/* length */
 	c.kind = kind;
+	c.sp = ctx->sp;
+	c.stack_hi = go_stack_hi(key.g);
 	bpf_map_update_elem(&go_calls, &key, &c, BPF_ANY);
 	return 0;
 }
 
+/* One of --host's addresses? (IPv4: in the first word, the rest 0.) */
+static __always_inline bool go_host_listed(__u16 family, const __u32 *a)
+{
+	struct pt_host_key k = { .family = family };
+
+	if (family == AF_INET)
+		__builtin_memcpy(k.addr, a, 4);
+	else
+		__builtin_memcpy(k.addr, a, 16);
+	return bpf_map_lookup_elem(&filter_hosts, &k);
+}
+
 /*
- * The socket cookie of the TCP socket behind a *tls.Conn, 0 if it is not
- * one or has no cookie yet. Each step is checked: the conn interface must
- * hold a *net.TCPConn (its itab is the one the binary has for that, found
- * relative to ip, the probed instruction); the descriptor must be a socket
- * of this process that points back at its file, and TCP.
+ * --port and --host as sockops decides them for a connection (either
+ * end), for a socket reached from a Conn rather than from its packets.
+ */
+static __always_inline bool go_sock_wanted(struct sock *sk)
+{
+	__u16 lp = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rp = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u32 l[4] = {}, r[4] = {};
+
+	if (filter_nports && !bpf_map_lookup_elem(&filter_ports, &lp) &&
+	    !bpf_map_lookup_elem(&filter_ports, &rp))
+		return false;
+	if (!filter_nhosts)
+		return true;
+	if (fam == AF_INET) {
+		l[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		r[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&l, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&r, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+		if (!l[0] && !l[1] && l[2] == bpf_htonl(0xffff)) {
+			/* an IPv6 socket carrying IPv4 shows IPv4 on the wire */
+			fam = AF_INET;
+			l[0] = l[3];
+			r[0] = r[3];
+			l[1] = l[2] = l[3] = r[1] = r[2] = r[3] = 0;
+		}
+	}
+	return go_host_listed(fam, l) || go_host_listed(fam, r);
+}
+
+#define GO_NOT_TCP	(~0ull)
+
+/*
+ * The socket cookie of the TCP socket behind a *tls.Conn: 0 if it has no
+ * cookie yet, cannot be read now, or --port/--host leave it out;
+ * GO_NOT_TCP if the Conn is not over one of this process's TCP sockets. Each step is checked: the
+ * conn interface must hold a *net.TCPConn (its itab's type is the one
+ * the binary has for that, found relative to ip, the probed
+ * instruction); the descriptor must be a socket of this process that
+ * points back at its file, and TCP.
  */
 static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs, __u64 ip)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 iface[2], netfd, fd = 0;
+	__u64 iface[2], type, netfd, fd = 0;
 	struct file **fds, *f = NULL;
 	struct fdtable *fdt;
 	struct socket *so;
 	struct sock *sk;
 
-	if (!PT_GO_ITAB(offs) || PT_GO_OFF(offs, 0) < 8 ||
+	/* a read that fails (a page not in memory) proves nothing: 0 */
+	if (!PT_GO_TYPE(offs) || PT_GO_OFF(offs, 0) < 8 ||
 	    bpf_probe_read_user(iface, sizeof(iface),
 				(void *)(conn + PT_GO_OFF(offs, 0) - 8)) ||
-	    iface[0] != ip + PT_GO_ITAB(offs) ||
-	    bpf_probe_read_user(&netfd, sizeof(netfd),
+	    bpf_probe_read_user(&type, sizeof(type), (void *)(iface[0] + 8)))
+		return 0;
+	if (type != ip + PT_GO_TYPE(offs))
+		return GO_NOT_TCP;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd),
 				(void *)(iface[1] + PT_GO_OFF(offs, 1))) ||
 	    bpf_probe_read_user(&fd, sizeof(fd),
 				(void *)(netfd + PT_GO_OFF(offs, 2))))
@@ -394,13 +463,15 @@ static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs, __u64 ip)
 	if (bpf_probe_read_kernel(&f, sizeof(f), fds + fd) || !f)
 		return 0;
 	if ((BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000)
-		return 0;	/* not S_IFSOCK */
+		return GO_NOT_TCP;	/* not S_IFSOCK */
 	so = BPF_CORE_READ(f, private_data);
 	if (!so || BPF_CORE_READ(so, file) != f)
-		return 0;
+		return GO_NOT_TCP;
 	sk = BPF_CORE_READ(so, sk);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != 1 /* SOCK_STREAM */)
+		return GO_NOT_TCP;
+	if ((filter_nports || filter_nhosts) && !go_sock_wanted(sk))
 		return 0;
 	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 }
@@ -408,14 +479,26 @@ static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs, __u64 ip)
 /*
  * Join a *tls.Conn to its socket, at every call: the Go heap hands a
  * freed Conn's address to the next one, so what was known of an address
- * may be another connection's by now. A socket has a cookie once podtap's
- * socket programs have seen it, which is before any plaintext of it can
- * be read or written. Global: verified once.
+ * may be another connection's by now. A Conn over no TCP socket of ours
+ * (a wrapper, a Unix socket) at an address a TCP one had starts a new
+ * pseudo-connection. A socket has a cookie once podtap's socket programs
+ * have seen it, which is before any plaintext of it can be read or
+ * written. Global: verified once. 1 if joined.
  */
 __noinline int pt_go_join(__u64 conn, __u32 tgid, __u64 offs, __u64 ip)
 {
+	struct pt_tls_key key = { .tgid = tgid, .ssl = conn };
 	__u64 cookie = go_conn_cookie(conn, offs, ip);
+	struct pt_tls_state *st;
 
+	if (cookie == GO_NOT_TCP) {
+		st = bpf_map_lookup_elem(&tls_conns, &key);
+		if (st && !(st->conn_id & PT_PSEUDO_CONN)) {
+			st->conn_id = pseudo_id();
+			st->off[0] = st->off[1] = 0;
+		}
+		return 0;
+	}
 	if (!cookie)
 		return 0;
 	tls_join(tgid, conn, cookie);
@@ -463,6 +546,12 @@ static __always_inline int go_exit(struct pt_regs *ctx, __u32 kind)
 		bpf_map_delete_elem(&go_calls, &key);
 		if (n <= 0 || (__u64)n > c.lenp)
 			return 0;
+		/*
+		 * The stack moved during the call (it grew, and was copied
+		 * whole): a buffer on it moved as far as its top did.
+		 */
+		if (ctx->sp != c.sp && c.buf >= c.sp && c.buf < c.stack_hi)
+			c.buf += go_stack_hi(key.g) - c.stack_hi;
 		pt_go_join(c.ssl, key.tgid, bpf_get_attach_cookie(ctx), ctx->ip);
 	} else if (n <= 0 || !go_spilled(ctx, kind, &c) ||
 		   (__u64)n > c.lenp) {

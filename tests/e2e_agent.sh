@@ -423,7 +423,8 @@ for l in out.splitlines():
         continue
     rx = "".join(t["data"] for x in c["exchanges"] for t in x["turns"] if t["from"] == "server").encode()
     # what was read with the hooks in place: a tail of what the client got
-    ok = c.get("tls_socket_known") and rx.endswith(b"last push\n") and got.endswith(rx) and b"push" in rx
+    ok = c.get("tls_socket_known") and rx.endswith(b"last push\n") and got.endswith(rx) and \
+        b"push " in rx[:-len(b"last push\n")]
     sys.exit(0 if ok else 1)
 sys.exit(1)
 EOF

@@ -75,6 +75,8 @@ void test_kernel(void)
 	ASSERT_EQ(n, 4, "socket programs loaded");
 	printf("kernel %s: TLS plaintext programs (uprobes): %s\n", u.release,
 	       ntls ? "loaded" : "not loaded");
+	/* OpenSSL's 10 (entry and return of 5 kinds), Go's 4 */
+	ASSERT_EQ(nuprobe, 14, "TLS programs in the object");
 	ASSERT_EQ(ntls, pt_loader_tls_object(rec.l) ? nuprobe : 0,
 		  "TLS programs: all or none");
 	if (want)

@@ -3,7 +3,7 @@
 # An HTTPS server (HTTP/1.1, keep-alive) for the TLS tests: GET /n/K answers
 # body(K), POST /echo answers the request body back. Python's ssl module:
 # OpenSSL's SSL_read_ex and SSL_write_ex.
-# Usage: tls_server.py PORT CERT KEY
+# Usage: tls_server.py PORT CERT KEY   (CERT "-": plain HTTP, to compare with)
 import http.server
 import ssl
 import sys
@@ -36,8 +36,9 @@ class H(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    if sys.argv[2] != "-":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()

@@ -36,26 +36,28 @@ int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n)
 	*out = NULL;
 	if (elf_version(EV_CURRENT) == EV_NONE) {
 		snprintf(why, n, "libelf: %s", elf_errmsg(-1));
-		return -1;
+		return -EINVAL;
 	}
 	e = pt_xcalloc(1, sizeof(*e));
 	e->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (e->fd < 0) {
-		snprintf(why, n, "%s", strerror(errno));
+		int err = -errno;
+
+		snprintf(why, n, "%s", strerror(-err));
 		free(e);
-		return -1;
+		return err;
 	}
 	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
 	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &eh) ||
 	    elf_getshdrstrndx(e->elf, &e->shstrndx)) {
 		snprintf(why, n, "not an ELF file");
 		pt_elf_close(e);
-		return -1;
+		return -EINVAL;
 	}
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
 		snprintf(why, n, "not an x86-64 ELF file");
 		pt_elf_close(e);
-		return -1;
+		return -EINVAL;
 	}
 	*out = e;
 	return 0;
@@ -455,7 +457,7 @@ static int go_offsets(const char *version, uint64_t *offsets)
 	unsigned int major, minor;
 
 	if (sscanf(version, "go%u.%u", &major, &minor) != 2 || major != 1 ||
-	    minor < 17)
+	    minor < 17 || minor > 24)
 		return -1;
 	*offsets = 8 | 0 << 8 | 16 << 16;
 	return 0;
@@ -463,7 +465,7 @@ static int go_offsets(const char *version, uint64_t *offsets)
 
 uint64_t pt_go_cookie(const struct pt_go_tls *g, uint64_t addr)
 {
-	int64_t rel = g->itab ? (int64_t)(g->itab - addr) : 0;
+	int64_t rel = g->tcpconn_type ? (int64_t)(g->tcpconn_type - addr) : 0;
 
 	if (rel >= (1ll << 39) || rel < -(1ll << 39))
 		rel = 0;	/* too far to say: never joined */
@@ -479,12 +481,14 @@ static bool go_func(struct pt_elf *e, const struct pclntab *t, bool have_pcln,
 }
 
 /*
- * The itab of (net.Conn, *net.TCPConn), among those .itablink lists: its
- * methods (fun, from 24) in net.Conn's order begin Close, LocalAddr, Read
- * and end Write, each *net.TCPConn's; its interface has 8 methods
- * (interfacetype's method slice length, at 64).
+ * The type descriptor of *net.TCPConn, from the itab of (net.Conn,
+ * *net.TCPConn) among those .itablink lists: its methods (fun, from 24)
+ * in net.Conn's order begin Close, LocalAddr, Read and end Write, each
+ * *net.TCPConn's; its interface has 8 methods (interfacetype's method
+ * slice length, at 64); its type is at 8. Any interface holding a
+ * *net.TCPConn has an itab with that type.
  */
-static uint64_t go_tcpconn_itab(struct pt_elf *e, const struct pclntab *t,
+static uint64_t go_tcpconn_type(struct pt_elf *e, const struct pclntab *t,
 				bool have_pcln)
 {
 	static const char *const m[3] = {
@@ -502,14 +506,14 @@ static uint64_t go_tcpconn_itab(struct pt_elf *e, const struct pclntab *t,
 	if (!b)
 		b = section_data(e, ".data.rel.ro.itablink", &links, &n);
 	for (i = 0; b && i + 8 <= n; i += 8) {
-		uint64_t itab = word(b + i), fun[8], inter, nm;
+		uint64_t itab = word(b + i), fun[8], inter, nm, type;
 
 		if (read_at(e, itab + 24, fun, sizeof(fun)) ||
 		    fun[0] != want[0] || fun[2] != want[1] || fun[7] != want[2] ||
 		    read_at(e, itab, &inter, 8) || read_at(e, inter + 64, &nm, 8) ||
-		    nm != 8)
+		    nm != 8 || read_at(e, itab + 8, &type, 8))
 			continue;
-		return itab;
+		return type;
 	}
 	return 0;
 }
@@ -520,7 +524,8 @@ int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
 		"crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read",
 	};
 	struct pt_go_func *fs[2] = { &g->write, &g->read };
-	uint64_t addr, size;
+	uint64_t addr[2], size[2];
+	size_t n_sym;
 	struct pclntab t;
 	bool have_pcln;
 	int i;
@@ -529,29 +534,32 @@ int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
 	have_pcln = !pcln_open(e, &t);
 	if (go_version(e, g->version, sizeof(g->version)) && !have_pcln)
 		return 0;	/* not Go */
-	if (!have_pcln && !pt_elf_func(e, names[0], &addr, &size)) {
+	if (!have_pcln && !pt_elf_func(e, names[0], &addr[0], &size[0])) {
+		if (section_data(e, ".symtab", &addr[1], &n_sym))
+			return 0;	/* its symbols say: no crypto/tls */
 		snprintf(why, n, "no symbols and no pclntab podtap can read");
 		return -1;
 	}
 	for (i = 0; i < 2; i++) {
-		if (pt_elf_func(e, names[i], &addr, &size) && size)
+		if (pt_elf_func(e, names[i], &addr[i], &size[i]) && size[i])
 			;
-		else if (have_pcln && pcln_find(&t, names[i], &addr, &size))
+		else if (have_pcln && pcln_find(&t, names[i], &addr[i], &size[i]))
 			g->from_pclntab = true;
 		else
 			return 0;	/* no crypto/tls in it */
-		if (go_func_hooks(e, addr, size, fs[i], why, n))
-			return -1;
 	}
-	g->itab = go_tcpconn_itab(e, &t, have_pcln);
 	if (!g->version[0]) {
 		snprintf(why, n, "no Go version in .go.buildinfo");
 		return -1;
 	}
 	if (go_offsets(g->version, &g->offsets)) {
-		snprintf(why, n, "%s: podtap knows the register ABI of Go 1.17 and later",
+		snprintf(why, n, "%s: podtap knows Go 1.17 (the register ABI) to 1.24",
 			 g->version);
 		return -1;
 	}
+	for (i = 0; i < 2; i++)
+		if (go_func_hooks(e, addr[i], size[i], fs[i], why, n))
+			return -1;
+	g->tcpconn_type = go_tcpconn_type(e, &t, have_pcln);
 	return 1;
 }

@@ -13,7 +13,8 @@
 
 struct pt_elf;
 
-/* An x86-64 ELF file; on error why says what is wrong with it. */
+/* An x86-64 ELF file; on error (-errno of open, -EINVAL for a file that
+ * is not one) why says what is wrong with it. */
 int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n);
 void pt_elf_close(struct pt_elf *e);
 /* A function defined in the file (.symtab, then .dynsym): its address. */
@@ -39,12 +40,12 @@ struct pt_go_func {
 struct pt_go_tls {
 	char version[32];	/* as .go.buildinfo says: "go1.19.8" */
 	uint64_t offsets;	/* struct offsets, PT_GO_OFF of bpf/podtap.h */
-	uint64_t itab;		/* address of (net.Conn, *net.TCPConn)'s itab */
+	uint64_t tcpconn_type;	/* address of *net.TCPConn's type descriptor */
 	bool from_pclntab;	/* no symbol table: found through the pclntab */
 	struct pt_go_func write, read;	/* crypto/tls.(*Conn).Write, .Read */
 };
 
-/* The attach cookie of the uprobe at addr (bpf/podtap.h, PT_GO_ITAB). */
+/* The attach cookie of the uprobe at addr (bpf/podtap.h, PT_GO_TYPE). */
 uint64_t pt_go_cookie(const struct pt_go_tls *g, uint64_t addr);
 
 /*

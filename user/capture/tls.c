@@ -202,7 +202,7 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
  * Go's crypto/tls, or SSL_read and SSL_write defined in it (not merely
  * imported from a libssl, which the maps show on their own).
  */
-static void inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
+static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 {
 	struct pt_go_tls g;
 	struct pt_elf *e;
@@ -210,14 +210,17 @@ static void inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 	int r;
 
 	lib->kind = EXE_NONE;
-	if (pt_elf_open(&e, file, lib->why, sizeof(lib->why)))
-		return;		/* a script's interpreter, say: not ELF */
+	r = pt_elf_open(&e, file, lib->why, sizeof(lib->why));
+	if (r == -EINVAL)
+		return 0;	/* not ELF: nothing to hook, ever */
+	if (r)
+		return r;	/* gone, say: another time */
 	r = pt_go_tls_find(e, &g, lib->why, sizeof(lib->why));
 	if (r) {
 		lib->kind = EXE_GO;
 		snprintf(lib->version, sizeof(lib->version), "%s",
 			 g.version[0] ? g.version : "an unknown Go version");
-		lib->go_sockets = g.itab != 0;
+		lib->go_sockets = g.tcpconn_type != 0;
 		if (r > 0)
 			hook_go(t, lib, file, &g);
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
@@ -233,6 +236,7 @@ static void inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 	pt_elf_close(e);
 	if (lib->kind != EXE_NONE)
 		PT_SET(t->libs_found, t->libs_found + 1);
+	return 0;
 }
 
 /* Told already that pid uses library k? Remembers it if not. */
@@ -308,6 +312,15 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib, bool quiet)
 			(int)pid, comm, what, lib->why);
 }
 
+/* Where a process's executable is mapped, from its maps. */
+struct exe_map {
+	bool found;
+	dev_t dev;
+	ino_t ino;
+	unsigned long start, end;
+	char path[PATH_MAX];
+};
+
 static struct lib *add_lib(struct pt_tls *t, const struct lib *nl)
 {
 	t->libs = pt_xrealloc(t->libs, t->nlibs + 1, sizeof(*t->libs));
@@ -315,24 +328,29 @@ static struct lib *add_lib(struct pt_tls *t, const struct lib *nl)
 	return &t->libs[t->nlibs++];
 }
 
-/* The executable of process pid, looked at once per file. */
-static void scan_exe(struct pt_tls *t, pid_t pid, bool quiet)
+/*
+ * The executable of process pid, looked at once per file: the file its
+ * mapping names (dev and inode as in the maps, the underlying file's
+ * even on overlayfs, where each container's mount has its own st_dev),
+ * opened through the mapping itself.
+ */
+static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
+		     bool quiet)
 {
-	char file[64];
+	char file[96];
 	struct lib nl = {}, *lib;
-	struct stat st;
-	ssize_t n;
 
-	snprintf(file, sizeof(file), "/proc/%d/exe", (int)pid);
-	if (stat(file, &st))
+	if (!x->found)
 		return;		/* a kernel thread, or gone */
-	lib = find_lib(t, st.st_dev, st.st_ino);
+	lib = find_lib(t, x->dev, x->ino);
 	if (!lib) {
-		nl.dev = st.st_dev;
-		nl.ino = st.st_ino;
-		n = readlink(file, nl.path, sizeof(nl.path) - 1);
-		nl.path[n > 0 ? n : 0] = 0;
-		inspect_exe(t, &nl, file);
+		nl.dev = x->dev;
+		nl.ino = x->ino;
+		snprintf(nl.path, sizeof(nl.path), "%s", x->path);
+		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
+			 (int)pid, x->start, x->end);
+		if (inspect_exe(t, &nl, file))
+			return;
 		lib = add_lib(t, &nl);
 	}
 	tell(t, pid, lib, quiet);
@@ -346,8 +364,13 @@ static void scan_exe(struct pt_tls *t, pid_t pid, bool quiet)
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
 	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64];
+	struct exe_map x = {};
+	ssize_t n;
 	FILE *f;
 
+	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
+	n = readlink(p, x.path, sizeof(x.path) - 1);
+	x.path[n > 0 ? n : 0] = 0;
 	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
 	f = fopen(p, "re");
 	if (!f)
@@ -366,6 +389,13 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			continue;
 		snprintf(path, sizeof(path), "%s", line + n);
 		path[strcspn(path, "\n")] = 0;
+		if (ino && !x.found && x.path[0] && !strcmp(path, x.path)) {
+			x.found = true;
+			x.dev = makedev(maj, min);
+			x.ino = ino;
+			x.start = start;
+			x.end = end;
+		}
 		if (!ino || !tls_lib_name(path))
 			continue;
 		lib = find_lib(t, makedev(maj, min), ino);
@@ -389,7 +419,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		tell(t, pid, lib, quiet);
 	}
 	fclose(f);
-	scan_exe(t, pid, quiet);
+	scan_exe(t, pid, &x, quiet);
 }
 
 /* Every process of a cgroup and the cgroups under it. */

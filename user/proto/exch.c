@@ -174,34 +174,42 @@ void pt_xconn_begin(struct pt_xconn *xc, const struct pt_conn *conn)
 
 /*
  * More application data on the wire than plaintext from the library, in
- * one direction, beyond what records add (a tag, an IV, padding: 64
- * bytes a record at most for the usual suites) and the encrypted
- * handshake of TLS 1.3 (the server's certificates and tickets: 16 KiB;
- * the client's Finished: 1 KiB): calls were made before the library was
- * hooked. Read from the ciphertext's record headers, up to its first gap.
+ * one direction, before the last plaintext of it (what arrived later may
+ * not have been read yet), beyond what records add (an IV, a tag or MAC,
+ * padding: 96 bytes a record at most for the usual suites) and the
+ * encrypted handshake of TLS 1.3 (certificates, a client's too, tickets:
+ * 16 KiB): calls were made before the library was hooked. Read from the
+ * ciphertext's record headers, up to its first gap.
  */
 static bool plaintext_missing(const struct pt_xconn *xc, int dir)
 {
+	const struct pt_assembled *pa = &xc->a[dir];
 	struct pt_assembled w;
-	uint64_t off = 0, app = 0, recs = 0, end;
+	uint64_t off = 0, app = 0, recs = 0, end, last;
 	bool missing;
 
-	if (pt_stream_assemble_layer(xc->conn, dir, false, &w))
+	if (!pa->len)
+		return false;
+	last = pt_assembled_ts(pa, pa->len - 1);
+	if (!last || pt_stream_assemble_layer(xc->conn, dir, false, &w))
 		return false;
 	end = w.ngaps ? w.gaps[0].start : w.len;
 	while (off + 5 <= end) {
 		const uint8_t *h = w.buf + off;
+		uint64_t ts;
 
 		if (h[0] < 20 || h[0] > 23 || h[1] != 3)
 			break;	/* not a TLS record: stop counting */
+		ts = pt_assembled_ts(&w, off);
+		if (ts > last)
+			break;
 		if (h[0] == 23) {
 			app += (uint64_t)h[3] << 8 | h[4];
 			recs++;
 		}
 		off += 5 + ((uint64_t)h[3] << 8 | h[4]);
 	}
-	missing = app > xc->a[dir].len + recs * 64 +
-			(dir == xc->req_dir ? 1 << 10 : 16 << 10);
+	missing = app > pa->len + recs * 96 + (16 << 10);
 	pt_assembled_free(&w);
 	return missing;
 }
