@@ -427,8 +427,8 @@ static __always_inline bool go_sock_wanted(struct sock *sk)
 
 /*
  * The socket cookie of the TCP socket behind a *tls.Conn: 0 if it has no
- * cookie yet, cannot be read now, or --port/--host leave it out;
- * GO_NOT_TCP if the Conn is not over one of this process's TCP sockets. Each step is checked: the
+ * cookie yet or cannot be read now; GO_NOT_TCP if the Conn is not over
+ * one of this process's TCP sockets, or --port/--host leave it out. Each step is checked: the
  * conn interface must hold a *net.TCPConn (its itab's type is the one
  * the binary has for that, found relative to ip, the probed
  * instruction); the descriptor must be a socket of this process that
@@ -471,8 +471,9 @@ static __always_inline __u64 go_conn_cookie(__u64 conn, __u64 offs, __u64 ip)
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != 1 /* SOCK_STREAM */)
 		return GO_NOT_TCP;
+	/* left out: as a Conn over no socket of ours, never a kept one's */
 	if ((filter_nports || filter_nhosts) && !go_sock_wanted(sk))
-		return 0;
+		return GO_NOT_TCP;
 	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 }
 
@@ -551,7 +552,7 @@ static __always_inline int go_exit(struct pt_regs *ctx, __u32 kind)
 		 * whole): a buffer on it moved as far as its top did.
 		 */
 		if (ctx->sp != c.sp && c.buf >= c.sp && c.buf < c.stack_hi)
-			c.buf += go_stack_hi(key.g) - c.stack_hi;
+			c.buf += ctx->sp - c.sp;
 		pt_go_join(c.ssl, key.tgid, bpf_get_attach_cookie(ctx), ctx->ip);
 	} else if (n <= 0 || !go_spilled(ctx, kind, &c) ||
 		   (__u64)n > c.lenp) {

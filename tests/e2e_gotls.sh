@@ -265,6 +265,24 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# ---- --port: the Go plaintext of the connections it keeps, none other ----
+start_record --cgroup "$CG" --port $PLAIN_PORT -w "$TMP/port.ptcap"
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$PLAIN_PORT/n/4321"
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$STRIP_PORT/n/8765"
+sleep 0.3
+kill -INT $REC_PID
+wait $REC_PID
+REC_PID=
+"$PODTAP" read --json "$TMP/port.ptcap" > "$TMP/port.json"
+check "--port: Go plaintext of the kept connection only" $PY - "$TMP/port.json" $PLAIN_PORT <<'PY'
+import json, sys
+conns = [json.loads(l) for l in open(sys.argv[1])]
+port = sys.argv[2]
+targets = [x["request"]["target"] for c in conns for x in c["exchanges"] if x.get("kind") == "http"]
+ok = targets == ["/n/4321"] and all(c["local"].endswith(":" + port) for c in conns)
+sys.exit(0 if ok else "exchanges %s on %s" % (targets, [c["local"] for c in conns]))
+PY
+
 check "the servers are still alive" kill -0 $PLAIN_PID $STRIP_PID $PIE_PID
 check "nothing left attached" no_podtap_progs
 echo "e2e_gotls: $pass passed, $fail failed"

@@ -63,6 +63,11 @@ int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n)
 	return 0;
 }
 
+int pt_elf_fd(const struct pt_elf *e)
+{
+	return e->fd;
+}
+
 void pt_elf_close(struct pt_elf *e)
 {
 	if (!e)

@@ -17,6 +17,8 @@ struct pt_elf;
  * is not one) why says what is wrong with it. */
 int pt_elf_open(struct pt_elf **out, const char *path, char *why, size_t n);
 void pt_elf_close(struct pt_elf *e);
+/* The open file, for attaching to it by /proc/self/fd/N. */
+int pt_elf_fd(const struct pt_elf *e);
 /* A function defined in the file (.symtab, then .dynsym): its address. */
 bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
 		 uint64_t *size);

@@ -204,6 +204,7 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
  */
 static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 {
+	char held[32];
 	struct pt_go_tls g;
 	struct pt_elf *e;
 	uint64_t a, sz;
@@ -215,6 +216,9 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 		return 0;	/* not ELF: nothing to hook, ever */
 	if (r)
 		return r;	/* gone, say: another time */
+	/* attached through the file held open, not the process's mapping,
+	 * which may be gone by the time the looking is done */
+	snprintf(held, sizeof(held), "/proc/self/fd/%d", pt_elf_fd(e));
 	r = pt_go_tls_find(e, &g, lib->why, sizeof(lib->why));
 	if (r) {
 		lib->kind = EXE_GO;
@@ -222,11 +226,11 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 			 g.version[0] ? g.version : "an unknown Go version");
 		lib->go_sockets = g.tcpconn_type != 0;
 		if (r > 0)
-			hook_go(t, lib, file, &g);
+			hook_go(t, lib, held, &g);
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
 		   pt_elf_func(e, "SSL_read", &a, &sz)) {
 		lib->kind = EXE_SSL;
-		hook_lib(t, lib, file);
+		hook_lib(t, lib, held);
 	} else if (!pt_elf_imports(e, "SSL_write") && pt_elf_has_openssl(e)) {
 		/* OpenSSL's code is there, but not its names */
 		lib->kind = EXE_SSL;

@@ -172,42 +172,52 @@ void pt_xconn_begin(struct pt_xconn *xc, const struct pt_conn *conn)
 	xc->req_dir = xc->inbound ? PT_DIR_RX : PT_DIR_TX;
 }
 
+/* When the last plaintext byte of a direction came, 0 if none did. */
+static uint64_t last_plain(const struct pt_assembled *a)
+{
+	return a->len ? pt_assembled_ts(a, a->len - 1) : 0;
+}
+
 /*
  * More application data on the wire than plaintext from the library, in
- * one direction, before the last plaintext of it (what arrived later may
- * not have been read yet), beyond what records add (an IV, a tag or MAC,
- * padding: 96 bytes a record at most for the usual suites) and the
- * encrypted handshake of TLS 1.3 (certificates, a client's too, tickets:
- * 16 KiB): calls were made before the library was hooked. Read from the
- * ciphertext's record headers, up to its first gap.
+ * one direction, beyond what records add (an IV, a tag or MAC, padding:
+ * 96 bytes a record at most for the usual suites) and the encrypted
+ * handshake of TLS 1.3 (certificates, a client's too, tickets: 16 KiB):
+ * calls were made before the library was hooked. Received records that
+ * ended after the last plaintext the library gave may not have been read
+ * yet, and are not counted (sent ones reach the wire after their call).
+ * Read from the ciphertext's record headers, up to its first gap.
  */
 static bool plaintext_missing(const struct pt_xconn *xc, int dir)
 {
 	const struct pt_assembled *pa = &xc->a[dir];
+	uint64_t off = 0, app = 0, recs = 0, end, last = UINT64_MAX;
 	struct pt_assembled w;
-	uint64_t off = 0, app = 0, recs = 0, end, last;
 	bool missing;
 
-	if (!pa->len)
-		return false;
-	last = pt_assembled_ts(pa, pa->len - 1);
-	if (!last || pt_stream_assemble_layer(xc->conn, dir, false, &w))
+	if (dir == PT_DIR_RX) {
+		last = last_plain(pa);
+		if (!last)
+			last = last_plain(&xc->a[PT_DIR_TX]);
+		if (!last)
+			return false;
+	}
+	if (pt_stream_assemble_layer(xc->conn, dir, false, &w))
 		return false;
 	end = w.ngaps ? w.gaps[0].start : w.len;
 	while (off + 5 <= end) {
 		const uint8_t *h = w.buf + off;
-		uint64_t ts;
+		uint64_t len = (uint64_t)h[3] << 8 | h[4];
 
-		if (h[0] < 20 || h[0] > 23 || h[1] != 3)
-			break;	/* not a TLS record: stop counting */
-		ts = pt_assembled_ts(&w, off);
-		if (ts > last)
-			break;
+		if (h[0] < 20 || h[0] > 23 || h[1] != 3 ||
+		    off + 5 + len > end ||
+		    pt_assembled_ts(&w, off + 5 + len - 1) > last)
+			break;	/* not a TLS record, cut, or not read yet */
 		if (h[0] == 23) {
-			app += (uint64_t)h[3] << 8 | h[4];
+			app += len;
 			recs++;
 		}
-		off += 5 + ((uint64_t)h[3] << 8 | h[4]);
+		off += 5 + len;
 	}
 	missing = app > pa->len + recs * 96 + (16 << 10);
 	pt_assembled_free(&w);
