@@ -277,6 +277,8 @@ struct pt_tls_key {
 struct pt_tls_state {
 	__u64 conn_id;		/* socket cookie, or a PT_PSEUDO_CONN id */
 	__u64 off[2];		/* next plaintext offset, by enum pt_dir */
+	__u32 not_tcp;		/* Go: the Conn was over no TCP socket of ours */
+	__u32 pad;
 };
 
 /* conn_losses map: per connection and direction, what did not fit. */
@@ -338,7 +340,7 @@ PT_ABI_SIZE(struct pt_tls_assoc, 48);
 PT_ABI_SIZE(struct pt_tls_call, 48);
 PT_ABI_SIZE(struct pt_tls_key, 16);
 PT_ABI_SIZE(struct pt_go_key, 16);
-PT_ABI_SIZE(struct pt_tls_state, 24);
+PT_ABI_SIZE(struct pt_tls_state, 32);
 PT_ABI_SIZE(struct pt_conn_state, 96);
 PT_ABI_SIZE(struct pt_host_key, 20);
 PT_ABI_SIZE(struct pt_loss_key, 16);

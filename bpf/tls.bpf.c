@@ -490,18 +490,36 @@ __noinline int pt_go_join(__u64 conn, __u32 tgid, __u64 offs, __u64 ip)
 {
 	struct pt_tls_key key = { .tgid = tgid, .ssl = conn };
 	__u64 cookie = go_conn_cookie(conn, offs, ip);
-	struct pt_tls_state *st;
+	struct pt_tls_state *st, init = {};
 
+	st = bpf_map_lookup_elem(&tls_conns, &key);
 	if (cookie == GO_NOT_TCP) {
-		st = bpf_map_lookup_elem(&tls_conns, &key);
-		if (st && !(st->conn_id & PT_PSEUDO_CONN)) {
+		if (!st) {
+			init.conn_id = pseudo_id();
+			init.not_tcp = 1;
+			bpf_map_update_elem(&tls_conns, &key, &init, BPF_NOEXIST);
+		} else if (!(st->conn_id & PT_PSEUDO_CONN)) {
 			st->conn_id = pseudo_id();
 			st->off[0] = st->off[1] = 0;
+			st->not_tcp = 1;
+		} else {
+			st->not_tcp = 1;
 		}
 		return 0;
 	}
 	if (!cookie)
 		return 0;
+	/*
+	 * A Conn over no TCP socket never comes to be over one: a TCP Conn
+	 * at its address is a new one, whose stream starts here; the other's
+	 * pseudo-connection is not joined to it.
+	 */
+	if (st && st->not_tcp) {
+		st->conn_id = cookie;
+		st->off[0] = st->off[1] = 0;
+		st->not_tcp = 0;
+		return 1;
+	}
 	tls_join(tgid, conn, cookie);
 	return 1;
 }

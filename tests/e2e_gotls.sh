@@ -236,16 +236,20 @@ start_record --cgroup "$CGC" -w "$TMP/wrapped.ptcap"
 (echo $BASHPID > "$CGC/cgroup.procs" &&
 	exec "$TMP/gotls-plain" wrapped https://127.0.0.1:$STRIP_PORT "$TMP/wrapped.json")
 check "the Go client with wrapped conns got what was sent" [ $? = 0 ]
+# one at a time, plain and wrapped in turn: Conn addresses reused
+(echo $BASHPID > "$CGC/cgroup.procs" &&
+	exec "$TMP/gotls-plain" reuse https://127.0.0.1:$STRIP_PORT "$TMP/reuse.json")
+check "the Go client reusing Conn addresses got what was sent" [ $? = 0 ]
 sleep 0.3
 kill -INT $REC_PID
 wait $REC_PID
 REC_PID=
 "$PODTAP" read --json "$TMP/wrapped.ptcap" > "$TMP/wrapped-conns.json"
-check "wrapped conns: plaintext only ever on its own connection; the rest on theirs" \
+check "wrapped conns, at once and one by one: plaintext only ever on its own connection" \
 	$PY - "$TMP" <<'PY'
 import json, sys
 tmp = sys.argv[1]
-truth = json.load(open(tmp + "/wrapped.json"))
+truth = json.load(open(tmp + "/wrapped.json")) + json.load(open(tmp + "/reuse.json"))
 conns = [json.loads(l) for l in open(tmp + "/wrapped-conns.json")]
 bad = []
 for t in truth:

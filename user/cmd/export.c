@@ -165,7 +165,7 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 		ADD("%s%zu exchange%s of ambiguous framing", k++ ? ", " : "; left out: ",
 		    c->ambiguous, c->ambiguous == 1 ? "" : "s");
 	if (lo->ciphertext)
-		ADD("; %zu connection%s of TLS ciphertext, written as it was on the wire (not decrypted: its library was not hooked)",
+		ADD("; %zu connection%s of TLS ciphertext, written as it was on the wire (not decrypted)",
 		    lo->ciphertext, lo->ciphertext == 1 ? "" : "s");
 #undef ADD
 	pt_info("%s", buf);

@@ -18,6 +18,10 @@
 //	                           first field points at small integers
 //	                           (socket numbers of the others); writes each
 //	                           one's local address, size, wrapped to OUT
+//	gotls reuse URL OUT        the same, one connection at a time on one
+//	                           goroutine, plain and wrapped in turn with a
+//	                           collection between, so that a Conn's
+//	                           address is handed to the next
 package main
 
 import (
@@ -35,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"math/big"
 	"strings"
@@ -262,6 +267,51 @@ func wrapped(base, out string) error {
 	return os.WriteFile(out, j, 0o644)
 }
 
+// one connection, over a wrapper or not, a request with Connection: close
+func oneRaw(hostport string, n int, wrap bool) (wrappedConn, error) {
+	r := wrappedConn{N: n, Wrapped: wrap}
+	c, err := net.Dial("tcp", hostport)
+	if err != nil {
+		return r, err
+	}
+	r.Local = c.LocalAddr().String()
+	if wrap {
+		c = metered{&counted{id: int64(n%5 + 3)}, c}
+	}
+	t := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	defer t.Close()
+	fmt.Fprintf(t, "GET /n/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", n)
+	b, err := io.ReadAll(t)
+	if err != nil {
+		return r, err
+	}
+	if !bytes.HasSuffix(b, body(n)) {
+		return r, fmt.Errorf("/n/%d: the response is not what was sent", n)
+	}
+	return r, nil
+}
+
+func reuse(base, out string) error {
+	hostport := strings.TrimPrefix(base, "https://")
+	var res []wrappedConn
+	for i := 0; i < 30; i++ {
+		for _, w := range []bool{false, true} {
+			n := 4000 + i
+			if w {
+				n = 5000 + i
+			}
+			r, err := oneRaw(hostport, n, w)
+			if err != nil {
+				return err
+			}
+			res = append(res, r)
+			runtime.GC()
+		}
+	}
+	j, _ := json.Marshal(res)
+	return os.WriteFile(out, j, 0o644)
+}
+
 func main() {
 	var err error
 	switch {
@@ -271,8 +321,10 @@ func main() {
 		err = run(os.Args[2], os.Args[3])
 	case len(os.Args) == 4 && os.Args[1] == "wrapped":
 		err = wrapped(os.Args[2], os.Args[3])
+	case len(os.Args) == 4 && os.Args[1] == "reuse":
+		err = reuse(os.Args[2], os.Args[3])
 	default:
-		err = fmt.Errorf("usage: gotls serve PORT CERT KEY | gotls client URL OUT | gotls wrapped URL OUT")
+		err = fmt.Errorf("usage: gotls serve PORT CERT KEY | gotls client URL OUT | gotls wrapped|reuse URL OUT")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotls:", err)
