@@ -14,16 +14,16 @@ DEPFLAGS = -MMD -MP
 INCLUDES := -Iuser -Ibpf -I$(SKEL)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ibpf -Ivmlinux/$(ARCH)
-LDLIBS := -lbpf -lelf -lcapstone -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread
+LDLIBS := -lbpf -lelf -lcapstone -lz -lzstd -lyaml -lmicrohttpd -lcurl -lpthread -lm
 # What the core (everything but capture/, agent/ and cmd/) needs: the unit
 # tests and fuzzers link it without libbpf.
-CORE_LDLIBS := -lz -lzstd -lyaml -lcurl -lpthread
+CORE_LDLIBS := -lz -lzstd -lyaml -lcurl -lpthread -lm
 
 # user/ by concern, each folder using only those before it (docs/hacking.md;
 # scripts/check-layers.sh checks the includes):
-#   base <- capfile <- stream <- proto <- export <- kube   (the core)
+#   base <- capfile <- stream <- proto <- export <- replay; kube   (the core)
 #   capture (loader, cgroups, runtime) <- agent <- cmd
-CORE_DIRS := base capfile stream proto export kube
+CORE_DIRS := base capfile stream proto export replay kube
 USER_DIRS := $(CORE_DIRS) capture agent cmd
 dir_srcs = $(foreach d,$(1),$(wildcard user/$(d)/*.c))
 user_obj = $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(1))

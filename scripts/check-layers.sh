@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # user/ folders include only the folders below them (docs/hacking.md):
-#   base <- capfile <- stream <- proto <- export    kube (on base)
+#   base <- capfile <- stream <- proto <- export <- replay    kube (on base)
 #   capture (on base, capfile) <- agent (and kube) <- cmd (everything)
 # and only capture/ sees the BPF skeleton, so everything else links
 # without libbpf. Prints each include that breaks this; exits 1 if any.
@@ -13,10 +13,11 @@ declare -A may=(
 	[stream]="base capfile stream"
 	[proto]="base capfile stream proto"
 	[export]="base capfile stream proto export"
+	[replay]="base capfile stream proto export replay"
 	[kube]="base kube"
 	[capture]="base capfile capture"
 	[agent]="base capfile kube capture agent"
-	[cmd]="base capfile stream proto export kube capture agent cmd"
+	[cmd]="base capfile stream proto export replay kube capture agent cmd"
 )
 bad=0
 for d in user/*/; do

@@ -42,6 +42,7 @@ stage "fuzz the capture reader, the HTTP parser and the agent's reading of API o
 stage "BPF harness (tests/bpf)" $MAKE -s test-bpf
 stage "end to end (tests/e2e.sh)" tests/e2e.sh
 stage "exports end to end (tests/e2e_export.sh)" tests/e2e_export.sh
+stage "the other half: mirror, replay with diffs, mock (tests/e2e_replay.sh)" tests/e2e_replay.sh
 stage "safety and one vocabulary: outputs, targets, filters, HTTP/1 corners (tests/e2e_safety.sh)" tests/e2e_safety.sh
 stage "TLS plaintext: OpenSSL servers and clients in target cgroups (tests/e2e_tls.sh)" tests/e2e_tls.sh
 stage "TLS plaintext: Go crypto/tls, plain, stripped and PIE builds (tests/e2e_gotls.sh)" tests/e2e_gotls.sh

@@ -52,6 +52,12 @@ bool test__verbose(void);
 #define ASSERT_LE(a, e, name) ASSERT_OP(a, <=, e, name)
 #define ASSERT_LT(a, e, name) ASSERT_OP(a, <, e, name)
 #define ASSERT_PTR(p, name) _CHECK(!(p), (name), "unexpected NULL")
+#define ASSERT_STREQ(actual, expected, name) ({				\
+	const char *___s = (actual), *___x = (expected);		\
+	_CHECK(!___s || strcmp(___s, ___x), (name),			\
+	       "actual \"%s\" != expected \"%s\"", ___s ? ___s : "(null)", \
+	       ___x);							\
+})
 /* Byte-exact: names the first differing offset. */
 #define ASSERT_BYTES_EQ(buf, len, exp, elen, name) ({			\
 	const uint8_t *___b = (const uint8_t *)(buf);			\

@@ -17,29 +17,10 @@ import os
 import socket
 import sys
 
+from httpstream import Shared
+
 NGINX, APP = int(sys.argv[1]), int(sys.argv[2])
 truth = []
-
-
-class Shared:
-    """Lets http.client read many responses from one buffered stream: it
-    closes its file after each response, so the file given never closes."""
-
-    class NoClose:
-        def __init__(self, f):
-            self.f = f
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def close(self):
-            pass
-
-    def __init__(self, f):
-        self.f = self.NoClose(f)
-
-    def makefile(self, *a, **k):
-        return self.f
 
 
 def request(method, port, target, headers=(), close=False, body=b""):

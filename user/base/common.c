@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,4 +489,78 @@ int pt_opt_ring_size(const char *arg, uint64_t *bytes)
 int pt_opt_poll(const char *arg, uint64_t *ns)
 {
 	return pt_opt_duration("--poll", arg, 1000000, 1000000000ull, ns);
+}
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" into a socket address. */
+int pt_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			 bool *v6)
+{
+	return pt_parse_addr(addr, true, ss, NULL, v6);
+}
+
+int pt_parse_addr(const char *addr, bool passive, struct sockaddr_storage *ss,
+		  socklen_t *len, bool *v6)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV |
+					      (passive ? AI_PASSIVE : 0) };
+	struct addrinfo *res;
+	char host[256];
+	const char *colon, *h;
+	uint64_t port;
+	size_t hl;
+
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		hl = end - h;
+		colon = end + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -EINVAL;
+		h = addr;
+		hl = colon - addr;
+	}
+	if (hl >= sizeof(host) || pt_parse_u64(colon + 1, 1, 65535, &port) ||
+	    (!hl && !passive))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res))
+		return -EADDRNOTAVAIL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	if (len)
+		*len = res->ai_addrlen;
+	if (v6)
+		*v6 = res->ai_family == AF_INET6;
+	/* ":PORT": every address, IPv4 and IPv6 */
+	if (!hl) {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		memset(ss, 0, sizeof(*ss));
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		s6->sin6_addr = in6addr_any;
+		if (len)
+			*len = sizeof(*s6);
+		if (v6)
+			*v6 = true;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+int pt_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }

@@ -57,6 +57,17 @@ int pt_opt_duration(const char *opt, const char *arg, uint64_t min,
 /* --ring-size (4Ki to 1Gi) and --poll (1ms to 1s) of the recorders. */
 int pt_opt_ring_size(const char *arg, uint64_t *bytes);
 int pt_opt_poll(const char *arg, uint64_t *ns);
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (every address, v4 and v6) to
+ * listen on; -EINVAL (not one) or -EADDRNOTAVAIL (no such host). */
+#include <sys/socket.h>
+int pt_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			 bool *v6);
+/* The same to connect to (passive false: "HOST:PORT" with a host, names
+ * resolved); *len and *v6 when not NULL. */
+int pt_parse_addr(const char *addr, bool passive, struct sockaddr_storage *ss,
+		  socklen_t *len, bool *v6);
+/* A hex digit's value, or -1. */
+int pt_hexval(int c);
 /* Parse a whole decimal number in [min, max]. */
 int pt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

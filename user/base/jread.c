@@ -113,17 +113,6 @@ int pt_jr_path(const struct pt_jr *j, int i, const char *path)
 	return i;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static size_t put_utf8(char *o, unsigned cp)
 {
 	if (cp < 0x80) {
@@ -150,8 +139,8 @@ static size_t put_utf8(char *o, unsigned cp)
 
 static unsigned hex4(const char *p)
 {
-	return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 |
-			  hexval(p[2]) << 4 | hexval(p[3]));
+	return (unsigned)(pt_hexval(p[0]) << 12 | pt_hexval(p[1]) << 8 |
+			  pt_hexval(p[2]) << 4 | pt_hexval(p[3]));
 }
 
 char *pt_jr_str(const struct pt_jr *j, int i)

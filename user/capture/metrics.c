@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,55 +75,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		     buf, len);
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" into a socket address. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss,
-		      bool *v6)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
-	struct addrinfo *res;
-	char host[256];
-	const char *colon, *h;
-	uint64_t port;
-	size_t hl;
-
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		h = addr + 1;
-		hl = end - h;
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		h = addr;
-		hl = colon - addr;
-	}
-	if (hl >= sizeof(host) || pt_parse_u64(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res))
-		return -EADDRNOTAVAIL;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*v6 = res->ai_family == AF_INET6;
-	/* ":PORT": every address, IPv4 and IPv6 */
-	if (!hl) {
-		struct sockaddr_in6 *s6 = (void *)ss;
-
-		memset(ss, 0, sizeof(*ss));
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		s6->sin6_addr = in6addr_any;
-		*v6 = true;
-	}
-	freeaddrinfo(res);
-	return 0;
-}
-
 int pt_metrics_start(struct pt_metrics **out, const struct pt_metrics_cfg *c)
 {
 	struct sockaddr_storage ss;
@@ -133,7 +82,7 @@ int pt_metrics_start(struct pt_metrics **out, const struct pt_metrics_cfg *c)
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD;
 	bool v6 = false;
 
-	if (parse_addr(c->addr, &ss, &v6)) {
+	if (pt_parse_listen_addr(c->addr, &ss, &v6)) {
 		pt_err("--metrics %s: not an address to listen on (try 127.0.0.1:9090, :9090 or [::1]:9090)",
 		       c->addr);
 		return -EINVAL;

@@ -22,6 +22,7 @@
 #include "capture/runtime.h"
 #include "capture/tls.h"
 #include "base/outfile.h"
+#include "replay/mirror.h"
 #include "capture/tgnames.h"
 
 #define SESSION_CLI	1
@@ -49,6 +50,8 @@ struct rec_state {
 	uint64_t t0, duration, max_bytes;
 	uint64_t last_flush, last_status, ev_at_status;
 	bool tty;
+	struct pt_mirror *mirror;	/* --mirror-to, or NULL */
+	const char *mirror_to;
 };
 
 static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
@@ -64,6 +67,8 @@ static int on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 		return 0;
 	}
 	PT_BUMP(s->events, 1);
+	if (s->mirror)
+		pt_mirror_record(s->mirror, h);
 	if (h->type == PT_REC_DATA)
 		PT_BUMP(s->payload, ((const struct pt_data *)h)->cap_len);
 	return 0;
@@ -108,6 +113,15 @@ static void usage(FILE *f)
 "                         file is locked while written; an existing file is\n"
 "                         left as it was if recording never starts. A device\n"
 "                         or FIFO is written in place.\n"
+"      --mirror-to HOST:PORT  copy each inbound client connection of\n"
+"                         the targets, as it is recorded, to a local\n"
+"                         process: the client's bytes (TLS plaintext where\n"
+"                         captured), every method, writes included; its\n"
+"                         answers are read and thrown away. Never slows the\n"
+"                         capture: a connection the local process does not\n"
+"                         keep up with is cut and counted. Connected to once\n"
+"                         before recording starts, to check\n"
+"      --mirror-port PORT only mirror connections to this port of a target\n"
 "      --ready-file FILE  create FILE (holding podtap's pid) once recording\n"
 "                         has started, and remove it on exit\n"
 "  -d, --duration TIME    stop after TIME (Go's form: 30s, 1.5s, 1h30m; a\n"
@@ -235,6 +249,24 @@ static void write_metrics(void *ctx, FILE *f)
 	pt_prom_one(f, "podtap_sessions", "gauge",
 		    "Recording sessions.",
 		    1);
+	if (s->mirror) {
+		struct pt_mirror_stats m;
+
+		pt_mirror_stats(s->mirror, &m);
+		pt_prom_one(f, "podtap_mirror_connections_total", "counter",
+			    "Local connections the mirror opened.", m.mirrored);
+		pt_prom_one(f, "podtap_mirror_open_connections", "gauge",
+			    "Connections the mirror holds state for now.", m.open);
+		pt_prom_one(f, "podtap_mirror_bytes_total", "counter",
+			    "Bytes the mirror delivered.", m.bytes);
+		pt_prom_one(f, "podtap_mirror_dropped_bytes_total", "counter",
+			    "Bytes the mirror dropped (cut connections).", m.dropped);
+		pt_prom_head(f, "podtap_mirror_cut_total", "counter",
+			     "Mirrored connections cut, by why.");
+		pt_prom_u64(f, "podtap_mirror_cut_total", "why=\"gap\"", m.cut_gap);
+		pt_prom_u64(f, "podtap_mirror_cut_total", "why=\"slow\"", m.cut_slow);
+		pt_prom_u64(f, "podtap_mirror_cut_total", "why=\"error\"", m.cut_error);
+	}
 }
 
 static void human(uint64_t v, char *buf, size_t n)
@@ -273,6 +305,18 @@ static void status_line(struct rec_state *s, struct pt_counters *c,
 		fprintf(stderr, "  TLS: %llu of %llu processes hooked, %s plaintext",
 			(unsigned long long)tls.hooked_procs,
 			(unsigned long long)tls.procs, b);
+	}
+	if (s->mirror) {
+		struct pt_mirror_stats m;
+
+		pt_mirror_stats(s->mirror, &m);
+		human(m.bytes, b, sizeof(b));
+		fprintf(stderr, "  mirror: %llu connections, %s",
+			(unsigned long long)m.mirrored, b);
+		if (m.dropped) {
+			human(m.dropped, b, sizeof(b));
+			fprintf(stderr, ", %s dropped", b);
+		}
 	}
 }
 
@@ -454,6 +498,7 @@ struct rec_args {
 	struct pt_runtime_cfg rc;	/* filters, poll, metrics, pin */
 	uint16_t ports[PT_MAX_FILTERS];
 	struct pt_host_key hosts[PT_MAX_FILTERS];
+	struct pt_mirror_opts mirror;
 };
 
 /*
@@ -472,6 +517,8 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 		{ "host", required_argument, NULL, 'H' },
 		{ "write", required_argument, NULL, 'w' },
 		{ "ready-file", required_argument, NULL, 'Y' },
+		{ "mirror-to", required_argument, NULL, 'M' },
+		{ "mirror-port", required_argument, NULL, 'N' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'b' },
 		{ "ring-size", required_argument, NULL, 'R' },
@@ -545,6 +592,16 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 		case 'Y':
 			a->ready_file = optarg;
 			break;
+		case 'M':
+			a->mirror.to = optarg;
+			break;
+		case 'N':
+			if (pt_parse_u64(optarg, 1, 65535, &v)) {
+				pt_err("--mirror-port %s: not a port (1 to 65535)", optarg);
+				return -1;
+			}
+			a->mirror.port = (uint16_t)v;
+			break;
 		case 'd':
 			if (pt_opt_duration("--duration", optarg, 1, UINT64_MAX,
 					    &a->duration))
@@ -593,9 +650,30 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 	}
 	if (check_host_wide(a->tg, a->ntg, a->all_host))
 		return -1;
+	if (a->mirror.port && !a->mirror.to) {
+		pt_err("record: --mirror-port without --mirror-to");
+		return -1;
+	}
 	if (a->ready_file && check_ready_file(a->ready_file, a->out))
 		return -1;
 	return 0;
+}
+
+/* The mirror's last deliveries (2 s at most), and its counts. */
+static void stop_mirror(struct rec_state *st, bool quiet)
+{
+	struct pt_mirror_stats m;
+	char *line;
+
+	if (!st->mirror)
+		return;
+	pt_mirror_stop(st->mirror, 2000000000ULL, &m);
+	st->mirror = NULL;
+	if (quiet)
+		return;
+	line = pt_mirror_summary(st->mirror_to, &m);
+	pt_info("%s", line);
+	free(line);
 }
 
 /* Record as a says, until stopped: the exit status. */
@@ -618,6 +696,15 @@ static int record(struct rec_args *a)
 	/* opened and locked now, truncated only once recording starts */
 	if (pt_out_open(&of, a->out, PT_OUT_INPLACE | PT_OUT_BINARY, "-w"))
 		goto out;
+	if (a->mirror.to) {
+		a->mirror.conn_buf = 4u << 20;
+		a->mirror.total_buf = 64u << 20;
+		a->mirror.max_conns = 4096;
+		a->mirror.write_timeout_ns = 5000000000ULL;
+		if (pt_mirror_start(&st.mirror, &a->mirror))
+			goto fail_file;
+		st.mirror_to = a->mirror.to;
+	}
 	lo->ring_bytes = a->ring;
 	lo->ports = a->ports;
 	lo->hosts = a->hosts;
@@ -673,6 +760,7 @@ stop:
 	pt_runtime_drain(&rt, &c);
 	if (st.tty)
 		fputc('\n', stderr);
+	stop_mirror(&st, a->quiet);
 	pt_runtime_close(&rt);
 	if (st.write_err)
 		goto write_failed;
@@ -715,6 +803,7 @@ fail_file:
 	 */
 	pt_out_abort(&of);
 out:
+	stop_mirror(&st, true);
 	if (ready_made)
 		unlink(a->ready_file);
 	if (started)

@@ -2,8 +2,12 @@
 /* Loading a capture for export; JSON lines and HAR 1.2. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -445,4 +449,54 @@ struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n)
 			v[(*n)++] = (struct pt_xref){ &cap->xc[i], &cap->xc[i].x[k] };
 	qsort(v, *n, sizeof(*v), cmp_xref);
 	return v;
+}
+
+static regex_t noisy_re;
+static bool noisy_ok;
+
+static void noisy_init(void)
+{
+	/* a UUID; an ISO 8601 / RFC 3339 date; an HTTP or RFC 850 date; a
+	 * time of day */
+	noisy_ok = !regcomp(&noisy_re,
+		"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
+		"[0-9]{4}-[01][0-9]-[0-3][0-9]([T ][0-2][0-9]:[0-5][0-9])?|"
+		"[A-Z][a-z]{2},? [0-3]?[0-9][ -][A-Z][a-z]{2}[ -][0-9]{2,4} [0-2][0-9]:[0-5][0-9]|"
+		"(^|[^0-9])[0-2][0-9]:[0-5][0-9]:[0-5][0-9]",
+		REG_EXTENDED | REG_NOSUB);
+}
+
+/* A number that is now, give or take years: seconds, ms, us or ns. */
+static bool recent_epoch(const char *s)
+{
+	char *end;
+	size_t digits = strspn(s, "0123456789");
+	double v, now = (double)time(NULL);
+
+	if (digits != 10 && digits != 13 && digits != 16 && digits != 19)
+		return false;
+	v = strtod(s, &end);
+	if (*end)
+		return false;
+	v /= pow(10, digits - 10);
+	return v > now - 20 * 365.25 * 86400 && v < now + 5 * 365.25 * 86400;
+}
+
+bool pt_noisy_value(const char *s, size_t n)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	char buf[512];
+	bool r;
+
+	if (!n || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (strlen(buf) != n)
+		return false;
+	if (recent_epoch(buf))
+		return true;
+	pthread_once(&once, noisy_init);
+	r = noisy_ok && !regexec(&noisy_re, buf, 0, NULL, 0);
+	return r;
 }

@@ -63,6 +63,11 @@ struct pt_body {
 void pt_body_get(const struct pt_http_msg *m, struct pt_body *b);
 void pt_body_free(struct pt_body *b);
 
+/* Does a value read as a time (RFC 3339, an HTTP date, a time of day, a
+ * recent epoch in s, ms, us or ns) or hold a UUID? Such values differ
+ * between two runs of the same build: Keploy's noise, replay's. */
+bool pt_noisy_value(const char *s, size_t n);
+
 /* One exchange as a JSON object (no newline); with_conn adds attribution. */
 void pt_x_json(FILE *f, const struct pt_capture *cap,
 	       const struct pt_xconn *xc, const struct pt_exchange *x,

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# The other half, end to end: a python3 JSON service and nginx in a target
+# cgroup, recorded while a python3 client talks to them, with the live
+# mirror sending every inbound connection to a local receiver; then the
+# capture replayed against the same build and a changed one (reports read
+# back, JUnit parsed), mirrored again from the file, and its outbound side
+# served by `podtap mock` to curl. What the receiver, the mock's clients
+# and the replayed service got is compared with what the clients really
+# sent and got. Needs root; ends with "e2e_replay: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+PODTAP=$PWD/podtap
+PY=/usr/bin/python3
+APP=18701 NGX=18702 SINK=18703 CHANGED=18704 SINK2=18705 MOCK=18706
+HTTPS=18707 STALL=18708 MOCKS=18709 MANY=18710
+
+if [ "$(id -u)" != 0 ]; then
+	echo "e2e_replay: SKIP: needs root"
+	echo "e2e_replay: 0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+for t in nginx curl openssl $PY; do
+	command -v $t >/dev/null || { echo "e2e_replay: missing $t (make deps)"; exit 1; }
+done
+
+. tests/lib.sh
+CG2=$(cg2_root)
+TMP=$(mktemp -d /tmp/podtap-replay.XXXXXX)
+CG=$CG2/podtap-replay-$$
+CGC=$CG2/podtap-replay-changed-$$
+NGINX_PID= PIDS= REC_PID=
+
+cleanup() {
+	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null
+	for p in $PIDS $NGINX_PID; do kill $p 2>/dev/null; done
+	wait 2>/dev/null
+	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+incg() { # CGROUP CMD...: run CMD in CGROUP
+	local cg=$1
+	shift
+	(echo $BASHPID > "$cg/cgroup.procs" && exec "$@")
+}
+bg() { "$@" & PIDS="$PIDS $!"; }
+bg_incg() { # CGROUP CMD...: in the background, in CGROUP
+	local cg=$1
+	shift
+	(echo $BASHPID > "$cg/cgroup.procs" && exec "$@") &
+	PIDS="$PIDS $!"
+}
+stop_rec() {
+	kill -INT $REC_PID
+	wait $REC_PID
+	local rc=$?
+	REC_PID=
+	return $rc
+}
+# jq-free JSON checks: jpy FILE 'python expression over j'
+jpy() { $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+
+# ---- the services: the recorded build in the target cgroup ----
+mkdir -p "$CG" "$CGC" "$TMP/sink" "$TMP/sink2" "$TMP/sent" "$TMP/stall"
+printf '<html>index</html>\n' > "$TMP/www.index"
+start_nginx "$TMP" $NGX "$CG" || exit 1
+cp "$TMP/www.index" "$TMP/www/index.html"
+printf 'small file\n' > "$TMP/www/small.txt"
+bg_incg "$CG" $PY tests/peers/jsonsvc.py $APP same
+bg_incg "$CGC" $PY tests/peers/jsonsvc.py $CHANGED changed
+bg $PY tests/peers/sink.py $SINK "$TMP/sink" answer
+bg $PY tests/peers/sink.py $SINK2 "$TMP/sink2"
+for p in $APP $CHANGED; do wait_port $p || exit 1; done
+for p in $SINK $SINK2; do wait_listen $p || exit 1; done
+
+# ---- record, mirroring live ----
+check "record refuses a mirror address where nothing listens, in one line" \
+	one_line_error "cannot connect" "$PODTAP" record -c "${CG#$CG2}" -w "$TMP/x.ptcap" \
+	--mirror-to 127.0.0.1:1 --duration 1s
+check "...and leaves nothing loaded" no_podtap_progs
+check "--mirror-port without --mirror-to is one line" \
+	one_line_error "without --mirror-to" "$PODTAP" record -c "${CG#$CG2}" --mirror-port 80
+start_record -c "${CG#$CG2}" -w "$TMP/c.ptcap" --mirror-to 127.0.0.1:$SINK ||
+	{ cat "$TMP/rec.err"; exit 1; }
+$PY tests/peers/rclient.py $APP $NGX "$TMP/sent" || echo "client failed"
+sleep 0.5
+stop_rec
+check "record with --mirror-to exits 0" test $? = 0
+grep -q "mirror to 127.0.0.1:$SINK: 6 connections mirrored of 6 inbound, 6 delivered whole" "$TMP/rec.err"
+check "the mirror says it delivered all 6 inbound connections whole" test $? = 0 ||
+	grep mirror "$TMP/rec.err"
+mirrored_ok() { # DIR: each connection the client made arrived whole, once, with FIN
+	$PY - "$TMP/sent" "$1" << 'PYEOF'
+import glob, os, sys
+sent = sorted(open(f, "rb").read() for f in glob.glob(sys.argv[1] + "/sent-*.bin"))
+got = []
+for f in glob.glob(sys.argv[2] + "/conn-*.bin"):
+    b = open(f, "rb").read()
+    end = open(f[:-4] + ".end").read().strip()
+    if b:       # the mirror's first connection is its check, empty
+        got.append(b)
+        if end != "fin":
+            sys.exit("a connection ended with %s" % end)
+got.sort()
+if got != sent:
+    sys.exit("%d connections sent, %d received; same bytes: %s" % (len(sent), len(got), got == sent))
+PYEOF
+}
+check "the receiver got exactly each connection's request bytes, writes included, and FIN" \
+	mirrored_ok "$TMP/sink"
+
+# ---- replay against the same build ----
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --report json \
+	-o "$TMP/same.json" "$TMP/c.ptcap" 2> "$TMP/same.err"
+check "replay against the same build exits 0" test $? = 0 || cat "$TMP/same.err"
+check "...every GET and HEAD passed, time, epoch and UUID values found as noise" \
+	jpy "$TMP/same.json" 'j["summary"]["passed"] == 8 and j["summary"]["failed"] == 0 and j["summary"]["noise"]["found"] > 10 and j["summary"]["connections"] == 4'
+check "...and the POST was left out as a write, not skipped" \
+	jpy "$TMP/same.json" '[c["name"] for c in j["cases"] if c.get("reason", "").startswith("a write")] == ["POST /items"] and j["summary"]["skipped"] == 0'
+"$PODTAP" replay --to http://127.0.0.1:$NGX --filter port=$NGX "$TMP/c.ptcap" > "$TMP/ngx.out" 2>&1
+check "replay of nginx against itself: 3 passed, exit 0" grep -q "3 sent on 1 connections.*3 passed, 0 failed" "$TMP/ngx.out"
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --no-auto-noise "$TMP/c.ptcap" > "$TMP/noauto.out" 2>&1
+check "without noise found automatically the same build differs (exit 1)" test $? = 1
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --no-auto-noise --learn-noise \
+	--report json -o "$TMP/learn.json" "$TMP/c.ptcap" 2> "$TMP/learn.err"
+check "--learn-noise finds the same noise from two runs: exit 0" test $? = 0
+check "...counted as learned" jpy "$TMP/learn.json" 'j["summary"]["noise"]["learned"] > 10 and j["summary"]["failed"] == 0'
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --allow-writes --report json \
+	-o "$TMP/writes.json" "$TMP/c.ptcap" 2>/dev/null
+check "--allow-writes sends the POST too, and its answer matches" \
+	jpy "$TMP/writes.json" 'j["summary"]["passed"] == 9 and any(c["name"] == "POST /items" and c["result"] == "passed" for c in j["cases"])'
+
+# ---- replay against a changed build, recorded to see its connections ----
+start_record -c "${CGC#$CG2}" -w "$TMP/replayed.ptcap" || { cat "$TMP/rec.err"; exit 1; }
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --filter port=$APP --report json \
+	-o "$TMP/changed.json" "$TMP/c.ptcap" 2> "$TMP/changed.err"
+rc=$?
+stop_rec
+check "replay against a changed build exits 1" test $rc = 1
+check "...and reports every changed field and status, nothing else" jpy "$TMP/changed.json" \
+	'sorted((c["name"], d["where"], d["recorded"], d["got"]) for c in j["cases"] for d in c.get("diffs", [])) == sorted([("GET /items/2", "body $.price", "20", "25"), ("GET /health", "body $.status", "\"ok\"", "\"degraded\""), ("GET /health", "body $.version", "(absent)", "2"), ("GET /gone", "status", "404", "500")])'
+"$PODTAP" export -f jsonl -o "$TMP/replayed.jsonl" "$TMP/replayed.ptcap" 2>/dev/null
+check "the requests of one captured keep-alive connection went on one connection, in order" \
+	$PY -c '
+import json, sys
+ex = [json.loads(l) for l in open(sys.argv[1]) if "\"kind\"" in l]
+by = {}
+for e in ex:
+    by.setdefault(e["conn_id"], []).append(e["request"]["target"])
+sys.exit(0 if ["/items/1", "/items/2", "/health", "/gone"] in by.values() and len(by) == 4 else 1)' "$TMP/replayed.jsonl"
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --filter port=$APP --report junit \
+	-o "$TMP/changed.xml" "$TMP/c.ptcap" 2>/dev/null
+check "the JUnit report parses, with 8 tests and the 3 failures named" $PY -c '
+import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot().find("testsuite")
+f = sorted(t.get("name") for t in s.findall("testcase") if t.find("failure") is not None)
+sys.exit(0 if s.get("tests") == "8" and s.get("failures") == "3" and f == ["GET /gone", "GET /health", "GET /items/2"] else 1)' "$TMP/changed.xml"
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --filter port=$APP --filter path=/items/1,/items \
+	"$TMP/c.ptcap" > "$TMP/filter.out" 2>&1
+check "--filter path= sends only those (2 passed, exit 0)" grep -q "2 sent on 2 connections.*2 passed, 0 failed" "$TMP/filter.out"
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --noise body.price --noise body.status \
+	--noise body.version --filter port=$APP --filter path=/items/*,/health "$TMP/c.ptcap" > "$TMP/rules.out" 2>&1
+check "--noise rules take the changed fields out (exit 0)" test $? = 0 || cat "$TMP/rules.out"
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --max-stream 200 --filter port=$APP "$TMP/c.ptcap" \
+	> "$TMP/skip.out" 2>&1
+rc=$?
+check "a connection that cannot be replayed is listed and fails the run" \
+	eval '[ $rc = 1 ] && grep -q "^SKIP .*too large to assemble" "$TMP/skip.out"'
+"$PODTAP" replay --dry-run --filter port=$APP "$TMP/c.ptcap" > "$TMP/dry.out" 2>&1
+rc=$?
+check "--dry-run lists the 8 requests it would send and exits 0" \
+	eval '[ $rc = 0 ] && [ "$(grep -c "^SEND" "$TMP/dry.out")" = 8 ]'
+
+# ---- HTTPS ----
+self_signed "$TMP"
+bg $PY tests/peers/jsonsvc.py $HTTPS same "$TMP/cert.pem" "$TMP/key.pem"
+wait_port $HTTPS
+"$PODTAP" replay -k --to https://127.0.0.1:$HTTPS --filter port=$APP "$TMP/c.ptcap" > "$TMP/https.out" 2>&1
+check "replay to an https:// service (-k): 8 passed" grep -q "8 passed, 0 failed" "$TMP/https.out"
+"$PODTAP" replay --to https://127.0.0.1:$HTTPS --filter port=$APP "$TMP/c.ptcap" > "$TMP/https2.out" 2>&1
+rc=$?
+check "...without -k the self-signed certificate is refused: errors, exit 1" \
+	eval '[ $rc = 1 ] && grep -q "ERROR .*self-signed certificate" "$TMP/https2.out"'
+
+# ---- bad input: one line each ----
+check "replay --to ftp:// is one line, exit 2" one_line_error "want an http" "$PODTAP" replay --to ftp://x "$TMP/c.ptcap"
+check "replay --filter of no kind is one line" one_line_error "--filter" "$PODTAP" replay --to http://x --filter colour=red "$TMP/c.ptcap"
+check "replay of a file that is not there is one line" one_line_error "nothing.ptcap" "$PODTAP" replay --to http://x "$TMP/nothing.ptcap"
+check "replay --speed with --rate is one line" one_line_error "give one" "$PODTAP" replay --to http://x --speed 2 --rate 5 "$TMP/c.ptcap"
+check "replay --noise-regex that does not compile is one line" one_line_error "noise-regex" "$PODTAP" replay --to http://x --noise-regex '(' "$TMP/c.ptcap"
+
+# ---- mirror from the file ----
+"$PODTAP" mirror --from "$TMP/c.ptcap" --to 127.0.0.1:$SINK2 2> "$TMP/mirror.err"
+check "mirror --from the capture exits 0" test $? = 0 || cat "$TMP/mirror.err"
+sleep 0.3
+check "...and the receiver got the same bytes per connection" mirrored_ok "$TMP/sink2"
+check "mirror --to where nothing listens is one line" one_line_error "cannot connect" \
+	"$PODTAP" mirror --from "$TMP/c.ptcap" --to 127.0.0.1:1
+check "mirror --to that is not HOST:PORT is one line" one_line_error "HOST:PORT" \
+	"$PODTAP" mirror --from "$TMP/c.ptcap" --to nowhere
+
+# ---- a receiver that stops reading does not hurt the capture ----
+bg $PY tests/peers/sink.py $STALL "$TMP/stall" stall
+wait_listen $STALL
+start_record -c "${CG#$CG2}" -w "$TMP/stall.ptcap" --mirror-to 127.0.0.1:$STALL ||
+	{ cat "$TMP/rec.err"; exit 1; }
+$PY - $APP << 'PYEOF'
+import socket, sys
+body = b"x" * (12 << 20)
+for _ in range(3):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"POST /items HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    s.recv(100)
+    s.close()
+PYEOF
+sleep 0.5
+stop_rec
+"$PODTAP" read --json "$TMP/stall.ptcap" > "$TMP/stall.json" 2>/dev/null
+check "with a stuck receiver the capture still holds every byte sent (3 x 12 MiB bodies, 0 lost)" \
+	$PY -c '
+import json, sys
+cs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rx = sorted(c["bytes"]["rx"] for c in cs if c.get("role") == "server")
+sys.exit(0 if len(rx) == 3 and all(b > 12 << 20 for b in rx) and all(not c["gaps"]["rx"] and not c["gaps"]["tx"] for c in cs) else 1)' "$TMP/stall.json" ||
+	head -c 600 "$TMP/stall.json"
+check "...and the mirror says it cut them, bytes dropped" \
+	grep -q "mirror to 127.0.0.1:$STALL: .*dropped.*local process too slow" "$TMP/rec.err"
+
+# ---- 10,000 short connections leave no mirror state behind ----
+# the local process is a second nginx (out of the targets), fast enough
+# that every connection can be mirrored
+CGN=$CG2/podtap-replay-local-$$
+TARGET_NGINX=$NGINX_PID
+mkdir -p "$TMP/local"
+start_nginx "$TMP/local" $MANY "$CGN" || exit 1
+PIDS="$PIDS $NGINX_PID"
+NGINX_PID=$TARGET_NGINX
+printf 'small file\n' > "$TMP/local/www/small.txt"
+start_record -c "${CG#$CG2}" -w "$TMP/many.ptcap" --mirror-to 127.0.0.1:$MANY --metrics 127.0.0.1:18711 ||
+	{ cat "$TMP/rec.err"; exit 1; }
+$PY - $NGX << 'PYEOF'
+import socket, sys
+req = b"GET /small.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+for _ in range(10000):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(req)
+    while s.recv(4096):
+        pass
+    s.close()
+PYEOF
+for _ in $(seq 50); do
+	curl -s http://127.0.0.1:18711/metrics > "$TMP/many.prom"
+	grep -qx "podtap_mirror_open_connections 0" "$TMP/many.prom" && break
+	sleep 0.1
+done
+stop_rec
+check "10,000 short connections: all mirrored, delivered whole" \
+	grep -q "10000 connections mirrored of 10000 inbound, 10000 delivered whole" "$TMP/rec.err"
+grep mirror "$TMP/rec.err" | grep -v " 10000 delivered whole"
+check "...and no mirror state left once they closed" grep -qx "podtap_mirror_open_connections 0" "$TMP/many.prom"
+
+# ---- mock: the outbound side, recorded from clients in the cgroup ----
+CGM=$CG2/podtap-replay-mockc-$$
+mkdir -p "$CGM"
+start_record -c "${CGM#$CG2}" -w "$TMP/out.ptcap" || { cat "$TMP/rec.err"; exit 1; }
+incg "$CGM" curl -s -o "$TMP/r1" -o "$TMP/r2" http://127.0.0.1:$APP/items/1 http://127.0.0.1:$APP/items/1
+incg "$CGM" curl -s -o "$TMP/r3" "http://127.0.0.1:$APP/items/2?b=2&a=1"
+incg "$CGM" curl -s -o "$TMP/r4" -H 'Content-Type: application/json' -d '{"name":"x","n":1}' http://127.0.0.1:$APP/items
+incg "$CGM" curl -s -o "$TMP/r5" --compressed http://127.0.0.1:$APP/items
+sleep 0.5
+stop_rec
+rmdir "$CGM"
+bg "$PODTAP" mock --listen 127.0.0.1:$MOCK --strict "$TMP/out.ptcap" 2> "$TMP/mock.err"
+MOCK_PID=$!
+wait_port $MOCK
+curl -s -o "$TMP/m1" -o "$TMP/m2" -o "$TMP/m3" http://127.0.0.1:$MOCK/items/1 http://127.0.0.1:$MOCK/items/1 http://127.0.0.1:$MOCK/items/1
+check "mock: repeated identical requests get the recorded answers in order, then the last again" \
+	eval 'cmp -s "$TMP/r1" "$TMP/m1" && cmp -s "$TMP/r2" "$TMP/m2" && cmp -s "$TMP/r2" "$TMP/m3" && ! cmp -s "$TMP/r1" "$TMP/r2"'
+curl -s -o "$TMP/m4" "http://127.0.0.1:$MOCK/items/2?a=1&b=2"
+check "mock: query keys in another order match" cmp -s "$TMP/r3" "$TMP/m4"
+$PY - $MOCK "$TMP/m5" << 'PYEOF'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+c.request("POST", "/items", body=b'{ "n": 1, "name": "x" }', headers={"Content-Type": "application/json"})
+open(sys.argv[2], "wb").write(c.getresponse().read())
+PYEOF
+check "mock: a python3 client's JSON body, ordered otherwise, matches" cmp -s "$TMP/r4" "$TMP/m5"
+curl -s --compressed -o "$TMP/m6" http://127.0.0.1:$MOCK/items
+check "mock: a gzip answer is served as recorded (curl decodes it)" cmp -s "$TMP/r5" "$TMP/m6"
+code=$(curl -s -o "$TMP/m7" -w '%{http_code}' http://127.0.0.1:$MOCK/nothing)
+check "mock: an unmatched request gets 502 naming what was asked" \
+	eval '[ "$code" = 502 ] && grep -q "GET /nothing" "$TMP/m7"'
+kill -INT $MOCK_PID
+wait $MOCK_PID
+rc=$?
+check "mock --strict exits 1 after a miss, and lists it" \
+	eval '[ $rc = 1 ] && grep -q "unmatched: GET /nothing" "$TMP/mock.err" && grep -q "1 unmatched" "$TMP/mock.err"'
+bg "$PODTAP" mock --listen 127.0.0.1:$MOCKS --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" "$TMP/out.ptcap"
+MOCK_PID=$!
+wait_port $MOCKS
+curl -sk -o "$TMP/m8" https://127.0.0.1:$MOCKS/items/1
+check "mock --tls-cert/--tls-key serves HTTPS" cmp -s "$TMP/r1" "$TMP/m8"
+kill -INT $MOCK_PID
+wait $MOCK_PID
+check "...and exits 0 on Ctrl-C" test $? = 0
+check "mock of a capture with no outbound HTTP is one line" one_line_error "no complete outbound" \
+	"$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/stall.ptcap"
+check "mock --listen that is not an address is one line" one_line_error "--listen" \
+	"$PODTAP" mock --listen nowhere "$TMP/out.ptcap"
+check "mock --tls-cert without --tls-key is one line" one_line_error "both" \
+	"$PODTAP" mock --listen 127.0.0.1:$MOCK --tls-cert "$TMP/cert.pem" "$TMP/out.ptcap"
+check "nothing of podtap is left loaded" no_podtap_progs
+
+echo "e2e_replay: $pass passed, $fail failed"
+[ $fail = 0 ]

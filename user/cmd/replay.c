@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* podtap replay: send a capture's inbound HTTP requests again, compare. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/cmds.h"
+#include "base/common.h"
+#include "base/outfile.h"
+#include "export/export.h"
+#include "replay/replay.h"
+
+static volatile int stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+"Usage: podtap replay --to URL [OPTIONS] FILE...\n"
+"\n"
+"Send the inbound HTTP/1 requests of a capture (what clients asked the\n"
+"recorded target) to a running service, and compare every response with\n"
+"the recorded one: status, header fields, and the body (JSON field by\n"
+"field, other text byte by byte, binary by hash; gzip, deflate and\n"
+"chunking undone on both sides). Each captured connection is replayed on\n"
+"a connection of its own, its requests in order; connections in the order\n"
+"they started, several at once. Requests are framed anew: hop-by-hop\n"
+"fields (Connection, Transfer-Encoding, Expect, ...) are not forwarded.\n"
+"The recorded Host field is sent unless --rewrite-host.\n"
+"\n"
+"Only GET and HEAD are sent unless --allow-writes: other methods change\n"
+"the service's state. A request that cannot be replayed (an incomplete\n"
+"capture, TLS still ciphertext, an upgrade, HTTP/2) is skipped and listed.\n"
+"\n"
+"Noise, values expected to differ between two runs, is not reported:\n"
+"values that read as a time, a recent epoch or a UUID (unless\n"
+"--no-auto-noise), what --noise and --noise-regex name, the header fields");
+	for (i = 0; pt_noise_default_headers[i]; i++)
+		fprintf(f, "%s%s", i % 6 ? " " : "\n", pt_noise_default_headers[i]);
+	fprintf(f,
+",\nand with --learn-noise what differs between two replays of the same\n"
+"build (everything is sent twice).\n"
+"\n"
+"Options:\n"
+"      --to URL            http://HOST:PORT or https://...; a path there is\n"
+"                          put before each recorded path\n"
+"      --speed N           keep the recorded timing, N times faster (1: as\n"
+"                          recorded); gaps longer than --max-gap are cut\n"
+"      --max-gap DURATION  with --speed (default 1s)\n"
+"      --rate R            R requests per second, evenly\n"
+"                          (neither: as fast as the service answers)\n"
+"  -j, --concurrency N     connections replayed at once (default 8)\n"
+"      --filter KEY=V,...  send only requests matching: method=GET,HEAD\n"
+"                          path=/api/* (a glob) host=GLOB header=NAME or\n"
+"                          header=NAME:GLOB port=N (the server's); repeat\n"
+"                          for more, all must match\n"
+"      --allow-writes      send POST, PUT, DELETE, PATCH... too\n"
+"      --rewrite-host      send the host of --to as Host\n"
+"  -H, --set-header 'NAME: VALUE'  add or replace a field in every request\n"
+"                          (a fresh token: -H 'Authorization: Bearer ...')\n"
+"      --timeout DURATION  for each request (default 30s)\n"
+"  -k, --insecure          do not verify an https:// service's certificate\n"
+"      --noise RULE        not compared: header.NAME, or body.PATH (a JSON\n"
+"                          path, body.items[*].id; * is any key); repeat\n"
+"      --noise-regex RE    matches (POSIX extended) masked out of bodies and\n"
+"                          header values before comparing\n"
+"      --no-auto-noise     compare time-, epoch- and UUID-like values too\n"
+"      --learn-noise       replay twice; what the two runs disagree on is\n"
+"                          noise\n"
+"      --report FORMAT     text (default), json or junit\n"
+"  -o, --out FILE          the report there (default: standard output); a\n"
+"                          regular file is replaced only when complete\n"
+"      --dry-run           list what would be sent and skipped, send nothing\n"
+"      --max-stream SIZE   as for read and export\n"
+"  -h, --help              this text\n"
+"\n"
+"One summary line goes to standard error. Exit status: 0 when every\n"
+"request sent got the recorded response; 1 when one differed, failed, or\n"
+"was skipped without a filter asking (writes left out by the GET/HEAD rule\n"
+"count as asked); 2 for bad options or an unreadable capture; 130 when\n"
+"interrupted.\n");
+}
+
+static int opt_double(const char *opt, const char *arg, double *v)
+{
+	char *end;
+
+	*v = strtod(arg, &end);
+	if (end == arg || *end || !(*v > 0) || *v > 1e9) {
+		pt_err("%s %s: want a positive number", opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_report(const struct pt_replay *rp, const char *fmt,
+			const char *out)
+{
+	struct pt_out o;
+	int err;
+
+	if (pt_out_open(&o, out ? out : "-", PT_OUT_ATOMIC, "--out"))
+		return -1;
+	if (!strcmp(fmt, "json"))
+		pt_replay_report_json(o.f, rp);
+	else if (!strcmp(fmt, "junit"))
+		pt_replay_report_junit(o.f, rp);
+	else
+		pt_replay_report_text(o.f, rp);
+	err = pt_out_commit(&o);
+	if (err) {
+		pt_err("writing the report to %s: %s", out ? out : "standard output",
+		       strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	enum { O_TO = 256, O_SPEED, O_MAXGAP, O_RATE, O_FILTER, O_WRITES,
+	       O_REHOST, O_TIMEOUT, O_NOISE, O_NOISE_RE, O_NO_AUTO, O_LEARN,
+	       O_REPORT, O_DRY, O_MAXSTREAM };
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, O_TO },
+		{ "speed", required_argument, NULL, O_SPEED },
+		{ "max-gap", required_argument, NULL, O_MAXGAP },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "concurrency", required_argument, NULL, 'j' },
+		{ "filter", required_argument, NULL, O_FILTER },
+		{ "allow-writes", no_argument, NULL, O_WRITES },
+		{ "rewrite-host", no_argument, NULL, O_REHOST },
+		{ "set-header", required_argument, NULL, 'H' },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "insecure", no_argument, NULL, 'k' },
+		{ "noise", required_argument, NULL, O_NOISE },
+		{ "noise-regex", required_argument, NULL, O_NOISE_RE },
+		{ "no-auto-noise", no_argument, NULL, O_NO_AUTO },
+		{ "learn-noise", no_argument, NULL, O_LEARN },
+		{ "report", required_argument, NULL, O_REPORT },
+		{ "out", required_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, O_DRY },
+		{ "max-stream", required_argument, NULL, O_MAXSTREAM },
+		{ "log-format", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct pt_replay_opts o = {
+		.concurrency = 8, .max_gap_ns = 1000000000ULL,
+		.timeout_ns = 30000000000ULL,
+	};
+	const char *report = "text", *out = NULL;
+	struct pt_capture cap;
+	struct pt_replay rp;
+	char *line;
+	uint64_t u;
+	int opt, rc = 2;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":j:H:ko:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_TO:
+			o.to = optarg;
+			break;
+		case O_SPEED:
+			if (opt_double("--speed", optarg, &o.speed))
+				goto out;
+			break;
+		case O_RATE:
+			if (opt_double("--rate", optarg, &o.rate))
+				goto out;
+			break;
+		case O_MAXGAP:
+			if (pt_opt_duration("--max-gap", optarg, 0,
+					    3600000000000ULL, &o.max_gap_ns))
+				goto out;
+			break;
+		case O_TIMEOUT:
+			if (pt_opt_duration("--timeout", optarg, 1000000,
+					    3600000000000ULL, &o.timeout_ns))
+				goto out;
+			break;
+		case 'j':
+			if (pt_parse_u64(optarg, 1, 1024, &u)) {
+				pt_err("--concurrency %s: want 1 to 1024", optarg);
+				goto out;
+			}
+			o.concurrency = (int)u;
+			break;
+		case O_FILTER:
+			if (pt_filter_add(&o, optarg))
+				goto out;
+			break;
+		case O_WRITES:
+			o.allow_writes = true;
+			break;
+		case O_REHOST:
+			o.rewrite_host = true;
+			break;
+		case 'H': {
+			const char *colon = strchr(optarg, ':');
+
+			if (!colon || colon == optarg || strpbrk(optarg, "\r\n")) {
+				pt_err("--set-header %s: want 'NAME: VALUE'", optarg);
+				goto out;
+			}
+			o.set_headers = pt_xrealloc(o.set_headers,
+						    o.nset_headers + 1,
+						    sizeof(*o.set_headers));
+			o.set_headers[o.nset_headers++] = pt_xstrdup(optarg);
+			break;
+		}
+		case 'k':
+			o.insecure = true;
+			break;
+		case O_NOISE:
+			if (pt_noise_add(&o.noise, optarg))
+				goto out;
+			break;
+		case O_NOISE_RE:
+			if (pt_noise_add_regex(&o.noise, optarg))
+				goto out;
+			break;
+		case O_NO_AUTO:
+			o.noise.no_auto = true;
+			break;
+		case O_LEARN:
+			o.learn_noise = true;
+			break;
+		case O_REPORT:
+			if (strcmp(optarg, "text") && strcmp(optarg, "json") &&
+			    strcmp(optarg, "junit")) {
+				pt_err("--report %s: want text, json or junit", optarg);
+				goto out;
+			}
+			report = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case O_DRY:
+			o.dry_run = true;
+			break;
+		case O_MAXSTREAM:
+			if (pt_opt_max_stream(optarg))
+				goto out;
+			break;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		default:
+			if (pt_opt_other("replay", opt, optarg, argv[optind - 1]))
+				goto out;
+			break;
+		}
+	}
+	if (!o.to && !o.dry_run) {
+		pt_err("replay: give --to URL, the service to send the requests to (or --dry-run)");
+		goto out;
+	}
+	if (!o.to)
+		o.to = "http://localhost";
+	if (strncasecmp(o.to, "http://", 7) && strncasecmp(o.to, "https://", 8)) {
+		pt_err("--to %s: want an http:// or https:// URL", o.to);
+		goto out;
+	}
+	if (o.speed > 0 && o.rate > 0) {
+		pt_err("replay: --speed and --rate pace differently; give one");
+		goto out;
+	}
+	if (optind >= argc) {
+		pt_err("replay: give a capture file (see --help)");
+		goto out;
+	}
+	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+				 argc - optind, true))
+		goto out;
+	pt_capture_warn(&cap);
+	pt_replay_plan(&rp, &cap, &o);
+	if (!o.dry_run) {
+		signal(SIGPIPE, SIG_IGN);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		pt_replay_run(&rp, &stop);
+		curl_global_cleanup();
+	}
+	rc = write_report(&rp, report, out) ? 2 : 0;
+	line = pt_replay_summary(&rp);
+	pt_info("%s", line);
+	free(line);
+	if (!rc && (rp.fail || rp.errors || rp.skipped || cap.read_err))
+		rc = 1;
+	if (o.dry_run && rc == 1 && !cap.read_err)
+		rc = rp.skipped ? 1 : 0;
+	if (rp.interrupted)
+		rc = 130;
+	pt_replay_free(&rp);
+	pt_capture_free(&cap);
+out:
+	pt_replay_opts_free(&o);
+	return rc;
+}

@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The mirror: see mirror.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/sockios.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "base/common.h"
+#include "replay/mirror.h"
+
+#define NBUCKETS	4096
+/* Bytes held out of order while an earlier record is on its way. */
+#define OOO_MAX		(1u << 20)
+/* After the half-close, how long the local process has to finish. */
+#define LINGER_NS	2000000000ULL
+
+struct chunk {
+	struct chunk *next;
+	uint64_t off;
+	size_t len;
+	uint8_t b[];
+};
+
+enum fstate { F_WAIT, F_CONNECTING, F_OPEN, F_DONE };
+
+struct flow {
+	struct flow *hnext;		/* hash chain */
+	struct flow *dnext;		/* dirty list */
+	bool dirty;
+	uint64_t id;
+	enum fstate st;
+	int fd;
+	bool decided, tls;		/* TLS: the plaintext is mirrored */
+	uint64_t next;			/* next stream offset to queue */
+	struct chunk *ooo;		/* later bytes, by offset */
+	size_t ooo_bytes;
+	uint8_t *q;			/* queued for the local process */
+	size_t qoff, qlen, qcap;
+	bool fin, closed, rst;		/* after the queue: half-close, close */
+	bool shut;			/* SHUT_WR done */
+	uint64_t progress_ns;		/* last write that moved, or start */
+	uint64_t shut_ns;
+};
+
+struct pt_mirror {
+	struct pt_mirror_opts o;
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t room;
+	int ep, ev;
+	bool stopping;
+	uint64_t linger_until;
+	struct flow *tab[NBUCKETS];
+	struct flow *dirty, **dirty_tail;	/* in the order they got work */
+	size_t nflows, queued;
+	struct pt_mirror_stats st;
+};
+
+/* Can we connect there now? (2 s at most) */
+static int try_connect(const struct pt_mirror *m)
+{
+	int fd = socket(m->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct pollfd p;
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&m->addr, m->alen) && errno != EINPROGRESS) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&p, 1, 2000) != 1) {
+		close(fd);
+		return -ETIMEDOUT;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	close(fd);
+	return -err;
+}
+
+static struct flow **slot(struct pt_mirror *m, uint64_t id)
+{
+	struct flow **f = &m->tab[(id * 0x9e3779b97f4a7c15ULL) >> 52];
+
+	while (*f && (*f)->id != id)
+		f = &(*f)->hnext;
+	return f;
+}
+
+static void mark(struct pt_mirror *m, struct flow *f)
+{
+	if (f->dirty)
+		return;
+	f->dirty = true;
+	f->dnext = NULL;
+	if (!m->dirty)
+		m->dirty_tail = &m->dirty;
+	*m->dirty_tail = f;
+	m->dirty_tail = &f->dnext;
+}
+
+static void drop_queue(struct pt_mirror *m, struct flow *f)
+{
+	struct chunk *c;
+
+	m->st.dropped += f->qlen - f->qoff;
+	m->queued -= f->qlen - f->qoff;
+	f->qoff = f->qlen = 0;
+	while ((c = f->ooo)) {
+		f->ooo = c->next;
+		m->st.dropped += c->len;
+		free(c);
+	}
+	f->ooo_bytes = 0;
+	pthread_cond_broadcast(&m->room);
+}
+
+/* Cut a flow: a reset towards the local process, its bytes dropped. */
+static void cut(struct pt_mirror *m, struct flow *f, uint64_t *counter)
+{
+	if (f->st == F_DONE)
+		return;
+	(*counter)++;
+	drop_queue(m, f);
+	f->rst = true;
+	f->closed = true;
+	mark(m, f);
+}
+
+static void enqueue(struct pt_mirror *m, struct flow *f, const uint8_t *p,
+		    size_t n)
+{
+	if (!n)
+		return;
+	if (f->qlen - f->qoff + n > m->o.conn_buf ||
+	    m->queued + n > m->o.total_buf) {
+		m->st.dropped += n;
+		cut(m, f, &m->st.cut_slow);
+		return;
+	}
+	if (f->qoff == f->qlen) {
+		/* the write deadline runs from when bytes wait */
+		f->qoff = f->qlen = 0;
+		f->progress_ns = pt_now_mono_ns();
+	}
+	if (f->qlen + n > f->qcap) {
+		/* slide down what is left before growing */
+		if (f->qoff) {
+			memmove(f->q, f->q + f->qoff, f->qlen - f->qoff);
+			f->qlen -= f->qoff;
+			f->qoff = 0;
+		}
+		if (f->qlen + n > f->qcap) {
+			f->qcap = (f->qlen + n) * 2;
+			f->q = pt_xrealloc(f->q, f->qcap, 1);
+		}
+	}
+	memcpy(f->q + f->qlen, p, n);
+	f->qlen += n;
+	m->queued += n;
+	mark(m, f);
+}
+
+/* Bytes [off, off + n) of the client's stream: queued when they are next,
+ * held when later, skipped where already had. */
+static void bytes_at(struct pt_mirror *m, struct flow *f, uint64_t off,
+		     const uint8_t *p, size_t n)
+{
+	struct chunk **pp, *c;
+
+	if (off + n <= f->next)
+		return;
+	if (off < f->next) {
+		p += f->next - off;
+		n -= f->next - off;
+		off = f->next;
+	}
+	if (off > f->next) {
+		if (f->ooo_bytes + n > OOO_MAX) {
+			m->st.dropped += n;
+			cut(m, f, &m->st.cut_gap);
+			return;
+		}
+		c = pt_xcalloc(1, sizeof(*c) + n);
+		c->off = off;
+		c->len = n;
+		memcpy(c->b, p, n);
+		for (pp = &f->ooo; *pp && (*pp)->off < off; pp = &(*pp)->next)
+			;
+		c->next = *pp;
+		*pp = c;
+		f->ooo_bytes += n;
+		return;
+	}
+	enqueue(m, f, p, n);
+	f->next += n;
+	/* what was waiting for these */
+	while ((c = f->ooo) && c->off <= f->next && f->st != F_DONE && !f->rst) {
+		f->ooo = c->next;
+		f->ooo_bytes -= c->len;
+		if (c->off + c->len > f->next) {
+			size_t skip = f->next - c->off;
+
+			enqueue(m, f, c->b + skip, c->len - skip);
+			f->next = c->off + c->len;
+		}
+		free(c);
+	}
+}
+
+static void on_open(struct pt_mirror *m, const struct pt_conn_open *o)
+{
+	struct flow **s, *f;
+
+	if (o->role != PT_ROLE_SERVER)
+		return;
+	if (m->o.port && o->t.lport != m->o.port)
+		return;
+	m->st.conns++;
+	if (o->h.flags & PT_F_PREEXISTING) {
+		m->st.older++;
+		return;
+	}
+	s = slot(m, o->h.conn_id);
+	if (*s)
+		return;
+	if (m->nflows >= m->o.max_conns) {
+		m->st.over_limit++;
+		return;
+	}
+	f = pt_xcalloc(1, sizeof(*f));
+	f->id = o->h.conn_id;
+	f->fd = -1;
+	*s = f;
+	m->nflows++;
+}
+
+static void on_data(struct pt_mirror *m, const struct pt_data *d, bool tls)
+{
+	struct flow *f = *slot(m, d->h.conn_id);
+
+	if (!f || f->st == F_DONE || f->rst || d->dir != PT_DIR_RX)
+		return;
+	if (!f->decided && !tls && d->cap_len) {
+		/* a TLS record header: the plaintext, if any, is the stream */
+		f->decided = true;
+		f->tls = d->cap_len >= 3 && d->payload[0] == 0x16 &&
+			 d->payload[1] == 0x03 && d->payload[2] <= 0x04;
+		if (f->tls)
+			f->next = 0;
+	}
+	if (tls && !f->tls) {
+		/* plaintext before the first ciphertext byte was seen */
+		f->decided = f->tls = true;
+		f->next = 0;
+	}
+	if (tls != f->tls)
+		return;
+	if (d->cap_len < d->len) {
+		m->st.dropped += d->len;
+		cut(m, f, &m->st.cut_gap);
+		return;
+	}
+	bytes_at(m, f, d->offset, d->payload, d->cap_len);
+	if ((d->h.flags & PT_F_FIN) && !tls) {
+		f->fin = true;
+		mark(m, f);
+	}
+}
+
+static void on_loss(struct pt_mirror *m, const struct pt_loss *l)
+{
+	struct flow *f = *slot(m, l->h.conn_id);
+	bool tls = l->dir >= PT_DIR_TLS;
+
+	if (!f || f->st == F_DONE || (l->dir & 1) != PT_DIR_RX)
+		return;
+	if (f->decided && tls != f->tls)
+		return;
+	if (l->offset + l->len > f->next)
+		cut(m, f, &m->st.cut_gap);
+}
+
+static void on_close(struct pt_mirror *m, const struct pt_rec_hdr *h)
+{
+	struct flow *f = *slot(m, h->conn_id);
+
+	if (!f)
+		return;
+	f->closed = true;
+	f->rst |= (h->flags & PT_F_RST) != 0;
+	if (f->ooo)
+		cut(m, f, &m->st.cut_gap);	/* the hole never filled */
+	mark(m, f);
+}
+
+void pt_mirror_record(struct pt_mirror *m, const struct pt_rec_hdr *h)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&m->mu);
+	while (m->o.wait && m->queued > m->o.total_buf / 2 && !m->stopping)
+		pthread_cond_wait(&m->room, &m->mu);
+	switch (h->type) {
+	case PT_REC_CONN_OPEN:
+		on_open(m, (const struct pt_conn_open *)h);
+		break;
+	case PT_REC_DATA:
+	case PT_REC_TLS_DATA:
+		if (!(h->flags & PT_F_UNASSOC) && h->size >= sizeof(struct pt_data) &&
+		    h->size - sizeof(struct pt_data) >=
+		    ((const struct pt_data *)h)->cap_len)
+			on_data(m, (const struct pt_data *)h,
+				h->type == PT_REC_TLS_DATA);
+		break;
+	case PT_REC_LOSS:
+		on_loss(m, (const struct pt_loss *)h);
+		break;
+	case PT_REC_CONN_CLOSE:
+		on_close(m, h);
+		break;
+	default:
+		break;
+	}
+	bool wake = m->dirty != NULL;
+
+	pthread_mutex_unlock(&m->mu);
+	if (wake && write(m->ev, &one, sizeof(one)) < 0)
+		; /* the counter is full: the thread is awake anyway */
+}
+
+/* ---- the thread: sockets ---- */
+
+static void finish(struct pt_mirror *m, struct flow *f)
+{
+	int outq = 0;
+
+	if (f->st == F_DONE)
+		return;
+	/* bytes still in our socket were never read by the local process */
+	if (f->fd >= 0 && !f->rst && f->st == F_OPEN &&
+	    !ioctl(f->fd, SIOCOUTQ, &outq) && outq > 0) {
+		m->st.bytes -= outq;
+		m->st.dropped += outq;
+		m->st.cut_slow++;
+		f->rst = true;
+	}
+	if (f->fd >= 0) {
+		if (f->rst) {
+			struct linger lg = { 1, 0 };
+
+			setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(f->fd);	/* leaves the epoll set with it */
+		f->fd = -1;
+	}
+	if (!f->rst && f->st == F_OPEN)
+		m->st.whole++;
+	if (f->tls && !f->next && f->st == F_WAIT && !f->rst)
+		m->st.no_plaintext++;
+	f->st = F_DONE;
+}
+
+static void start_connect(struct pt_mirror *m, struct flow *f)
+{
+	struct epoll_event e = { .events = EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET,
+				  .data.ptr = f };
+
+	f->fd = socket(m->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (f->fd < 0 ||
+	    (connect(f->fd, (const struct sockaddr *)&m->addr, m->alen) &&
+	     errno != EINPROGRESS) ||
+	    epoll_ctl(m->ep, EPOLL_CTL_ADD, f->fd, &e)) {
+		pt_dbg("mirror: connect to %s: %s", m->o.to, strerror(errno));
+		f->rst = true;
+		m->st.cut_error++;
+		drop_queue(m, f);
+		finish(m, f);
+		return;
+	}
+	m->st.mirrored++;
+	f->st = F_CONNECTING;
+	f->progress_ns = pt_now_mono_ns();
+}
+
+/* Move what can move now. */
+static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
+{
+	char sink[16384];
+	ssize_t n;
+
+	if (f->st == F_DONE)
+		return;
+	if (f->st == F_WAIT) {
+		if (f->rst || (f->closed && f->qoff == f->qlen)) {
+			finish(m, f);	/* nothing ever to send */
+			return;
+		}
+		if (f->qoff == f->qlen)
+			return;
+		start_connect(m, f);
+		return;
+	}
+	if (f->rst) {
+		finish(m, f);
+		return;
+	}
+	if (f->st == F_CONNECTING) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+			m->st.cut_error++;
+			f->rst = true;
+			drop_queue(m, f);
+			finish(m, f);
+			return;
+		}
+		struct pollfd p = { .fd = f->fd, .events = POLLOUT };
+
+		if (poll(&p, 1, 0) != 1)
+			return;
+		f->st = F_OPEN;
+	}
+	/* the local process's answers: read and thrown away */
+	while ((n = read(f->fd, sink, sizeof(sink))) > 0)
+		;
+	if (n == 0 && f->shut) {
+		finish(m, f);
+		return;
+	}
+	while (f->qoff < f->qlen) {
+		n = send(f->fd, f->q + f->qoff, f->qlen - f->qoff, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			pt_dbg("mirror: write to %s: %s", m->o.to, strerror(errno));
+			m->st.cut_error++;
+			f->rst = true;
+			drop_queue(m, f);
+			finish(m, f);
+			return;
+		}
+		f->qoff += n;
+		m->queued -= n;
+		m->st.bytes += n;
+		f->progress_ns = now;
+		pthread_cond_broadcast(&m->room);
+	}
+	if (f->qoff < f->qlen)
+		return;
+	f->progress_ns = now;
+	if ((f->fin || f->closed) && !f->shut) {
+		shutdown(f->fd, SHUT_WR);
+		f->shut = true;
+		f->shut_ns = now;
+	}
+	if (f->shut && f->closed && now - f->shut_ns > LINGER_NS)
+		finish(m, f);
+}
+
+/* Flows done: out of the table. Flows stuck: cut. */
+static void sweep(struct pt_mirror *m, uint64_t now)
+{
+	size_t b;
+
+	for (b = 0; b < NBUCKETS; b++) {
+		struct flow **pp = &m->tab[b], *f;
+
+		while ((f = *pp)) {
+			/* progress_ns may be a moment after now: the capture
+			 * thread sets it too */
+			if (f->st != F_DONE && f->qoff < f->qlen &&
+			    now > f->progress_ns &&
+			    now - f->progress_ns > m->o.write_timeout_ns) {
+				cut(m, f, &m->st.cut_slow);
+				pump(m, f, now);
+			} else if (f->st != F_DONE && f->shut && f->closed) {
+				pump(m, f, now);
+			}
+			if (f->st == F_DONE && !f->dirty) {
+				*pp = f->hnext;
+				free(f->q);
+				free(f);
+				m->nflows--;
+				continue;
+			}
+			pp = &f->hnext;
+		}
+	}
+}
+
+static void *mirror_thread(void *arg)
+{
+	struct pt_mirror *m = arg;
+	struct epoll_event ev[64];
+	uint64_t last_sweep = 0, junk;
+	int i, n;
+
+	for (;;) {
+		n = epoll_wait(m->ep, ev, 64, 50);
+		pthread_mutex_lock(&m->mu);
+		uint64_t now = pt_now_mono_ns();
+
+		for (i = 0; i < n; i++) {
+			if (!ev[i].data.ptr) {
+				if (read(m->ev, &junk, sizeof(junk)) < 0)
+					;
+				continue;
+			}
+			mark(m, ev[i].data.ptr);
+		}
+		while (m->dirty) {
+			struct flow *f = m->dirty;
+
+			m->dirty = f->dnext;
+			f->dirty = false;
+			pump(m, f, now);
+		}
+		if (now - last_sweep > 100000000ULL || m->stopping) {
+			sweep(m, now);
+			last_sweep = now;
+		}
+		bool done = m->stopping && (!m->nflows || now > m->linger_until);
+
+		pthread_mutex_unlock(&m->mu);
+		if (done)
+			return NULL;
+	}
+}
+
+int pt_mirror_start(struct pt_mirror **out, const struct pt_mirror_opts *o)
+{
+	struct pt_mirror *m = pt_xcalloc(1, sizeof(*m));
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
+	int err;
+
+	m->o = *o;
+	err = pt_parse_addr(o->to, false, &m->addr, &m->alen, NULL);
+	if (err) {
+		pt_err("mirror to %s: %s", o->to, err == -EINVAL ?
+		       "want HOST:PORT (e.g. localhost:8080 or [::1]:8080)" :
+		       "no such host");
+		free(m);
+		return err;
+	}
+	/* a local connection each: as many descriptors as allowed, and a
+	 * limit that keeps some for the rest of podtap */
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < m->o.max_conns + 256)
+			m->o.max_conns = rl.rlim_cur > 512 ? rl.rlim_cur - 256 :
+					 rl.rlim_cur / 2;
+	}
+	err = try_connect(m);
+	if (err) {
+		pt_err("mirror to %s: cannot connect: %s (start the local process first)",
+		       o->to, strerror(-err));
+		free(m);
+		return err;
+	}
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->room, NULL);
+	m->ep = epoll_create1(EPOLL_CLOEXEC);
+	m->ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (m->ep < 0 || m->ev < 0 || epoll_ctl(m->ep, EPOLL_CTL_ADD, m->ev, &e)) {
+		err = -errno;
+		pt_err("mirror: %s", strerror(errno));
+		goto fail;
+	}
+	err = -pthread_create(&m->thr, NULL, mirror_thread, m);
+	if (err) {
+		pt_err("mirror: cannot start its thread: %s", strerror(-err));
+		goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	if (m->ep >= 0)
+		close(m->ep);
+	if (m->ev >= 0)
+		close(m->ev);
+	free(m);
+	return err;
+}
+
+void pt_mirror_stats(struct pt_mirror *m, struct pt_mirror_stats *st)
+{
+	pthread_mutex_lock(&m->mu);
+	*st = m->st;
+	st->open = m->nflows;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pt_mirror_stop(struct pt_mirror *m, uint64_t linger_ns,
+		    struct pt_mirror_stats *st)
+{
+	uint64_t one = 1;
+	size_t b;
+
+	pthread_mutex_lock(&m->mu);
+	m->stopping = true;
+	m->linger_until = pt_now_mono_ns() + linger_ns;
+	/* what the capture never closed ends with it: the client's FIN */
+	for (b = 0; b < NBUCKETS; b++)
+		for (struct flow *f = m->tab[b]; f; f = f->hnext) {
+			f->closed = true;
+			mark(m, f);
+		}
+	pthread_cond_broadcast(&m->room);
+	pthread_mutex_unlock(&m->mu);
+	if (write(m->ev, &one, sizeof(one)) < 0)
+		;
+	pthread_join(m->thr, NULL);
+	/* past the linger time: whatever is left is cut */
+	for (b = 0; b < NBUCKETS; b++) {
+		struct flow *f, *next;
+
+		for (f = m->tab[b]; f; f = next) {
+			next = f->hnext;
+			if (f->st != F_DONE) {
+				if (f->qoff < f->qlen)
+					cut(m, f, &m->st.cut_slow);
+				else
+					f->rst = false;
+				finish(m, f);
+			}
+			free(f->q);
+			while (f->ooo) {
+				struct chunk *c = f->ooo;
+
+				f->ooo = c->next;
+				free(c);
+			}
+			free(f);
+		}
+	}
+	*st = m->st;
+	close(m->ep);
+	close(m->ev);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->room);
+	free(m);
+}
+
+char *pt_mirror_summary(const char *to, const struct pt_mirror_stats *st)
+{
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+
+	if (!f)
+		pt_oom();
+	fprintf(f, "mirror to %s: %llu connections mirrored of %llu inbound, %llu delivered whole, %llu bytes delivered, %llu dropped",
+		to, (unsigned long long)st->mirrored, (unsigned long long)st->conns,
+		(unsigned long long)st->whole, (unsigned long long)st->bytes,
+		(unsigned long long)st->dropped);
+	if (st->cut_gap || st->cut_slow || st->cut_error)
+		fprintf(f, "; cut: %llu by capture gaps, %llu local process too slow, %llu connect or write errors",
+			(unsigned long long)st->cut_gap,
+			(unsigned long long)st->cut_slow,
+			(unsigned long long)st->cut_error);
+	if (st->older)
+		fprintf(f, "; %llu older than the recording (not mirrored: no request boundary)",
+			(unsigned long long)st->older);
+	if (st->no_plaintext)
+		fprintf(f, "; %llu TLS without plaintext (not mirrored)",
+			(unsigned long long)st->no_plaintext);
+	if (st->over_limit)
+		fprintf(f, "; %llu over the limit of connections at once",
+			(unsigned long long)st->over_limit);
+	fclose(f);
+	return line;
+}

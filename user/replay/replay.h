@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Replay: the inbound HTTP exchanges of a capture sent again to a running
+ * service, one connection per captured connection, and every response
+ * compared with the recorded one (replay/diff.h).
+ */
+#ifndef __PODTAP_REPLAY_H
+#define __PODTAP_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "export/export.h"
+#include "replay/diff.h"
+
+/* --filter KEY=V1,V2: a request must match every filter, and one of the
+ * values of each. */
+enum pt_filter_key { PT_F_METHOD, PT_F_PATH, PT_F_HOST, PT_F_HEADER, PT_F_PORT };
+struct pt_filter {
+	enum pt_filter_key key;
+	char **vals;
+	size_t nvals;
+};
+
+struct pt_replay_opts {
+	const char *to;			/* http[s]://host:port[/prefix] */
+	double speed;			/* > 0: as recorded, N times faster */
+	double rate;			/* > 0: requests per second */
+	uint64_t max_gap_ns;		/* --speed: longer gaps cut to this */
+	uint64_t timeout_ns;		/* per request */
+	int concurrency;		/* connections at once */
+	bool allow_writes, dry_run, insecure, rewrite_host, learn_noise;
+	struct pt_filter *filters;
+	size_t nfilters;
+	char **set_headers;		/* "Name: value" */
+	size_t nset_headers;
+	struct pt_noise noise;
+};
+
+enum pt_rstate {
+	PT_R_PLANNED,
+	PT_R_SKIPPED,		/* cannot be replayed: counts as a failure */
+	PT_R_FILTERED,		/* left out by a filter or the writes rule */
+	PT_R_PASS,
+	PT_R_FAIL,		/* the response differs */
+	PT_R_ERROR,		/* no response: connection, timeout, ... */
+};
+
+/* What came back from one send. */
+struct pt_rresult {
+	bool done;
+	int status;
+	struct pt_http_field *fields;
+	size_t nfields;
+	uint8_t *body;			/* as sent: content-encoded */
+	size_t body_len;
+	uint64_t ns;			/* request to response */
+	char err[256];			/* why there is no response */
+};
+
+/* One request of the capture, or one connection that has none to send. */
+struct pt_rcase {
+	const struct pt_xconn *xc;
+	const struct pt_exchange *x;	/* NULL: a whole connection skipped */
+	uint64_t conn_id;
+	size_t seq;			/* its place on the connection, from 1 */
+	char *name;			/* "GET /path", or the connection */
+	const char *why;		/* skipped or filtered: why */
+	enum pt_rstate state;
+	uint64_t at_ns;			/* when to send, from the run's start */
+	struct pt_rresult r[2];		/* the run, and the second one */
+	struct pt_diffs diffs;
+	char **learned;			/* where run 2 differed from run 1 */
+	size_t nlearned;
+};
+
+struct pt_replay {
+	const struct pt_replay_opts *o;
+	struct pt_rcase *c;		/* in order of first byte */
+	size_t n;
+	/* connections to replay: ranges of c[] in order of start */
+	struct pt_rconn {
+		size_t first, n;
+	} *conns;
+	size_t nconns;
+	size_t planned, skipped, filtered, pass, fail, errors;
+	size_t conns_sent;		/* connections with a request sent */
+	size_t noise_auto, noise_rule, noise_learned;
+	double secs;			/* wall time of the run */
+	bool interrupted;
+};
+
+/* Parse --filter KEY=VALUES; -EINVAL after one line. */
+int pt_filter_add(struct pt_replay_opts *o, const char *arg);
+void pt_replay_opts_free(struct pt_replay_opts *o);
+
+/* Decide what is sent, skipped and filtered, and when. */
+void pt_replay_plan(struct pt_replay *rp, const struct pt_capture *cap,
+		    const struct pt_replay_opts *o);
+/* Send it (twice with learn_noise) and compare; 0, or < 0 (said) when
+ * nothing could be sent (the URL is bad). */
+int pt_replay_run(struct pt_replay *rp, volatile int *stop);
+void pt_replay_free(struct pt_replay *rp);
+
+/* Reports: text for people, JSON, JUnit XML. */
+void pt_replay_report_text(FILE *f, const struct pt_replay *rp);
+void pt_replay_report_json(FILE *f, const struct pt_replay *rp);
+void pt_replay_report_junit(FILE *f, const struct pt_replay *rp);
+/* The one summary line, malloc'd, no newline. */
+char *pt_replay_summary(const struct pt_replay *rp);
+
+#endif

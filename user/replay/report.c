@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Replay reports: text for a terminal, JSON for programs, JUnit for CI. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/common.h"
+#include "base/jsonw.h"
+#include "replay/replay.h"
+
+static const char *state_name(enum pt_rstate s)
+{
+	switch (s) {
+	case PT_R_PLANNED: return "not-sent";
+	case PT_R_SKIPPED: return "skipped";
+	case PT_R_FILTERED: return "filtered";
+	case PT_R_PASS: return "passed";
+	case PT_R_FAIL: return "failed";
+	case PT_R_ERROR: return "error";
+	}
+	return "?";
+}
+
+static void case_id(char *buf, size_t n, const struct pt_rcase *c)
+{
+	if (c->x)
+		snprintf(buf, n, "conn %llu #%zu", (unsigned long long)c->conn_id,
+			 c->seq);
+	else
+		snprintf(buf, n, "conn %llu", (unsigned long long)c->conn_id);
+}
+
+char *pt_replay_summary(const struct pt_replay *rp)
+{
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+
+	if (!f)
+		pt_oom();
+	fprintf(f, "replay: %zu sent on %zu connections in %.1fs: %zu passed, %zu failed, %zu errors",
+		rp->pass + rp->fail + rp->errors, rp->conns_sent, rp->secs,
+		rp->pass, rp->fail, rp->errors);
+	fprintf(f, "; %zu skipped, %zu filtered", rp->skipped, rp->filtered);
+	fprintf(f, "; noise ignored: %zu found, %zu by rules, %zu learned",
+		rp->noise_auto, rp->noise_rule, rp->noise_learned);
+	if (rp->interrupted)
+		fprintf(f, "; interrupted: %zu not sent",
+			rp->planned - rp->pass - rp->fail - rp->errors);
+	fclose(f);
+	return line;
+}
+
+void pt_replay_report_text(FILE *f, const struct pt_replay *rp)
+{
+	size_t i, k;
+	char id[64];
+
+	for (i = 0; i < rp->n; i++) {
+		const struct pt_rcase *c = &rp->c[i];
+
+		case_id(id, sizeof(id), c);
+		switch (c->state) {
+		case PT_R_PASS:
+			if (pt_verbose)
+				fprintf(f, "PASS   %s (%s)\n", c->name, id);
+			break;
+		case PT_R_FAIL:
+			fprintf(f, "FAIL   %s (%s): %zu difference%s\n", c->name,
+				id, c->diffs.n, c->diffs.n == 1 ? "" : "s");
+			for (k = 0; k < c->diffs.n; k++)
+				fprintf(f, "         %s: recorded %s, got %s\n",
+					c->diffs.v[k].where, c->diffs.v[k].want,
+					c->diffs.v[k].got);
+			break;
+		case PT_R_ERROR:
+			fprintf(f, "ERROR  %s (%s): %s\n", c->name, id, c->r[0].err);
+			break;
+		case PT_R_SKIPPED:
+			fprintf(f, "SKIP   %s (%s): %s\n", c->name, id, c->why);
+			break;
+		case PT_R_FILTERED:
+			if (pt_verbose)
+				fprintf(f, "FILTER %s (%s): %s\n", c->name, id, c->why);
+			break;
+		case PT_R_PLANNED:
+			if (rp->o->dry_run)
+				fprintf(f, "SEND   %s (%s) at +%.3fs\n", c->name,
+					id, c->at_ns / 1e9);
+			break;
+		}
+	}
+}
+
+static void json_case(FILE *f, const struct pt_rcase *c)
+{
+	size_t k;
+
+	fprintf(f, "{\"conn\":%llu", (unsigned long long)c->conn_id);
+	if (c->x)
+		fprintf(f, ",\"seq\":%zu", c->seq);
+	fputs(",\"name\":", f);
+	pt_json_str(f, c->name);
+	fprintf(f, ",\"result\":\"%s\"", state_name(c->state));
+	if (c->why) {
+		fputs(",\"reason\":", f);
+		pt_json_str(f, c->why);
+	}
+	if (c->x && c->x->has_resp)
+		fprintf(f, ",\"recorded_status\":%d", c->x->resp.status);
+	if (c->r[0].done && !c->r[0].err[0])
+		fprintf(f, ",\"status\":%d,\"latency_ns\":%llu", c->r[0].status,
+			(unsigned long long)c->r[0].ns);
+	if (c->r[0].err[0]) {
+		fputs(",\"error\":", f);
+		pt_json_str(f, c->r[0].err);
+	}
+	if (c->state == PT_R_PASS || c->state == PT_R_FAIL) {
+		fprintf(f, ",\"noise\":{\"found\":%zu,\"rules\":%zu,\"learned\":%zu}",
+			c->diffs.noise_auto, c->diffs.noise_rule,
+			c->diffs.noise_learned);
+		fputs(",\"diffs\":[", f);
+		for (k = 0; k < c->diffs.n; k++) {
+			fputs(k ? ",{\"where\":" : "{\"where\":", f);
+			pt_json_str(f, c->diffs.v[k].where);
+			fputs(",\"recorded\":", f);
+			pt_json_str(f, c->diffs.v[k].want);
+			fputs(",\"got\":", f);
+			pt_json_str(f, c->diffs.v[k].got);
+			fputc('}', f);
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
+}
+
+void pt_replay_report_json(FILE *f, const struct pt_replay *rp)
+{
+	size_t i;
+
+	fprintf(f, "{\"to\":");
+	pt_json_str(f, rp->o->to);
+	fprintf(f, ",\"summary\":{\"sent\":%zu,\"connections\":%zu,\"passed\":%zu,"
+		"\"failed\":%zu,\"errors\":%zu,\"skipped\":%zu,\"filtered\":%zu,"
+		"\"noise\":{\"found\":%zu,\"rules\":%zu,\"learned\":%zu},"
+		"\"seconds\":%.3f,\"interrupted\":%s},\"cases\":[",
+		rp->pass + rp->fail + rp->errors, rp->conns_sent, rp->pass, rp->fail,
+		rp->errors, rp->skipped, rp->filtered, rp->noise_auto,
+		rp->noise_rule, rp->noise_learned, rp->secs,
+		rp->interrupted ? "true" : "false");
+	for (i = 0; i < rp->n; i++) {
+		if (i)
+			fputc(',', f);
+		json_case(f, &rp->c[i]);
+	}
+	fputs("]}\n", f);
+}
+
+/* Text for XML attributes and character data. */
+static void xml(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		switch (ch) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default:
+			/* XML 1.0 has no place for other control bytes */
+			if (ch < 0x20 && ch != '\n' && ch != '\t')
+				fputc('?', f);
+			else
+				fputc(ch, f);
+		}
+	}
+}
+
+void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
+{
+	size_t i, k, tests = 0;
+	char id[64];
+
+	for (i = 0; i < rp->n; i++)
+		tests += rp->c[i].state != PT_R_FILTERED;
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
+	fprintf(f, "<testsuites tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
+		tests, rp->fail, rp->errors, rp->skipped, rp->secs);
+	fputs("  <testsuite name=\"podtap replay ", f);
+	xml(f, rp->o->to);
+	fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
+		tests, rp->fail, rp->errors, rp->skipped, rp->secs);
+	for (i = 0; i < rp->n; i++) {
+		const struct pt_rcase *c = &rp->c[i];
+
+		if (c->state == PT_R_FILTERED)
+			continue;
+		case_id(id, sizeof(id), c);
+		fputs("    <testcase classname=\"", f);
+		xml(f, id);
+		fputs("\" name=\"", f);
+		xml(f, c->name);
+		fprintf(f, "\" time=\"%.6f\"", c->r[0].ns / 1e9);
+		switch (c->state) {
+		case PT_R_PASS:
+			fputs("/>\n", f);
+			continue;
+		case PT_R_FAIL:
+			fprintf(f, ">\n      <failure message=\"%zu difference%s\">",
+				c->diffs.n, c->diffs.n == 1 ? "" : "s");
+			for (k = 0; k < c->diffs.n; k++) {
+				xml(f, c->diffs.v[k].where);
+				fputs(": recorded ", f);
+				xml(f, c->diffs.v[k].want);
+				fputs(", got ", f);
+				xml(f, c->diffs.v[k].got);
+				fputc('\n', f);
+			}
+			fputs("</failure>\n", f);
+			break;
+		case PT_R_ERROR:
+			fputs(">\n      <error message=\"", f);
+			xml(f, c->r[0].err);
+			fputs("\"/>\n", f);
+			break;
+		default:
+			fputs(">\n      <skipped message=\"", f);
+			xml(f, c->why ? c->why : "not sent");
+			fputs("\"/>\n", f);
+			break;
+		}
+		fputs("    </testcase>\n", f);
+	}
+	fputs("  </testsuite>\n</testsuites>\n", f);
+}
