@@ -95,8 +95,32 @@ check "export jsonl exits 0" "$PODTAP" export -f jsonl -o "$TMP/out.jsonl" "$TMP
 check "export pcapng exits 0" "$PODTAP" export -f pcapng -o "$TMP/out.pcapng" "$TMP/cap.ptcap"
 check "no temporary file left" sh -c "! ls -a '$TMP' '$TMP/out/keploy' | grep -q -e '\\.tmp\\.' -e partial"
 
+# Keploy's YAML library (Debian's golang-gopkg-yaml.v3-dev) into structs
+# with Keploy's field names, unknown keys refused: what Keploy would read
+mkdir -p "$TMP/gocache"
+if GOCACHE=$TMP/gocache GO111MODULE=off GOPATH=/usr/share/gocode \
+	go build -o "$TMP/keploy_decode" ./tests/peers/keploy_decode 2> "$TMP/go.err"; then
+	"$TMP/keploy_decode" "$TMP/out/keploy/test-set-0" > "$TMP/keploy.json" 2> "$TMP/decode.err"
+	check "Keploy's yaml.v3 decodes every test and mock into its structs, no unknown key" \
+		test $? = 0 || cat "$TMP/decode.err"
+else
+	notok "the Keploy decoder builds (golang-go, golang-gopkg-yaml.v3-dev: make deps)"
+	cat "$TMP/go.err"
+fi
 $PY tests/export_check.py "$TMP" $NGINX_PORT $APP_PORT $UP_PORT $ECHO_PORT
-check "exports equal what the clients sent and got" [ $? = 0 ]
+check "exports equal what the clients sent and got, and Keploy reads what the YAML says" [ $? = 0 ]
+"$PODTAP" export -f keploy --redact x-from --redact n -o "$TMP/redacted" "$TMP/cap.ptcap" 2>/dev/null
+check "--redact blanks a header field and a query parameter in what is written" $PY -c '
+import glob, sys, yaml
+d = sys.argv[1] + "/keploy/test-set-0"
+mocks = list(yaml.load_all(open(d + "/mocks.yaml"), Loader=yaml.CSafeLoader))
+tests = [yaml.load(open(f), Loader=yaml.CSafeLoader) for f in glob.glob(d + "/tests/*.yaml")]
+h = [m["spec"]["req"]["header"].get("X-From") for m in mocks if m["kind"] == "Http"]
+q = [t["spec"]["req"]["url_params"].get("n") for t in tests if "url_params" in t["spec"]["req"]]
+sys.exit(0 if h == ["[REDACTED]"] and q and set(q) == {"[REDACTED]"} and
+         all("n=[REDACTED]" in t["spec"]["req"]["url"] for t in tests if "url_params" in t["spec"]["req"]) else 1)' "$TMP/redacted"
+check "--redact is refused for pcapng, in one line" \
+	one_line_error "holds the bytes" "$PODTAP" export -f pcapng --redact x -o "$TMP/r.pcapng" "$TMP/cap.ptcap"
 
 "$PODTAP" read -x "$TMP/cap.ptcap" > "$TMP/read.txt"
 check "read lists the exchanges" grep -q "GET http://127.0.0.1:$APP_PORT/hello?n=8 -> 200 OK" "$TMP/read.txt"

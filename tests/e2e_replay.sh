@@ -174,6 +174,21 @@ rc=$?
 check "--dry-run lists the 8 requests it would send and exits 0" \
 	eval '[ $rc = 0 ] && [ "$(grep -c "^SEND" "$TMP/dry.out")" = 8 ]'
 
+# ---- the same from a Keploy test set ----
+"$PODTAP" export -f keploy -o "$TMP/k" "$TMP/c.ptcap" 2>/dev/null
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP "$TMP/k/keploy/test-set-0" \
+	> "$TMP/kset.out" 2>&1
+check "a Keploy test set replays against the same build: 8 passed, exit 0" \
+	eval '[ $? = 0 ] && grep -q "8 sent on 8 connections.*8 passed, 0 failed" "$TMP/kset.out"' || cat "$TMP/kset.out"
+"$PODTAP" replay --to http://127.0.0.1:$CHANGED --filter port=$APP --report json \
+	-o "$TMP/kchanged.json" "$TMP/k/keploy/test-set-0" 2>/dev/null
+check "...against the changed build, the same 4 differences" jpy "$TMP/kchanged.json" \
+	'sorted((c["name"], d["where"]) for c in j["cases"] for d in c.get("diffs", [])) == sorted([("GET /items/2", "body $.price"), ("GET /health", "body $.status"), ("GET /health", "body $.version"), ("GET /gone", "status")])'
+"$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --no-auto-noise --report json \
+	-o "$TMP/knoise.json" "$TMP/k/keploy/test-set-0" 2>/dev/null
+check "...and the set's own noise keys take out its times and epochs (UUIDs are left, as Keploy leaves them)" \
+	jpy "$TMP/knoise.json" '{d["where"] for c in j["cases"] for d in c.get("diffs", [])} == {"body $.request_id", "header X-Request-Id"}'
+
 # ---- HTTPS ----
 self_signed "$TMP"
 bg $PY tests/peers/jsonsvc.py $HTTPS same "$TMP/cert.pem" "$TMP/key.pem"
@@ -235,21 +250,27 @@ check "...and the mirror says it cut them, bytes dropped" \
 CGN=$CG2/podtap-replay-local-$$
 TARGET_NGINX=$NGINX_PID
 mkdir -p "$TMP/local"
-start_nginx "$TMP/local" $MANY "$CGN" || exit 1
+NGINX_CONNECTIONS=16384 start_nginx "$TMP/local" $MANY "$CGN" || exit 1
 PIDS="$PIDS $NGINX_PID"
 NGINX_PID=$TARGET_NGINX
 printf 'small file\n' > "$TMP/local/www/small.txt"
 start_record -c "${CG#$CG2}" -w "$TMP/many.ptcap" --mirror-to 127.0.0.1:$MANY --metrics 127.0.0.1:18711 ||
 	{ cat "$TMP/rec.err"; exit 1; }
+# paced to about 1500 a second, so that the local nginx keeps up and
+# every connection can be whole
 $PY - $NGX << 'PYEOF'
-import socket, sys
+import socket, sys, time
 req = b"GET /small.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-for _ in range(10000):
+t0 = time.monotonic()
+for i in range(10000):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
     s.sendall(req)
     while s.recv(4096):
         pass
     s.close()
+    ahead = t0 + i / 1500 - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
 PYEOF
 for _ in $(seq 50); do
 	curl -s http://127.0.0.1:18711/metrics > "$TMP/many.prom"
@@ -306,6 +327,16 @@ check "mock --tls-cert/--tls-key serves HTTPS" cmp -s "$TMP/r1" "$TMP/m8"
 kill -INT $MOCK_PID
 wait $MOCK_PID
 check "...and exits 0 on Ctrl-C" test $? = 0
+"$PODTAP" export -f keploy -o "$TMP/km" "$TMP/out.ptcap" 2>/dev/null
+bg "$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/km/keploy/test-set-0" 2> "$TMP/kmock.err"
+MOCK_PID=$!
+wait_port $MOCK
+curl -s -o "$TMP/k1" -o "$TMP/k2" http://127.0.0.1:$MOCK/items/1 http://127.0.0.1:$MOCK/items/1
+curl -s --compressed -o "$TMP/k6" http://127.0.0.1:$MOCK/items
+check "mock serves a Keploy test set's mocks: in order, a gzip answer coded again" \
+	eval 'cmp -s "$TMP/r1" "$TMP/k1" && cmp -s "$TMP/r2" "$TMP/k2" && cmp -s "$TMP/r5" "$TMP/k6"'
+kill -INT $MOCK_PID
+wait $MOCK_PID
 check "mock of a capture with no outbound HTTP is one line" one_line_error "no complete outbound" \
 	"$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/stall.ptcap"
 check "mock --listen that is not an address is one line" one_line_error "--listen" \

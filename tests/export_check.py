@@ -5,6 +5,10 @@ what its clients sent and received (truth.json), and the pcapng against
 tshark's own capture of the same traffic, stream by stream.
 
 Usage: export_check.py TMP NGINX_PORT APP_PORT UPSTREAM_PORT ECHO_PORT
+
+TMP/keploy.json, when there, is the test set as Keploy's own YAML library
+read it into structs with Keploy's field names (tests/peers/keploy_decode):
+it must say what the YAML says, byte for byte.
 """
 import base64
 import glob
@@ -14,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import urllib.parse
 
 import yaml
 
@@ -34,6 +39,8 @@ def canon(name):
 
 
 def header_map(pairs, body_len=None, decoded=False):
+    """What Keploy's recorder keeps: Go's header map, Transfer-Encoding
+    gone, and in a response the length of the body as written."""
     m = {}
     for k, v in pairs:
         k = canon(k)
@@ -42,6 +49,18 @@ def header_map(pairs, body_len=None, decoded=False):
         if k == "Content-Length" and decoded:
             v = str(body_len)
         m[k] = m[k] + "," + v if k in m else v
+    chunked = any(k.lower() == "transfer-encoding" for k, _ in pairs)
+    if body_len is not None and chunked and "Content-Length" not in m:
+        m["Content-Length"] = str(body_len)
+    return m
+
+
+def url_params(target):
+    """Keploy's url_params: each key once, values joined with ", "."""
+    q = urllib.parse.urlsplit(target).query
+    m = {}
+    for k, v in urllib.parse.parse_qsl(q, keep_blank_values=True):
+        m[k] = m[k] + ", " + v if k in m else v
     return m
 
 
@@ -53,9 +72,10 @@ def decoded_body(headers, body):
 
 
 def yaml_body(msg):
-    if msg.get("body_base64"):
-        return base64.b64decode(msg["body_base64"])
-    return msg["body"].encode()
+    """A body: text, or a !!binary value (PyYAML gives bytes)."""
+    check("body_base64" not in msg, "a body_base64 key, which Keploy does not have")
+    b = msg["body"]
+    return b if isinstance(b, bytes) else b.encode()
 
 
 truth = json.load(open(TMP + "/truth.json"))
@@ -82,6 +102,8 @@ for t in truth:
     check((q["proto_major"], q["proto_minor"]) == (1, 1), what + "request version")
     check(q["header"] == header_map(t["req_headers"]), what + "request headers %r != %r"
           % (q["header"], header_map(t["req_headers"])))
+    check(q.get("url_params", {}) == url_params(t["target"]),
+          what + "url_params %r" % q.get("url_params"))
     check(yaml_body(q) == t["req_body"], what + "request body (%d bytes, sent %d)"
           % (len(yaml_body(q)), len(t["req_body"])))
     body, dec = decoded_body(t["resp_headers"], t["resp_body"])
@@ -133,6 +155,44 @@ if check(len(generic) == 2, "%d Generic mocks, want 2" % len(generic)):
         check(r["origin"] == "server" and data(r["message"][0]) == sent + b"+",
               "Generic response %r" % r)
 
+# ---- the same set as Keploy reads it (yaml.v3 into its structs) ----
+try:
+    decoded = json.load(open(TMP + "/keploy.json"))
+except FileNotFoundError:
+    decoded = None
+if decoded is not None:
+    by_file = {}
+    for path in glob.glob(TMP + "/out/keploy/test-set-0/tests/test-*.yaml"):
+        by_file[path.rsplit("/", 1)[1]] = [yaml.load(open(path), Loader=yaml.CSafeLoader)]
+    by_file["mocks.yaml"] = mocks
+    seen = {}
+    for d in decoded:
+        k = seen[d["file"]] = seen.get(d["file"], -1) + 1
+        doc = by_file[d["file"]][k]
+        spec = doc["spec"]
+        what = "Keploy's decoding of %s %s: " % (d["file"], d["name"])
+        b64 = lambda v: base64.b64decode(v) if v else b""
+        check(d["kind"] == doc["kind"] and d["name"] == doc["name"], what + "kind, name")
+        if doc["kind"] == "Http":
+            check(d["method"] == spec["req"]["method"] and d["url"] == spec["req"]["url"],
+                  what + "method, url")
+            check((d.get("url_params") or {}) == spec["req"].get("url_params", {}),
+                  what + "url_params")
+            check(b64(d.get("req_body")) == yaml_body(spec["req"]), what + "request body")
+            check(b64(d.get("resp_body")) == yaml_body(spec["resp"]), what + "response body")
+            check(d["status"] == spec["resp"]["status_code"], what + "status")
+            check(d["resp_header"] == spec["resp"]["header"], what + "response header")
+            if doc["name"].startswith("test-"):
+                check(d.get("noise") == sorted(spec["assertions"]["noise"]), what + "noise")
+        else:
+            data = lambda m: m["data"]
+            check([data(m) for m in d["requests"]] ==
+                  [data(m["message"][0]) for m in spec["genericrequests"]], what + "requests")
+            check([data(m) for m in d.get("responses") or []] ==
+                  [data(m["message"][0]) for m in spec["genericresponses"]], what + "responses")
+    check(sum(seen.get(f, -1) + 1 for f in by_file) == sum(len(v) for v in by_file.values()),
+          "Keploy decoded every document")
+
 # ---- HAR and JSON lines ----
 har = json.load(open(TMP + "/out.har"))["log"]
 check(har["version"] == "1.2", "HAR version")
@@ -147,7 +207,13 @@ for t in truth:
     got = base64.b64decode(c["text"]) if c.get("encoding") == "base64" else c["text"].encode()
     check(e["response"]["status"] == t["status"] and got == body,
           "HAR %s: response" % t["url"])
-    check(e["response"]["bodySize"] == len(t["resp_body"]), "HAR %s: bodySize" % t["url"])
+    chunked = any(k.lower() == "transfer-encoding" for k, _ in t["resp_headers"])
+    check(e["response"]["bodySize"] == len(t["resp_body"]) or
+          (chunked and e["response"]["bodySize"] > len(t["resp_body"])),
+          "HAR %s: bodySize, the bytes on the wire" % t["url"])
+    cookies = [v for k, v in t["req_headers"] if k.lower() == "cookie"]
+    check(len(e["request"]["cookies"]) == sum(len(c.split(";")) for c in cookies),
+          "HAR %s: request cookies" % t["url"])
 lines = [json.loads(l) for l in open(TMP + "/out.jsonl")]
 check(sum(l["kind"] == "http" for l in lines) == len(truth) + 3 and
       sum(l["kind"] == "raw" for l in lines) == 2, "JSON lines: exchanges by kind")

@@ -40,16 +40,18 @@ self_signed() {
 
 # start_nginx DIR PORT CGROUP [EXTRA_SERVER_DIRECTIVES]: nginx with one
 # worker serving DIR/www on 127.0.0.1:PORT, run in CGROUP; sets NGINX_PID
-# and returns once it answers.
+# and returns once it answers. $NGINX_CONNECTIONS connections at once
+# (default 1024).
 start_nginx() {
-	local dir=$1 port=$2 cg=$3 extra=${4:-}
+	local dir=$1 port=$2 cg=$3 extra=${4:-} conns=${NGINX_CONNECTIONS:-1024}
 	mkdir -p "$dir/www" "$dir/tmp" "$cg"
 	cat > "$dir/nginx.conf" << NGINX_CONF
 worker_processes 1;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log;
-events { worker_connections 1024; }
+worker_rlimit_nofile $((conns * 2 + 64));
+events { worker_connections $conns; }
 http {
 	access_log off;
 	client_body_temp_path $dir/tmp;

@@ -59,4 +59,47 @@ static inline void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t l
 	pt_capw_add(w, &o.h, sizeof(o));
 }
 
+/*
+ * One inbound connection (a server on 8080) that received q and sent r,
+ * qn and rn bytes, written to DIR/c.ptcap in a new temporary dir (its
+ * template "/tmp/podtap-NAME.XXXXXX" is filled in) and loaded with its
+ * exchanges. 0, or -1 when any step failed.
+ */
+#include "export/export.h"
+
+static inline int load_server_pair(char *dir, char *path, size_t pathn,
+				   const char *q, size_t qn, const char *r,
+				   size_t rn, struct pt_capture *cap)
+{
+	const char *paths[1] = { path };
+	const char *s[2] = { q, r };
+	size_t n[2] = { qn, rn };
+	struct pt_capw *w;
+	int k;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, pathn, "%s/c.ptcap", dir);
+	if (pt_capw_open(&w, path, "test-host"))
+		return -1;
+	add_open(w, 1, PT_ROLE_SERVER, 8080, 40000);
+	for (k = 0; k < 2; k++) {
+		/* bytes, NULs included */
+		struct pt_data *d = calloc(1, sizeof(*d) + n[k] + 8);
+
+		d->h.type = PT_REC_DATA;
+		d->h.size = sizeof(*d) + ((n[k] + 7) & ~7u);
+		d->h.ts_ns = 1100 + 100 * k;
+		d->h.conn_id = 1;
+		d->len = d->cap_len = n[k];
+		d->dir = k ? PT_DIR_TX : PT_DIR_RX;
+		memcpy(d->payload, s[k], n[k]);
+		pt_capw_add(w, &d->h, d->h.size);
+		free(d);
+	}
+	if (pt_capw_close(w))
+		return -1;
+	return pt_capture_load_many(cap, paths, 1, true) ? -1 : 0;
+}
+
 #endif

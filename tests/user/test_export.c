@@ -277,6 +277,8 @@ static void check_keploy(const char *dir)
 	y = slurp(p, &n);
 	ASSERT_TRUE(y && strstr(y, "kind: Http") && strstr(y, "/items?id=7") &&
 		    strstr(y, "status_code: 200"), "keploy: the test");
+	ASSERT_TRUE(y && strstr(y, "url_params:") && strstr(y, "id: \"7\""),
+		    "keploy: the query as url_params");
 	free(y);
 	snprintf(p, sizeof(p), "%s/keploy/test-set-0/mocks.yaml", dir);
 	y = slurp(p, &n);
@@ -401,4 +403,110 @@ void test_tls_layers(void)
 	pt_capture_free(&cap);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ASSERT_OK(system(cmd), "cleanup");
+}
+
+/* ---- --redact, and the credentials an export still holds ---- */
+
+void test_redact(void)
+{
+	static const char q[] = "POST /login?token=abc&keep=1 HTTP/1.1\r\nHost: svc\r\n"
+				"Authorization: Bearer s3cret\r\nContent-Type: application/json\r\n"
+				"Content-Length: 52\r\n\r\n"
+				"{\"user\":{\"name\":\"a\",\"password\":\"p\"},\"Token\":[1,2]}";
+	static const char r[] = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=42\r\n"
+				"Content-Type: application/x-www-form-urlencoded\r\n"
+				"Content-Length: 20\r\n\r\nsession=xyz&ttl=3600";
+	char dir[] = "/tmp/podtap-redact.XXXXXX", path[PATH_MAX], names[128];
+	char *red[] = { "password", "token", "authorization", "session" };
+	const struct pt_exchange *x;
+	struct pt_capture cap;
+
+	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
+					r, sizeof(r) - 1, &cap), "a capture"))
+		return;
+	ASSERT_EQ(pt_credentials(&cap, names, sizeof(names)), 1, "one exchange with credentials");
+	ASSERT_STREQ(names, "Authorization, Set-Cookie", "which");
+	ASSERT_EQ(pt_redact(&cap, red, ARRAY_SIZE(red)), 5,
+		  "header, query, two JSON fields, one form field replaced");
+	x = &cap.xc[0].x[0];
+	ASSERT_STREQ(x->req.target, "/login?token=[REDACTED]&keep=1", "the query");
+	ASSERT_STREQ(pt_http_field(&x->req, "Authorization"), "[REDACTED]", "the header");
+	ASSERT_BYTES_EQ(x->req.body, x->req.body_len,
+			"{\"user\":{\"name\":\"a\",\"password\":\"[REDACTED]\"},\"Token\":\"[REDACTED]\"}",
+			66, "JSON fields at any depth, a whole array");
+	ASSERT_STREQ(pt_http_field(&x->req, "Content-Length"), "66", "its length");
+	ASSERT_BYTES_EQ(x->resp.body, x->resp.body_len, "session=[REDACTED]&ttl=3600", 27,
+			"a form field");
+	ASSERT_EQ(pt_credentials(&cap, names, sizeof(names)), 1, "Set-Cookie is still there");
+	ASSERT_STREQ(names, "Set-Cookie", "named");
+	ASSERT_EQ(pt_redact(&cap, red, ARRAY_SIZE(red)), 0, "a second pass changes nothing");
+	pt_capture_free(&cap);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A server that speaks first: no Generic mock Keploy could serve. */
+void test_keploy_server_first(void)
+{
+	char dir[] = "/tmp/podtap-greet.XXXXXX", path[PATH_MAX], out[PATH_MAX];
+	const char *paths[1] = { path };
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	struct pt_capw *w;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(pt_capw_open(&w, path, "test-host"), "open"))
+		return;
+	add_open(w, 1, PT_ROLE_CLIENT, 40000, 25);
+	add_data(w, 1, PT_DIR_RX, 0, "220 mail ready\r\n", 1100);
+	add_data(w, 1, PT_DIR_TX, 0, "QUIT\r\n", 1200);
+	add_data(w, 1, PT_DIR_RX, 16, "221 bye\r\n", 1300);
+	add_open(w, 2, PT_ROLE_CLIENT, 40001, 6379);
+	add_data(w, 2, PT_DIR_TX, 0, "PING\r\n", 2100);
+	add_data(w, 2, PT_DIR_RX, 0, "+PONG\r\n", 2200);
+	if (!ASSERT_OK(pt_capw_close(w), "written") ||
+	    !ASSERT_OK(pt_capture_load_many(&cap, paths, 1, true), "loaded"))
+		return;
+	snprintf(out, sizeof(out), "%s/out", dir);
+	mkdir(out, 0700);
+	ASSERT_OK(pt_exporter_keploy.to_dir(&cap, out, &cnt), "exported");
+	ASSERT_EQ(cnt.mocks, 1, "only the client-first connection is a mock");
+	ASSERT_EQ(cnt.server_first, 1, "the greeting's connection is counted");
+	pt_capture_free(&cap);
+	snprintf(out, sizeof(out), "rm -rf %s", dir);
+	ASSERT_OK(system(out), "cleanup");
+}
+
+/* HAR: cookies both ways, a form's params, bodySize as on the wire. */
+void test_har_fields(void)
+{
+	static const char q[] = "POST /f HTTP/1.1\r\nHost: svc\r\nCookie: a=1; b=2\r\n"
+				"Content-Type: application/x-www-form-urlencoded\r\n"
+				"Content-Length: 17\r\n\r\nx=1&y=hello+world";
+	static const char r[] = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=42; Path=/; HttpOnly\r\n"
+				"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+	char dir[] = "/tmp/podtap-har.XXXXXX", path[PATH_MAX], *buf = NULL;
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	size_t len = 0;
+
+	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
+					r, sizeof(r) - 1, &cap), "a capture"))
+		return;
+	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
+	ASSERT_TRUE(buf && strstr(buf, "\"cookies\":[{\"name\":\"a\",\"value\":\"1\"},{\"name\":\"b\",\"value\":\"2\"}]"),
+		    "request cookies");
+	ASSERT_TRUE(buf && strstr(buf, "\"cookies\":[{\"name\":\"sid\",\"value\":\"42\",\"path\":\"/\",\"httpOnly\":true}]"),
+		    "response cookies");
+	ASSERT_TRUE(buf && strstr(buf, "\"params\":[{\"name\":\"x\",\"value\":\"1\"},{\"name\":\"y\",\"value\":\"hello world\"}]"),
+		    "form params, decoded");
+	ASSERT_TRUE(buf && strstr(buf, "\"content\":{\"size\":5,\"mimeType\""),
+		    "content: 5 bytes, no coding");
+	ASSERT_TRUE(buf && strstr(buf, "\"bodySize\":15}"), "bodySize: the chunked bytes");
+	free(buf);
+	pt_capture_free(&cap);
+	unlink(path);
+	rmdir(dir);
 }

@@ -14,6 +14,7 @@
 #include "base/common.h"
 #include "export/export.h"
 #include "replay/diff.h"
+#include "replay/keploy_in.h"
 #include "replay/mirror.h"
 #include "replay/mock.h"
 #include "test_progs.h"
@@ -24,12 +25,14 @@ void test_noisy_values(void)
 	static const char *const noisy[] = {
 		"2026-12-01T18:22:47.349718Z", "Tue, 01 Dec 2026 18:22:47 GMT",
 		"844aeaba-4494-4395-94bb-8f9406e499f3", "req-844aeaba-4494-4395-94bb-8f9406e499f3",
-		"1796149367", "1796149367349", "1796149367.25", "at 18:22:47",
-		"2024-01-05",
+		"1796149367", "1796149367349", "1796149367.25", "18:22:47",
+		"2024-01-05", "2026-12-01 18:22:47+01:00", "Tuesday, 01-Dec-26 18:22:47 GMT",
+		"Tue Dec  1 18:22:47 2026",
 	};
 	static const char *const plain[] = {
 		"hello", "12345", "item-2", "1.5", "20", "9999999999999",
-		"844aeaba-4494-4395-94bb", "2024-13", "",
+		"844aeaba-4494-4395-94bb", "2024-13", "", "order 2024-01-01 shipped",
+		"build 10:20:30 ok",
 	};
 	size_t i;
 
@@ -47,6 +50,7 @@ void test_path_match(void)
 	ASSERT_FALSE(pt_path_match("$.a", "$.ab"), "a key is not a prefix of another");
 	ASSERT_FALSE(pt_path_match("$.items[*].id", "$.items.id"), "[*] needs an index");
 	ASSERT_FALSE(pt_path_match("$.a.b", "$.a"), "longer than the path");
+	ASSERT_TRUE(pt_path_match("$.*.ts", "$[\"a b\"].ts"), "* is a key written in brackets too");
 }
 
 /* The differences of two JSON bodies, as "where=want>got;..." */
@@ -106,10 +110,17 @@ void test_resp_diff(void)
 	ASSERT_OK(pt_noise_add(&nz, "header.X-Build"), "a header rule");
 	ASSERT_OK(pt_noise_add_regex(&nz, "build [0-9]+"), "a regex");
 	ASSERT_TRUE(pt_noise_add(&nz, "cookie.x") == -EINVAL, "a rule of no kind");
+	ASSERT_TRUE(pt_noise_add_regex(&nz, "x*") == -EINVAL, "a regex that matches nothing at all");
 	s = diff_str(&nz, "{\"items\":[{\"id\":1,\"stock\":3},{\"id\":2,\"stock\":0}],\"v\":\"build 41\"}",
 		     "{\"items\":[{\"id\":1,\"stock\":9},{\"id\":3,\"stock\":1}],\"v\":\"build 42\"}", &d);
 	ASSERT_STREQ(s, "body $.items[1].id=2>3;", "rules take what they name only");
 	ASSERT_EQ(d.noise_rule, 3, "counted as rules");
+	free(s);
+	pt_diffs_free(&d);
+
+	s = diff_str(&nz, "{\"id\":9007199254740993,\"x\":1.0}", "{\"id\":9007199254740992,\"x\":1}", &d);
+	ASSERT_STREQ(s, "body $.id=9007199254740993>9007199254740992;",
+		     "integers by their digits, fractions by value");
 	free(s);
 	pt_diffs_free(&d);
 
@@ -347,4 +358,45 @@ void test_mirror(void)
 	ASSERT_EQ(found, 1, "the client's bytes, in order, once");
 	ASSERT_LE(conns, 3, "no connection for the older one or the client");
 	close(lfd);
+}
+
+/* A Keploy test set, written by the exporter, read back as a capture. */
+void test_keploy_roundtrip(void)
+{
+	static const char q[] = "GET /bin?a=1&b=2 HTTP/1.1\r\nHost: svc:8080\r\n\r\n";
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+				"Date: Tue, 01 Dec 2026 18:22:47 GMT\r\n"
+				"Content-Length: 4\r\n\r\n\x00\xff\x80\x01";
+	char dir[] = "/tmp/podtap-kin.XXXXXX", path[PATH_MAX], set[PATH_MAX + 32];
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	struct pt_kset ks;
+
+	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
+					r, sizeof(r) - 1, &cap), "a capture"))
+		return;
+	ASSERT_OK(pt_exporter_keploy.to_dir(&cap, dir, &cnt), "exported");
+	pt_capture_free(&cap);
+	snprintf(set, sizeof(set), "%s/keploy/test-set-0", dir);
+	ASSERT_TRUE(pt_kset_is(set), "a Keploy test set");
+	if (!ASSERT_OK(pt_kset_load(&ks, set), "read back"))
+		return;
+	ASSERT_EQ(ks.tests, 1, "one test");
+	if (ASSERT_EQ(ks.cap.conns.n, 1, "one connection")) {
+		const struct pt_exchange *x = &ks.cap.xc[0].x[0];
+
+		ASSERT_TRUE(ks.cap.xc[0].inbound, "inbound");
+		ASSERT_STREQ(x->req.target, "/bin?a=1&b=2", "the target, from the URL");
+		ASSERT_STREQ(pt_http_field(&x->req, "Host"), "svc:8080", "Host");
+		ASSERT_EQ(x->resp.status, 200, "status");
+		ASSERT_BYTES_EQ(x->resp.body, x->resp.body_len, "\x00\xff\x80\x01", 4,
+				"the !!binary body, byte for byte");
+		ASSERT_EQ(ks.nnoise[0], 1, "one noise key");
+		if (ks.nnoise[0])
+			ASSERT_STREQ(ks.noise[0][0], "header.Date", "Date is noise");
+		ASSERT_EQ(ks.cap.conns.v[0]->open.t.lport, 8080, "the server port, from the URL");
+	}
+	pt_kset_free(&ks);
+	snprintf(set, sizeof(set), "rm -rf %s", dir);
+	ASSERT_OK(system(set), "cleanup");
 }

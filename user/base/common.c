@@ -564,3 +564,45 @@ int pt_hexval(int c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int pt_base64_decode(const char *s, void **out, size_t *outlen)
+{
+	size_t n = strlen(s), o = 0;
+	uint8_t *buf = pt_xcalloc(1, n * 3 / 4 + 3);
+	uint32_t acc = 0;
+	int bits = 0, v;
+
+	for (; *s; s++) {
+		if (*s == '=' || *s == '\n' || *s == '\r' || *s == ' ')
+			continue;
+		v = b64val((unsigned char)*s);
+		if (v < 0) {
+			free(buf);
+			return -EINVAL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	*out = buf;
+	*outlen = o;
+	return 0;
+}

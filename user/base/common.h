@@ -66,6 +66,9 @@ int pt_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
  * resolved); *len and *v6 when not NULL. */
 int pt_parse_addr(const char *addr, bool passive, struct sockaddr_storage *ss,
 		  socklen_t *len, bool *v6);
+/* Base64 (RFC 4648, whitespace and padding skipped) into a malloc'd
+ * buffer; -EINVAL for anything else. */
+int pt_base64_decode(const char *s, void **out, size_t *outlen);
 /* A hex digit's value, or -1. */
 int pt_hexval(int c);
 /* Parse a whole decimal number in [min, max]. */

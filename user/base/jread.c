@@ -18,6 +18,9 @@ int pt_jr_parse(struct pt_jr *j, const char *s, size_t len)
 	int cap = 64, n;
 
 	memset(j, 0, sizeof(*j));
+	/* jsmn stops at a NUL: what follows would go unread */
+	if (memchr(s, 0, len))
+		return -EINVAL;
 	for (;;) {
 		j->t = pt_xrealloc(j->t, cap, sizeof(*j->t));
 		jsmn_init(&p);

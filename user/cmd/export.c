@@ -73,6 +73,13 @@ static void usage(FILE *f)
 "                        Files are created mode 0600: they hold what went\n"
 "                        over the wire, credentials included.\n"
 "      --allow-partial   exit 0 even when connections were left out\n"
+"      --redact NAME     write \"[REDACTED]\" for the value of every header\n"
+"                        field, JSON body field (any depth), form field and\n"
+"                        query parameter named NAME (any case; repeat for\n"
+"                        more), e.g. --redact Authorization --redact password.\n"
+"                        Not for pcapng, which holds the bytes as they were.\n"
+"                        The closing line says which credentials (Authorization,\n"
+"                        Cookie, API key fields) are still in what was written\n"
 "      --max-stream SIZE assemble each direction of a connection in memory\n"
 "                        up to SIZE (default and most: 16Gi); a longer one is\n"
 "                        left out, and said\n"
@@ -164,6 +171,10 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 	if (c->ambiguous)
 		ADD("%s%zu exchange%s of ambiguous framing", k++ ? ", " : "; left out: ",
 		    c->ambiguous, c->ambiguous == 1 ? "" : "s");
+	if (c->server_first)
+		ADD("%s%zu connection%s whose server speaks first (Keploy's Generic mocks answer only after the client writes)",
+		    k++ ? ", " : "; left out: ", c->server_first,
+		    c->server_first == 1 ? "" : "s");
 	if (lo->ciphertext)
 		ADD("; %zu connection%s of TLS ciphertext, written as it was on the wire (not decrypted)",
 		    lo->ciphertext, lo->ciphertext == 1 ? "" : "s");
@@ -202,6 +213,7 @@ int cmd_export(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "allow-partial", no_argument, NULL, 'P' },
+		{ "redact", required_argument, NULL, 'R' },
 		{ "max-stream", required_argument, NULL, 'M' },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -214,7 +226,8 @@ int cmd_export(int argc, char **argv)
 	struct pt_capture cap;
 	struct left_out lo;
 	bool allow_partial = false;
-	size_t i, nleft;
+	char *redact[64], cnames[256];
+	size_t i, nleft, nredact = 0, creds;
 	char names[128];
 	int opt, rc;
 
@@ -230,6 +243,14 @@ int cmd_export(int argc, char **argv)
 			break;
 		case 'P':
 			allow_partial = true;
+			break;
+		case 'R':
+			if (!*optarg || nredact == ARRAY_SIZE(redact)) {
+				pt_err("--redact: %s", *optarg ? "at most 64 names" :
+				       "an empty name");
+				return 1;
+			}
+			redact[nredact++] = optarg;
 			break;
 		case 'M':
 			if (pt_opt_max_stream(optarg))
@@ -261,6 +282,11 @@ int cmd_export(int argc, char **argv)
 		pt_err("export: give a capture file, or the segments of one session in order (see --help)");
 		return 1;
 	}
+	if (nredact && fmt->binary) {
+		pt_err("--redact: %s holds the bytes as they went over the wire; redact a text format (keploy, har, jsonl)",
+		       fmt->name);
+		return 1;
+	}
 	if (fmt->to_dir && out && !strcmp(out, "-")) {
 		pt_err("--out -: %s writes a directory, not a stream; give one",
 		       fmt->name);
@@ -275,6 +301,9 @@ int cmd_export(int argc, char **argv)
 	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
 				 argc - optind, true))
 		return 1;
+	if (nredact)
+		pt_dbg("--redact: %zu values replaced",
+		       pt_redact(&cap, redact, nredact));
 	if (fmt->to_dir) {
 		out = out ? out : ".";
 		rc = fmt->to_dir(&cap, out, &cnt) ? 1 : 0;
@@ -296,6 +325,10 @@ int cmd_export(int argc, char **argv)
 				 strcmp(out, "-") ? out : "standard output");
 		nleft = left_out_count(&cap, fmt, &lo);
 		summary(fmt, where, &cnt, &lo, nleft);
+		creds = pt_credentials(&cap, cnames, sizeof(cnames));
+		if (creds)
+			pt_info("credentials in what was written: %zu exchange%s carry %s (--redact NAME blanks them)",
+				creds, creds == 1 ? "" : "s", cnames);
 		if (nleft && !allow_partial) {
 			pt_err("export: %zu connection%s left out (see above); --allow-partial accepts that",
 			       nleft, nleft == 1 ? "" : "s");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
 #include "capfile/capfile.h"
@@ -35,9 +36,9 @@ static void usage(FILE *f)
 "  -h, --help          this text\n"
 "\n"
 "Ends with one line of counts. Exit status: 0 when every mirrored\n"
-"connection was delivered, 1 when one was cut by an error or a local\n"
-"process that stopped reading, or the capture is damaged; 2 for bad\n"
-"options or an unreadable file.\n");
+"connection was delivered, 1 when one was cut (a capture gap, a local\n"
+"process that stopped reading or closed first, an error) or the capture\n"
+"is damaged; 2 for bad options or a file that is not a capture.\n");
 }
 
 static int feed(void *ctx, const struct pt_rec_hdr *h)
@@ -112,6 +113,17 @@ int cmd_mirror(int argc, char **argv)
 		pt_err("mirror: give --to HOST:PORT, the local process to send to");
 		goto out;
 	}
+	for (i = 0; i < nfiles; i++)
+		for (size_t k = 0; k < i; k++) {
+			struct stat a, b;
+
+			if (!stat(files[i], &a) && !stat(files[k], &b) &&
+			    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+				pt_err("mirror: %s: the same file as %s, given twice",
+				       files[i], files[k]);
+				goto out;
+			}
+		}
 	signal(SIGPIPE, SIG_IGN);
 	if (pt_mirror_start(&m, &mo))
 		goto out;
@@ -129,6 +141,12 @@ int cmd_mirror(int argc, char **argv)
 		err = pt_capr_read(f, feed, m, &info);
 		if (f != stdin)
 			fclose(f);
+		if (err == -EBADMSG && !info.records) {
+			pt_err("mirror: %s: not a capture file (%s)", files[i],
+			       info.error);
+			rc = 2;
+			break;
+		}
 		if (err == -EBADMSG) {
 			pt_err("mirror: %s: %s; mirrored up to there", files[i],
 			       info.error);
@@ -144,7 +162,8 @@ int cmd_mirror(int argc, char **argv)
 	line = pt_mirror_summary(mo.to, &st);
 	pt_info("%s", line);
 	free(line);
-	if (!rc && (damaged || st.cut_slow || st.cut_error))
+	if (!rc && (damaged || st.cut_gap || st.cut_slow || st.cut_error ||
+		    st.cut_closed))
 		rc = 1;
 out:
 	free(files);

@@ -18,6 +18,7 @@
 #include "base/common.h"
 #include "base/jsonw.h"
 #include "export/export.h"
+#include "replay/keploy_in.h"
 #include "replay/mock.h"
 
 /* Requests listed at the end: misses, and those given a closest answer. */
@@ -40,11 +41,12 @@ struct upload {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: podtap mock --listen ADDR [OPTIONS] FILE...\n"
+"Usage: podtap mock --listen ADDR [OPTIONS] FILE...|KEPLOY-TEST-SET\n"
 "\n"
 "Answer HTTP requests with the responses a capture recorded for the\n"
-"target's outbound calls (what its dependencies answered), so that the\n"
-"service runs against them instead: point its dependency URLs at ADDR.\n"
+"target's outbound calls (what its dependencies answered), or with a\n"
+"Keploy test set's Http mocks, so that the service runs against them\n"
+"instead: point its dependency URLs at ADDR.\n"
 "\n"
 "A request is matched on method, path, query (keys and values, any order)\n"
 "and body (JSON as JSON), exact first; a recorded Host equal to the\n"
@@ -181,6 +183,22 @@ static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 	return ret;
 }
 
+static enum MHD_Result too_large(struct MHD_Connection *conn)
+{
+	static const char b[] = "{\"error\":\"podtap mock: request body over 64 MiB, not matched\"}\n";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(sizeof(b) - 1, (void *)b,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, MHD_HTTP_CONTENT_TOO_LARGE, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *data,
@@ -236,7 +254,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			r.body_len = declen;
 		}
 	}
-	mk = up->too_big ? NULL : pt_mocks_match(&s->m, &r, &how, &near);
+	if (up->too_big) {
+		/* a miss like any other, said for what it is */
+		pthread_mutex_lock(&s->m.mu);
+		s->m.missed++;
+		pthread_mutex_unlock(&s->m.mu);
+		listed(s, "unmatched (body over 64 MiB)", method, url, q.s ? q.s : "");
+		ret = too_large(conn);
+		pt_query_free((struct pt_qparam *)r.q, r.nq);
+		free(q.s);
+		return ret;
+	}
+	mk = pt_mocks_match(&s->m, &r, &how, &near);
 	pt_dbg("mock: %s %s%s%s: %s", method, url, q.s ? "?" : "",
 	       q.s ? q.s : "", !mk ? "no match" : how == PT_M_EXACT ? "exact" :
 	       how == PT_M_REUSED ? "reused" : "closest");
@@ -350,7 +379,7 @@ int cmd_mock(int argc, char **argv)
 	struct mock_srv s = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	struct MHD_Daemon *d = NULL;
 	struct sockaddr_storage ss;
-	struct pt_capture cap;
+	struct pt_kset in;
 	bool strict = false, v6 = false, loaded = false;
 	uint64_t duration = 0;
 	unsigned int flags;
@@ -412,12 +441,12 @@ int cmd_mock(int argc, char **argv)
 	if (certf && (!(cert = slurp("--tls-cert", certf)) ||
 		      !(key = slurp("--tls-key", keyf))))
 		goto out;
-	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
-				 argc - optind, true))
+	if (pt_input_load(&in, (const char *const *)argv + optind,
+			  argc - optind))
 		goto out;
 	loaded = true;
-	pt_capture_warn(&cap);
-	pt_mocks_load(&s.m, &cap);
+	pt_capture_warn(&in.cap);
+	pt_mocks_load(&s.m, &in.cap);
 	if (!s.m.n) {
 		pt_err("mock: the capture has no complete outbound HTTP/1 exchange to serve%s",
 		       s.m.skipped ? " (its outbound exchanges are incomplete)" : "");
@@ -430,11 +459,14 @@ int cmd_mock(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	/* epoll where there is one (no FD_SETSIZE limit), and idle clients
+	 * let go after 30 s so that they cannot hold every slot */
+	flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_DUAL_STACK : 0) | (cert ? MHD_USE_TLS : 0);
 	d = cert ? MHD_start_daemon(flags, 0, NULL, NULL, handle, &s,
 				    MHD_OPTION_SOCK_ADDR, &ss,
 				    MHD_OPTION_THREAD_POOL_SIZE, 4,
+				    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				    MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
 				    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 				    MHD_OPTION_HTTPS_MEM_CERT, cert,
@@ -444,14 +476,19 @@ int cmd_mock(int argc, char **argv)
 		 MHD_start_daemon(flags, 0, NULL, NULL, handle, &s,
 				  MHD_OPTION_SOCK_ADDR, &ss,
 				  MHD_OPTION_THREAD_POOL_SIZE, 4,
+				  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				  MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
 				  MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				  MHD_OPTION_END);
 	if (!d) {
-		pt_err("mock: cannot serve on %s%s: %s", listen,
-		       cert ? " (HTTPS: check that the key is the certificate's)" : "",
-		       strerror(errno ? errno : EADDRINUSE));
+		/* libmicrohttpd says nothing of why; errno may be stale */
+		if (cert)
+			pt_err("mock: cannot serve HTTPS on %s: the address is in use, or the key is not the certificate's",
+			       listen);
+		else
+			pt_err("mock: cannot serve on %s: %s", listen,
+			       strerror(errno ? errno : EADDRINUSE));
 		goto out;
 	}
 	pt_info("mock: serving %zu recorded answers (%zu distinct requests) on %s%s%s",
@@ -464,7 +501,7 @@ int cmd_mock(int argc, char **argv)
 out:
 	if (loaded) {
 		pt_mocks_free(&s.m);
-		pt_capture_free(&cap);
+		pt_kset_free(&in);
 	}
 	for (i = 0; i < s.nlisted; i++)
 		free(s.listed[i]);

@@ -760,8 +760,9 @@ stop:
 	pt_runtime_drain(&rt, &c);
 	if (st.tty)
 		fputc('\n', stderr);
-	stop_mirror(&st, a->quiet);
+	/* /metrics first: it reads the mirror's counters */
 	pt_runtime_close(&rt);
+	stop_mirror(&st, a->quiet);
 	if (st.write_err)
 		goto write_failed;
 	err = pt_capw_close(st.w);
@@ -803,12 +804,12 @@ fail_file:
 	 */
 	pt_out_abort(&of);
 out:
+	pt_runtime_close(&rt);
 	stop_mirror(&st, true);
 	if (ready_made)
 		unlink(a->ready_file);
 	if (started)
 		pt_tgnames_remove();
-	pt_runtime_close(&rt);
 	return rc;
 }
 

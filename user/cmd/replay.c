@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
 #include "base/outfile.h"
@@ -24,10 +26,11 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-"Usage: podtap replay --to URL [OPTIONS] FILE...\n"
+"Usage: podtap replay --to URL [OPTIONS] FILE...|KEPLOY-TEST-SET\n"
 "\n"
 "Send the inbound HTTP/1 requests of a capture (what clients asked the\n"
-"recorded target) to a running service, and compare every response with\n"
+"recorded target), or the tests of a Keploy test set directory (its\n"
+"noise included), to a running service, and compare every response with\n"
 "the recorded one: status, header fields, and the body (JSON field by\n"
 "field, other text byte by byte, binary by hash; gzip, deflate and\n"
 "chunking undone on both sides). Each captured connection is replayed on\n"
@@ -65,13 +68,15 @@ static void usage(FILE *f)
 "      --allow-writes      send POST, PUT, DELETE, PATCH... too\n"
 "      --rewrite-host      send the host of --to as Host\n"
 "  -H, --set-header 'NAME: VALUE'  add or replace a field in every request\n"
-"                          (a fresh token: -H 'Authorization: Bearer ...')\n"
+"                          (a fresh token: -H 'Authorization: Bearer ...');\n"
+"                          'NAME:' removes it; framing fields are refused\n"
 "      --timeout DURATION  for each request (default 30s)\n"
 "  -k, --insecure          do not verify an https:// service's certificate\n"
 "      --noise RULE        not compared: header.NAME, or body.PATH (a JSON\n"
 "                          path, body.items[*].id; * is any key); repeat\n"
-"      --noise-regex RE    matches (POSIX extended) masked out of bodies and\n"
-"                          header values before comparing\n"
+"      --noise-regex RE    matches (POSIX extended) masked out of header\n"
+"                          values, text bodies and JSON values before\n"
+"                          comparing\n"
 "      --no-auto-noise     compare time-, epoch- and UUID-like values too\n"
 "      --learn-noise       replay twice; what the two runs disagree on is\n"
 "                          noise\n"
@@ -85,8 +90,9 @@ static void usage(FILE *f)
 "One summary line goes to standard error. Exit status: 0 when every\n"
 "request sent got the recorded response; 1 when one differed, failed, or\n"
 "was skipped without a filter asking (writes left out by the GET/HEAD rule\n"
-"count as asked); 2 for bad options or an unreadable capture; 130 when\n"
-"interrupted.\n");
+"count as asked), nothing was left to send, or the capture is damaged; 2\n"
+"for bad options, an unreadable capture or report file (checked before\n"
+"anything is sent); 130 when interrupted. docs/replay.md has the details.\n");
 }
 
 static int opt_double(const char *opt, const char *arg, double *v)
@@ -101,21 +107,33 @@ static int opt_double(const char *opt, const char *arg, double *v)
 	return 0;
 }
 
-static int write_report(const struct pt_replay *rp, const char *fmt,
-			const char *out)
+/* Is the report's path one of the inputs? (-o pod.ptcap pod.ptcap) */
+static bool is_input(const char *out, char **in, int n)
 {
-	struct pt_out o;
+	struct stat so, si;
+	int i;
+
+	if (!out || !strcmp(out, "-") || stat(out, &so))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!stat(in[i], &si) && si.st_dev == so.st_dev &&
+		    si.st_ino == so.st_ino)
+			return true;
+	return false;
+}
+
+static int write_report(struct pt_out *o, const struct pt_replay *rp,
+			const char *fmt, const char *out)
+{
 	int err;
 
-	if (pt_out_open(&o, out ? out : "-", PT_OUT_ATOMIC, "--out"))
-		return -1;
 	if (!strcmp(fmt, "json"))
-		pt_replay_report_json(o.f, rp);
+		pt_replay_report_json(o->f, rp);
 	else if (!strcmp(fmt, "junit"))
-		pt_replay_report_junit(o.f, rp);
+		pt_replay_report_junit(o->f, rp);
 	else
-		pt_replay_report_text(o.f, rp);
-	err = pt_out_commit(&o);
+		pt_replay_report_text(o->f, rp);
+	err = pt_out_commit(o);
 	if (err) {
 		pt_err("writing the report to %s: %s", out ? out : "standard output",
 		       strerror(-err));
@@ -158,8 +176,9 @@ int cmd_replay(int argc, char **argv)
 		.concurrency = 8, .max_gap_ns = 1000000000ULL,
 		.timeout_ns = 30000000000ULL,
 	};
-	const char *report = "text", *out = NULL;
-	struct pt_capture cap;
+	const char *report = "text", *outp = NULL, *to = NULL;
+	struct pt_out of;
+	struct pt_kset in;
 	struct pt_replay rp;
 	char *line;
 	uint64_t u;
@@ -170,7 +189,7 @@ int cmd_replay(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":j:H:ko:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_TO:
-			o.to = optarg;
+			to = optarg;
 			break;
 		case O_SPEED:
 			if (opt_double("--speed", optarg, &o.speed))
@@ -207,19 +226,10 @@ int cmd_replay(int argc, char **argv)
 		case O_REHOST:
 			o.rewrite_host = true;
 			break;
-		case 'H': {
-			const char *colon = strchr(optarg, ':');
-
-			if (!colon || colon == optarg || strpbrk(optarg, "\r\n")) {
-				pt_err("--set-header %s: want 'NAME: VALUE'", optarg);
+		case 'H':
+			if (pt_set_header_add(&o, optarg))
 				goto out;
-			}
-			o.set_headers = pt_xrealloc(o.set_headers,
-						    o.nset_headers + 1,
-						    sizeof(*o.set_headers));
-			o.set_headers[o.nset_headers++] = pt_xstrdup(optarg);
 			break;
-		}
 		case 'k':
 			o.insecure = true;
 			break;
@@ -246,7 +256,7 @@ int cmd_replay(int argc, char **argv)
 			report = optarg;
 			break;
 		case 'o':
-			out = optarg;
+			outp = optarg;
 			break;
 		case O_DRY:
 			o.dry_run = true;
@@ -265,16 +275,12 @@ int cmd_replay(int argc, char **argv)
 			break;
 		}
 	}
-	if (!o.to && !o.dry_run) {
+	if (!to && !o.dry_run) {
 		pt_err("replay: give --to URL, the service to send the requests to (or --dry-run)");
 		goto out;
 	}
-	if (!o.to)
-		o.to = "http://localhost";
-	if (strncasecmp(o.to, "http://", 7) && strncasecmp(o.to, "https://", 8)) {
-		pt_err("--to %s: want an http:// or https:// URL", o.to);
+	if (pt_replay_to(&o, to ? to : "http://localhost"))
 		goto out;
-	}
 	if (o.speed > 0 && o.rate > 0) {
 		pt_err("replay: --speed and --rate pace differently; give one");
 		goto out;
@@ -283,11 +289,22 @@ int cmd_replay(int argc, char **argv)
 		pt_err("replay: give a capture file (see --help)");
 		goto out;
 	}
-	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
-				 argc - optind, true))
+	if (is_input(outp, argv + optind, argc - optind)) {
+		pt_err("--out %s: that is the capture being replayed; give another file",
+		       outp);
 		goto out;
-	pt_capture_warn(&cap);
-	pt_replay_plan(&rp, &cap, &o);
+	}
+	if (pt_input_load(&in, (const char *const *)argv + optind,
+			  argc - optind))
+		goto out;
+	/* the report's file is checked before anything is sent */
+	if (pt_out_open(&of, outp ? outp : "-", PT_OUT_ATOMIC, "--out")) {
+		pt_kset_free(&in);
+		goto out;
+	}
+	pt_capture_warn(&in.cap);
+	o.kset = in.noise ? &in : NULL;
+	pt_replay_plan(&rp, &in.cap, &o);
 	if (!o.dry_run) {
 		signal(SIGPIPE, SIG_IGN);
 		signal(SIGINT, on_signal);
@@ -296,18 +313,23 @@ int cmd_replay(int argc, char **argv)
 		pt_replay_run(&rp, &stop);
 		curl_global_cleanup();
 	}
-	rc = write_report(&rp, report, out) ? 2 : 0;
+	rp.damaged = in.cap.read_err ? in.cap.info.error : NULL;
+	rc = write_report(&of, &rp, report, outp) ? 2 : 0;
 	line = pt_replay_summary(&rp);
 	pt_info("%s", line);
 	free(line);
-	if (!rc && (rp.fail || rp.errors || rp.skipped || cap.read_err))
+	if (!rc && (rp.fail || rp.errors || rp.skipped || in.cap.read_err))
 		rc = 1;
-	if (o.dry_run && rc == 1 && !cap.read_err)
-		rc = rp.skipped ? 1 : 0;
+	if (!rc && !rp.planned) {
+		pt_err("replay: nothing to send: %s", rp.n ?
+		       "every request was left out (see --filter, --allow-writes)" :
+		       "the capture holds no inbound HTTP request");
+		rc = 1;
+	}
 	if (rp.interrupted)
 		rc = 130;
 	pt_replay_free(&rp);
-	pt_capture_free(&cap);
+	pt_kset_free(&in);
 out:
 	pt_replay_opts_free(&o);
 	return rc;

@@ -451,18 +451,25 @@ struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n)
 	return v;
 }
 
-static regex_t noisy_re;
+static regex_t time_re, uuid_re;
 static bool noisy_ok;
 
 static void noisy_init(void)
 {
-	/* a UUID; an ISO 8601 / RFC 3339 date; an HTTP or RFC 850 date; a
-	 * time of day */
-	noisy_ok = !regcomp(&noisy_re,
-		"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
-		"[0-9]{4}-[01][0-9]-[0-3][0-9]([T ][0-2][0-9]:[0-5][0-9])?|"
-		"[A-Z][a-z]{2},? [0-3]?[0-9][ -][A-Z][a-z]{2}[ -][0-9]{2,4} [0-2][0-9]:[0-5][0-9]|"
-		"(^|[^0-9])[0-2][0-9]:[0-5][0-9]:[0-5][0-9]",
+	/* an ISO 8601 / RFC 3339 date; an HTTP or RFC 850 date; a time of
+	 * day; and a UUID */
+	/* the whole value: a text that only mentions a date is not one */
+	noisy_ok = !regcomp(&time_re,
+		"^[0-9]{4}-[01][0-9]-[0-3][0-9]"
+		"([T ][0-2][0-9]:[0-5][0-9](:[0-6][0-9]([.,][0-9]+)?)?"
+		"(Z|z| ?[+-][0-2][0-9]:?[0-5][0-9]| ?UTC| ?GMT)?)?$|"
+		"^([A-Z][a-z]{2,8}, ?)?[0-3]?[0-9][ -][A-Z][a-z]{2}[ -][0-9]{2,4} "
+		"[0-2][0-9]:[0-5][0-9](:[0-6][0-9])? ?(GMT|UTC|[+-][0-9]{4}|[A-Z]{3})?$|"
+		"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] [0-9]{4}$|"
+		"^[0-2][0-9]:[0-5][0-9]:[0-6][0-9]([.,][0-9]+)?$",
+		REG_EXTENDED | REG_NOSUB) &&
+		   !regcomp(&uuid_re,
+		"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
 		REG_EXTENDED | REG_NOSUB);
 }
 
@@ -482,11 +489,11 @@ static bool recent_epoch(const char *s)
 	return v > now - 20 * 365.25 * 86400 && v < now + 5 * 365.25 * 86400;
 }
 
-bool pt_noisy_value(const char *s, size_t n)
+/* Is s[0..n) a time (uuid: or holds a UUID)? */
+static bool varies(const char *s, size_t n, bool uuid)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	char buf[512];
-	bool r;
 
 	if (!n || n >= sizeof(buf))
 		return false;
@@ -497,6 +504,62 @@ bool pt_noisy_value(const char *s, size_t n)
 	if (recent_epoch(buf))
 		return true;
 	pthread_once(&once, noisy_init);
-	r = noisy_ok && !regexec(&noisy_re, buf, 0, NULL, 0);
-	return r;
+	return noisy_ok && (!regexec(&time_re, buf, 0, NULL, 0) ||
+			    (uuid && !regexec(&uuid_re, buf, 0, NULL, 0)));
+}
+
+bool pt_time_value(const char *s, size_t n)
+{
+	return varies(s, n, false);
+}
+
+bool pt_noisy_value(const char *s, size_t n)
+{
+	return varies(s, n, true);
+}
+
+/* Percent-decoding, '+' as a space (form encoding); bad escapes stay. */
+static char *unescape(const char *s, size_t n)
+{
+	char *out = pt_xcalloc(1, n + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && pt_hexval(s[i + 1]) >= 0 &&
+		    pt_hexval(s[i + 2]) >= 0) {
+			*o++ = (char)(pt_hexval(s[i + 1]) << 4 | pt_hexval(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i] == '+' ? ' ' : s[i];
+		}
+	}
+	return out;
+}
+
+void pt_query_parse(const char *q, struct pt_qparam **v, size_t *n)
+{
+	while (q && *q) {
+		size_t len = strcspn(q, "&");
+		const char *eq = memchr(q, '=', len);
+
+		if (len) {
+			*v = pt_xrealloc(*v, *n + 1, sizeof(**v));
+			(*v)[*n].key = unescape(q, eq ? (size_t)(eq - q) : len);
+			(*v)[*n].val = eq ? unescape(eq + 1, len - (eq + 1 - q)) :
+					    pt_xstrdup("");
+			(*n)++;
+		}
+		q += len + (q[len] != 0);
+	}
+}
+
+void pt_query_free(struct pt_qparam *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].val);
+	}
+	free(v);
 }

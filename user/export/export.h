@@ -63,10 +63,21 @@ struct pt_body {
 void pt_body_get(const struct pt_http_msg *m, struct pt_body *b);
 void pt_body_free(struct pt_body *b);
 
+/* A query parameter, percent-decoded ('+' as a space). */
+struct pt_qparam {
+	char *key, *val;
+};
+/* Split "a=1&b=%20x" into params (appended to *v); q may be NULL. */
+void pt_query_parse(const char *q, struct pt_qparam **v, size_t *n);
+void pt_query_free(struct pt_qparam *v, size_t n);
+
 /* Does a value read as a time (RFC 3339, an HTTP date, a time of day, a
  * recent epoch in s, ms, us or ns) or hold a UUID? Such values differ
  * between two runs of the same build: Keploy's noise, replay's. */
 bool pt_noisy_value(const char *s, size_t n);
+/* The same without UUIDs (Keploy's noise: a UUID may be an id that a
+ * test should check). */
+bool pt_time_value(const char *s, size_t n);
 
 /* One exchange as a JSON object (no newline); with_conn adds attribution. */
 void pt_x_json(FILE *f, const struct pt_capture *cap,
@@ -86,8 +97,24 @@ struct pt_export_counts {
 	size_t tests, mocks;	/* keploy */
 	size_t partial;		/* exchanges left out: incomplete */
 	size_t ambiguous;	/* exchanges left out: framing ambiguous */
+	size_t server_first;	/* keploy: connections whose server spoke
+				 * first (Generic mocks cannot serve them) */
+	size_t credentials;	/* exchanges written with credentials in
+				 * them (Authorization, Cookie, tokens) */
 	int set;		/* keploy: N of test-set-N */
 };
+
+/*
+ * --redact: header fields, JSON body fields (any depth), form fields and
+ * query parameters with one of these names (case-insensitive) get the
+ * value "[REDACTED]" in every HTTP message of cap; a body that changes is
+ * left uncoded (no Content-Encoding) with its Content-Length. Returns the
+ * values replaced.
+ */
+size_t pt_redact(struct pt_capture *cap, char *const *names, size_t n);
+/* Exchanges that still carry credentials (Authorization, Cookie, API key
+ * fields), and their field names, comma-separated, into names. */
+size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len);
 
 /* Which connections a format can represent (the rest are counted). */
 enum pt_holds {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "base/common.h"
 #include "base/jsonw.h"
 #include "export/export.h"
@@ -56,6 +57,113 @@ static void har_query(FILE *f, const char *target)
 	fputc(']', f);
 }
 
+/* Cookie: a=1; b=2 as HAR cookies. */
+static int har_req_cookies(FILE *f, const char *v, int n)
+{
+	while (v && *v) {
+		size_t len = strcspn(v, ";");
+		const char *eq;
+
+		while (len && *v == ' ') {
+			v++;
+			len--;
+		}
+		eq = memchr(v, '=', len);
+		if (len && eq) {
+			if (n++)
+				fputc(',', f);
+			har_nv(f, v, eq - v, eq + 1, len - (eq + 1 - v));
+		}
+		v += len;
+		v += *v == ';';
+	}
+	return n;
+}
+
+/* Set-Cookie: sid=42; Path=/; HttpOnly as one HAR cookie. */
+static void har_set_cookie(FILE *f, const char *v)
+{
+	size_t len = strcspn(v, ";");
+	const char *eq = memchr(v, '=', len), *a;
+
+	fputs("{\"name\":", f);
+	pt_json_strn(f, v, eq ? (size_t)(eq - v) : len);
+	fputs(",\"value\":", f);
+	pt_json_strn(f, eq ? eq + 1 : "", eq ? len - (eq + 1 - v) : 0);
+	for (a = v + len; *a == ';';) {
+		size_t al;
+
+		a++;
+		a += strspn(a, " ");
+		al = strcspn(a, ";");
+		eq = memchr(a, '=', al);
+		if (!eq && al == 8 && !strncasecmp(a, "HttpOnly", 8)) {
+			fputs(",\"httpOnly\":true", f);
+		} else if (!eq && al == 6 && !strncasecmp(a, "Secure", 6)) {
+			fputs(",\"secure\":true", f);
+		} else if (eq && (eq - a == 4 || eq - a == 6 || eq - a == 7)) {
+			static const char *const keys[] = { "Path", "Domain", "Expires" };
+			size_t k;
+
+			for (k = 0; k < 3; k++)
+				if (strlen(keys[k]) == (size_t)(eq - a) &&
+				    !strncasecmp(a, keys[k], eq - a)) {
+					fprintf(f, ",\"%c%s\":", keys[k][0] + 32,
+						keys[k] + 1);
+					pt_json_strn(f, eq + 1, al - (eq + 1 - a));
+				}
+		}
+		a += al;
+	}
+	fputc('}', f);
+}
+
+static void har_cookies(FILE *f, const struct pt_http_msg *m)
+{
+	size_t i;
+	int n = 0;
+
+	fputs("\"cookies\":[", f);
+	for (i = 0; i < m->nfields; i++) {
+		if (m->request && !strcasecmp(m->fields[i].name, "Cookie")) {
+			n = har_req_cookies(f, m->fields[i].value, n);
+		} else if (!m->request &&
+			   !strcasecmp(m->fields[i].name, "Set-Cookie")) {
+			if (n++)
+				fputc(',', f);
+			har_set_cookie(f, m->fields[i].value);
+		}
+	}
+	fputs("],", f);
+}
+
+/* A form body's fields, decoded. */
+static void har_params(FILE *f, const struct pt_body *b)
+{
+	struct pt_qparam *v = NULL;
+	size_t n = 0, i;
+	char *s = pt_xcalloc(1, b->n + 1);
+
+	memcpy(s, b->p, b->n);
+	pt_query_parse(s, &v, &n);
+	fputs(",\"params\":[", f);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputc(',', f);
+		har_nv(f, v[i].key, strlen(v[i].key), v[i].val, strlen(v[i].val));
+	}
+	fputc(']', f);
+	pt_query_free(v, n);
+	free(s);
+}
+
+/* The body's bytes as they went over the wire: chunk framing and any
+ * coding included (HAR's bodySize). */
+static size_t wire_body(const struct pt_http_msg *m)
+{
+	return m->len > m->head_len ? m->len - m->head_len : 0;
+}
+
 static const char *mime_of(const struct pt_http_msg *m)
 {
 	const char *ct = pt_http_field(m, "Content-Type");
@@ -100,38 +208,48 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 	pt_json_str(f, q->method);
 	fputs(",\"url\":", f);
 	pt_json_str(f, url);
-	fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",\"cookies\":[],",
-		q->major, q->minor);
+	fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",", q->major, q->minor);
+	har_cookies(f, q);
 	har_headers(f, q);
 	har_query(f, q->target);
 	if (q->body_len) {
 		pt_body_get(q, &b);
 		fputs(",\"postData\":{\"mimeType\":", f);
 		pt_json_str(f, mime_of(q));
+		if (!strncasecmp(mime_of(q), "application/x-www-form-urlencoded", 33))
+			har_params(f, &b);
 		har_text(f, &b, "_encoding");
+		if (!pt_utf8_valid(b.p, b.n))
+			fprintf(f, ",\"comment\":\"%zu bytes that are not text, as base64 (HAR 1.2 has no field for a binary request body)\"",
+				b.n);
 		fputc('}', f);
 		pt_body_free(&b);
 	}
 	fprintf(f, ",\"headersSize\":%zu,\"bodySize\":%zu},", q->head_len,
-		q->body_len);
+		wire_body(q));
 
 	if (x->has_resp) {
 		fprintf(f, "\"response\":{\"status\":%d,\"statusText\":",
 			r->status);
 		pt_json_str(f, r->reason ? r->reason : "");
-		fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",\"cookies\":[],",
-			r->major, r->minor);
+		fprintf(f, ",\"httpVersion\":\"HTTP/%u.%u\",", r->major,
+			r->minor);
+		har_cookies(f, r);
 		har_headers(f, r);
 		pt_body_get(r, &b);
-		fprintf(f, ",\"content\":{\"size\":%zu,\"compression\":%lld,\"mimeType\":",
-			b.n, (long long)b.n - (long long)r->body_len);
+		/* compression: what the coding saved, when there is one */
+		fprintf(f, ",\"content\":{\"size\":%zu,", b.n);
+		if (b.decoded)
+			fprintf(f, "\"compression\":%lld,",
+				(long long)b.n - (long long)wire_body(r));
+		fputs("\"mimeType\":", f);
 		pt_json_str(f, mime_of(r));
 		har_text(f, &b, "encoding");
 		fputs("},\"redirectURL\":", f);
 		pt_json_str(f, pt_http_field(r, "Location") ?
 			    pt_http_field(r, "Location") : "");
 		fprintf(f, ",\"headersSize\":%zu,\"bodySize\":%zu},",
-			r->head_len, r->body_len);
+			r->head_len, wire_body(r));
 		pt_body_free(&b);
 	} else {
 		fputs("\"response\":{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1,\"_error\":\"no response captured\"},",

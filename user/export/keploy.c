@@ -9,11 +9,22 @@
  *
  * Bodies are written decoded (Content-Encoding undone, Content-Length set
  * to match, Transfer-Encoding left out as Go's header maps do) as Keploy
- * records them; bodies that are not UTF-8 go into body_base64 next to an
- * empty body, as Keploy v3 does.
+ * records them; a response framed by chunks or by the close gets the
+ * Content-Length Keploy's recorder gives it, since Keploy serves a mock
+ * with the length its header names. Bodies that are not UTF-8 are a YAML
+ * !!binary body, which is what yaml.v3 writes for such a Go string and
+ * reads back into the same bytes. Requests with a query carry url_params
+ * (Keploy's matcher wants the same keys as the live request's).
+ *
+ * Generic mocks: one message per turn (the bytes one side sent before the
+ * other answered), which is one read of Keploy's proxy when the client
+ * writes each request at once. A connection whose server speaks first (a
+ * greeting) cannot be served by Keploy's Generic mocks, which answer only
+ * after the client writes: it is left out, and counted.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +36,7 @@
 #include "export/export.h"
 #include "base/outfile.h"
 #include "base/jsonw.h"
+#include "base/jread.h"
 
 /* snprintf into a char array, -ENAMETOOLONG if it does not fit */
 #define PATHF(buf, ...)							\
@@ -235,6 +247,8 @@ static void canonical(char *dst, const char *src, size_t n)
 static void headers(struct ye *y, const struct pt_http_msg *m,
 		    const struct pt_body *b)
 {
+	bool length = false;
+
 	char (*names)[128] = pt_xcalloc(m->nfields + 1, sizeof(*names));
 	size_t i, j, n = 0;
 
@@ -264,6 +278,7 @@ static void headers(struct ye *y, const struct pt_http_msg *m,
 				snprintf(len, sizeof(len), "%zu", b->n);
 				s = len;
 			}
+			length |= !strcmp(names[i], "Content-Length");
 			v = pt_xrealloc(v, vl + strlen(s) + 2, 1);
 			vl += sprintf(v + vl, "%s%s", vl ? "," : "", s);
 		}
@@ -271,34 +286,98 @@ static void headers(struct ye *y, const struct pt_http_msg *m,
 		free(v);
 		n++;
 	}
+	/* a response framed by chunks or by the close: Keploy serves the
+	 * length a mock's header names, as its recorder writes it */
+	if (!m->request && !length && (m->framing == PT_FRAME_CHUNKED ||
+				       m->framing == PT_FRAME_CLOSE)) {
+		char len[24];
+
+		snprintf(len, sizeof(len), "%zu", b->n);
+		kv(y, "Content-Length", len);
+	}
 	map_end(y);
 	free(names);
 }
 
+/* Keploy's url_params: each query key once, its values joined with ", "
+ * as Go's url.Values are by Keploy's recorder. Left out when empty. */
+static void url_params(struct ye *y, const char *target)
+{
+	const char *q = strchr(target, '?');
+	struct pt_qparam *v = NULL;
+	size_t n = 0, i, k;
+	char *frag = NULL;
+
+	if (!q)
+		return;
+	frag = pt_xstrdup(q + 1);
+	frag[strcspn(frag, "#")] = 0;
+	pt_query_parse(frag, &v, &n);
+	free(frag);
+	if (!n)
+		return;
+	plain(y, "url_params");
+	map_start(y, false);
+	for (i = 0; i < n; i++) {
+		char *all = NULL;
+		size_t len = 0;
+
+		for (k = 0; k < i && strcmp(v[k].key, v[i].key); k++)
+			;
+		if (k < i)
+			continue;
+		for (k = i; k < n; k++) {
+			if (strcmp(v[k].key, v[i].key))
+				continue;
+			all = pt_xrealloc(all, len + strlen(v[k].val) + 3, 1);
+			len += sprintf(all + len, "%s%s", len ? ", " : "", v[k].val);
+		}
+		kv(y, v[i].key, all ? all : "");
+		free(all);
+	}
+	map_end(y);
+	pt_query_free(v, n);
+}
+
+/* base64 of p, through a memory stream: the JSON writer's quotes
+ * stripped (malloc'd) */
+static char *base64(const uint8_t *p, size_t n, size_t *len)
+{
+	char *s = NULL;
+	size_t sl = 0;
+	FILE *m = open_memstream(&s, &sl);
+
+	if (!m)
+		pt_oom();
+	pt_json_base64(m, p, n);
+	fclose(m);
+	memmove(s, s + 1, sl - 2);
+	s[sl - 2] = 0;
+	*len = sl - 2;
+	return s;
+}
+
 static void body(struct ye *y, const struct pt_body *b)
 {
+	yaml_event_t ev;
+	size_t len;
+	char *s;
+
+	plain(y, "body");
 	if (pt_utf8_valid(b->p, b->n)) {
-		plain(y, "body");
 		str(y, (const char *)b->p, b->n);
 		return;
 	}
-	/* base64 through a memory stream: the JSON writer's quotes stripped */
-	{
-		char *s = NULL;
-		size_t sl = 0;
-		FILE *m = open_memstream(&s, &sl);
-
-		kv(y, "body", "");
-		if (!m) {
-			y->failed = true;
-			return;
-		}
-		pt_json_base64(m, b->p, b->n);
-		fclose(m);
-		plain(y, "body_base64");
-		str(y, s + 1, sl - 2);
-		free(s);
-	}
+	s = base64(b->p, b->n, &len);
+	if (!y->failed &&
+	    !yaml_scalar_event_initialize(&ev, NULL,
+					  (yaml_char_t *)"tag:yaml.org,2002:binary",
+					  (yaml_char_t *)s, len, 0, 0,
+					  YAML_PLAIN_SCALAR_STYLE))
+		y->failed = true;
+	else
+		emit(y, &ev);
+	free(s);
 }
 
 static void http_req(struct ye *y, const struct pt_capture *cap,
@@ -314,6 +393,7 @@ static void http_req(struct ye *y, const struct pt_capture *cap,
 	knum(y, "proto_major", x->req.major);
 	knum(y, "proto_minor", x->req.minor);
 	kv(y, "url", url);
+	url_params(y, x->req.target);
 	headers(y, &x->req, &b);
 	body(y, &b);
 	ktime(y, "timestamp", cap, x->req_span.ts);
@@ -341,37 +421,100 @@ static void http_resp(struct ye *y, const struct pt_capture *cap,
 	pt_body_free(&b);
 }
 
-/* Values that change run to run: HTTP-dates (IMF-fixdate, RFC 9110 5.6.7) */
-static bool date_like(const char *v)
-{
-	struct tm tm = {};
-	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+/* Keploy's noise, the fields that change run to run: every header and
+ * JSON body field whose value reads as a time or a recent epoch. Body
+ * fields are named as Keploy's matcher walks them: keys joined by dots,
+ * array elements under their array's key. */
+struct noisy_keys {
+	char **v;
+	size_t n;
+};
 
-	return end && !*end;
+static void noisy_add(struct noisy_keys *k, char *key)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		if (!strcmp(k->v[i], key)) {
+			free(key);
+			return;
+		}
+	k->v = pt_xrealloc(k->v, k->n + 1, sizeof(*k->v));
+	k->v[k->n++] = key;
+}
+
+static void json_noise(const struct pt_jr *j, int i, const char *path,
+		       struct noisy_keys *k, int depth)
+{
+	enum pt_jtype t = pt_jr_type(j, i);
+	int n, m, cur;
+
+	if (t == PT_J_OBJECT && depth < 32) {
+		n = pt_jr_size(j, i);
+		for (m = 0, cur = i + 1; m < n; m++) {
+			char *key = pt_jr_str(j, cur), *p;
+
+			if (asprintf(&p, "%s.%s", path, key ? key : "") < 0)
+				pt_oom();
+			json_noise(j, cur + 1, p, k, depth + 1);
+			free(p);
+			free(key);
+			cur = pt_jr_next(j, cur + 1);
+		}
+	} else if (t == PT_J_ARRAY && depth < 32) {
+		n = pt_jr_size(j, i);
+		for (m = 0, cur = i + 1; m < n; m++) {
+			json_noise(j, cur, path, k, depth + 1);
+			cur = pt_jr_next(j, cur);
+		}
+	} else if (t == PT_J_STRING || t == PT_J_PRIM) {
+		int len;
+		const char *r = pt_jr_raw(j, i, &len);
+		char *sv = t == PT_J_STRING ? pt_jr_str(j, i) : NULL;
+		bool tv = sv ? pt_time_value(sv, strlen(sv)) :
+			       pt_time_value(r, len);
+
+		free(sv);
+		if (tv && strchr(path, '.'))
+			noisy_add(k, pt_xstrdup(path));
+	}
 }
 
 static void noise(struct ye *y, const struct pt_exchange *x)
 {
-	char name[160];
-	size_t i, n = 0;
+	struct noisy_keys k = {};
+	struct pt_body b;
+	struct pt_jr j;
+	size_t i;
 
+	for (i = 0; i < x->resp.nfields; i++) {
+		const char *v = x->resp.fields[i].value;
+		char canon[128], *key;
+
+		if (!pt_time_value(v, strlen(v)))
+			continue;
+		canonical(canon, x->resp.fields[i].name, sizeof(canon));
+		if (asprintf(&key, "header.%s", canon) < 0)
+			pt_oom();
+		noisy_add(&k, key);
+	}
+	pt_body_get(&x->resp, &b);
+	if (b.n && !pt_jr_parse(&j, (const char *)b.p, b.n)) {
+		json_noise(&j, 0, "body", &k, 0);
+		pt_jr_free(&j);
+	}
+	pt_body_free(&b);
 	plain(y, "assertions");
 	map_start(y, false);
 	plain(y, "noise");
-	for (i = 0; i < x->resp.nfields; i++)
-		n += date_like(x->resp.fields[i].value);
-	map_start(y, n == 0);
-	for (i = 0; i < x->resp.nfields; i++) {
-		char canon[128];
-
-		if (!date_like(x->resp.fields[i].value))
-			continue;
-		canonical(canon, x->resp.fields[i].name, sizeof(canon));
-		snprintf(name, sizeof(name), "header.%s", canon);
-		plain(y, name);
+	map_start(y, k.n == 0);
+	for (i = 0; i < k.n; i++) {
+		plain(y, k.v[i]);
 		seq_start(y, true);
 		seq_end(y);
+		free(k.v[i]);
 	}
+	free(k.v);
 	map_end(y);
 	map_end(y);
 }
@@ -448,7 +591,7 @@ static char *curl_line(const struct pt_xconn *xc, const struct pt_exchange *x)
 				fputc(b.p[i], f);
 		fputs("'\n", f);
 	} else if (b.n) {
-		fprintf(f, "  --data-binary @body.bin  # %zu bytes, not text: see body_base64\n",
+		fprintf(f, "  --data-binary @body.bin  # %zu bytes, not text: the !!binary body\n",
 			b.n);
 	}
 	pt_body_free(&b);
@@ -579,17 +722,10 @@ static void message(struct ye *y, const struct pt_xconn *xc,
 	if (ascii) {
 		str(y, (const char *)p, n);
 	} else {
-		char *s = NULL;
-		size_t sl = 0;
-		FILE *m = open_memstream(&s, &sl);
+		size_t len;
+		char *s = base64(p, n, &len);
 
-		if (!m) {
-			y->failed = true;
-			return;
-		}
-		pt_json_base64(m, p, n);
-		fclose(m);
-		str(y, s + 1, sl - 2);
+		str(y, s, len);
 		free(s);
 	}
 	map_end(y);
@@ -629,6 +765,24 @@ static void generic_mock(struct ye *y, const struct pt_capture *cap,
 	mock_tail(y, xc);
 }
 
+static const struct pt_exchange *first_x(const struct pt_xconn *xc)
+{
+	size_t i;
+
+	for (i = 0; i < xc->nx; i++)
+		if (xc->x[i].kind == PT_X_RAW && xc->x[i].nturns)
+			return &xc->x[i];
+	return NULL;
+}
+
+/* Did the server speak before the client on this raw connection? */
+static bool server_first(const struct pt_xconn *xc)
+{
+	const struct pt_exchange *x = first_x(xc);
+
+	return x && !pt_x_from_client(xc, x->turns[0].dir);
+}
+
 static int write_set(const struct pt_capture *cap, const char *dir,
 		     struct pt_export_counts *c)
 {
@@ -658,6 +812,12 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 		/* not replayable at all: counted by connection, not here */
 		if ((!http && xc->inbound) || xc->proto == PT_XP_TLS)
 			continue;
+		/* a greeting first: Keploy answers only after the client
+		 * writes, so no mock of this connection can be served */
+		if (!http && server_first(xc)) {
+			c->server_first += x == first_x(xc);
+			continue;
+		}
 		/* what the server may have read otherwise is no test */
 		if (x->ambiguous) {
 			c->ambiguous++;
@@ -686,10 +846,45 @@ static int write_set(const struct pt_capture *cap, const char *dir,
 	return err;
 }
 
+/* Partial sets that exports of this host left when they died: removed.
+ * Named PREFIX[HOST.]PID; only a directory, only a dead pid of ours. */
+static void remove_stale(const char *dir, const char *prefix, const char *host)
+{
+	size_t pl = strlen(prefix), hl = strlen(host);
+	struct dirent *e;
+	char path[4096];
+	struct stat st;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		const char *rest = e->d_name + pl, *dot = strrchr(e->d_name, '.');
+		long pid;
+		char *end;
+
+		if (strncmp(e->d_name, prefix, pl) || !dot)
+			continue;
+		if (hl && (strncmp(rest, host, hl) || rest[hl] != '.'))
+			continue;	/* another host's, on a shared volume */
+		if (!hl && !strstr(e->d_name, ".partial."))
+			continue;
+		pid = strtol(dot + 1, &end, 10);
+		if (*end || pid <= 0 || !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			continue;
+		if (PATHF(path, "%s/%s", dir, e->d_name) ||
+		    lstat(path, &st) || !S_ISDIR(st.st_mode))
+			continue;
+		pt_info("removing %s, left by an export that did not finish", path);
+		pt_rm_tree(path);
+	}
+	closedir(d);
+}
+
 static int export_keploy(const struct pt_capture *cap, const char *out,
 		     struct pt_export_counts *c)
 {
-	char root[4096], tmp[4096], final[4096];
+	char root[4096], tmp[4096], final[4096], host[64] = "";
 	struct stat st;
 	int n, err;
 
@@ -717,8 +912,14 @@ static int export_keploy(const struct pt_capture *cap, const char *out,
 		pt_err("%s: %s", final, strerror(errno));
 		return -errno;
 	}
-	/* written aside, renamed into place only when whole */
-	if (PATHF(tmp, "%s/.test-set-%d.partial.%d", root, n, getpid())) {
+	/* written aside, outside keploy/ (Keploy takes every directory
+	 * there for a test set, even one a crash left half written), and
+	 * renamed into place only when whole */
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, "/.")] = 0;
+	remove_stale(out, ".podtap-keploy-partial.", host);
+	remove_stale(root, ".test-set-", "");
+	if (PATHF(tmp, "%s/.podtap-keploy-partial.%s.%d", out, host, getpid())) {
 		pt_err("--out: path too long");
 		return -ENAMETOOLONG;
 	}

@@ -64,48 +64,6 @@ static yaml_node_t *ynamed(yaml_document_t *d, yaml_node_t *root,
 	return NULL;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int b64dec(const char *s, void **out, size_t *outlen)
-{
-	size_t n = strlen(s), o = 0;
-	uint8_t *buf = pt_xcalloc(1, n * 3 / 4 + 3);
-	uint32_t acc = 0;
-	int bits = 0, v;
-
-	for (; *s; s++) {
-		if (*s == '=' || *s == '\n' || *s == '\r' || *s == ' ')
-			continue;
-		v = b64val((unsigned char)*s);
-		if (v < 0) {
-			free(buf);
-			return -EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	*out = buf;
-	*outlen = o;
-	return 0;
-}
-
 /* A file named in a kubeconfig is relative to the kubeconfig's folder. */
 static char *kc_path(const char *kubeconfig, const char *p)
 {
@@ -126,7 +84,7 @@ static int kc_data(struct pt_kube *k, yaml_document_t *d, yaml_node_t *m,
 
 	if (!v)
 		return 0;
-	if (b64dec(v, out, len)) {
+	if (pt_base64_decode(v, out, len)) {
 		pt_err("%s: %s is not base64", k->source, key);
 		return -EINVAL;
 	}

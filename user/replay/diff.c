@@ -29,8 +29,9 @@ int pt_noise_add(struct pt_noise *nz, const char *rule)
 		nz->headers[nz->nheaders++] = pt_xstrdup(rule + 7);
 		return 0;
 	}
-	if (!strncmp(rule, "body", 4) && (rule[4] == '.' || rule[4] == 0)) {
-		const char *p = rule[4] ? rule + 5 : "$";
+	if (!strncmp(rule, "body", 4) &&
+	    (rule[4] == '.' || rule[4] == '[' || rule[4] == 0)) {
+		const char *p = rule[4] == '.' ? rule + 5 : rule[4] ? rule + 4 : "$";
 		char *path;
 
 		if (*p == '$')
@@ -57,6 +58,13 @@ int pt_noise_add_regex(struct pt_noise *nz, const char *re)
 	if (err) {
 		regerror(err, &nz->re[nz->nre], msg, sizeof(msg));
 		pt_err("--noise-regex %s: %s", re, msg);
+		return -EINVAL;
+	}
+	/* one that matches nothing at all would mask between every byte */
+	if (!regexec(&nz->re[nz->nre], "", 0, NULL, 0)) {
+		regfree(&nz->re[nz->nre]);
+		pt_err("--noise-regex '%s': matches the empty string; give one that matches what varies",
+		       re);
 		return -EINVAL;
 	}
 	nz->nre++;
@@ -149,14 +157,21 @@ static char *masked(const struct pt_noise *nz, const void *p, size_t n,
 		regmatch_t m;
 		char *at = s;
 
-		out = o = pt_xcalloc(1, strlen(s) + 2);
+		/* a match becomes one byte; an empty one (refused by
+		 * pt_noise_add_regex, but never trusted) keeps the byte it
+		 * stepped over: at most two bytes out for each in */
+		out = o = pt_xcalloc(2, strlen(s) + 1);
 		while (*at && !regexec(&nz->re[i], at, 1, &m, at == s ? 0 : REG_NOTBOL)) {
 			memcpy(o, at, m.rm_so);
 			o += m.rm_so;
 			*o++ = '\x01';
-			at += m.rm_eo > m.rm_so ? m.rm_eo : m.rm_so + 1;
-			if (m.rm_eo == m.rm_so && at[-1])
-				*o++ = at[-1];
+			if (m.rm_eo > m.rm_so) {
+				at += m.rm_eo;
+			} else {
+				at += m.rm_so;
+				if (*at)
+					*o++ = *at++;
+			}
 		}
 		strcpy(o, at);
 		free(s);
@@ -220,7 +235,47 @@ static bool header_skipped(const struct pt_noise *nz, const char *name)
 	for (i = 0; i < nz->nheaders; i++)
 		if (!strcasecmp(nz->headers[i], name))
 			return true;
+	for (i = 0; i < nz->nkkeys; i++) {
+		const char *k = nz->kkeys[i], *last = strrchr(k, '.');
+
+		if (!strncasecmp(k, "header.", 7) && !strcasecmp(last + 1, name))
+			return true;
+	}
 	return false;
+}
+
+/* "$.items[2][\"a b\"].id" as Keploy names it: "items.a b.id", lowercase */
+static char *keploy_path(const char *path)
+{
+	char *out = pt_xcalloc(1, strlen(path) + 1), *o = out;
+	const char *p = path + (path[0] == '$');
+
+	while (*p) {
+		if (*p == '[' && p[1] == '"') {
+			const char *end = strstr(p + 2, "\"]");
+
+			if (!end)
+				break;
+			if (o > out)
+				*o++ = '.';
+			for (p += 2; p < end; p++)
+				*o++ = (char)tolower((unsigned char)*p);
+			p += 2;
+		} else if (*p == '[') {
+			p = strchr(p, ']');
+			if (!p)
+				break;
+			p++;
+		} else if (*p == '.') {
+			if (o > out)
+				*o++ = '.';
+			p++;
+		} else {
+			*o++ = (char)tolower((unsigned char)*p++);
+		}
+	}
+	*o = 0;
+	return out;
 }
 
 /* Every value of a field name, joined with ", " as RFC 9110 allows. */
@@ -319,7 +374,12 @@ struct jcmp {
 	size_t nl;
 	struct pt_diffs *d;
 	const struct pt_jr *w, *g;
+	int depth;
 };
+
+/* Deeper than this, a subtree is compared as text: one difference at
+ * its path, and no recursion that a hostile body could take down. */
+#define JSON_DEPTH_MAX	64
 
 static bool ident_key(const char *k)
 {
@@ -341,6 +401,9 @@ static char *child_key(const char *path, const char *key)
 bool pt_path_match(const char *rule, const char *path)
 {
 	while (*rule) {
+		/* ".*" takes a key written either way: .a or ["a b"] */
+		if (rule[0] == '.' && rule[1] == '*' && !strncmp(path, "[\"", 2))
+			rule++;
 		if (!strncmp(rule, "[*]", 3)) {
 			if (*path != '[')
 				return false;
@@ -350,8 +413,17 @@ bool pt_path_match(const char *rule, const char *path)
 			path++;
 			rule += 3;
 		} else if (*rule == '*') {
-			while (*path && *path != '.' && *path != '[')
-				path++;
+			if (!strncmp(path, "[\"", 2)) {
+				/* a key that is not an identifier */
+				const char *end = strstr(path + 2, "\"]");
+
+				if (!end)
+					return false;
+				path = end + 2;
+			} else {
+				while (*path && *path != '.' && *path != '[')
+					path++;
+			}
 			rule++;
 		} else if (*rule++ != *path++) {
 			return false;
@@ -363,11 +435,55 @@ bool pt_path_match(const char *rule, const char *path)
 static bool path_ruled(const struct jcmp *c, const char *path)
 {
 	size_t i;
+	char *kp = NULL;
+	bool hit = false;
 
 	for (i = 0; i < c->nz->npaths; i++)
 		if (pt_path_match(c->nz->paths[i], path))
 			return true;
-	return false;
+	for (i = 0; i < c->nz->nkkeys && !hit; i++) {
+		const char *k = c->nz->kkeys[i];
+		char *kl;
+
+		if (strncasecmp(k, "body.", 5) || !k[5])
+			continue;
+		if (!kp)
+			kp = keploy_path(path);
+		kl = pt_xstrdup(k + 5);
+		for (char *q = kl; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		hit = strstr(kp, kl) != NULL;
+		free(kl);
+	}
+	free(kp);
+	return hit;
+}
+
+/* Where two values' texts first differ, to show that part of long ones. */
+static size_t first_diff(const struct pt_jr *a, int ai, const struct pt_jr *b,
+			 int bi)
+{
+	int al, bl, i;
+	const char *x = pt_jr_raw(a, ai, &al), *y = pt_jr_raw(b, bi, &bl);
+
+	for (i = 0; i < al && i < bl && x[i] == y[i]; i++)
+		;
+	return (size_t)i;
+}
+
+/* value i's text from char at on, as "...TEXT (from char N)" */
+static char *jval_at(const struct pt_jr *j, int i, size_t at)
+{
+	int len;
+	const char *r = pt_jr_raw(j, i, &len);
+	char *s, *q;
+
+	if ((int)at > len)
+		at = len;
+	s = snip(r + at, len - at);
+	q = xprintf("...%s (from char %zu)", s, at);
+	free(s);
+	return q;
 }
 
 /* A JSON value as short text, strings in their quotes. */
@@ -389,10 +505,16 @@ static void jdiff(struct jcmp *c, const char *path, int wi, int gi)
 {
 	char *where = xprintf("body %s", path);
 
+	size_t at = wi >= 0 && gi >= 0 ? first_diff(c->w, wi, c->g, gi) : 0;
+
 	if (is_learned(c->learned, c->nl, where)) {
 		c->d->noise_learned++;
 	} else if (path_ruled(c, path)) {
 		c->d->noise_rule++;
+	} else if (at > SNIP_MAX / 2) {
+		/* long values alike for a while: show where they part */
+		add(c->d, where, jval_at(c->w, wi, at - 20), jval_at(c->g, gi, at - 20));
+		return;
 	} else {
 		add(c->d, where, wi >= 0 ? jval(c->w, wi) : pt_xstrdup("(absent)"),
 		    gi >= 0 ? jval(c->g, gi) : pt_xstrdup("(absent)"));
@@ -418,10 +540,19 @@ static int member(const struct pt_jr *j, int oi, const char *key)
 	return -1;
 }
 
+/* Integers by their digits (64-bit ids lose nothing), fractions as
+ * doubles: 1.0 is 1. */
 static bool numbers_equal(const char *a, int an, const char *b, int bn)
 {
 	char x[64], y[64], *ex, *ey;
 
+	if (strcspn(a, ".eE") >= (size_t)an && strcspn(b, ".eE") >= (size_t)bn) {
+		/* -0 is 0; leading zeros are not JSON */
+		bool za = an == 2 && !memcmp(a, "-0", 2), zb = bn == 2 && !memcmp(b, "-0", 2);
+
+		return (za ? 1 : an) == (zb ? 1 : bn) &&
+		       !memcmp(za ? "0" : a, zb ? "0" : b, za ? 1 : an);
+	}
 	if (an >= (int)sizeof(x) || bn >= (int)sizeof(y))
 		return false;
 	memcpy(x, a, an);
@@ -433,15 +564,36 @@ static bool numbers_equal(const char *a, int an, const char *b, int bn)
 	return !*ex && !*ey && ex != x && ey != y && dx == dy;
 }
 
+static void jcompare_inner(struct jcmp *c, const char *path, int wi, int gi,
+			   enum pt_jtype tw);
+
 static void jcompare(struct jcmp *c, const char *path, int wi, int gi)
 {
 	enum pt_jtype tw = pt_jr_type(c->w, wi), tg = pt_jr_type(c->g, gi);
-	int k, n, cur;
 
 	if (tw != tg) {
 		jdiff(c, path, wi, gi);
 		return;
 	}
+	if (c->depth >= JSON_DEPTH_MAX && (tw == PT_J_OBJECT || tw == PT_J_ARRAY)) {
+		int wl, gl;
+		const char *wr = pt_jr_raw(c->w, wi, &wl);
+		const char *gr = pt_jr_raw(c->g, gi, &gl);
+
+		if (wl != gl || memcmp(wr, gr, wl))
+			jdiff(c, path, wi, gi);
+		return;
+	}
+	c->depth++;
+	jcompare_inner(c, path, wi, gi, tw);
+	c->depth--;
+}
+
+static void jcompare_inner(struct jcmp *c, const char *path, int wi, int gi,
+			   enum pt_jtype tw)
+{
+	int k, n, cur;
+
 	if (tw == PT_J_OBJECT) {
 		n = pt_jr_size(c->w, wi);
 		for (k = 0, cur = wi + 1; k < n; k++) {
@@ -506,7 +658,10 @@ static void jcompare(struct jcmp *c, const char *path, int wi, int gi)
 		return;
 	if (tw == PT_J_STRING) {
 		char *ws = pt_jr_str(c->w, wi), *gs = pt_jr_str(c->g, gi);
-		bool same = !strcmp(ws, gs);
+		/* the texts differ: equal once unescaped, unless a \u0000
+		 * cut one short */
+		bool same = !strcmp(ws, gs) && !memmem(wr, wl, "\\u0000", 6) &&
+			    !memmem(gr, gl, "\\u0000", 6);
 		char *where = xprintf("body %s", path);
 		bool nz = !same && !path_ruled(c, path) &&
 			  noise(c->nz, c->learned, c->nl, where, ws,

@@ -51,6 +51,11 @@ struct pt_noise {
 	size_t npaths;
 	regex_t *re;
 	size_t nre;
+	/* a Keploy test's own noise keys ("header.Date", "body.a.b": a body
+	 * key names a field wherever its dotted path, array indices left
+	 * out, holds it, as Keploy's matcher does); not owned */
+	char *const *kkeys;
+	size_t nkkeys;
 };
 
 /* Add a --noise RULE or --noise-regex RE; -EINVAL after saying why. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -46,9 +47,19 @@ struct flow {
 	uint8_t *q;			/* queued for the local process */
 	size_t qoff, qlen, qcap;
 	bool fin, closed, rst;		/* after the queue: half-close, close */
+	uint64_t fin_off;		/* the FIN's offset: half-close there */
+	uint64_t close_ns;		/* when the CLOSE record came */
 	bool shut;			/* SHUT_WR done */
 	uint64_t progress_ns;		/* last write that moved, or start */
 	uint64_t shut_ns;
+	uint16_t lport;			/* of fd, marked in own[] */
+	bool started;			/* counted as mirrored */
+	bool peer_closed;		/* the local process closed its end */
+	bool at_end;			/* the capture ended before its CLOSE */
+	bool client_rst;		/* the client reset its connection */
+	bool acked;			/* every byte sent so far is acked */
+	uint64_t drain_ns;		/* since when a reset waits for the
+					 * local process to read */
 };
 
 struct pt_mirror {
@@ -63,6 +74,11 @@ struct pt_mirror {
 	uint64_t linger_until;
 	struct flow *tab[NBUCKETS];
 	struct flow *dirty, **dirty_tail;	/* in the order they got work */
+	uint16_t to_port;		/* of o->to, host order */
+	/* local ports of the mirror's own connections: when the target is
+	 * what they reach, they are recorded too, and must not be mirrored
+	 * again (one request would loop without end) */
+	uint8_t own[65536 / 8];
 	size_t nflows, queued;
 	struct pt_mirror_stats st;
 };
@@ -129,11 +145,22 @@ static void drop_queue(struct pt_mirror *m, struct flow *f)
 	pthread_cond_broadcast(&m->room);
 }
 
+/* A connection counts as mirrored from its first byte (or its cut), and
+ * then ends in exactly one of whole, or cut by one reason. */
+static void start(struct pt_mirror *m, struct flow *f)
+{
+	if (!f->started) {
+		f->started = true;
+		m->st.mirrored++;
+	}
+}
+
 /* Cut a flow: a reset towards the local process, its bytes dropped. */
 static void cut(struct pt_mirror *m, struct flow *f, uint64_t *counter)
 {
-	if (f->st == F_DONE)
+	if (f->st == F_DONE || f->rst)
 		return;
+	start(m, f);
 	(*counter)++;
 	drop_queue(m, f);
 	f->rst = true;
@@ -172,6 +199,8 @@ static void enqueue(struct pt_mirror *m, struct flow *f, const uint8_t *p,
 	memcpy(f->q + f->qlen, p, n);
 	f->qlen += n;
 	m->queued += n;
+	f->acked = false;
+	start(m, f);
 	mark(m, f);
 }
 
@@ -230,6 +259,12 @@ static void on_open(struct pt_mirror *m, const struct pt_conn_open *o)
 		return;
 	if (m->o.port && o->t.lport != m->o.port)
 		return;
+	if (o->t.lport == m->to_port && (m->own[o->t.rport / 8] >> (o->t.rport % 8) & 1)) {
+		if (!m->st.own++)
+			pt_info("mirror: %s is a port of a target: the mirror's own copies are recorded too, and not mirrored again",
+				m->o.to);
+		return;
+	}
 	m->st.conns++;
 	if (o->h.flags & PT_F_PREEXISTING) {
 		m->st.older++;
@@ -253,9 +288,15 @@ static void on_data(struct pt_mirror *m, const struct pt_data *d, bool tls)
 {
 	struct flow *f = *slot(m, d->h.conn_id);
 
-	if (!f || f->st == F_DONE || f->rst || d->dir != PT_DIR_RX)
+	if (!f || d->dir != PT_DIR_RX)
 		return;
-	if (!f->decided && !tls && d->cap_len) {
+	if (f->st == F_DONE || f->rst) {
+		/* a cut connection's later bytes: dropped too */
+		if (f->started && tls == f->tls)
+			m->st.dropped += d->cap_len;
+		return;
+	}
+	if (!f->decided && !tls && d->cap_len && d->offset == 0) {
 		/* a TLS record header: the plaintext, if any, is the stream */
 		f->decided = true;
 		f->tls = d->cap_len >= 3 && d->payload[0] == 0x16 &&
@@ -277,7 +318,9 @@ static void on_data(struct pt_mirror *m, const struct pt_data *d, bool tls)
 	}
 	bytes_at(m, f, d->offset, d->payload, d->cap_len);
 	if ((d->h.flags & PT_F_FIN) && !tls) {
+		/* the client is done once every byte before it is here */
 		f->fin = true;
+		f->fin_off = d->offset + d->len;
 		mark(m, f);
 	}
 }
@@ -302,9 +345,11 @@ static void on_close(struct pt_mirror *m, const struct pt_rec_hdr *h)
 	if (!f)
 		return;
 	f->closed = true;
-	f->rst |= (h->flags & PT_F_RST) != 0;
-	if (f->ooo)
-		cut(m, f, &m->st.cut_gap);	/* the hole never filled */
+	f->close_ns = pt_now_mono_ns();
+	/* the client reset it: passed on once its bytes are */
+	f->client_rst |= (h->flags & PT_F_RST) != 0;
+	/* bytes still held out of order: a moment for the rest (records of
+	 * several CPUs), then the sweep cuts it */
 	mark(m, f);
 }
 
@@ -313,8 +358,16 @@ void pt_mirror_record(struct pt_mirror *m, const struct pt_rec_hdr *h)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&m->mu);
-	while (m->o.wait && m->queued > m->o.total_buf / 2 && !m->stopping)
+	/* from a file: wait for room, in all and on this connection */
+	while (m->o.wait && !m->stopping) {
+		struct flow *f = *slot(m, h->conn_id);
+
+		if (m->queued <= m->o.total_buf / 2 &&
+		    (!f || f->rst || f->st == F_DONE ||
+		     f->qlen - f->qoff <= m->o.conn_buf / 2))
+			break;
 		pthread_cond_wait(&m->room, &m->mu);
+	}
 	switch (h->type) {
 	case PT_REC_CONN_OPEN:
 		on_open(m, (const struct pt_conn_open *)h);
@@ -345,30 +398,45 @@ void pt_mirror_record(struct pt_mirror *m, const struct pt_rec_hdr *h)
 
 /* ---- the thread: sockets ---- */
 
+/* Bytes sent that the local end has not acknowledged: SIOCOUTQ, less
+ * the sequence number our FIN takes once shut. -1 if unknown. */
+static int unacked(const struct flow *f)
+{
+	int q;
+
+	if (f->fd < 0 || ioctl(f->fd, SIOCOUTQ, &q))
+		return -1;
+	q -= f->shut && q > 0;
+	return q;
+}
+
 static void finish(struct pt_mirror *m, struct flow *f)
 {
-	int outq = 0;
+	int outq;
 
 	if (f->st == F_DONE)
 		return;
 	/* bytes still in our socket were never read by the local process */
-	if (f->fd >= 0 && !f->rst && f->st == F_OPEN &&
-	    !ioctl(f->fd, SIOCOUTQ, &outq) && outq > 0) {
+	if (!f->rst && f->st == F_OPEN && (outq = unacked(f)) > 0) {
 		m->st.bytes -= outq;
+		cut(m, f, f->peer_closed ? &m->st.cut_closed : &m->st.cut_slow);
 		m->st.dropped += outq;
-		m->st.cut_slow++;
-		f->rst = true;
 	}
+	/* the capture ended with the client's connection still open: what
+	 * it sent is delivered, and then the copy is reset, not finished */
+	if (f->at_end && f->started && !f->rst)
+		cut(m, f, &m->st.cut_end);
 	if (f->fd >= 0) {
-		if (f->rst) {
+		if (f->rst || f->client_rst) {
 			struct linger lg = { 1, 0 };
 
 			setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		}
 		close(f->fd);	/* leaves the epoll set with it */
 		f->fd = -1;
+		m->own[f->lport / 8] &= (uint8_t)~(1u << (f->lport % 8));
 	}
-	if (!f->rst && f->st == F_OPEN)
+	if (!f->rst && f->started)
 		m->st.whole++;
 	if (f->tls && !f->next && f->st == F_WAIT && !f->rst)
 		m->st.no_plaintext++;
@@ -380,19 +448,30 @@ static void start_connect(struct pt_mirror *m, struct flow *f)
 	struct epoll_event e = { .events = EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET,
 				  .data.ptr = f };
 
+	struct sockaddr_storage me = { .ss_family = m->addr.ss_family };
+	socklen_t ml = sizeof(me);
+
+	/* the local port is known before the SYN goes out: the target's
+	 * OPEN of this connection can then be told for the mirror's own */
 	f->fd = socket(m->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (f->fd >= 0 && !bind(f->fd, (struct sockaddr *)&me,
+				 m->addr.ss_family == AF_INET6 ?
+				 sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) &&
+	    !getsockname(f->fd, (struct sockaddr *)&me, &ml)) {
+		f->lport = ntohs(me.ss_family == AF_INET6 ?
+				 ((struct sockaddr_in6 *)&me)->sin6_port :
+				 ((struct sockaddr_in *)&me)->sin_port);
+		m->own[f->lport / 8] |= (uint8_t)(1u << (f->lport % 8));
+	}
 	if (f->fd < 0 ||
 	    (connect(f->fd, (const struct sockaddr *)&m->addr, m->alen) &&
 	     errno != EINPROGRESS) ||
 	    epoll_ctl(m->ep, EPOLL_CTL_ADD, f->fd, &e)) {
 		pt_dbg("mirror: connect to %s: %s", m->o.to, strerror(errno));
-		f->rst = true;
-		m->st.cut_error++;
-		drop_queue(m, f);
+		cut(m, f, &m->st.cut_error);
 		finish(m, f);
 		return;
 	}
-	m->st.mirrored++;
 	f->st = F_CONNECTING;
 	f->progress_ns = pt_now_mono_ns();
 }
@@ -424,9 +503,7 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 		socklen_t el = sizeof(err);
 
 		if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-			m->st.cut_error++;
-			f->rst = true;
-			drop_queue(m, f);
+			cut(m, f, &m->st.cut_error);
 			finish(m, f);
 			return;
 		}
@@ -436,9 +513,33 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 			return;
 		f->st = F_OPEN;
 	}
-	/* the local process's answers: read and thrown away */
-	while ((n = read(f->fd, sink, sizeof(sink))) > 0)
+	/* the local process's answers: read and thrown away, a bounded
+	 * amount at a time (the lock is held), the rest at the next turn */
+	for (int k = 0; k < 8 && (n = read(f->fd, sink, sizeof(sink))) > 0; k++)
 		;
+	if (n > 0) {
+		mark(m, f);
+		n = -1;
+		errno = EAGAIN;
+	}
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+		bool all = f->qoff == f->qlen && !f->ooo && !unacked(f);
+
+		f->peer_closed = true;
+		/* it took every byte there was and closed (an HTTP server
+		 * after "Connection: close"): whole; else what it left is
+		 * cut, the local process's doing */
+		if ((all && n == 0) ||
+		    (f->acked && f->qoff == f->qlen && !f->ooo)) {
+			finish(m, f);
+			return;
+		}
+		if (n < 0) {
+			cut(m, f, &m->st.cut_closed);
+			finish(m, f);
+			return;
+		}
+	}
 	if (n == 0 && f->shut) {
 		finish(m, f);
 		return;
@@ -449,9 +550,8 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			pt_dbg("mirror: write to %s: %s", m->o.to, strerror(errno));
-			m->st.cut_error++;
-			f->rst = true;
-			drop_queue(m, f);
+			cut(m, f, errno == EPIPE || errno == ECONNRESET ?
+			    &m->st.cut_closed : &m->st.cut_error);
 			finish(m, f);
 			return;
 		}
@@ -464,6 +564,21 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 	if (f->qoff < f->qlen)
 		return;
 	f->progress_ns = now;
+	/* all there: a reset from here on loses nothing */
+	f->acked = !unacked(f);
+	if (f->at_end || (f->client_rst && f->closed)) {
+		/* a reset throws away what the socket still holds: first let
+		 * the local process take it (up to the write deadline) */
+		if (!f->drain_ns)
+			f->drain_ns = now;
+		if (unacked(f) > 0 && now - f->drain_ns < m->o.write_timeout_ns)
+			return;
+		finish(m, f);	/* all delivered: reset (counted when cut) */
+		return;
+	}
+	/* the client's end, once every byte before it is delivered */
+	if (f->ooo || (f->fin && !f->closed && f->next < f->fin_off))
+		return;
 	if ((f->fin || f->closed) && !f->shut) {
 		shutdown(f->fd, SHUT_WR);
 		f->shut = true;
@@ -489,7 +604,12 @@ static void sweep(struct pt_mirror *m, uint64_t now)
 			    now - f->progress_ns > m->o.write_timeout_ns) {
 				cut(m, f, &m->st.cut_slow);
 				pump(m, f, now);
-			} else if (f->st != F_DONE && f->shut && f->closed) {
+			} else if (f->st != F_DONE && f->closed && f->ooo &&
+				   now > f->close_ns && now - f->close_ns > 1000000000ULL) {
+				cut(m, f, &m->st.cut_gap);	/* the hole never filled */
+				pump(m, f, now);
+			} else if (f->st != F_DONE && f->closed &&
+				   (f->shut || f->drain_ns)) {
 				pump(m, f, now);
 			}
 			if (f->st == F_DONE && !f->dirty) {
@@ -551,6 +671,9 @@ int pt_mirror_start(struct pt_mirror **out, const struct pt_mirror_opts *o)
 
 	m->o = *o;
 	err = pt_parse_addr(o->to, false, &m->addr, &m->alen, NULL);
+	m->to_port = ntohs(m->addr.ss_family == AF_INET6 ?
+			   ((struct sockaddr_in6 *)&m->addr)->sin6_port :
+			   ((struct sockaddr_in *)&m->addr)->sin_port);
 	if (err) {
 		pt_err("mirror to %s: %s", o->to, err == -EINVAL ?
 		       "want HOST:PORT (e.g. localhost:8080 or [::1]:8080)" :
@@ -621,9 +744,10 @@ void pt_mirror_stop(struct pt_mirror *m, uint64_t linger_ns,
 	pthread_mutex_lock(&m->mu);
 	m->stopping = true;
 	m->linger_until = pt_now_mono_ns() + linger_ns;
-	/* what the capture never closed ends with it: the client's FIN */
+	/* what the capture never closed ends with it */
 	for (b = 0; b < NBUCKETS; b++)
 		for (struct flow *f = m->tab[b]; f; f = f->hnext) {
+			f->at_end |= !f->closed;
 			f->closed = true;
 			mark(m, f);
 		}
@@ -639,10 +763,8 @@ void pt_mirror_stop(struct pt_mirror *m, uint64_t linger_ns,
 		for (f = m->tab[b]; f; f = next) {
 			next = f->hnext;
 			if (f->st != F_DONE) {
-				if (f->qoff < f->qlen)
+				if (f->qoff < f->qlen || f->ooo)
 					cut(m, f, &m->st.cut_slow);
-				else
-					f->rst = false;
 				finish(m, f);
 			}
 			free(f->q);
@@ -650,6 +772,7 @@ void pt_mirror_stop(struct pt_mirror *m, uint64_t linger_ns,
 				struct chunk *c = f->ooo;
 
 				f->ooo = c->next;
+				m->st.dropped += c->len;
 				free(c);
 			}
 			free(f);
@@ -675,11 +798,17 @@ char *pt_mirror_summary(const char *to, const struct pt_mirror_stats *st)
 		to, (unsigned long long)st->mirrored, (unsigned long long)st->conns,
 		(unsigned long long)st->whole, (unsigned long long)st->bytes,
 		(unsigned long long)st->dropped);
-	if (st->cut_gap || st->cut_slow || st->cut_error)
-		fprintf(f, "; cut: %llu by capture gaps, %llu local process too slow, %llu connect or write errors",
+	if (st->cut_gap || st->cut_slow || st->cut_error || st->cut_closed ||
+	    st->cut_end)
+		fprintf(f, "; cut: %llu by capture gaps, %llu local process too slow, %llu closed by the local process, %llu connect or write errors, %llu open when the capture ended",
 			(unsigned long long)st->cut_gap,
 			(unsigned long long)st->cut_slow,
-			(unsigned long long)st->cut_error);
+			(unsigned long long)st->cut_closed,
+			(unsigned long long)st->cut_error,
+			(unsigned long long)st->cut_end);
+	if (st->own)
+		fprintf(f, "; %llu of the mirror's own connections seen at the target (%s is one of its ports): not mirrored again",
+			(unsigned long long)st->own, to);
 	if (st->older)
 		fprintf(f, "; %llu older than the recording (not mirrored: no request boundary)",
 			(unsigned long long)st->older);

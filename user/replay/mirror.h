@@ -42,10 +42,17 @@ struct pt_mirror_stats {
 	uint64_t cut_gap;		/* a capture gap */
 	uint64_t cut_slow;		/* the local process did not keep up */
 	uint64_t cut_error;		/* connect or write failed */
+	uint64_t cut_closed;		/* the local process closed (or reset)
+					 * before it read everything */
+	uint64_t cut_end;		/* the capture ended with the client's
+					 * connection open: reset at the end */
 	uint64_t older;			/* older than the recording: no
 					 * request boundary to start at */
 	uint64_t no_plaintext;		/* TLS whose plaintext never came */
 	uint64_t over_limit;		/* more than max_conns at once */
+	uint64_t own;			/* the mirror's own connections, seen
+					 * because the target is what they
+					 * reach: never mirrored again */
 	uint64_t bytes;			/* delivered */
 	uint64_t dropped;		/* queued or arriving, not delivered */
 	uint64_t open;			/* connections held now */

@@ -7,52 +7,6 @@
 #include "replay/diff.h"
 #include "replay/mock.h"
 
-/* Percent-decoding, '+' as a space (form encoding); bad escapes stay. */
-static char *unescape(const char *s, size_t n)
-{
-	char *out = pt_xcalloc(1, n + 1), *o = out;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && pt_hexval(s[i + 1]) >= 0 &&
-		    pt_hexval(s[i + 2]) >= 0) {
-			*o++ = (char)(pt_hexval(s[i + 1]) << 4 | pt_hexval(s[i + 2]));
-			i += 2;
-		} else {
-			*o++ = s[i] == '+' ? ' ' : s[i];
-		}
-	}
-	return out;
-}
-
-void pt_query_parse(const char *q, struct pt_qparam **v, size_t *n)
-{
-	while (q && *q) {
-		size_t len = strcspn(q, "&;");
-		const char *eq = memchr(q, '=', len);
-
-		if (len) {
-			*v = pt_xrealloc(*v, *n + 1, sizeof(**v));
-			(*v)[*n].key = unescape(q, eq ? (size_t)(eq - q) : len);
-			(*v)[*n].val = eq ? unescape(eq + 1, len - (eq + 1 - q)) :
-					    pt_xstrdup("");
-			(*n)++;
-		}
-		q += len + (q[len] != 0);
-	}
-}
-
-void pt_query_free(struct pt_qparam *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(v[i].key);
-		free(v[i].val);
-	}
-	free(v);
-}
-
 /* Parameters of a found in b, each used once; *keys: keys alone. */
 static size_t q_common(const struct pt_qparam *a, size_t na,
 		       const struct pt_qparam *b, size_t nb, size_t *keys)
@@ -301,8 +255,6 @@ const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 	} else {
 		*how = PT_M_MISS;
 	}
-	if (res)
-		res->served++;
 	m->exact += *how == PT_M_EXACT;
 	m->reused += *how == PT_M_REUSED;
 	m->closest += *how == PT_M_CLOSEST;

@@ -21,11 +21,6 @@
 #include <stddef.h>
 #include "export/export.h"
 
-/* A query parameter, percent-decoded. */
-struct pt_qparam {
-	char *key, *val;
-};
-
 /* The request a mock is asked. */
 struct pt_mreq {
 	const char *method;
@@ -45,7 +40,6 @@ struct pt_mock {
 	size_t nq;
 	struct pt_body body;		/* the request's, decoded */
 	size_t group;			/* mocks with an identical request */
-	size_t served;
 };
 
 struct pt_mocks {
@@ -60,10 +54,6 @@ struct pt_mocks {
 };
 
 enum pt_match { PT_M_EXACT, PT_M_REUSED, PT_M_CLOSEST, PT_M_MISS };
-
-/* Split "a=1&b=%20x" into params (appended). */
-void pt_query_parse(const char *q, struct pt_qparam **v, size_t *n);
-void pt_query_free(struct pt_qparam *v, size_t n);
 
 void pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap);
 /* The mock to answer with (NULL on a miss; then *near, if not NULL, is

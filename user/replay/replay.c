@@ -57,8 +57,104 @@ int pt_filter_add(struct pt_replay_opts *o, const char *arg)
 		pt_err("--filter %s: no values", arg);
 		return -EINVAL;
 	}
+	for (i = 0; f.key == PT_F_PORT && i < f.nvals; i++) {
+		uint64_t port;
+
+		if (pt_parse_u64(f.vals[i], 1, 65535, &port)) {
+			pt_err("--filter %s: %s is not a port (1 to 65535)", arg,
+			       f.vals[i]);
+			for (i = 0; i < f.nvals; i++)
+				free(f.vals[i]);
+			free(f.vals);
+			return -EINVAL;
+		}
+	}
 	o->filters = pt_xrealloc(o->filters, o->nfilters + 1, sizeof(*o->filters));
 	o->filters[o->nfilters++] = f;
+	return 0;
+}
+
+int pt_replay_to(struct pt_replay_opts *o, const char *to)
+{
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	char *query = NULL, *frag = NULL, *user = NULL;
+	CURLU *u = curl_url();
+	int err = -EINVAL;
+	size_t n;
+
+	if (!u)
+		pt_oom();
+	if (curl_url_set(u, CURLUPART_URL, to, 0) ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0)) {
+		pt_err("--to %s: not a URL (want http://HOST:PORT or https://HOST:PORT, a path prefix allowed)",
+		       to);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_QUERY, &query, 0);
+	curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+		pt_err("--to %s: want an http:// or https:// URL", to);
+		goto out;
+	}
+	if (query || frag || user || strpbrk(to, " \t\r\n")) {
+		pt_err("--to %s: only scheme, host, port and a path prefix: no query, fragment, user or spaces",
+		       to);
+		goto out;
+	}
+	o->to = to;
+	if (asprintf(&o->to_base, "%s://%s%s%s:%s", scheme,
+		     strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+		     port) < 0)
+		pt_oom();
+	n = strlen(path);
+	while (n && path[n - 1] == '/')
+		n--;
+	o->to_prefix = strndup(path, n);
+	if (!o->to_prefix)
+		pt_oom();
+	err = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return err;
+}
+
+int pt_set_header_add(struct pt_replay_opts *o, const char *arg)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	const char *colon = strchr(arg, ':'), *v;
+	size_t i;
+
+	if (!colon || colon == arg || strspn(arg, tchar) != (size_t)(colon - arg)) {
+		pt_err("--set-header %s: want 'NAME: VALUE' (NAME a field name, no spaces)", arg);
+		return -EINVAL;
+	}
+	for (v = colon + 1; *v; v++)
+		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+			pt_err("--set-header %s: control characters in the value", arg);
+			return -EINVAL;
+		}
+	for (i = 0; not_forwarded[i]; i++)
+		if (strlen(not_forwarded[i]) == (size_t)(colon - arg) &&
+		    !strncasecmp(arg, not_forwarded[i], colon - arg)) {
+			pt_err("--set-header %s: %s is framing or hop-by-hop, set by replay itself",
+			       arg, not_forwarded[i]);
+			return -EINVAL;
+		}
+	o->set_headers = pt_xrealloc(o->set_headers, o->nset_headers + 1,
+				     sizeof(*o->set_headers));
+	o->set_headers[o->nset_headers++] = pt_xstrdup(arg);
 	return 0;
 }
 
@@ -66,6 +162,8 @@ void pt_replay_opts_free(struct pt_replay_opts *o)
 {
 	size_t i, k;
 
+	free(o->to_base);
+	free(o->to_prefix);
 	for (i = 0; i < o->nfilters; i++) {
 		for (k = 0; k < o->filters[i].nvals; k++)
 			free(o->filters[i].vals[k]);
@@ -310,6 +408,13 @@ static void plan_conn(struct pt_replay *rp, const struct pt_xconn *xc)
 	}
 	if (why) {
 		skip_conn(rp, xc, why);
+		/* a filter on what requests say leaves out a connection
+		 * that has none to say it */
+		for (k = 0; xc->assembled && k < rp->o->nfilters; k++)
+			if (rp->o->filters[k].key != PT_F_PORT) {
+				rp->c[rp->n - 1].state = PT_R_FILTERED;
+				break;
+			}
 		return;
 	}
 	for (k = 0; k < xc->nx; k++) {
@@ -328,6 +433,12 @@ static void plan_conn(struct pt_replay *rp, const struct pt_xconn *xc)
 		c->why = why_not(rp->o, xc, x, &filtered);
 		c->state = !c->why ? PT_R_PLANNED :
 			   filtered ? PT_R_FILTERED : PT_R_SKIPPED;
+		if (rp->o->kset) {
+			size_t ci = xc - rp->o->kset->cap.xc;
+
+			c->kkeys = rp->o->kset->noise[ci];
+			c->nkkeys = rp->o->kset->nnoise[ci];
+		}
 	}
 	if (rp->n > first) {
 		rp->conns = pt_xrealloc(rp->conns, rp->nconns + 1,
@@ -431,6 +542,10 @@ static struct curl_slist *headers_of(const struct run *r,
 			pt_oom();
 		l = curl_slist_append(l, s);
 		free(s);
+	} else if (!r->host && !pt_http_field(&x->req, "Host") &&
+		   !set_by_user(o, "Host")) {
+		/* sent without one (HTTP/1.0): so it goes again */
+		l = curl_slist_append(l, "Host:");
 	}
 	for (i = 0; i < o->nset_headers; i++)
 		l = curl_slist_append(l, o->set_headers[i]);
@@ -496,25 +611,17 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 	return *r->stop != 0;
 }
 
-/* The URL for a recorded target under --to. */
-static char *url_of(const char *to, const char *target)
+/* The request target sent: the recorded one as it was (absolute-form,
+ * odd bytes and all), after the --to prefix when it is origin-form. */
+static char *target_of(const char *prefix, const char *target)
 {
-	const char *p = target;
-	size_t n = strlen(to);
-	char *u;
+	char *t;
 
-	if (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) {
-		p = strchr(p + 8 - (p[4] == ':'), '/');
-		if (!p)
-			p = "/";
-	}
-	if (*p != '/')
-		p = "/";
-	if (n && to[n - 1] == '/')
-		n--;
-	if (asprintf(&u, "%.*s%s", (int)n, to, p) < 0)
+	if (target[0] != '/')
+		return pt_xstrdup(target);
+	if (asprintf(&t, "%s%s", prefix, target) < 0)
 		pt_oom();
-	return u;
+	return t;
 }
 
 static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
@@ -523,13 +630,14 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 	const struct pt_exchange *x = c->x;
 	struct pt_rresult *res = &c->r[r->pass];
 	struct curl_slist *hdrs = headers_of(r, x);
-	char *url = url_of(o->to, x->req.target);
+	char *target = target_of(o->to_prefix, x->req.target);
 	char errbuf[CURL_ERROR_SIZE];
 	uint64_t t;
 	long code = 0;
 	CURLcode rc;
 
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_URL, o->to_base);
+	curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, target);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, x->req.minor == 0 ?
 			 CURL_HTTP_VERSION_1_0 : CURL_HTTP_VERSION_1_1);
@@ -553,6 +661,7 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 	errbuf[0] = 0;
 	t = pt_now_mono_ns();
 	rc = curl_easy_perform(h);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	res->ns = pt_now_mono_ns() - t;
 	res->done = true;
 	if (rc != CURLE_OK) {
@@ -565,7 +674,7 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 		res->status = (int)code;
 	}
 	curl_slist_free_all(hdrs);
-	free(url);
+	free(target);
 }
 
 static void wait_until(const struct run *r, uint64_t at)
@@ -659,7 +768,6 @@ static int run_once(struct pt_replay *rp, int pass, volatile int *stop,
 	while (i--)
 		pthread_join(t[i], NULL);
 	free(t);
-	rp->secs += (pt_now_mono_ns() - r.t0) / 1e9;
 	return 0;
 }
 
@@ -699,7 +807,8 @@ static void learn(struct pt_rcase *c)
 	size_t i;
 	struct pt_noise none = { .no_auto = true };
 
-	if (c->r[0].err[0] || c->r[1].err[0])
+	/* a second run cut short by Ctrl-C teaches nothing */
+	if (!c->r[0].done || !c->r[1].done || c->r[0].err[0] || c->r[1].err[0])
 		return;
 	result_resp(&c->r[0], &a, &fa);
 	result_resp(&c->r[1], &b, &fb);
@@ -715,6 +824,7 @@ static void learn(struct pt_rcase *c)
 static void judge(struct pt_replay *rp, struct pt_rcase *c)
 {
 	const struct pt_exchange *x = c->x;
+	struct pt_noise nz = rp->o->noise;
 	struct pt_resp want, got;
 	uint8_t *fw, *fg;
 
@@ -730,8 +840,9 @@ static void judge(struct pt_replay *rp, struct pt_rcase *c)
 	decoded(x->resp.fields, x->resp.nfields, x->resp.body,
 		x->resp.body_len, x->resp.status, &want, &fw);
 	result_resp(&c->r[0], &got, &fg);
-	pt_resp_diff(&rp->o->noise, &want, &got, c->learned, c->nlearned,
-		     &c->diffs);
+	nz.kkeys = c->kkeys;
+	nz.nkkeys = c->nkkeys;
+	pt_resp_diff(&nz, &want, &got, c->learned, c->nlearned, &c->diffs);
 	free(fw);
 	free(fg);
 	c->state = c->diffs.n ? PT_R_FAIL : PT_R_PASS;
@@ -742,28 +853,15 @@ static void judge(struct pt_replay *rp, struct pt_rcase *c)
 	rp->noise_learned += c->diffs.noise_learned;
 }
 
-static char *authority(const char *to)
-{
-	const char *p = strstr(to, "://");
-	size_t n;
-
-	p = p ? p + 3 : to;
-	n = strcspn(p, "/?#");
-	return strndup(p, n);
-}
-
 int pt_replay_run(struct pt_replay *rp, volatile int *stop)
 {
 	const struct pt_replay_opts *o = rp->o;
+	uint64_t t0 = pt_now_mono_ns();
 	char *host = NULL;
 	size_t i;
 
-	if (strncasecmp(o->to, "http://", 7) && strncasecmp(o->to, "https://", 8)) {
-		pt_err("--to %s: want an http:// or https:// URL", o->to);
-		return -EINVAL;
-	}
 	if (o->rewrite_host)
-		host = authority(o->to);
+		host = pt_xstrdup(o->to_base + (o->to_base[4] == 's' ? 8 : 7));
 	run_once(rp, 0, stop, host);
 	if (o->learn_noise && !*stop)
 		run_once(rp, 1, stop, host);
@@ -779,6 +877,8 @@ int pt_replay_run(struct pt_replay *rp, volatile int *stop)
 			k++;
 		rp->conns_sent += k < end;
 	}
+	/* sending and comparing */
+	rp->secs = (pt_now_mono_ns() - t0) / 1e9;
 	return 0;
 }
 

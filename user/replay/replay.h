@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include "export/export.h"
 #include "replay/diff.h"
+#include "replay/keploy_in.h"
 
 /* --filter KEY=V1,V2: a request must match every filter, and one of the
  * values of each. */
@@ -24,6 +25,8 @@ struct pt_filter {
 
 struct pt_replay_opts {
 	const char *to;			/* http[s]://host:port[/prefix] */
+	char *to_base;			/* http[s]://host:port, of to */
+	char *to_prefix;		/* its path, no trailing '/', or "" */
 	double speed;			/* > 0: as recorded, N times faster */
 	double rate;			/* > 0: requests per second */
 	uint64_t max_gap_ns;		/* --speed: longer gaps cut to this */
@@ -35,6 +38,7 @@ struct pt_replay_opts {
 	char **set_headers;		/* "Name: value" */
 	size_t nset_headers;
 	struct pt_noise noise;
+	const struct pt_kset *kset;	/* replaying a Keploy test set */
 };
 
 enum pt_rstate {
@@ -72,6 +76,8 @@ struct pt_rcase {
 	struct pt_diffs diffs;
 	char **learned;			/* where run 2 differed from run 1 */
 	size_t nlearned;
+	char *const *kkeys;		/* a Keploy test's noise keys */
+	size_t nkkeys;
 };
 
 struct pt_replay {
@@ -88,8 +94,14 @@ struct pt_replay {
 	size_t noise_auto, noise_rule, noise_learned;
 	double secs;			/* wall time of the run */
 	bool interrupted;
+	const char *damaged;		/* the capture is damaged: where */
 };
 
+/* Check --to and split it into to_base and to_prefix; -EINVAL after one
+ * line. */
+int pt_replay_to(struct pt_replay_opts *o, const char *to);
+/* Check and add a --set-header; -EINVAL after one line. */
+int pt_set_header_add(struct pt_replay_opts *o, const char *arg);
 /* Parse --filter KEY=VALUES; -EINVAL after one line. */
 int pt_filter_add(struct pt_replay_opts *o, const char *arg);
 void pt_replay_opts_free(struct pt_replay_opts *o);

@@ -139,6 +139,11 @@ void pt_replay_report_json(FILE *f, const struct pt_replay *rp)
 
 	fprintf(f, "{\"to\":");
 	pt_json_str(f, rp->o->to);
+	fputs(",\"damaged\":", f);
+	if (rp->damaged)
+		pt_json_str(f, rp->damaged);
+	else
+		fputs("null", f);
 	fprintf(f, ",\"summary\":{\"sent\":%zu,\"connections\":%zu,\"passed\":%zu,"
 		"\"failed\":%zu,\"errors\":%zu,\"skipped\":%zu,\"filtered\":%zu,"
 		"\"noise\":{\"found\":%zu,\"rules\":%zu,\"learned\":%zu},"
@@ -155,10 +160,16 @@ void pt_replay_report_json(FILE *f, const struct pt_replay *rp)
 	fputs("]}\n", f);
 }
 
-/* Text for XML attributes and character data. */
+/* Text for XML attributes and character data: UTF-8 only (a stray byte
+ * becomes U+FFFD), no control bytes. */
 static void xml(FILE *f, const char *s)
 {
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	char *fixed = NULL;
+
+	if (!pt_utf8_valid((const uint8_t *)s, n))
+		s = fixed = pt_utf8_fix(s, n, &n);
+	for (; s && *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		switch (ch) {
@@ -174,22 +185,33 @@ static void xml(FILE *f, const char *s)
 				fputc(ch, f);
 		}
 	}
+	free(fixed);
 }
 
 void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
 {
-	size_t i, k, tests = 0;
+	size_t i, k, tests = 0, skipped = 0;
 	char id[64];
 
-	for (i = 0; i < rp->n; i++)
+	for (i = 0; i < rp->n; i++) {
 		tests += rp->c[i].state != PT_R_FILTERED;
+		/* not sent (Ctrl-C) is written as skipped too */
+		skipped += rp->c[i].state == PT_R_SKIPPED ||
+			   rp->c[i].state == PT_R_PLANNED;
+	}
+	tests += rp->damaged != NULL;
 	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
 	fprintf(f, "<testsuites tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
-		tests, rp->fail, rp->errors, rp->skipped, rp->secs);
+		tests, rp->fail, rp->errors + (rp->damaged != NULL), skipped, rp->secs);
 	fputs("  <testsuite name=\"podtap replay ", f);
 	xml(f, rp->o->to);
 	fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
-		tests, rp->fail, rp->errors, rp->skipped, rp->secs);
+		tests, rp->fail, rp->errors + (rp->damaged != NULL), skipped, rp->secs);
+	if (rp->damaged) {
+		fputs("    <testcase classname=\"capture\" name=\"the capture file\" time=\"0\">\n      <error message=\"", f);
+		xml(f, rp->damaged);
+		fputs("\"/>\n    </testcase>\n", f);
+	}
 	for (i = 0; i < rp->n; i++) {
 		const struct pt_rcase *c = &rp->c[i];
 
