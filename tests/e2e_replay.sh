@@ -112,6 +112,17 @@ PYEOF
 check "the receiver got exactly each connection's request bytes, writes included, and FIN" \
 	mirrored_ok "$TMP/sink"
 
+# ---- mirrored to a target's own port: its copies are not mirrored again ----
+start_record -c "${CG#$CG2}" -w "$TMP/loop.ptcap" --mirror-to 127.0.0.1:$APP ||
+	{ cat "$TMP/rec.err"; exit 1; }
+curl -s -o /dev/null -o /dev/null "http://127.0.0.1:$APP/items/1" "http://127.0.0.1:$APP/items/2"
+curl -s -o /dev/null "http://127.0.0.1:$APP/health"
+sleep 2
+stop_rec
+n=$("$PODTAP" read "$TMP/loop.ptcap" 2>/dev/null | grep -c ' server ')
+check "--mirror-to a target's own port: 2 connections and their 2 copies, no more (got $n)" \
+	eval '[ "$n" = 4 ] && grep -q "not mirrored again" "$TMP/rec.err"'
+
 # ---- replay against the same build ----
 "$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP --report json \
 	-o "$TMP/same.json" "$TMP/c.ptcap" 2> "$TMP/same.err"
@@ -188,6 +199,11 @@ check "...against the changed build, the same 4 differences" jpy "$TMP/kchanged.
 	-o "$TMP/knoise.json" "$TMP/k/keploy/test-set-0" 2>/dev/null
 check "...and the set's own noise keys take out its times and epochs (UUIDs are left, as Keploy leaves them)" \
 	jpy "$TMP/knoise.json" '{d["where"] for c in j["cases"] for d in c.get("diffs", [])} == {"body $.request_id", "header X-Request-Id"}'
+
+cp -r "$TMP/k/keploy/test-set-0" "$TMP/kbad"
+sed -i 's|^\(        url: "http://[^"]*\)"|\1\\r\\nX-Injected: 1"|' "$TMP/kbad/tests/test-1.yaml"
+check "a Keploy test whose URL holds CR LF is refused in one line, nothing sent" \
+	one_line_error "control characters" "$PODTAP" replay --to http://127.0.0.1:$CHANGED "$TMP/kbad"
 
 # ---- HTTPS ----
 self_signed "$TMP"
@@ -291,6 +307,7 @@ incg "$CGM" curl -s -o "$TMP/r1" -o "$TMP/r2" http://127.0.0.1:$APP/items/1 http
 incg "$CGM" curl -s -o "$TMP/r3" "http://127.0.0.1:$APP/items/2?b=2&a=1"
 incg "$CGM" curl -s -o "$TMP/r4" -H 'Content-Type: application/json' -d '{"name":"x","n":1}' http://127.0.0.1:$APP/items
 incg "$CGM" curl -s -o "$TMP/r5" --compressed http://127.0.0.1:$APP/items
+incg "$CGM" curl -s -I -o "$TMP/rh" http://127.0.0.1:$APP/items/3
 sleep 0.5
 stop_rec
 rmdir "$CGM"
@@ -311,6 +328,9 @@ PYEOF
 check "mock: a python3 client's JSON body, ordered otherwise, matches" cmp -s "$TMP/r4" "$TMP/m5"
 curl -s --compressed -o "$TMP/m6" http://127.0.0.1:$MOCK/items
 check "mock: a gzip answer is served as recorded (curl decodes it)" cmp -s "$TMP/r5" "$TMP/m6"
+curl -s -I -o "$TMP/mh" http://127.0.0.1:$MOCK/items/3
+check "mock: a HEAD answer has the recorded Content-Length" \
+	eval '[ -n "$(grep -i "^content-length: [1-9]" "$TMP/rh")" ] && [ "$(grep -i "^content-length" "$TMP/rh")" = "$(grep -i "^content-length" "$TMP/mh")" ]'
 code=$(curl -s -o "$TMP/m7" -w '%{http_code}' http://127.0.0.1:$MOCK/nothing)
 check "mock: an unmatched request gets 502 naming what was asked" \
 	eval '[ "$code" = 502 ] && grep -q "GET /nothing" "$TMP/m7"'

@@ -311,7 +311,7 @@ void test_mirror(void)
 			     .offset = 3, .len = 10, .lost_bytes = 10 };
 	struct pt_mirror_stats st;
 	struct pt_mirror *m;
-	int lfd, c, found = 0, conns = 0;
+	int lfd, c, found = 0, before_gap = 0, conns = 0;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (!ASSERT_OK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), "bind") ||
@@ -352,10 +352,12 @@ void test_mirror(void)
 			got += n;
 		buf[got] = 0;
 		found += !strcmp(buf, "hello world!") || !strcmp(buf, "helloworld!");
+		before_gap += !strcmp(buf, "abc");
 		conns++;
 		close(c);
 	}
 	ASSERT_EQ(found, 1, "the client's bytes, in order, once");
+	ASSERT_EQ(before_gap, 1, "what came before the gap, then the cut");
 	ASSERT_LE(conns, 3, "no connection for the older one or the client");
 	close(lfd);
 }

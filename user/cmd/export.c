@@ -327,8 +327,8 @@ int cmd_export(int argc, char **argv)
 		summary(fmt, where, &cnt, &lo, nleft);
 		creds = pt_credentials(&cap, cnames, sizeof(cnames));
 		if (creds)
-			pt_info("credentials in what was written: %zu exchange%s carry %s (--redact NAME blanks them)",
-				creds, creds == 1 ? "" : "s", cnames);
+			pt_info("credentials in what was written: %zu exchange%s %s (--redact NAME blanks them)",
+				creds, creds == 1 ? " carries" : "s carry", cnames);
 		if (nleft && !allow_partial) {
 			pt_err("export: %zu connection%s left out (see above); --allow-partial accepts that",
 			       nleft, nleft == 1 ? "" : "s");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <microhttpd.h>
@@ -113,6 +114,12 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+/* A HEAD answer's body: libmicrohttpd never reads it. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static enum MHD_Result answer(struct MHD_Connection *conn,
 			      const struct pt_exchange *x)
 {
@@ -121,8 +128,18 @@ static enum MHD_Result answer(struct MHD_Connection *conn,
 	enum MHD_Result ret;
 	size_t i;
 
-	resp = MHD_create_response_from_buffer(r->body_len, (void *)r->body,
-					       MHD_RESPMEM_MUST_COPY);
+	uint64_t head_len;
+
+	/* a HEAD answer says the length its GET would have had: a response
+	 * of that size whose body is never asked for */
+	if (!strcmp(x->req.method, "HEAD") && pt_http_field(r, "Content-Length") &&
+	    !pt_parse_u64(pt_http_field(r, "Content-Length"), 0, UINT64_MAX,
+			  &head_len))
+		resp = MHD_create_response_from_callback(head_len, 4096, no_body,
+							 NULL, NULL);
+	else
+		resp = MHD_create_response_from_buffer(r->body_len, (void *)r->body,
+						       MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	for (i = 0; i < r->nfields; i++) {
@@ -382,7 +399,7 @@ int cmd_mock(int argc, char **argv)
 	struct pt_kset in;
 	bool strict = false, v6 = false, loaded = false;
 	uint64_t duration = 0;
-	unsigned int flags;
+	unsigned int flags, climit = 896;
 	sigset_t set;
 	size_t i;
 	int opt, rc = 2;
@@ -459,14 +476,28 @@ int cmd_mock(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	/* epoll where there is one (no FD_SETSIZE limit), and idle clients
-	 * let go after 30 s so that they cannot hold every slot */
+	/* epoll where there is one (no FD_SETSIZE limit), as many clients
+	 * as descriptors allow, and idle ones let go after 30 s so that
+	 * they cannot hold every slot */
+	{
+		struct rlimit rl;
+
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur > 256)
+			climit = (unsigned int)(rl.rlim_cur - 128 < 65536 ?
+						rl.rlim_cur - 128 : 65536);
+	}
 	flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_DUAL_STACK : 0) | (cert ? MHD_USE_TLS : 0);
 	d = cert ? MHD_start_daemon(flags, 0, NULL, NULL, handle, &s,
 				    MHD_OPTION_SOCK_ADDR, &ss,
 				    MHD_OPTION_THREAD_POOL_SIZE, 4,
 				    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				    MHD_OPTION_CONNECTION_LIMIT, climit,
 				    MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
 				    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 				    MHD_OPTION_HTTPS_MEM_CERT, cert,
@@ -477,6 +508,7 @@ int cmd_mock(int argc, char **argv)
 				  MHD_OPTION_SOCK_ADDR, &ss,
 				  MHD_OPTION_THREAD_POOL_SIZE, 4,
 				  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				  MHD_OPTION_CONNECTION_LIMIT, climit,
 				  MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
 				  MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

@@ -279,10 +279,15 @@ static void headers(struct ye *y, const struct pt_http_msg *m,
 				s = len;
 			}
 			length |= !strcmp(names[i], "Content-Length");
-			v = pt_xrealloc(v, vl + strlen(s) + 2, 1);
-			vl += sprintf(v + vl, "%s%s", vl ? "," : "", s);
+			/* Cookie lines are one cookie list (RFC 6265 5.4) */
+			bool cookie = !strcmp(names[i], "Cookie");
+
+			if (cookie && !*s)
+				continue;
+			v = pt_xrealloc(v, vl + strlen(s) + 3, 1);
+			vl += sprintf(v + vl, "%s%s", !vl ? "" : cookie ? "; " : ",", s);
 		}
-		kv(y, names[i], v);
+		kv(y, names[i], v ? v : "");
 		free(v);
 		n++;
 	}
@@ -932,8 +937,14 @@ static int export_keploy(const struct pt_capture *cap, const char *out,
 		return err;
 	}
 	err = write_set(cap, tmp, c);
-	if (!err)
-		err = pt_out_commit_dir(final);
+	/* another export may have taken test-set-N meanwhile: the next one */
+	while (!err && (err = pt_out_commit_dir(final)) &&
+	       (err == -ENOTEMPTY || err == -EEXIST) && n < 100000) {
+		n++;
+		if (PATHF(final, "%s/test-set-%d", root, n))
+			break;
+		err = 0;
+	}
 	if (err) {
 		pt_err("%s: %s", final, err == -EPROTO && yaml_problem[0] ?
 		       yaml_problem : strerror(-err));

@@ -278,6 +278,24 @@ static char *keploy_path(const char *path)
 	return out;
 }
 
+/* "a,b" and "a, b" are one list (RFC 9110 5.3): commas followed by one
+ * space, whatever was there */
+static char *list_norm(char *s)
+{
+	char *o = s, *p = s;
+
+	while (*p) {
+		*o++ = *p;
+		if (*p++ == ',') {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			*o++ = ' ';
+		}
+	}
+	*o = 0;
+	return s;
+}
+
 /* Every value of a field name, joined with ", " as RFC 9110 allows. */
 static char *joined(const struct pt_resp *r, const char *name)
 {
@@ -295,7 +313,7 @@ static char *joined(const struct pt_resp *r, const char *name)
 		free(s);
 		s = t;
 	}
-	return s;
+	return s ? list_norm(s) : NULL;
 }
 
 /* Is field i the first of its name in r? */

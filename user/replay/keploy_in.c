@@ -18,6 +18,8 @@
 struct kdoc {
 	yaml_document_t d;
 	const char *file;
+	const char *bad;	/* the first value that is not what it should
+				 * be, or NULL */
 };
 
 static yaml_node_t *get(struct kdoc *k, yaml_node_t *m, const char *key)
@@ -45,9 +47,12 @@ static char *sval(yaml_node_t *n, size_t *len)
 
 	if (!n || n->type != YAML_SCALAR_NODE)
 		return NULL;
-	if (n->tag && !strcmp((const char *)n->tag, BINARY_TAG) &&
-	    !pt_base64_decode((const char *)n->data.scalar.value, &b, len))
-		return b;
+	if (n->tag && !strcmp((const char *)n->tag, BINARY_TAG)) {
+		if (!pt_base64_decode((const char *)n->data.scalar.value, &b, len))
+			return b;
+		*len = 0;
+		return NULL;	/* not base64: the caller says so */
+	}
 	*len = n->data.scalar.length;
 	s = pt_xcalloc(1, *len + 1);
 	memcpy(s, n->data.scalar.value, *len);
@@ -159,10 +164,14 @@ static char *encode(struct pt_http_msg *m, char *s, size_t *len)
 	return (char *)out;
 }
 
-static void body(yaml_node_t *b, struct pt_http_msg *m)
+static void body(struct kdoc *k, yaml_node_t *b, struct pt_http_msg *m)
 {
 	size_t len = 0;
-	char *s = encode(m, sval(b, &len), &len);
+	char *s = sval(b, &len);
+
+	if (!s && b && b->tag && !strcmp((const char *)b->tag, BINARY_TAG) && !k->bad)
+		k->bad = "a !!binary body that is not base64";
+	s = encode(m, s, &len);
 
 	m->body_alloc = (uint8_t *)s;
 	m->body = m->body_alloc;
@@ -195,20 +204,35 @@ static uint16_t request(struct kdoc *k, yaml_node_t *q, struct pt_http_msg *m)
 	/* Go keeps Host out of its header map: Keploy's URL has it */
 	if (auth && !pt_http_field(m, "Host"))
 		add_field(m, "Host", pt_xstrdup(auth));
-	body(get(k, q, "body"), m);
+	body(k, get(k, q, "body"), m);
 	free(auth);
 	free(url);
+	/* what goes on the wire as it is: no way to split a request */
+	if (!k->bad && (!*m->method ||
+			strspn(m->method, "!#$%&'*+-.^_`|~0123456789"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
+			strlen(m->method)))
+		k->bad = "a method that is not a token";
+	for (const char *c = m->target; !k->bad && *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			k->bad = "a URL with spaces or control characters";
+	for (size_t i = 0; !k->bad && i < m->nfields; i++)
+		if (strpbrk(m->fields[i].name, " \t\r\n:") ||
+		    strpbrk(m->fields[i].value, "\r\n"))
+			k->bad = "a header field with CR, LF or a bad name";
 	return port;
 }
 
 static void response(struct kdoc *k, yaml_node_t *r, struct pt_http_msg *m)
 {
 	m->status = (int)num(get(k, r, "status_code"), 0);
+	if ((m->status < 100 || m->status > 999) && !k->bad)
+		k->bad = "a status_code that is not a number from 100 to 999";
 	m->reason = sdup(get(k, r, "status_message"), "");
 	m->major = (uint8_t)num(get(k, r, "proto_major"), 1);
 	m->minor = (uint8_t)num(get(k, r, "proto_minor"), 1);
 	fields(k, get(k, r, "header"), m);
-	body(get(k, r, "body"), m);
+	body(k, get(k, r, "body"), m);
 }
 
 /* One Http document as a connection with one exchange. */
@@ -290,6 +314,7 @@ static int read_file(struct pt_kset *ks, const char *path, bool tests)
 	for (;;) {
 		yaml_node_t *root, *kind;
 		char *ks_kind;
+		size_t line;
 
 		if (!yaml_parser_load(&p, &k.d)) {
 			pt_err("%s: line %zu: %s", path, p.problem_mark.line + 1,
@@ -304,17 +329,30 @@ static int read_file(struct pt_kset *ks, const char *path, bool tests)
 		}
 		kind = get(&k, root, "kind");
 		ks_kind = sdup(kind, "");
-		if (!strcmp(ks_kind, "Http") && get(&k, root, "spec")) {
+		{
+			char *v = sdup(get(&k, root, "version"), "");
+
+			if (strncmp(v, "api.keploy.io/", 14))
+				k.bad = "no api.keploy.io version";
+			free(v);
+		}
+		if (!k.bad && !strcmp(ks_kind, "Http") && get(&k, root, "spec")) {
 			add_exchange(ks, &k, get(&k, root, "spec"), tests);
 			if (tests)
 				ks->tests++;
 			else
 				ks->mocks++;
-		} else {
+		} else if (!k.bad) {
 			ks->other++;
 		}
 		free(ks_kind);
+		line = k.d.start_mark.line + 1;
 		yaml_document_delete(&k.d);
+		if (k.bad) {
+			pt_err("%s: the document from line %zu has %s", path, line, k.bad);
+			err = -EINVAL;
+			break;
+		}
 	}
 	yaml_parser_delete(&p);
 	fclose(f);
@@ -381,6 +419,9 @@ int pt_kset_load(struct pt_kset *ks, const char *dir)
 		pt_err("%s: no Http test or mock in this Keploy test set", dir);
 		err = -ENOENT;
 	}
+	if (!err && ks->other)
+		pt_info("%s: %zu test%s or mock%s of other kinds (Generic, gRPC, ...) left out: only Http is replayed and mocked",
+			dir, ks->other, ks->other == 1 ? "" : "s", ks->other == 1 ? "" : "s");
 	if (err)
 		pt_kset_free(ks);
 	return err;

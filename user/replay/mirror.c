@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
@@ -57,6 +59,9 @@ struct flow {
 	bool peer_closed;		/* the local process closed its end */
 	bool at_end;			/* the capture ended before its CLOSE */
 	bool client_rst;		/* the client reset its connection */
+	bool gapped;			/* a capture gap: what came before it is
+					 * delivered, then a reset */
+	uint64_t sent;			/* bytes written to fd */
 	bool acked;			/* every byte sent so far is acked */
 	uint64_t drain_ns;		/* since when a reset waits for the
 					 * local process to read */
@@ -78,7 +83,7 @@ struct pt_mirror {
 	/* local ports of the mirror's own connections: when the target is
 	 * what they reach, they are recorded too, and must not be mirrored
 	 * again (one request would loop without end) */
-	uint8_t own[65536 / 8];
+	uint64_t *own_until;		/* by local port: until when (ns) */
 	size_t nflows, queued;
 	struct pt_mirror_stats st;
 };
@@ -168,6 +173,26 @@ static void cut(struct pt_mirror *m, struct flow *f, uint64_t *counter)
 	mark(m, f);
 }
 
+/* A capture gap: what came before it still goes, then a reset. */
+static void gap(struct pt_mirror *m, struct flow *f)
+{
+	struct chunk *c;
+
+	if (f->st == F_DONE || f->rst || f->gapped)
+		return;
+	start(m, f);
+	m->st.cut_gap++;
+	f->gapped = true;
+	f->closed = true;
+	while ((c = f->ooo)) {
+		f->ooo = c->next;
+		m->st.dropped += c->len;
+		free(c);
+	}
+	f->ooo_bytes = 0;
+	mark(m, f);
+}
+
 static void enqueue(struct pt_mirror *m, struct flow *f, const uint8_t *p,
 		    size_t n)
 {
@@ -221,7 +246,7 @@ static void bytes_at(struct pt_mirror *m, struct flow *f, uint64_t off,
 	if (off > f->next) {
 		if (f->ooo_bytes + n > OOO_MAX) {
 			m->st.dropped += n;
-			cut(m, f, &m->st.cut_gap);
+			gap(m, f);
 			return;
 		}
 		c = pt_xcalloc(1, sizeof(*c) + n);
@@ -259,7 +284,9 @@ static void on_open(struct pt_mirror *m, const struct pt_conn_open *o)
 		return;
 	if (m->o.port && o->t.lport != m->o.port)
 		return;
-	if (o->t.lport == m->to_port && (m->own[o->t.rport / 8] >> (o->t.rport % 8) & 1)) {
+	/* (a copy's OPEN may come after the copy closed: ports are
+	 * remembered a while after) */
+	if (o->t.lport == m->to_port && m->own_until[o->t.rport] > pt_now_mono_ns()) {
 		if (!m->st.own++)
 			pt_info("mirror: %s is a port of a target: the mirror's own copies are recorded too, and not mirrored again",
 				m->o.to);
@@ -290,7 +317,7 @@ static void on_data(struct pt_mirror *m, const struct pt_data *d, bool tls)
 
 	if (!f || d->dir != PT_DIR_RX)
 		return;
-	if (f->st == F_DONE || f->rst) {
+	if (f->st == F_DONE || f->rst || f->gapped) {
 		/* a cut connection's later bytes: dropped too */
 		if (f->started && tls == f->tls)
 			m->st.dropped += d->cap_len;
@@ -313,7 +340,7 @@ static void on_data(struct pt_mirror *m, const struct pt_data *d, bool tls)
 		return;
 	if (d->cap_len < d->len) {
 		m->st.dropped += d->len;
-		cut(m, f, &m->st.cut_gap);
+		gap(m, f);
 		return;
 	}
 	bytes_at(m, f, d->offset, d->payload, d->cap_len);
@@ -335,7 +362,7 @@ static void on_loss(struct pt_mirror *m, const struct pt_loss *l)
 	if (f->decided && tls != f->tls)
 		return;
 	if (l->offset + l->len > f->next)
-		cut(m, f, &m->st.cut_gap);
+		gap(m, f);
 }
 
 static void on_close(struct pt_mirror *m, const struct pt_rec_hdr *h)
@@ -412,31 +439,40 @@ static int unacked(const struct flow *f)
 
 static void finish(struct pt_mirror *m, struct flow *f)
 {
-	int outq;
+	struct tcp_info ti = {};
+	socklen_t tl = sizeof(ti);
 
 	if (f->st == F_DONE)
 		return;
-	/* bytes still in our socket were never read by the local process */
-	if (!f->rst && f->st == F_OPEN && (outq = unacked(f)) > 0) {
-		m->st.bytes -= outq;
-		cut(m, f, f->peer_closed ? &m->st.cut_closed : &m->st.cut_slow);
-		m->st.dropped += outq;
+	/* bytes written but never acknowledged by the local end (kept by
+	 * the kernel even after a reset): not delivered */
+	if (f->fd >= 0 && f->sent &&
+	    !getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
+	    tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked) &&
+	    ti.tcpi_bytes_acked < f->sent) {
+		uint64_t lost = f->sent - ti.tcpi_bytes_acked;
+
+		m->st.bytes -= lost;
+		m->st.dropped += lost;
+		if (!f->gapped)
+			cut(m, f, f->peer_closed ? &m->st.cut_closed : &m->st.cut_slow);
 	}
 	/* the capture ended with the client's connection still open: what
 	 * it sent is delivered, and then the copy is reset, not finished */
-	if (f->at_end && f->started && !f->rst)
+	if (f->at_end && f->started && !f->rst && !f->gapped)
 		cut(m, f, &m->st.cut_end);
 	if (f->fd >= 0) {
-		if (f->rst || f->client_rst) {
+		if (f->rst || f->client_rst || f->gapped) {
 			struct linger lg = { 1, 0 };
 
 			setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		}
 		close(f->fd);	/* leaves the epoll set with it */
 		f->fd = -1;
-		m->own[f->lport / 8] &= (uint8_t)~(1u << (f->lport % 8));
+		if (f->lport)
+			m->own_until[f->lport] = pt_now_mono_ns() + 30000000000ULL;
 	}
-	if (!f->rst && f->started)
+	if (!f->rst && !f->gapped && f->started)
 		m->st.whole++;
 	if (f->tls && !f->next && f->st == F_WAIT && !f->rst)
 		m->st.no_plaintext++;
@@ -461,7 +497,7 @@ static void start_connect(struct pt_mirror *m, struct flow *f)
 		f->lport = ntohs(me.ss_family == AF_INET6 ?
 				 ((struct sockaddr_in6 *)&me)->sin6_port :
 				 ((struct sockaddr_in *)&me)->sin_port);
-		m->own[f->lport / 8] |= (uint8_t)(1u << (f->lport % 8));
+		m->own_until[f->lport] = UINT64_MAX;
 	}
 	if (f->fd < 0 ||
 	    (connect(f->fd, (const struct sockaddr *)&m->addr, m->alen) &&
@@ -556,6 +592,7 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 			return;
 		}
 		f->qoff += n;
+		f->sent += n;
 		m->queued -= n;
 		m->st.bytes += n;
 		f->progress_ns = now;
@@ -566,7 +603,7 @@ static void pump(struct pt_mirror *m, struct flow *f, uint64_t now)
 	f->progress_ns = now;
 	/* all there: a reset from here on loses nothing */
 	f->acked = !unacked(f);
-	if (f->at_end || (f->client_rst && f->closed)) {
+	if (f->at_end || f->gapped || (f->client_rst && f->closed)) {
 		/* a reset throws away what the socket still holds: first let
 		 * the local process take it (up to the write deadline) */
 		if (!f->drain_ns)
@@ -606,7 +643,7 @@ static void sweep(struct pt_mirror *m, uint64_t now)
 				pump(m, f, now);
 			} else if (f->st != F_DONE && f->closed && f->ooo &&
 				   now > f->close_ns && now - f->close_ns > 1000000000ULL) {
-				cut(m, f, &m->st.cut_gap);	/* the hole never filled */
+				gap(m, f);	/* the hole never filled */
 				pump(m, f, now);
 			} else if (f->st != F_DONE && f->closed &&
 				   (f->shut || f->drain_ns)) {
@@ -702,6 +739,7 @@ int pt_mirror_start(struct pt_mirror **out, const struct pt_mirror_opts *o)
 		free(m);
 		return err;
 	}
+	m->own_until = pt_xcalloc(65536, sizeof(*m->own_until));
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->room, NULL);
 	m->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -723,6 +761,7 @@ fail:
 		close(m->ep);
 	if (m->ev >= 0)
 		close(m->ev);
+	free(m->own_until);
 	free(m);
 	return err;
 }
@@ -783,6 +822,7 @@ void pt_mirror_stop(struct pt_mirror *m, uint64_t linger_ns,
 	close(m->ev);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->room);
+	free(m->own_until);
 	free(m);
 }
 

@@ -563,13 +563,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	if (!line)
 		return 0;
 	line[strcspn(line, "\r\n")] = 0;
-	if (!strncmp(line, "HTTP/", 5)) {
+	if (!*line) {
+		res->in_trailers = true;	/* the end of a head */
+	} else if (!strncmp(line, "HTTP/", 5)) {
 		/* a new status line (after 1xx): start over */
 		for (i = 0; i < res->nfields; i++) {
 			free(res->fields[i].name);
 			free(res->fields[i].value);
 		}
 		res->nfields = 0;
+		res->in_trailers = false;
+	} else if (res->in_trailers) {
+		/* trailers of a chunked body: the recording keeps them apart
+		 * from the head too */
 	} else if ((colon = strchr(line, ':')) && colon != line) {
 		char *v = colon + 1;
 

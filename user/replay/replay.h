@@ -59,6 +59,7 @@ struct pt_rresult {
 	uint8_t *body;			/* as sent: content-encoded */
 	size_t body_len;
 	uint64_t ns;			/* request to response */
+	bool in_trailers;		/* past the head: fields are trailers */
 	char err[256];			/* why there is no response */
 };
 

@@ -37,9 +37,13 @@ char *pt_replay_summary(const struct pt_replay *rp)
 
 	if (!f)
 		pt_oom();
-	fprintf(f, "replay: %zu sent on %zu connections in %.1fs: %zu passed, %zu failed, %zu errors",
-		rp->pass + rp->fail + rp->errors, rp->conns_sent, rp->secs,
-		rp->pass, rp->fail, rp->errors);
+	if (rp->o->dry_run)
+		fprintf(f, "replay --dry-run: %zu would be sent on %zu connections",
+			rp->planned, rp->nconns);
+	else
+		fprintf(f, "replay: %zu sent on %zu connections in %.1fs: %zu passed, %zu failed, %zu errors",
+			rp->pass + rp->fail + rp->errors, rp->conns_sent, rp->secs,
+			rp->pass, rp->fail, rp->errors);
 	fprintf(f, "; %zu skipped, %zu filtered", rp->skipped, rp->filtered);
 	fprintf(f, "; noise ignored: %zu found, %zu by rules, %zu learned",
 		rp->noise_auto, rp->noise_rule, rp->noise_learned);
