@@ -221,6 +221,8 @@ check "replay --to ftp:// is one line, exit 2" one_line_error "want an http" "$P
 check "replay --filter of no kind is one line" one_line_error "--filter" "$PODTAP" replay --to http://x --filter colour=red "$TMP/c.ptcap"
 check "replay of a file that is not there is one line" one_line_error "nothing.ptcap" "$PODTAP" replay --to http://x "$TMP/nothing.ptcap"
 check "replay --speed with --rate is one line" one_line_error "give one" "$PODTAP" replay --to http://x --speed 2 --rate 5 "$TMP/c.ptcap"
+check "replay --set-header with CR LF is one line" one_line_error "control characters" "$PODTAP" replay --to http://x -H $'X-A: b\r\nX-B: c' "$TMP/c.ptcap"
+check "replay of a directory that is not a test set is one line" one_line_error "not a Keploy test set" "$PODTAP" replay --to http://x "$TMP/k/keploy"
 check "replay --noise-regex that does not compile is one line" one_line_error "noise-regex" "$PODTAP" replay --to http://x --noise-regex '(' "$TMP/c.ptcap"
 
 # ---- mirror from the file ----

@@ -446,7 +446,15 @@ int pt_input_load(struct pt_kset *ks, const char *const *paths, int n)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		struct stat st;
+
+		if (!pt_kset_is(paths[i]) && !stat(paths[i], &st) &&
+		    S_ISDIR(st.st_mode)) {
+			pt_err("%s: a directory that is not a Keploy test set (one holds tests/ or mocks.yaml: give DIR/test-set-N)",
+			       paths[i]);
+			return -EINVAL;
+		}
 		if (pt_kset_is(paths[i])) {
 			if (n > 1) {
 				pt_err("%s: a Keploy test set is read alone, not with other files",
@@ -455,6 +463,7 @@ int pt_input_load(struct pt_kset *ks, const char *const *paths, int n)
 			}
 			return pt_kset_load(ks, paths[i]);
 		}
+	}
 	memset(ks, 0, sizeof(*ks));
 	return pt_capture_load_many(&ks->cap, paths, n, true);
 }

@@ -134,15 +134,18 @@ int pt_set_header_add(struct pt_replay_opts *o, const char *arg)
 	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	const char *colon = strchr(arg, ':'), *v;
+	char shown[256];
 	size_t i;
 
+	pt_printable(arg, shown, sizeof(shown));
 	if (!colon || colon == arg || strspn(arg, tchar) != (size_t)(colon - arg)) {
-		pt_err("--set-header %s: want 'NAME: VALUE' (NAME a field name, no spaces)", arg);
+		pt_err("--set-header %s: want 'NAME: VALUE' (NAME a field name, no spaces)",
+		       shown);
 		return -EINVAL;
 	}
 	for (v = colon + 1; *v; v++)
 		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
-			pt_err("--set-header %s: control characters in the value", arg);
+			pt_err("--set-header %s: control characters in the value", shown);
 			return -EINVAL;
 		}
 	for (i = 0; not_forwarded[i]; i++)
