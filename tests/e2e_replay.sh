@@ -36,7 +36,7 @@ cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null
 	for p in $PIDS $NGINX_PID; do kill $p 2>/dev/null; done
 	wait 2>/dev/null
-	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" 2>/dev/null
+	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" "$CG2/podtap-replay-mockc-$$" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
