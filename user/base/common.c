@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 #include "base/common.h"
@@ -552,6 +553,14 @@ int pt_parse_addr(const char *addr, bool passive, struct sockaddr_storage *ss,
 	}
 	freeaddrinfo(res);
 	return 0;
+}
+
+bool pt_same_file(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	return !stat(a, &x) && !stat(b, &y) && x.st_dev == y.st_dev &&
+	       x.st_ino == y.st_ino;
 }
 
 int pt_hexval(int c)

@@ -69,6 +69,8 @@ int pt_parse_addr(const char *addr, bool passive, struct sockaddr_storage *ss,
 /* Base64 (RFC 4648, whitespace and padding skipped) into a malloc'd
  * buffer; -EINVAL for anything else. */
 int pt_base64_decode(const char *s, void **out, size_t *outlen);
+/* Do two paths name one file (links followed)? */
+bool pt_same_file(const char *a, const char *b);
 /* A hex digit's value, or -1. */
 int pt_hexval(int c);
 /* Parse a whole decimal number in [min, max]. */

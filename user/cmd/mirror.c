@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
 #include "capfile/capfile.h"
@@ -114,16 +113,12 @@ int cmd_mirror(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < nfiles; i++)
-		for (size_t k = 0; k < i; k++) {
-			struct stat a, b;
-
-			if (!stat(files[i], &a) && !stat(files[k], &b) &&
-			    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		for (size_t k = 0; k < i; k++)
+			if (pt_same_file(files[i], files[k])) {
 				pt_err("mirror: %s: the same file as %s, given twice",
 				       files[i], files[k]);
 				goto out;
 			}
-		}
 	signal(SIGPIPE, SIG_IGN);
 	if (pt_mirror_start(&m, &mo))
 		goto out;

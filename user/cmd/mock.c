@@ -157,12 +157,26 @@ static enum MHD_Result answer(struct MHD_Connection *conn,
 	return ret;
 }
 
+/* podtap's own answer (not a recorded one): JSON */
+static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned int code,
+				  char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body, mode);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 				   const char *method, const char *path,
 				   const char *query, const struct pt_mock *near)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
 	char *body = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&body, &len);
@@ -191,29 +205,16 @@ static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 	}
 	fputs("}\n", f);
 	fclose(f);
-	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, MHD_HTTP_BAD_GATEWAY, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return json_reply(conn, MHD_HTTP_BAD_GATEWAY, body, len,
+			  MHD_RESPMEM_MUST_FREE);
 }
 
 static enum MHD_Result too_large(struct MHD_Connection *conn)
 {
 	static const char b[] = "{\"error\":\"podtap mock: request body over 64 MiB, not matched\"}\n";
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(sizeof(b) - 1, (void *)b,
-					       MHD_RESPMEM_PERSISTENT);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, MHD_HTTP_CONTENT_TOO_LARGE, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return json_reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, (char *)b,
+			  sizeof(b) - 1, MHD_RESPMEM_PERSISTENT);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -230,6 +231,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	enum MHD_Result ret;
 	struct pt_http_msg m = {};
 	struct pt_http_field ce;
+	struct pt_body b;
 
 	if (!up) {
 		*con_cls = pt_xcalloc(1, sizeof(*up));
@@ -251,26 +253,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	r.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
 	r.path = url;
 	pt_query_parse(q.s, (struct pt_qparam **)&r.q, &r.nq);
-	r.body = up->p;
-	r.body_len = up->n;
-	/* a compressed request body is matched by what it says */
-	ce.name = "Content-Encoding";
-	ce.value = (char *)MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						       "Content-Encoding");
-	uint8_t *dec = NULL;
-	size_t declen;
-	char err[128];
-
-	if (ce.value) {
-		m.fields = &ce;
-		m.nfields = 1;
-		m.body = up->p;
-		m.body_len = up->n;
-		if (pt_http_decode_body(&m, &dec, &declen, err, sizeof(err)) == 1) {
-			r.body = dec;
-			r.body_len = declen;
-		}
-	}
 	if (up->too_big) {
 		/* a miss like any other, said for what it is */
 		pthread_mutex_lock(&s->m.mu);
@@ -282,6 +264,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		free(q.s);
 		return ret;
 	}
+	/* a compressed request body is matched by what it says */
+	ce.name = "Content-Encoding";
+	ce.value = (char *)MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Content-Encoding");
+	m.fields = ce.value ? &ce : NULL;
+	m.nfields = ce.value != NULL;
+	m.body = up->p;
+	m.body_len = up->n;
+	pt_body_get(&m, &b);
+	r.body = b.p;
+	r.body_len = b.n;
 	mk = pt_mocks_match(&s->m, &r, &how, &near);
 	pt_dbg("mock: %s %s%s%s: %s", method, url, q.s ? "?" : "",
 	       q.s ? q.s : "", !mk ? "no match" : how == PT_M_EXACT ? "exact" :
@@ -294,7 +287,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	} else {
 		ret = answer(conn, mk->x);
 	}
-	free(dec);
+	pt_body_free(&b);
 	pt_query_free((struct pt_qparam *)r.q, r.nq);
 	free(q.s);
 	return ret;

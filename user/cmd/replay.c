@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
 #include "base/outfile.h"
@@ -110,14 +109,10 @@ static int opt_double(const char *opt, const char *arg, double *v)
 /* Is the report's path one of the inputs? (-o pod.ptcap pod.ptcap) */
 static bool is_input(const char *out, char **in, int n)
 {
-	struct stat so, si;
 	int i;
 
-	if (!out || !strcmp(out, "-") || stat(out, &so))
-		return false;
-	for (i = 0; i < n; i++)
-		if (!stat(in[i], &si) && si.st_dev == so.st_dev &&
-		    si.st_ino == so.st_ino)
+	for (i = 0; out && strcmp(out, "-") && i < n; i++)
+		if (pt_same_file(out, in[i]))
 			return true;
 	return false;
 }

@@ -139,14 +139,11 @@ int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 	cap->path = paths[0];
 	pt_conns_init(&cap->conns);
 	for (k = 0; k < n; k++) {
-		struct stat a, b;
 		int j, err;
 
 		/* one file twice (or through a link) would double its records */
 		for (j = 0; j < k && strcmp(paths[k], "-"); j++)
-			if (strcmp(paths[j], "-") && !stat(paths[j], &a) &&
-			    !stat(paths[k], &b) && a.st_dev == b.st_dev &&
-			    a.st_ino == b.st_ino) {
+			if (strcmp(paths[j], "-") && pt_same_file(paths[j], paths[k])) {
 				pt_err("%s: the same file as %s, given twice",
 				       paths[k], paths[j]);
 				pt_conns_free(&cap->conns);
@@ -562,4 +559,26 @@ void pt_query_free(struct pt_qparam *v, size_t n)
 		free(v[i].val);
 	}
 	free(v);
+}
+
+void pt_target_split(const char *t, char **host, char **path,
+		     const char **query)
+{
+	const char *p = t, *q;
+
+	if (host)
+		*host = NULL;
+	if (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) {
+		const char *a = p + 8 - (p[4] == ':');
+
+		p = a + strcspn(a, "/?#");
+		if (host && !(*host = strndup(a, p - a)))
+			pt_oom();
+	}
+	q = strpbrk(p, "?#");
+	*path = p == q || !*p ? pt_xstrdup("/") :
+		strndup(p, q ? (size_t)(q - p) : strlen(p));
+	if (!*path)
+		pt_oom();
+	*query = q && *q == '?' ? q + 1 : NULL;
 }

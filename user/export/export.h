@@ -46,6 +46,11 @@ const char *pt_loss_reason_name(uint8_t reason);
 
 /* The request's URL: absolute, from the Host field or the server address. */
 char *pt_x_url(const struct pt_xconn *xc, const struct pt_exchange *x);
+/* A request target's parts: for absolute-form its authority (malloc'd,
+ * if host is not NULL; else *host is NULL), the path (malloc'd, "/" when
+ * there is none) and the query after '?' (within t, or NULL). */
+void pt_target_split(const char *t, char **host, char **path,
+		     const char **query);
 /* Side names: the client's and server's bytes of a connection. */
 static inline bool pt_x_from_client(const struct pt_xconn *xc, int dir)
 {

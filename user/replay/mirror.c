@@ -8,11 +8,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <stddef.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -425,33 +423,30 @@ void pt_mirror_record(struct pt_mirror *m, const struct pt_rec_hdr *h)
 
 /* ---- the thread: sockets ---- */
 
-/* Bytes sent that the local end has not acknowledged: SIOCOUTQ, less
- * the sequence number our FIN takes once shut. -1 if unknown. */
-static int unacked(const struct flow *f)
-{
-	int q;
-
-	if (f->fd < 0 || ioctl(f->fd, SIOCOUTQ, &q))
-		return -1;
-	q -= f->shut && q > 0;
-	return q;
-}
-
-static void finish(struct pt_mirror *m, struct flow *f)
+/* Bytes written that the local end has not acknowledged, from TCP_INFO's
+ * bytes acked (kept by the kernel even after a reset; a FIN's sequence
+ * number counts there, and is no data). -1 if unknown. */
+static int64_t unacked(const struct flow *f)
 {
 	struct tcp_info ti = {};
 	socklen_t tl = sizeof(ti);
 
+	if (f->fd < 0 || getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) ||
+	    tl < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+		return -1;
+	return ti.tcpi_bytes_acked < f->sent ?
+	       (int64_t)(f->sent - ti.tcpi_bytes_acked) : 0;
+}
+
+static void finish(struct pt_mirror *m, struct flow *f)
+{
+	int64_t lost;
+
 	if (f->st == F_DONE)
 		return;
-	/* bytes written but never acknowledged by the local end (kept by
-	 * the kernel even after a reset): not delivered */
-	if (f->fd >= 0 && f->sent &&
-	    !getsockopt(f->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
-	    tl >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked) &&
-	    ti.tcpi_bytes_acked < f->sent) {
-		uint64_t lost = f->sent - ti.tcpi_bytes_acked;
-
+	/* bytes written but never acknowledged by the local end: not
+	 * delivered */
+	if ((lost = unacked(f)) > 0) {
 		m->st.bytes -= lost;
 		m->st.dropped += lost;
 		if (!f->gapped)

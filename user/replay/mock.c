@@ -77,31 +77,6 @@ static bool usable(const struct pt_exchange *x)
 	       x->resp.status != 101;
 }
 
-/* Path and query of a target, origin-form or absolute-form. */
-static void split_target(const char *t, char **host, char **path,
-			 const char **query)
-{
-	const char *p = t, *q;
-
-	if (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) {
-		const char *a = p + 8 - (p[4] == ':');
-
-		p = a + strcspn(a, "/?");
-		*host = strndup(a, p - a);
-		if (!*p || *p == '?') {
-			q = *p == '?' ? p + 1 : NULL;
-			*path = pt_xstrdup("/");
-			*query = q;
-			return;
-		}
-	}
-	q = strchr(p, '?');
-	*path = strndup(p, q ? (size_t)(q - p) : strlen(p));
-	if (!*path)
-		pt_oom();
-	*query = q ? q + 1 : NULL;
-}
-
 void pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
 {
 	struct pt_xref *xs;
@@ -127,7 +102,7 @@ void pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
 		memset(mk, 0, sizeof(*mk));
 		mk->xc = xc;
 		mk->x = x;
-		split_target(x->req.target, &mk->host, &mk->path, &query);
+		pt_target_split(x->req.target, &mk->host, &mk->path, &query);
 		h = pt_http_field(&x->req, "Host");
 		if (h) {
 			free(mk->host);

@@ -186,28 +186,13 @@ static bool is_read_method(const char *m)
 	return !strcmp(m, "GET") || !strcmp(m, "HEAD");
 }
 
-/* The path of a request target, for path= filters ("/a/b" of
- * "http://h/a/b?q" and of "/a/b?q"). */
-static char *target_path(const char *target)
-{
-	const char *p = target, *q;
-
-	if (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) {
-		p = strchr(p + 8 - (p[4] == ':'), '/');
-		if (!p)
-			p = "/";
-	}
-	q = strpbrk(p, "?#");
-	return strndup(p, q ? (size_t)(q - p) : strlen(p));
-}
-
 static bool one_matches(const struct pt_filter *f, const struct pt_xconn *xc,
 			const struct pt_exchange *x)
 {
 	size_t i;
 
 	for (i = 0; i < f->nvals; i++) {
-		const char *v = f->vals[i], *h, *colon;
+		const char *v = f->vals[i], *h, *colon, *query;
 		char *path;
 		bool m = false;
 
@@ -216,8 +201,8 @@ static bool one_matches(const struct pt_filter *f, const struct pt_xconn *xc,
 			m = !strcasecmp(x->req.method, v);
 			break;
 		case PT_F_PATH:
-			path = target_path(x->req.target);
-			m = path && !fnmatch(v, path, 0);
+			pt_target_split(x->req.target, NULL, &path, &query);
+			m = !fnmatch(v, path, 0);
 			free(path);
 			break;
 		case PT_F_HOST:
@@ -782,37 +767,31 @@ static int run_once(struct pt_replay *rp, int pass, volatile int *stop,
 
 /* ---- comparing ---- */
 
+/* A response as compared: its body decoded (pt_body_free b after). */
 static void decoded(const struct pt_http_field *fields, size_t nfields,
 		    const uint8_t *body, size_t len, int status,
-		    struct pt_resp *out, uint8_t **alloc)
+		    struct pt_resp *out, struct pt_body *b)
 {
 	struct pt_http_msg m = {
 		.fields = (struct pt_http_field *)fields, .nfields = nfields,
 		.body = body, .body_len = len,
 	};
-	char err[128];
-	size_t n;
 
-	*alloc = NULL;
-	*out = (struct pt_resp){ status, fields, nfields, body, len };
-	if (pt_http_decode_body(&m, alloc, &n, err, sizeof(err)) == 1) {
-		out->body = *alloc;
-		out->body_len = n;
-	}
+	pt_body_get(&m, b);
+	*out = (struct pt_resp){ status, fields, nfields, b->p, b->n };
 }
 
 static void result_resp(const struct pt_rresult *r, struct pt_resp *out,
-			uint8_t **alloc)
+			struct pt_body *b)
 {
-	decoded(r->fields, r->nfields, r->body, r->body_len, r->status, out,
-		alloc);
+	decoded(r->fields, r->nfields, r->body, r->body_len, r->status, out, b);
 }
 
 static void learn(struct pt_rcase *c)
 {
 	struct pt_diffs d = {};
 	struct pt_resp a, b;
-	uint8_t *fa, *fb;
+	struct pt_body fa, fb;
 	size_t i;
 	struct pt_noise none = { .no_auto = true };
 
@@ -826,8 +805,8 @@ static void learn(struct pt_rcase *c)
 	for (i = 0; i < d.n; i++)
 		c->learned[c->nlearned++] = pt_xstrdup(d.v[i].where);
 	pt_diffs_free(&d);
-	free(fa);
-	free(fb);
+	pt_body_free(&fa);
+	pt_body_free(&fb);
 }
 
 static void judge(struct pt_replay *rp, struct pt_rcase *c)
@@ -835,7 +814,7 @@ static void judge(struct pt_replay *rp, struct pt_rcase *c)
 	const struct pt_exchange *x = c->x;
 	struct pt_noise nz = rp->o->noise;
 	struct pt_resp want, got;
-	uint8_t *fw, *fg;
+	struct pt_body fw, fg;
 
 	if (!c->r[0].done)
 		return;		/* interrupted before it */
@@ -852,8 +831,8 @@ static void judge(struct pt_replay *rp, struct pt_rcase *c)
 	nz.kkeys = c->kkeys;
 	nz.nkkeys = c->nkkeys;
 	pt_resp_diff(&nz, &want, &got, c->learned, c->nlearned, &c->diffs);
-	free(fw);
-	free(fg);
+	pt_body_free(&fw);
+	pt_body_free(&fg);
 	c->state = c->diffs.n ? PT_R_FAIL : PT_R_PASS;
 	rp->pass += c->state == PT_R_PASS;
 	rp->fail += c->state == PT_R_FAIL;
