@@ -2,11 +2,16 @@
 /*
  * TLS plaintext from the library calls: uprobes on SSL_write, SSL_read
  * and their _ex forms (OpenSSL 1.1.1 and 3.x, BoringSSL), entry and
- * return. The entry remembers the call per thread (tls_calls); the return
- * copies what the library took or gave from the caller's buffer into
- * TLS_DATA records, at the plaintext offset of that (process, SSL*)
- * (tls_conns). Uprobes are per library file, so every process mapping it
- * traps here: the first thing each program does is the target check.
+ * return, or, where a pair wraps one inner function with the _ex form's
+ * arguments (OpenSSL's ssl_write_internal, found by user/capture/elfbin.c),
+ * on that function with the _ex programs. The probes sit on instructions
+ * the kernel emulates where the code allows: one it single-steps costs
+ * some 30 times more. The entry remembers the call per thread
+ * (tls_calls); the return copies what the library took or gave from the
+ * caller's buffer into TLS_DATA records, at the plaintext offset of that
+ * (process, SSL*) (tls_conns). Uprobes are per library file, so every
+ * process mapping it traps here: the first thing each program does is the
+ * target check.
  *
  * Which socket an SSL* uses is learnt by skb.bpf.c: a thread that is in
  * an SSL call or handshake (hooked for this alone) when it sends on a

@@ -7,7 +7,8 @@
 # (SSL_read/SSL_write) and python3 clients, one of
 # them in the target cgroup too, keep-alive with bodies from 1 byte to
 # 1 MiB, a client started after recording began, 20 parallel connections,
-# openssl s_server and s_client, a library hooked mid-session; the same
+# openssl s_server and s_client, s_server -www (the SSL BIO), a library
+# hooked mid-session; the same
 # requests over HTTPS and plain HTTP must export the same exchanges.
 # The plaintext podtap recorded must be what was sent, both directions, on
 # the right connection (its 4-tuple), exported with no ciphertext; with
@@ -23,6 +24,8 @@ STATIC_PORT=18504
 SCLI_PORT=18505
 LATE_PORT=18507
 HTTP_PORT=18508
+METRICS_PORT=18509
+WWW_PORT=18510
 PY=/usr/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
@@ -39,7 +42,8 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER=
+CGR=$CG2/podtap-tls-root-$$
+SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER= ROOT_SLEEP=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
@@ -47,7 +51,8 @@ cleanup() {
 	[ -n "$S_SERVER" ] && kill $S_SERVER 2>/dev/null && wait $S_SERVER 2>/dev/null
 	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
-	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
+	[ -n "$ROOT_SLEEP" ] && kill $ROOT_SLEEP 2>/dev/null && wait $ROOT_SLEEP 2>/dev/null
+	rmdir "$CG" "$CGC" "$CGN" "$CGR" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -87,9 +92,28 @@ cp "$TMP/tls_static" "$TMP/tls_stripped" && strip "$TMP/tls_stripped"
 STRIPPED_PID=$!
 wait_port $((STATIC_PORT + 2)) || { echo "the stripped TLS server did not start"; exit 1; }
 
+# a root of its own (as a container has) with curl and a copy of its
+# libraries, where only sleep runs when recording begins: its libssl is
+# a file no target maps yet
+ROOT=$TMP/root
+for f in /usr/bin/curl /bin/sleep $(ldd /usr/bin/curl /bin/sleep |
+		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do
+	mkdir -p "$ROOT$(dirname "$f")" && cp -L "$f" "$ROOT$f"
+done
+mkdir -p "$CGR"
+(echo $BASHPID > "$CGR/cgroup.procs" && exec chroot "$ROOT" /bin/sleep 1000) &
+ROOT_SLEEP=$!
+
 # ---- record the server's cgroup and a client cgroup ----
-start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi -w "$TMP/cap.ptcap"
+start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --cgroup "$CGR" --ring-size 64Mi \
+	--metrics 127.0.0.1:$METRICS_PORT -w "$TMP/cap.ptcap"
 check "record started" [ $? = 0 ]
+# every probe on Debian's OpenSSL (libssl, and linked in) is on an
+# instruction the kernel emulates: single-stepping one costs some 30 times more
+curl -s http://127.0.0.1:$METRICS_PORT/metrics > "$TMP/metrics.txt"
+check "TLS probes: all on emulated instructions" \
+	sh -c "grep -qE '^podtap_tls_probes\{instruction=\"emulated\"\} [1-9]' '$TMP/metrics.txt' &&
+		grep -qx 'podtap_tls_probes{instruction=\"single_stepped\"} 0' '$TMP/metrics.txt'"
 check "record says the server's libssl is hooked" \
 	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says the static server's own OpenSSL is hooked" \
@@ -132,6 +156,25 @@ kill $S_SERVER 2>/dev/null
 wait $S_SERVER 2>/dev/null
 check "openssl s_client and s_server spoke" \
 	sh -c "grep -q 'reply from s_server' '$TMP/s_client.out' && grep -q 'line from s_client' '$TMP/s_server.out'"
+# a curl of 50 ms, started in that root: its libssl, in the root's library
+# directory, was hooked when recording began, so it is in clear from its
+# first call (the 2 s rescan would all but always miss it)
+(echo $BASHPID > "$CGR/cgroup.procs" &&
+	exec chroot "$ROOT" /usr/bin/curl -sk --http1.1 -w '%{local_port}' \
+		-o /curl.out "https://127.0.0.1:$PORT/n/7777") > "$TMP/root-curl.port"
+check "the curl in its own root ran" sh -c "[ \$(stat -c %s '$ROOT/curl.out') = 7777 ]"
+# openssl s_server -www reads and writes through the SSL BIO, which calls
+# OpenSSL's inner read and write functions, not SSL_read or SSL_write
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec openssl s_server -www -quiet -accept 127.0.0.1:$WWW_PORT \
+		-cert "$TMP/cert.pem" -key "$TMP/key.pem" > /dev/null 2>&1) &
+WWW_PID=$!
+wait_listen $WWW_PORT
+sleep 2.5	# the next scan says it
+curl -sk --http1.1 -o "$TMP/www.out" "https://127.0.0.1:$WWW_PORT/"
+kill $WWW_PID 2>/dev/null
+wait $WWW_PID 2>/dev/null
+check "openssl s_server -www answered" grep -q "Ciphers supported" "$TMP/www.out"
 # a python3 client in the client cgroup, started after recording began:
 # keep-alive, sizes to 1 MiB, a POST echoed, each connection's 4-tuple
 (echo $BASHPID > "$CGC/cgroup.procs" && exec $PY - $PORT "$TMP/truth.json" <<'PY'
@@ -251,12 +294,13 @@ check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
 
-$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT \
+	"$(cat "$TMP/root-curl.port")" <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
 tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-http_port, nginx_tls, nginx_port = (int(a) for a in sys.argv[4:7])
+http_port, nginx_tls, nginx_port, www_port, root_curl_port = (int(a) for a in sys.argv[4:9])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -367,6 +411,17 @@ if late is None:
     bad.append("no client of a late copy had its first bytes unhooked")
 elif late.get("complete", True) or "hooked after the session began" not in late.get("note", ""):
     bad.append("the client hooked mid-session: %s" % late.get("note"))
+# the short curl in its own root: its side in clear, from its first call
+cs = [c for c in conns.values() if c["local"] == "127.0.0.1:%d" % root_curl_port]
+got = [x for c in cs for x in http if x["conn_id"] == c["conn_id"]]
+if len(got) != 1 or data(got[0]["response"]) != body(7777):
+    bad.append("the 50 ms curl in its own root: %s" % (
+        "differs" if got else "not in clear (%d connections)" % len(cs)))
+# openssl s_server -www (the SSL BIO): its answer in clear, as curl got it
+www = open(tmp + "/www.out", "rb").read()
+got = [x for x in http if x.get("local", "").endswith(":%d" % www_port)]
+if len(got) != 1 or data(got[0]["response"]) != www:
+    bad.append("openssl s_server -www: %s" % ("differs" if got else "not captured in clear"))
 # openssl s_server and s_client: each line in clear on both sides
 for side, key in (("s_server", "local"), ("s_client", "remote")):
     cs = [c for c in conns.values() if c[key].endswith(":%d" % s_port)]

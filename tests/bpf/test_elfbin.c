@@ -35,27 +35,27 @@ static int byte_at(const char *path, uint64_t off)
 }
 
 /*
- * Each hook on the code: an entry that begins with Go's stack check
- * (CMPQ 0x10(R14), SP, or LEAQ -x(SP), R12 before it for a large frame),
- * each return hook a RET.
+ * Each hook on the code: an entry on the jump of Go's stack check, just
+ * after its CMPQ 0x10(R14), SP (or R12, after LEAQ -x(SP), R12 for a
+ * large frame), where the kernel emulates the probed instruction; each
+ * return hook a RET.
  */
 static bool go_hooks_valid(const char *path, const struct pt_go_tls *g)
 {
-	static const unsigned char cmp[] = { 0x49, 0x3b, 0x66, 0x10 };
-	static const unsigned char lea[] = { 0x4c, 0x8d, 0x64, 0x24 };
 	const struct pt_go_func *fs[2] = { &g->write, &g->read };
-	size_t i, r, k;
+	size_t i, r;
 
 	for (i = 0; i < 2; i++) {
-		bool is_cmp = true, is_lea = true;
+		uint64_t at = fs[i]->entry;
+		int rex = byte_at(path, at - 4), jb = byte_at(path, at);
 
-		for (k = 0; k < sizeof(cmp); k++) {
-			int b = byte_at(path, fs[i]->entry + k);
-
-			is_cmp &= b == cmp[k];
-			is_lea &= b == lea[k];
-		}
-		if ((!is_cmp && !is_lea) || !fs[i]->nrets)
+		if (!fs[i]->entry_emulated || at < 4 ||
+		    (rex != 0x49 && rex != 0x4d) ||
+		    byte_at(path, at - 3) != 0x3b ||
+		    byte_at(path, at - 2) != 0x66 ||
+		    byte_at(path, at - 1) != 0x10 ||
+		    (jb != 0x76 && (jb != 0x0f || byte_at(path, at + 1) != 0x86)) ||
+		    !fs[i]->nrets)
 			return false;
 		for (r = 0; r < fs[i]->nrets; r++)
 			if (byte_at(path, fs[i]->rets[r]) != 0xc3)
@@ -252,8 +252,92 @@ out:
 		perror("rm");
 }
 
+/* Where a probe goes in code given as bytes; 0 for nowhere. */
+static uint64_t point(const char *hex, uint32_t keep)
+{
+	uint8_t code[32];
+	size_t n = 0;
+
+	while (hex[0] && hex[1] && n < sizeof(code)) {
+		unsigned int b;
+
+		if (hex[0] == ' ') {
+			hex++;
+			continue;
+		}
+		if (sscanf(hex, "%2x", &b) != 1)
+			break;
+		code[n++] = (uint8_t)b;
+		hex += 2;
+	}
+	return pt_probe_point(code, n, 0x1000, keep);
+}
+
+/*
+ * Probes go on instructions the kernel emulates, before anything the
+ * programs read is changed; and OpenSSL's inner read and write functions
+ * are found by the structure of SSL_read_ex and SSL_read.
+ */
+static void test_points(void)
+{
+	uint64_t rd, wr, addr, size;
+	const char *lib = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+	char why[160];
+	struct pt_elf *e;
+
+	ASSERT_EQ(point("4155 4154", PT_KEEP_SYSV), 0x1000, "push r13 at the entry");
+	ASSERT_EQ(point("f30f1efa 55 4889e5", PT_KEEP_SYSV), 0x1004,
+		  "push rbp after endbr64");
+	ASSERT_EQ(point("4883ec08 e800000000", PT_KEEP_SYSV), 0,
+		  "not after rsp moved: the return address is not on top");
+	ASSERT_EQ(point("4889c7 53", PT_KEEP_SYSV), 0, "not after rdi changed");
+	ASSERT_EQ(point("488b4730 4885c0 7405", PT_KEEP_SYSV), 0x1007,
+		  "a jcc after rax changed (not an argument)");
+	ASSERT_EQ(point("c3", PT_KEEP_SYSV), 0, "not past a ret");
+	ASSERT_EQ(point("ffe0 55", PT_KEEP_SYSV), 0, "not past an indirect jmp");
+	ASSERT_EQ(point("90 c3", PT_KEEP_SYSV), 0, "a nop, then a ret: nowhere");
+	ASSERT_EQ(point("4850 55", PT_KEEP_SYSV), 0,
+		  "a push with REX.W is not taken, and moved rsp");
+	ASSERT_EQ(point("c8080000 55", PT_KEEP_SYSV), 0,
+		  "not past enter, whose rsp write capstone does not list");
+	ASSERT_EQ(point("0fb10f 7405", PT_KEEP_GO), 0,
+		  "Go: not past cmpxchg, which writes AX");
+	ASSERT_EQ(point("4883f800 7402 ebfa", PT_KEEP_SYSV), 0,
+		  "not on a jcc that a later jump comes back to");
+	ASSERT_EQ(point("493b6610 7620", PT_KEEP_GO), 0x1004,
+		  "Go: on the stack check's jbe");
+	ASSERT_EQ(point("4c8d6424f8 4d3b6610 0f8620000000", PT_KEEP_GO), 0x1009,
+		  "Go, a large frame: on the jbe after LEAQ into R12");
+	ASSERT_EQ(point("4889c3 493b6610 7620", PT_KEEP_GO), 0,
+		  "Go: not after BX, an argument, changed");
+
+	if (access(lib, R_OK)) {
+		test__skip("no Debian libssl3 at %s", lib);
+		return;
+	}
+	if (!ASSERT_OK(pt_elf_open(&e, lib, why, sizeof(why)), "open libssl"))
+		return;
+	ASSERT_TRUE(pt_elf_ssl_inner(e, "SSL_read_ex", "SSL_read", &rd),
+		    "libssl: the read pair's inner function");
+	ASSERT_TRUE(pt_elf_ssl_inner(e, "SSL_write_ex", "SSL_write", &wr),
+		    "libssl: the write pair's inner function");
+	ASSERT_NEQ(rd, wr, "two inner functions");
+	ASSERT_EQ(pt_elf_probe_point(e, rd, 0, PT_KEEP_SYSV), rd,
+		  "the read one's entry is emulated");
+	ASSERT_EQ(pt_elf_probe_point(e, wr, 0, PT_KEEP_SYSV), wr,
+		  "the write one's entry is emulated");
+	ASSERT_FALSE(pt_elf_ssl_inner(e, "SSL_read_ex", "SSL_write", &addr),
+		     "no inner function shared by SSL_read_ex and SSL_write");
+	if (ASSERT_TRUE(pt_elf_func(e, "SSL_read", &addr, &size), "SSL_read"))
+		ASSERT_EQ(pt_elf_probe_point(e, addr, size, PT_KEEP_SYSV), 0,
+			  "SSL_read itself begins by moving rsp");
+	pt_elf_close(e);
+}
+
 void test_elfbin(void)
 {
+	if (test__start_subtest("points"))
+		test_points();
 	if (test__start_subtest("symbols"))
 		test_symbols();
 	if (test__start_subtest("go"))

@@ -380,6 +380,7 @@ static bool pcln_find(const struct pclntab *t, const char *name,
 static int go_func_hooks(struct pt_elf *e, uint64_t addr, uint64_t size,
 			 struct pt_go_func *f, char *why, size_t n)
 {
+	uint64_t at, off;
 	cs_insn *insn = NULL;
 	uint8_t *code;
 	size_t count, i, decoded = 0;
@@ -414,6 +415,13 @@ static int go_func_hooks(struct pt_elf *e, uint64_t addr, uint64_t size,
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
 		snprintf(why, n, "capstone: cannot open an x86-64 disassembler");
 		goto out;
+	}
+	/* the entry probe on the stack check's jump, which is emulated */
+	at = pt_probe_point(code, size, addr, PT_KEEP_GO);
+	if (at && !pt_elf_offset(e, at, &off)) {
+		f->entry_addr = at;
+		f->entry = off;
+		f->entry_emulated = true;
 	}
 	count = cs_disasm(cs, code, size, addr, 0, &insn);
 	f->nrets = 0;
@@ -567,4 +575,310 @@ int pt_go_tls_find(struct pt_elf *e, struct pt_go_tls *g, char *why, size_t n)
 			return -1;
 	g->tcpconn_type = go_tcpconn_type(e, &t, have_pcln);
 	return 1;
+}
+
+/*
+ * Where a uprobe costs least. At a probe the kernel emulates a push of a
+ * register and a call, jmp or jcc with a displacement; any other
+ * instruction it single-steps out of line, which takes a second trap: on
+ * this project's machine that took one probe from 0.5 us to 17 us (bench,
+ * docs/benchmarks.md). So a probe goes on the first such instruction of
+ * the function's straight-line start before which neither rsp nor any
+ * register the program reads has been written: the arguments are as the
+ * caller passed them, and the return address is on top of the stack, as
+ * a return probe needs it.
+ */
+_Static_assert(X86_REG_R15 - X86_REG_R8 == 7 &&
+	       X86_REG_R15B - X86_REG_R8B == 7 &&
+	       X86_REG_R15D - X86_REG_R8D == 7 &&
+	       X86_REG_R15W - X86_REG_R8W == 7,
+	       "capstone numbers r8-r15 and their parts in order");
+
+static int gpr(unsigned int r)
+{
+	switch (r) {
+	case X86_REG_RAX: case X86_REG_EAX: case X86_REG_AX:
+	case X86_REG_AL: case X86_REG_AH:
+		return PT_RAX;
+	case X86_REG_RCX: case X86_REG_ECX: case X86_REG_CX:
+	case X86_REG_CL: case X86_REG_CH:
+		return PT_RCX;
+	case X86_REG_RDX: case X86_REG_EDX: case X86_REG_DX:
+	case X86_REG_DL: case X86_REG_DH:
+		return PT_RDX;
+	case X86_REG_RBX: case X86_REG_EBX: case X86_REG_BX:
+	case X86_REG_BL: case X86_REG_BH:
+		return PT_RBX;
+	case X86_REG_RSP: case X86_REG_ESP: case X86_REG_SP:
+	case X86_REG_SPL:
+		return PT_RSP;
+	case X86_REG_RBP: case X86_REG_EBP: case X86_REG_BP:
+	case X86_REG_BPL:
+		return PT_RBP;
+	case X86_REG_RSI: case X86_REG_ESI: case X86_REG_SI:
+	case X86_REG_SIL:
+		return PT_RSI;
+	case X86_REG_RDI: case X86_REG_EDI: case X86_REG_DI:
+	case X86_REG_DIL:
+		return PT_RDI;
+	}
+	if (r >= X86_REG_R8 && r <= X86_REG_R15)
+		return PT_R8 + (int)(r - X86_REG_R8);
+	if (r >= X86_REG_R8B && r <= X86_REG_R15B)
+		return PT_R8 + (int)(r - X86_REG_R8B);
+	if (r >= X86_REG_R8D && r <= X86_REG_R15D)
+		return PT_R8 + (int)(r - X86_REG_R8D);
+	if (r >= X86_REG_R8W && r <= X86_REG_R15W)
+		return PT_R8 + (int)(r - X86_REG_R8W);
+	return -1;
+}
+
+/* Does the kernel emulate this instruction at a probe? (x86 uprobes'
+ * branch and push emulation; no prefixes but REX.B on a push.) */
+static bool emulated(const cs_insn *in)
+{
+	const uint8_t *b = in->bytes;
+
+	if (in->size == 1 && b[0] >= 0x50 && b[0] <= 0x57)
+		return true;			/* push reg */
+	if (in->size == 2 && b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57)
+		return true;			/* push r8-r15 */
+	if ((in->size == 5 && (b[0] == 0xe8 || b[0] == 0xe9)) ||
+	    (in->size == 2 && (b[0] == 0xeb || (b[0] >= 0x70 && b[0] <= 0x7f))))
+		return true;			/* call, jmp, jcc */
+	return in->size == 6 && b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f;
+}
+
+/*
+ * Registers an instruction before a probe point writes, as bits of gpr();
+ * all for one podtap does not walk past. Only plain moves, loads of an
+ * address, tests and arithmetic, whose writes capstone lists in full
+ * (it lists none for enter, nor cmpxchg's write of rax).
+ */
+static uint32_t writes(csh cs, const cs_insn *in)
+{
+	cs_regs rd, wr;
+	uint8_t nrd, nwr, i;
+	uint32_t m = 0;
+
+	switch (in->id) {
+	case X86_INS_ENDBR64: case X86_INS_NOP:
+	case X86_INS_MOV: case X86_INS_MOVABS: case X86_INS_MOVZX:
+	case X86_INS_MOVSX: case X86_INS_MOVSXD: case X86_INS_LEA:
+	case X86_INS_TEST: case X86_INS_CMP: case X86_INS_XOR:
+	case X86_INS_AND: case X86_INS_OR: case X86_INS_ADD:
+	case X86_INS_SUB:
+		break;
+	default:
+		return ~0u;
+	}
+	if (cs_regs_access(cs, in, rd, &nrd, wr, &nwr) != CS_ERR_OK)
+		return ~0u;
+	for (i = 0; i < nwr; i++) {
+		int r = gpr(wr[i]);
+
+		if (r >= 0)
+			m |= 1u << r;
+	}
+	return m;
+}
+
+/*
+ * Walks the straight-line start of code (at addr): the address of the
+ * first emulated instruction with nothing in keep | rsp written before it
+ * (call_only: the first call, rsp may move), 0 if none. *target: that
+ * instruction's destination, for a call.
+ */
+static uint64_t straight_start(const uint8_t *code, size_t len, uint64_t addr,
+			       uint32_t keep, bool call_only, uint64_t *target)
+{
+	uint64_t at = 0;
+	cs_insn *in = NULL;
+	size_t count, i;
+	uint32_t dirty = 0;
+	csh cs;
+
+	if (!call_only)
+		keep |= PT_R(RSP);
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return 0;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	count = cs_disasm(cs, code, len, addr, 16, &in);
+	for (i = 0; i < count && !(dirty & keep); i++) {
+		const cs_x86 *x = &in[i].detail->x86;
+		bool call = in[i].id == X86_INS_CALL;
+
+		if ((!call_only || call) && emulated(&in[i])) {
+			at = in[i].address;
+			if (target && x->op_count == 1 &&
+			    x->operands[0].type == X86_OP_IMM)
+				*target = (uint64_t)x->operands[0].imm;
+			break;
+		}
+		/* a branch podtap cannot follow ends the straight line */
+		if (cs_insn_group(cs, &in[i], CS_GRP_JUMP) ||
+		    cs_insn_group(cs, &in[i], CS_GRP_CALL) ||
+		    cs_insn_group(cs, &in[i], CS_GRP_RET) ||
+		    cs_insn_group(cs, &in[i], CS_GRP_INT))
+			break;
+		dirty |= writes(cs, &in[i]);
+	}
+	cs_free(in, count);
+	cs_close(&cs);
+	return at;
+}
+
+/*
+ * Does a direct branch of code land in (addr, at]? A probe there would be
+ * hit again by the same call (and a return probe set up twice).
+ */
+static bool branched_into(const uint8_t *code, size_t len, uint64_t addr,
+			  uint64_t at)
+{
+	const uint8_t *p = code;
+	uint64_t a = addr;
+	size_t left = len;
+	bool into = false;
+	cs_insn *in;
+	csh cs;
+
+	if (at == addr)
+		return false;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return true;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	in = cs_malloc(cs);
+	while (!into && left && cs_disasm_iter(cs, &p, &left, &a, in)) {
+		const cs_x86 *x = &in->detail->x86;
+
+		if ((cs_insn_group(cs, in, CS_GRP_JUMP) ||
+		     cs_insn_group(cs, in, CS_GRP_CALL)) &&
+		    x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+		    (uint64_t)x->operands[0].imm > addr &&
+		    (uint64_t)x->operands[0].imm <= at)
+			into = true;
+	}
+	cs_free(in, 1);
+	cs_close(&cs);
+	return into;
+}
+
+uint64_t pt_probe_point(const uint8_t *code, size_t len, uint64_t addr,
+			uint32_t keep)
+{
+	uint64_t at = straight_start(code, len, addr, keep, false, NULL);
+
+	return at && !branched_into(code, len, addr, at) ? at : 0;
+}
+
+/*
+ * The code of a function at addr, for the walks above: all of it up to
+ * CODE_MAX bytes, or 64 if its size is not known; 0 if none.
+ */
+#define CODE_MAX	4096
+static size_t code_at(struct pt_elf *e, uint64_t addr, uint64_t size,
+		      uint8_t *buf, size_t cap)
+{
+	size_t len = size ? (size < cap ? size : cap) : (cap < 64 ? cap : 64);
+
+	while (len && read_at(e, addr, buf, len))
+		len /= 2;	/* near the end of the segment */
+	return len;
+}
+
+uint64_t pt_elf_probe_point(struct pt_elf *e, uint64_t addr, uint64_t size,
+			    uint32_t keep)
+{
+	uint8_t code[CODE_MAX];
+	size_t len = code_at(e, addr, size, code, sizeof(code));
+
+	return len ? pt_probe_point(code, len, addr, keep) : 0;
+}
+
+/* Is addr in the named section (a function of .text, not a PLT stub)? */
+static bool in_section(struct pt_elf *e, const char *name, uint64_t addr)
+{
+	GElf_Shdr sh;
+
+	return section(e, name, &sh) && addr >= sh.sh_addr &&
+	       addr - sh.sh_addr < sh.sh_size;
+}
+
+/* Does the instruction set rcx to an address on the stack? */
+static bool rcx_to_stack(const cs_insn *in)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (x->op_count != 2 || x->operands[0].type != X86_OP_REG ||
+	    x->operands[0].reg != X86_REG_RCX)
+		return false;
+	if (in->id == X86_INS_MOV)
+		return x->operands[1].type == X86_OP_REG &&
+		       x->operands[1].reg == X86_REG_RSP;
+	return in->id == X86_INS_LEA && x->operands[1].type == X86_OP_MEM &&
+	       x->operands[1].mem.base == X86_REG_RSP &&
+	       x->operands[1].mem.index == X86_REG_INVALID;
+}
+
+/*
+ * The function SSL_read's first direct call goes to, if it is passed an
+ * address on SSL_read's stack in rcx (&readbytes) as its fourth argument;
+ * 0 if not.
+ */
+static uint64_t plain_call(struct pt_elf *e, uint64_t addr, uint64_t size)
+{
+	uint64_t target = 0;
+	cs_insn *in = NULL;
+	uint8_t code[64];
+	size_t len = code_at(e, addr, size, code, sizeof(code)), count, i;
+	bool rcx_stack = false;
+	csh cs;
+
+	if (!len || cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return 0;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	count = cs_disasm(cs, code, len, addr, 0, &in);
+	for (i = 0; i < count; i++) {
+		const cs_x86 *x = &in[i].detail->x86;
+
+		if (in[i].id == X86_INS_CALL) {
+			if (rcx_stack && x->op_count == 1 &&
+			    x->operands[0].type == X86_OP_IMM)
+				target = (uint64_t)x->operands[0].imm;
+			break;
+		}
+		if (writes(cs, &in[i]) & PT_R(RCX))
+			rcx_stack = rcx_to_stack(&in[i]);
+	}
+	cs_free(in, count);
+	cs_close(&cs);
+	return target;
+}
+
+/*
+ * OpenSSL's SSL_read and SSL_read_ex (and the write pair) are wrappers of
+ * one internal function with the _ex form's arguments and result:
+ * ssl_read_internal(s, buf, num, &readbytes). Known by the structure, not
+ * guessed: SSL_read_ex passes its four arguments to it untouched by its
+ * first call, and SSL_read's first call is to the same function, in
+ * .text (a call to a PLT stub is to another file), with an address on
+ * SSL_read's stack for the count. The caller checks the
+ * read and write pairs lead to two functions: in a build for profiling
+ * both would first call mcount.
+ */
+bool pt_elf_ssl_inner(struct pt_elf *e, const char *ex, const char *plain,
+		      uint64_t *addr)
+{
+	uint64_t a, sz, x = 0, off;
+	uint8_t code[64];
+	size_t len;
+
+	if (!pt_elf_func(e, ex, &a, &sz) ||
+	    !(len = code_at(e, a, sz, code, sizeof(code))) ||
+	    !straight_start(code, len, a, PT_KEEP_SYSV, true, &x) ||
+	    !x || !pt_elf_func(e, plain, &a, &sz) || plain_call(e, a, sz) != x ||
+	    pt_elf_offset(e, x, &off) || !in_section(e, ".text", x))
+		return false;
+	*addr = x;
+	return true;
 }

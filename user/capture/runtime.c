@@ -73,6 +73,12 @@ static void write_metrics(void *ctx, FILE *f)
 			    ts.hooked_procs);
 		pt_prom_u64(f, "podtap_tls_processes", "library=\"not_hooked\"",
 			    ts.procs - ts.hooked_procs);
+		pt_prom_head(f, "podtap_tls_probes", "gauge",
+			     "Uprobes on the targets' TLS library calls, by whether the kernel emulates the instruction under each or single-steps it (a second trap, the larger part of a probe's cost).");
+		pt_prom_u64(f, "podtap_tls_probes", "instruction=\"emulated\"",
+			    ts.probes - ts.stepped);
+		pt_prom_u64(f, "podtap_tls_probes", "instruction=\"single_stepped\"",
+			    ts.stepped);
 	}
 }
 

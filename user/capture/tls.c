@@ -6,8 +6,10 @@
  * /proc/PID/root so that a container's own copy is found in its mount
  * namespace. A uprobe is per file, not per process: a process that starts
  * later, or forks, and maps a file already hooked is covered from its
- * first call; only a file not seen before needs a scan, which the runtime
- * repeats.
+ * first call. So the libraries in the library directories of each
+ * target's root are hooked as soon as the root is seen, mapped or not;
+ * only a file elsewhere, not seen before, waits for a scan, which the
+ * runtime repeats.
  *
  * A process's executable is looked at too: OpenSSL or BoringSSL linked in
  * statically is found by its symbols, Go's crypto/tls by symbol or, in a
@@ -19,10 +21,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "base/common.h"
@@ -56,7 +61,6 @@ enum lib_kind {
 struct lib {
 	dev_t dev;
 	ino_t ino;
-	char path[PATH_MAX];	/* as the first process that mapped it names it */
 	enum lib_kind kind;
 	bool ok;		/* hooked; else why says why not */
 	char why[160];
@@ -64,6 +68,7 @@ struct lib {
 	bool go_sockets;	/* EXE_GO: Conns over *net.TCPConn are followed */
 	struct bpf_link **links;
 	size_t nlinks;
+	size_t stepped;		/* of which on single-stepped instructions */
 };
 
 struct pt_tls {
@@ -72,9 +77,12 @@ struct pt_tls {
 	size_t nlibs;
 	uint64_t *said;		/* (pid << 32 | lib index) already told */
 	size_t nsaid;
+	struct { dev_t dev; ino_t ino; } *roots;	/* looked in already */
+	size_t nroots;
 	/* read by the metrics thread */
 	uint64_t procs, hooked_procs;	/* processes with a TLS library */
 	uint64_t libs_found, libs_hooked;
+	uint64_t probes, stepped;	/* uprobes attached; single-stepped */
 };
 
 int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
@@ -108,13 +116,12 @@ static struct lib *find_lib(struct pt_tls *t, dev_t dev, ino_t ino)
 	return NULL;
 }
 
-/* One uprobe, at func's entry or at offset off of the file. */
+/* One uprobe at offset off of the file, counted by what it costs. */
 static int attach_one(struct pt_tls *t, struct lib *lib, const char *file,
-		      const char *func, uint64_t off, const char *prog,
-		      bool ret, uint64_t cookie)
+		      uint64_t off, const char *prog, bool ret,
+		      uint64_t cookie, bool stepped)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = func, .retprobe = ret,
-		    .bpf_cookie = cookie);
+	LIBBPF_OPTS(bpf_uprobe_opts, o, .retprobe = ret, .bpf_cookie = cookie);
 	struct bpf_program *p = bpf_object__find_program_by_name(t->obj, prog);
 	struct bpf_link *link;
 
@@ -126,38 +133,93 @@ static int attach_one(struct pt_tls *t, struct lib *lib, const char *file,
 	lib->links = pt_xrealloc(lib->links, lib->nlinks + 1,
 				 sizeof(*lib->links));
 	lib->links[lib->nlinks++] = link;
+	lib->stepped += stepped;
+	PT_SET(t->probes, t->probes + 1);
+	PT_SET(t->stepped, t->stepped + stepped);
 	return 0;
 }
 
-static void unhook(struct lib *lib)
+static void unhook(struct pt_tls *t, struct lib *lib)
 {
+	PT_SET(t->probes, t->probes - lib->nlinks);
+	PT_SET(t->stepped, t->stepped - lib->stepped);
 	while (lib->nlinks)
 		bpf_link__destroy(lib->links[--lib->nlinks]);
+	lib->stepped = 0;
 }
 
-/* Hook every function of hooks[] the file has; SSL_write and SSL_read
- * at least, or none. */
-static void hook_lib(struct pt_tls *t, struct lib *lib, const char *file)
+/*
+ * Where a library function is hooked: its cheapest probe point (see
+ * capture/elfbin.c: most of a probe's cost is single-stepping the
+ * instruction under it), else its entry. 0 with *off set, or -ENOENT.
+ */
+static int where(struct pt_elf *e, uint64_t addr, uint64_t size,
+		 uint64_t *off, bool *stepped)
 {
+	uint64_t at = pt_elf_probe_point(e, addr, size, PT_KEEP_SYSV);
+
+	*stepped = !at || pt_elf_offset(e, at, off);
+	if (!*stepped)
+		return 0;
+	return pt_elf_offset(e, addr, off) ? -ENOENT : 0;
+}
+
+/* The entry and return of one function, at off: the return first, for
+ * an entry without it would leave its call behind in tls_calls. */
+static int attach_pair(struct pt_tls *t, struct lib *lib, const char *file,
+		       uint64_t off, const struct hook *h, bool stepped)
+{
+	int err = attach_one(t, lib, file, off, h->ret, true, 0, stepped);
+
+	if (err)
+		return err;
+	err = attach_one(t, lib, file, off, h->entry, false, 0, stepped);
+	if (err) {
+		bpf_link__destroy(lib->links[--lib->nlinks]);
+		lib->stepped -= stepped;
+		PT_SET(t->probes, t->probes - 1);
+		PT_SET(t->stepped, t->stepped - stepped);
+	}
+	return err;
+}
+
+/*
+ * Hook every function of hooks[] the file has; SSL_write and SSL_read
+ * at least, or none. Where OpenSSL's SSL_write and SSL_write_ex (and the
+ * read pair) wrap one internal function, that function is hooked for
+ * both, with the _ex form's programs: it is where the SSL BIO's writes go
+ * too, and in Debian's build it begins with an instruction the kernel
+ * emulates, where SSL_write begins with one it single-steps.
+ */
+static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
+{
+	char file[32];
+	bool inner[2] = { false, false }, stepped;
+	uint64_t addr, size, off, in[2];
 	size_t i;
 	int err;
 
+	snprintf(file, sizeof(file), "/proc/self/fd/%d", pt_elf_fd(e));
+	/* two functions, or it is not what they are (an mcount, say) */
+	if (pt_elf_ssl_inner(e, hooks[2].func, hooks[0].func, &in[0]) &&
+	    pt_elf_ssl_inner(e, hooks[3].func, hooks[1].func, &in[1]) &&
+	    in[0] != in[1])
+		for (i = 0; i < 2; i++)
+			inner[i] = !where(e, in[i], 0, &off, &stepped) &&
+				   !attach_pair(t, lib, file, off, &hooks[i + 2],
+						stepped);
 	for (i = 0; i < NHOOKS; i++) {
-		/* the return first: an entry without it would leave its
-		 * call behind in tls_calls */
-		err = attach_one(t, lib, file, hooks[i].func, 0,
-				 hooks[i].ret, true, 0);
-		if (!err) {
-			err = attach_one(t, lib, file, hooks[i].func, 0,
-					 hooks[i].entry, false, 0);
-			if (err)
-				bpf_link__destroy(lib->links[--lib->nlinks]);
-		}
+		if (i < 4 && inner[i % 2])
+			continue;	/* hooked through the inner function */
+		err = -ENOENT;
+		if (pt_elf_func(e, hooks[i].func, &addr, &size) &&
+		    !(err = where(e, addr, size, &off, &stepped)))
+			err = attach_pair(t, lib, file, off, &hooks[i], stepped);
 		if (err && i < 2) {
 			snprintf(lib->why, sizeof(lib->why), "%s: %s",
 				 hooks[i].func, err == -ENOENT ?
 				 "no such function in it" : strerror(-err));
-			unhook(lib);
+			unhook(t, lib);
 			return;
 		}
 	}
@@ -179,18 +241,19 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
 
 	for (i = 0; i < 2 && !err; i++) {
 		for (r = 0; r < fs[i]->nrets && !err; r++)
-			err = attach_one(t, lib, file, NULL, fs[i]->rets[r],
+			err = attach_one(t, lib, file, fs[i]->rets[r],
 					 progs[i][1], false,
-					 pt_go_cookie(g, fs[i]->ret_addrs[r]));
+					 pt_go_cookie(g, fs[i]->ret_addrs[r]), true);
 		if (!err)
-			err = attach_one(t, lib, file, NULL, fs[i]->entry,
+			err = attach_one(t, lib, file, fs[i]->entry,
 					 progs[i][0], false,
-					 pt_go_cookie(g, fs[i]->entry_addr));
+					 pt_go_cookie(g, fs[i]->entry_addr),
+					 !fs[i]->entry_emulated);
 	}
 	if (err) {
 		snprintf(lib->why, sizeof(lib->why), "attaching uprobes: %s",
 			 strerror(-err));
-		unhook(lib);
+		unhook(t, lib);
 		return;
 	}
 	lib->ok = true;
@@ -230,7 +293,7 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
 		   pt_elf_func(e, "SSL_read", &a, &sz)) {
 		lib->kind = EXE_SSL;
-		hook_lib(t, lib, held);
+		hook_lib(t, lib, e);
 	} else if (!pt_elf_imports(e, "SSL_write") && pt_elf_has_openssl(e)) {
 		/* OpenSSL's code is there, but not its names */
 		lib->kind = EXE_SSL;
@@ -282,8 +345,10 @@ static void comm_of(pid_t pid, char *buf, size_t n)
 	fclose(f);
 }
 
-/* Say once per process what it has of lib, hooked or why not. */
-static void tell(struct pt_tls *t, pid_t pid, struct lib *lib, bool quiet)
+/* Say once per process what it has of lib (mapped as path), hooked or
+ * why not. */
+static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
+		 const char *path, bool quiet)
 {
 	char comm[32], what[PATH_MAX + 64];
 
@@ -297,13 +362,13 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib, bool quiet)
 		return;
 	comm_of(pid, comm, sizeof(comm));
 	if (lib->kind == LIB_SSL)
-		snprintf(what, sizeof(what), "uses %s", lib->path);
+		snprintf(what, sizeof(what), "uses %s", path);
 	else if (lib->kind == EXE_SSL)
 		snprintf(what, sizeof(what), "runs %s, which has OpenSSL linked in",
-			 lib->path);
+			 path);
 	else
 		snprintf(what, sizeof(what), "runs %s, built with %s",
-			 lib->path, lib->version);
+			 path, lib->version);
 	if (lib->ok)
 		pt_info("TLS: pid %d (%s) %s: %s are hooked%s", (int)pid, comm,
 			what, lib->kind == EXE_GO ?
@@ -350,14 +415,161 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
 	if (!lib) {
 		nl.dev = x->dev;
 		nl.ino = x->ino;
-		snprintf(nl.path, sizeof(nl.path), "%s", x->path);
 		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
 			 (int)pid, x->start, x->end);
 		if (inspect_exe(t, &nl, file))
 			return;
 		lib = add_lib(t, &nl);
 	}
-	tell(t, pid, lib, quiet);
+	tell(t, pid, lib, x->path, quiet);
+}
+
+/*
+ * Where dynamic linkers find libssl in a root, as distributions lay it
+ * out (Debian's multiarch directories, the lib64 of others, Alpine's
+ * /usr/lib and /lib, a build's /usr/local).
+ */
+static const char *const lib_dirs[] = {
+	"usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib64",
+	"lib64", "usr/lib", "lib", "usr/local/lib", "usr/local/lib64",
+};
+
+/*
+ * path, resolved inside root: an absolute symlink in a container's
+ * filesystem stays in it, never reaching the host's, and no mount is
+ * crossed (a FUSE mount could make the open wait).
+ */
+static int open_in_root(int root, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+}
+
+/*
+ * The device and inode a process's maps give for the file fd is, as
+ * mapped: mapped here and read back from this process's own maps (on
+ * overlayfs they are the underlying file's, not what fstat says).
+ */
+static int mapped_id(int fd, dev_t *dev, ino_t *ino)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char line[PATH_MAX + 128];
+	void *m = mmap(NULL, (size_t)pg, PROT_READ, MAP_PRIVATE, fd, 0);
+	FILE *f;
+	int r = -1;
+
+	if (m == MAP_FAILED)
+		return -1;
+	f = fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long start, i;
+		unsigned int maj, min;
+
+		if (sscanf(line, "%lx-%*x %*s %*x %x:%x %lu", &start, &maj,
+			   &min, &i) == 4 && start == (unsigned long)m) {
+			*dev = makedev(maj, min);
+			*ino = i;
+			r = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	munmap(m, (size_t)pg);
+	return r;
+}
+
+/*
+ * A TLS library at rel in root, hooked unless it is already: 1 if it is
+ * one. Looked at (O_PATH) before it is opened: opening a FIFO a
+ * container put there would wait for a writer.
+ */
+static int prehook(struct pt_tls *t, int root, const char *rel)
+{
+	char file[32];
+	struct lib nl = {};
+	struct pt_elf *e;
+	struct stat st;
+	int path = open_in_root(root, rel, O_PATH), fd = -1, r = 0;
+
+	if (path < 0)
+		return 0;
+	snprintf(file, sizeof(file), "/proc/self/fd/%d", path);
+	if (!fstat(path, &st) && S_ISREG(st.st_mode) &&
+	    (fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
+	    !mapped_id(fd, &nl.dev, &nl.ino)) {
+		r = 1;
+		snprintf(file, sizeof(file), "/proc/self/fd/%d", fd);
+		if (!find_lib(t, nl.dev, nl.ino) &&
+		    !pt_elf_open(&e, file, nl.why, sizeof(nl.why))) {
+			hook_lib(t, &nl, e);
+			pt_elf_close(e);
+			add_lib(t, &nl);
+			PT_SET(t->libs_found, t->libs_found + 1);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	close(path);
+	return r;
+}
+
+/* At most this many library files per root: a root is input. */
+#define ROOT_MAX_LIBS	16
+
+/*
+ * The TLS libraries in process pid's root that no process maps yet,
+ * hooked before one does, once per root (a container's, the host's): a
+ * process that starts later and maps one (a 50 ms curl, Python importing
+ * ssl) is then covered from its first call, not from the next scan.
+ */
+static void scan_root(struct pt_tls *t, pid_t pid)
+{
+	char p[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	size_t i;
+	int root, found = 0;
+
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return;
+	if (fstat(root, &st)) {
+		close(root);
+		return;
+	}
+	for (i = 0; i < t->nroots; i++)
+		if (t->roots[i].dev == st.st_dev && t->roots[i].ino == st.st_ino) {
+			close(root);
+			return;
+		}
+	t->roots = pt_xrealloc(t->roots, t->nroots + 1, sizeof(*t->roots));
+	t->roots[t->nroots].dev = st.st_dev;
+	t->roots[t->nroots++].ino = st.st_ino;
+	for (i = 0; i < ARRAY_SIZE(lib_dirs) && found < ROOT_MAX_LIBS; i++) {
+		int dfd = open_in_root(root, lib_dirs[i], O_RDONLY | O_DIRECTORY);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		while (found < ROOT_MAX_LIBS && (de = readdir(d)))
+			if (tls_lib_name(de->d_name)) {
+				snprintf(p, sizeof(p), "%s/%s", lib_dirs[i],
+					 de->d_name);
+				found += prehook(t, root, p);
+			}
+		closedir(d);
+	}
+	close(root);
 }
 
 /*
@@ -372,6 +584,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	ssize_t n;
 	FILE *f;
 
+	scan_root(t, pid);
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	n = readlink(p, x.path, sizeof(x.path) - 1);
 	x.path[n > 0 ? n : 0] = 0;
@@ -383,8 +596,9 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		unsigned long start, end, ino;
 		unsigned int maj, min;
 		char perms[8], path[PATH_MAX];
+		struct pt_elf *e;
 		struct lib *lib;
-		int n = 0;
+		int n = 0, r;
 
 		path[0] = 0;
 		if (sscanf(line, "%lx-%lx %7s %*x %x:%x %lu %n", &start, &end,
@@ -406,7 +620,6 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		if (!lib) {
 			struct lib nl = { .dev = makedev(maj, min), .ino = ino };
 
-			snprintf(nl.path, sizeof(nl.path), "%s", path);
 			/*
 			 * The mapping itself: right in another mount
 			 * namespace or chroot, and for a file replaced
@@ -414,13 +627,16 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			 */
 			snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
 				 (int)pid, start, end);
-			if (access(file, R_OK))
+			r = pt_elf_open(&e, file, nl.why, sizeof(nl.why));
+			if (r && r != -EINVAL)
 				continue;	/* gone: try again next time */
-			hook_lib(t, &nl, file);
+			if (!r)
+				hook_lib(t, &nl, e);
+			pt_elf_close(e);
 			lib = add_lib(t, &nl);
 			PT_SET(t->libs_found, t->libs_found + 1);
 		}
-		tell(t, pid, lib, quiet);
+		tell(t, pid, lib, path, quiet);
 	}
 	fclose(f);
 	scan_exe(t, pid, &x, quiet);
@@ -502,6 +718,8 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 	s->hooked_procs = PT_READ(t->hooked_procs);
 	s->libs = PT_READ(t->libs_found);
 	s->libs_hooked = PT_READ(t->libs_hooked);
+	s->probes = PT_READ(t->probes);
+	s->stepped = PT_READ(t->stepped);
 }
 
 /*
@@ -517,7 +735,7 @@ void pt_tls_detach(struct pt_tls *t)
 	if (!t)
 		return;
 	for (i = 0; i < t->nlibs; i++)
-		unhook(&t->libs[i]);
+		unhook(t, &t->libs[i]);
 }
 
 void pt_tls_close(struct pt_tls *t)
@@ -531,5 +749,6 @@ void pt_tls_close(struct pt_tls *t)
 		free(t->libs[i].links);
 	free(t->libs);
 	free(t->said);
+	free(t->roots);
 	free(t);
 }

@@ -13,6 +13,9 @@ struct pt_tls_stats {
 	uint64_t procs;		/* target processes with a TLS library */
 	uint64_t hooked_procs;	/* of which plaintext is captured */
 	uint64_t libs, libs_hooked;	/* library files found, hooked */
+	uint64_t probes;	/* uprobes attached */
+	uint64_t stepped;	/* of which on instructions the kernel
+				 * single-steps rather than emulates */
 };
 
 /* Nothing (*out NULL) when the loader has no TLS programs. */
