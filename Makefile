@@ -187,7 +187,7 @@ deps:
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
 		zlib1g-dev libzstd-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
 		tshark util-linux procps wrk tcpdump gnuplot-nox openssl \
-		libcapstone-dev golang-go golang-gopkg-yaml.v3-dev libssl-dev \
+		libcapstone-dev golang-go golang-gopkg-yaml.v3-dev libssl-dev gcc \
 		qemu-system-x86 busybox-static dash cpio xz-utils zstd
 
 demo: podtap

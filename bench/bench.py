@@ -347,6 +347,37 @@ http {
                     "%.2f" % (g[2] / (g[0] / 1e9)) if g and g[0] else ""))
         return "\n".join(lines) + "\n"
 
+    def compare_tls(self, other):
+        """--compare with --load tls: section 6's loads, wrk over HTTPS
+        against the traced nginx and against the one that is not a
+        target (the same libssl file), this build against another."""
+        loads = (("traced", PORT_T_TLS), ("not a target", PORT_U_TLS))
+        cfgs = ("untraced", "this build", "other build")
+        res = {name: {c: [] for c in cfgs} for name, _ in loads}
+        for run in range(self.args.runs):
+            for name, port in loads:
+                for cfg in cfgs:
+                    out = os.path.join(self.tmp, "cap")
+                    if cfg == "untraced":
+                        rps = self.wrk(port, SIZES[0], "https")
+                    else:
+                        p = self.record([("-c", self.cg_t)], out, binary=
+                                        PODTAP if cfg == "this build" else other)
+                        rps = self.wrk(port, SIZES[0], "https")
+                        self.record_stop(p)
+                        os.unlink(out)
+                    res[name][cfg].append(rps)
+                    log("compare  run %d  %-12s %-11s %10.0f req/s" %
+                        (run + 1, name, cfg, rps))
+        lines = ["| server | config | median req/s | ratio |",
+                 "|---|---|---:|---:|"]
+        for name, _ in loads:
+            r = ratios(res[name])
+            for cfg in cfgs:
+                lines.append("| %s | %s | %.0f | %.3f |" % (
+                    name, cfg, r[cfg]["median_rps"], r[cfg]["ratio"]))
+        return "\n".join(lines) + "\n"
+
     def pidns_holder(self):
         """A process alone in a pid namespace of its own (in cg_o), for
         --pidns targets nothing else lives in: (Popen, its child's pid)."""
@@ -412,6 +443,42 @@ http {
                 log("tls      run %d  %5d B  %-26s %10.0f req/s" %
                     (run + 1, SIZES[0], name, rps))
         return res, captured
+
+    def tls_call(self):
+        """ns per SSL_read_ex (bench/tlscall.c, calls that fail at once in
+        OpenSSL's inner read function) of a process that is not a target
+        and of one that is, while podtap records the traced nginx (which
+        maps the same libssl file), against the same calls untraced."""
+        exe = os.path.join(self.tmp, "tlscall")
+        r = subprocess.run(["gcc", "-O2", "-o", exe,
+                            os.path.join(ROOT, "bench/tlscall.c"),
+                            "-lssl", "-lcrypto"], capture_output=True, text=True)
+        if r.returncode:
+            die("cannot build bench/tlscall.c (make deps installs "
+                "libssl-dev): " + r.stderr.strip())
+        calls = 20000 if self.args.tiny else 200000
+        cfgs = ("untraced", "not a target", "a target")
+        res = {c: [] for c in cfgs}
+
+        def ns(cgroup):
+            p = self.spawn([exe, str(calls), "3"], cgroup,
+                           stdout=subprocess.PIPE, text=True)
+            out = p.communicate()[0].split()
+            self.procs.remove(p)
+            if p.returncode or len(out) != 3:
+                die("tlscall failed")
+            return statistics.median(float(x) for x in out)
+        for run in range(self.args.runs):
+            res["untraced"].append(ns(self.cg_u))
+            out = os.path.join(self.tmp, "cap")
+            p = self.record([("-c", self.cg_t)], out)
+            res["not a target"].append(ns(self.cg_u))
+            res["a target"].append(ns(self.cg_t))
+            self.record_stop(p)
+            os.unlink(out)
+            log("tlscall  run %d  %s" % (run + 1, "  ".join(
+                "%s %.0f ns" % (c, res[c][-1]) for c in cfgs)))
+        return {c: {"median_ns": median(v), "runs": v} for c, v in res.items()}
 
     # ---- 3. capture throughput ----
 
@@ -603,7 +670,7 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
                                           ("untraced, not a target",
                                            "not a target, same libssl")},
                                          "untraced, not a target"),
-                   "captured_bytes": tls[1]}}
+                   "captured_bytes": tls[1], "call_ns": tls[2]}}
     with open(os.path.join(outdir, "benchmarks.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
@@ -714,6 +781,25 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
             w("| %s | %s | %.0f | %.3f |" % (
                 "traced" if part == "traced" else "not a target", c,
                 r["median_rps"], r["ratio"]))
+    calls = doc["tls"]["call_ns"]
+    w("")
+    w("One TLS library call (bench/tlscall.c: SSL_read_ex on an SSL with no "
+      "connection, which fails at once in OpenSSL's inner read function, "
+      "where podtap's probes are), in a process that is not a target and "
+      "in one that is, while podtap records the traced nginx: what the "
+      "probes cost per call, the part any process mapping a hooked "
+      "library pays.")
+    w("")
+    w("| process | ns per call | added ns |")
+    w("|---|---:|---:|")
+    base = calls["untraced"]["median_ns"]
+    for c, r in calls.items():
+        w("| %s | %.0f | %s |" % (c, r["median_ns"], "" if c == "untraced"
+                                  else "%.0f" % (r["median_ns"] - base)))
+    w("")
+    w("Probes on single-stepped instructions cost far more (17 us a call "
+      "on this machine, against 0.5 us on an emulated one): "
+      "`podtap_tls_probes` in `--metrics` counts each kind.")
     with open(os.path.join(outdir, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     plot(doc, outdir)
@@ -782,14 +868,20 @@ def main():
     ap.add_argument("--seconds", type=int, help="seconds per wrk run "
                     "(default 5; 1 with --tiny)")
     ap.add_argument("--compare", metavar="PODTAP",
-                    help="only section 1's load: this build's podtap "
+                    help="only one load (--load): this build's podtap "
                     "against another podtap binary (before/after a "
                     "change), interleaved; prints a table, writes nothing")
+    ap.add_argument("--load", choices=("http", "tls"), default="http",
+                    help="with --compare: section 1's load (http, the "
+                    "default) or section 6's (tls: the traced nginx over "
+                    "HTTPS, and the one that is not a target)")
     ap.add_argument("--out", help="directory for the results (default "
                     "docs/, or build/bench/ with --tiny)")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.tiny else 5)
     args.seconds = args.seconds or (1 if args.tiny else 5)
+    if args.load != "http" and not args.compare:
+        die("--load goes with --compare")
     if args.runs < 1 or args.seconds < 1:
         die("--runs and --seconds must be at least 1")
     outdir = args.out or os.path.join(ROOT, "build/bench" if args.tiny
@@ -809,8 +901,13 @@ def main():
         if args.compare:
             if not os.access(args.compare, os.X_OK):
                 die("--compare %s: not an executable" % args.compare)
-            b.nginx("target", PORT_T, b.cg_t)
-            print(b.compare(os.path.abspath(args.compare)), end="")
+            if args.load == "tls":
+                b.nginx("target", PORT_T, b.cg_t, PORT_T_TLS)
+                b.nginx("other", PORT_U, b.cg_u, PORT_U_TLS)
+                print(b.compare_tls(os.path.abspath(args.compare)), end="")
+            else:
+                b.nginx("target", PORT_T, b.cg_t)
+                print(b.compare(os.path.abspath(args.compare)), end="")
             return
         mach = machine()
         b.nginx("target", PORT_T, b.cg_t, PORT_T_TLS)
@@ -819,7 +916,7 @@ def main():
         other = b.untargeted()
         bulk = b.throughput()
         kern = b.kernel_cost()
-        tls = b.tls()
+        tls = b.tls() + (b.tls_call(),)
         report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir)
     except KeyboardInterrupt:
         die("interrupted")

@@ -57,6 +57,10 @@ for part in ("traced", "untargeted"):
         bad.append("tls " + part)
 if not all(b > 0 for b in d["tls"]["captured_bytes"]):
     bad.append("tls: nothing captured from the traced nginx over HTTPS")
+calls = d["tls"]["call_ns"]
+if sorted(calls) != ["a target", "not a target", "untraced"] or \
+        not all(c["median_ns"] > 0 for c in calls.values()):
+    bad.append("tls: ns per library call")
 if bad:
     print("missing or empty: " + ", ".join(bad))
     sys.exit(1)
