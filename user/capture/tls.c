@@ -36,7 +36,10 @@
 #include "capture/runtime.h"
 #include "capture/tls.h"
 
-/* The library functions hooked, and by which programs. */
+/*
+ * The library functions hooked, and by which programs. The first two are
+ * required; hook_lib pairs each of them with its _ex form two further on.
+ */
 static const struct hook {
 	const char *func;
 	const char *entry, *ret;
