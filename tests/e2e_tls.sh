@@ -42,8 +42,7 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-CGR=$CG2/podtap-tls-root-$$
-SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER= ROOT_SLEEP=
+SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
@@ -51,8 +50,7 @@ cleanup() {
 	[ -n "$S_SERVER" ] && kill $S_SERVER 2>/dev/null && wait $S_SERVER 2>/dev/null
 	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
-	[ -n "$ROOT_SLEEP" ] && kill $ROOT_SLEEP 2>/dev/null && wait $ROOT_SLEEP 2>/dev/null
-	rmdir "$CG" "$CGC" "$CGN" "$CGR" 2>/dev/null
+	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -92,20 +90,8 @@ cp "$TMP/tls_static" "$TMP/tls_stripped" && strip "$TMP/tls_stripped"
 STRIPPED_PID=$!
 wait_port $((STATIC_PORT + 2)) || { echo "the stripped TLS server did not start"; exit 1; }
 
-# a root of its own (as a container has) with curl and a copy of its
-# libraries, where only sleep runs when recording begins: its libssl is
-# a file no target maps yet
-ROOT=$TMP/root
-for f in /usr/bin/curl /bin/sleep $(ldd /usr/bin/curl /bin/sleep |
-		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do
-	mkdir -p "$ROOT$(dirname "$f")" && cp -L "$f" "$ROOT$f"
-done
-mkdir -p "$CGR"
-(echo $BASHPID > "$CGR/cgroup.procs" && exec chroot "$ROOT" /bin/sleep 1000) &
-ROOT_SLEEP=$!
-
 # ---- record the server's cgroup and a client cgroup ----
-start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --cgroup "$CGR" --ring-size 64Mi \
+start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi \
 	--metrics 127.0.0.1:$METRICS_PORT -w "$TMP/cap.ptcap"
 check "record started" [ $? = 0 ]
 # every probe on Debian's OpenSSL (libssl, and linked in) is on an
@@ -156,13 +142,6 @@ kill $S_SERVER 2>/dev/null
 wait $S_SERVER 2>/dev/null
 check "openssl s_client and s_server spoke" \
 	sh -c "grep -q 'reply from s_server' '$TMP/s_client.out' && grep -q 'line from s_client' '$TMP/s_server.out'"
-# a curl of 50 ms, started in that root: its libssl, in the root's library
-# directory, was hooked when recording began, so it is in clear from its
-# first call (the 2 s rescan would all but always miss it)
-(echo $BASHPID > "$CGR/cgroup.procs" &&
-	exec chroot "$ROOT" /usr/bin/curl -sk --http1.1 -w '%{local_port}' \
-		-o /curl.out "https://127.0.0.1:$PORT/n/7777") > "$TMP/root-curl.port"
-check "the curl in its own root ran" sh -c "[ \$(stat -c %s '$ROOT/curl.out') = 7777 ]"
 # openssl s_server -www reads and writes through the SSL BIO, which calls
 # OpenSSL's inner read and write functions, not SSL_read or SSL_write
 (echo $BASHPID > "$CG/cgroup.procs" &&
@@ -294,13 +273,12 @@ check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
 
-$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT \
-	"$(cat "$TMP/root-curl.port")" <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
 tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-http_port, nginx_tls, nginx_port, www_port, root_curl_port = (int(a) for a in sys.argv[4:9])
+http_port, nginx_tls, nginx_port, www_port = (int(a) for a in sys.argv[4:8])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -411,12 +389,6 @@ if late is None:
     bad.append("no client of a late copy had its first bytes unhooked")
 elif late.get("complete", True) or "hooked after the session began" not in late.get("note", ""):
     bad.append("the client hooked mid-session: %s" % late.get("note"))
-# the short curl in its own root: its side in clear, from its first call
-cs = [c for c in conns.values() if c["local"] == "127.0.0.1:%d" % root_curl_port]
-got = [x for c in cs for x in http if x["conn_id"] == c["conn_id"]]
-if len(got) != 1 or data(got[0]["response"]) != body(7777):
-    bad.append("the 50 ms curl in its own root: %s" % (
-        "differs" if got else "not in clear (%d connections)" % len(cs)))
 # openssl s_server -www (the SSL BIO): its answer in clear, as curl got it
 www = open(tmp + "/www.out", "rb").read()
 got = [x for x in http if x.get("local", "").endswith(":%d" % www_port)]

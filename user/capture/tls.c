@@ -6,10 +6,8 @@
  * /proc/PID/root so that a container's own copy is found in its mount
  * namespace. A uprobe is per file, not per process: a process that starts
  * later, or forks, and maps a file already hooked is covered from its
- * first call. So the libraries in the library directories of each
- * target's root are hooked as soon as the root is seen, mapped or not;
- * only a file elsewhere, not seen before, waits for a scan, which the
- * runtime repeats.
+ * first call; only a file not seen before needs a scan, which the runtime
+ * repeats.
  *
  * A process's executable is looked at too: OpenSSL or BoringSSL linked in
  * statically is found by its symbols, Go's crypto/tls by symbol or, in a
@@ -21,13 +19,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "base/common.h"
@@ -80,8 +75,6 @@ struct pt_tls {
 	size_t nlibs;
 	uint64_t *said;		/* (pid << 32 | lib index) already told */
 	size_t nsaid;
-	struct { dev_t dev; ino_t ino; } *roots;	/* looked in already */
-	size_t nroots;
 	/* read by the metrics thread */
 	uint64_t procs, hooked_procs;	/* processes with a TLS library */
 	uint64_t libs_found, libs_hooked;
@@ -428,154 +421,6 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
 }
 
 /*
- * Where dynamic linkers find libssl in a root, as distributions lay it
- * out (Debian's multiarch directories, the lib64 of others, Alpine's
- * /usr/lib and /lib, a build's /usr/local).
- */
-static const char *const lib_dirs[] = {
-	"usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib64",
-	"lib64", "usr/lib", "lib", "usr/local/lib", "usr/local/lib64",
-};
-
-/*
- * path, resolved inside root: an absolute symlink in a container's
- * filesystem stays in it, never reaching the host's, and no mount is
- * crossed (a FUSE mount could make the open wait).
- */
-static int open_in_root(int root, const char *path, int flags)
-{
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS |
-			   RESOLVE_NO_XDEV,
-	};
-
-	return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
-}
-
-/*
- * The device and inode a process's maps give for the file fd is, as
- * mapped: mapped here and read back from this process's own maps (on
- * overlayfs they are the underlying file's, not what fstat says).
- */
-static int mapped_id(int fd, dev_t *dev, ino_t *ino)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	char line[PATH_MAX + 128];
-	void *m = mmap(NULL, (size_t)pg, PROT_READ, MAP_PRIVATE, fd, 0);
-	FILE *f;
-	int r = -1;
-
-	if (m == MAP_FAILED)
-		return -1;
-	f = fopen("/proc/self/maps", "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		unsigned long start, i;
-		unsigned int maj, min;
-
-		if (sscanf(line, "%lx-%*x %*s %*x %x:%x %lu", &start, &maj,
-			   &min, &i) == 4 && start == (unsigned long)m) {
-			*dev = makedev(maj, min);
-			*ino = i;
-			r = 0;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	munmap(m, (size_t)pg);
-	return r;
-}
-
-/*
- * A TLS library at rel in root, hooked unless it is already: 1 if it is
- * one. Looked at (O_PATH) before it is opened: opening a FIFO a
- * container put there would wait for a writer.
- */
-static int prehook(struct pt_tls *t, int root, const char *rel)
-{
-	char file[32];
-	struct lib nl = {};
-	struct pt_elf *e;
-	struct stat st;
-	int path = open_in_root(root, rel, O_PATH), fd = -1, r = 0;
-
-	if (path < 0)
-		return 0;
-	snprintf(file, sizeof(file), "/proc/self/fd/%d", path);
-	if (!fstat(path, &st) && S_ISREG(st.st_mode) &&
-	    (fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
-	    !mapped_id(fd, &nl.dev, &nl.ino)) {
-		r = 1;
-		snprintf(file, sizeof(file), "/proc/self/fd/%d", fd);
-		if (!find_lib(t, nl.dev, nl.ino) &&
-		    !pt_elf_open(&e, file, nl.why, sizeof(nl.why))) {
-			hook_lib(t, &nl, e);
-			pt_elf_close(e);
-			add_lib(t, &nl);
-			PT_SET(t->libs_found, t->libs_found + 1);
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	close(path);
-	return r;
-}
-
-/* At most this many library files per root: a root is input. */
-#define ROOT_MAX_LIBS	16
-
-/*
- * The TLS libraries in process pid's root that no process maps yet,
- * hooked before one does, once per root (a container's, the host's): a
- * process that starts later and maps one (a 50 ms curl, Python importing
- * ssl) is then covered from its first call, not from the next scan.
- */
-static void scan_root(struct pt_tls *t, pid_t pid)
-{
-	char p[PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	size_t i;
-	int root, found = 0;
-
-	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
-	root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0)
-		return;
-	if (fstat(root, &st)) {
-		close(root);
-		return;
-	}
-	for (i = 0; i < t->nroots; i++)
-		if (t->roots[i].dev == st.st_dev && t->roots[i].ino == st.st_ino) {
-			close(root);
-			return;
-		}
-	t->roots = pt_xrealloc(t->roots, t->nroots + 1, sizeof(*t->roots));
-	t->roots[t->nroots].dev = st.st_dev;
-	t->roots[t->nroots++].ino = st.st_ino;
-	for (i = 0; i < ARRAY_SIZE(lib_dirs) && found < ROOT_MAX_LIBS; i++) {
-		int dfd = open_in_root(root, lib_dirs[i], O_RDONLY | O_DIRECTORY);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-
-		if (!d) {
-			if (dfd >= 0)
-				close(dfd);
-			continue;
-		}
-		while (found < ROOT_MAX_LIBS && (de = readdir(d)))
-			if (tls_lib_name(de->d_name)) {
-				snprintf(p, sizeof(p), "%s/%s", lib_dirs[i],
-					 de->d_name);
-				found += prehook(t, root, p);
-			}
-		closedir(d);
-	}
-	close(root);
-}
-
-/*
  * The TLS libraries process pid maps now (a process may load one late:
  * Python imports ssl when first asked) and its executable: hooked if
  * new, said once.
@@ -587,7 +432,6 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	ssize_t n;
 	FILE *f;
 
-	scan_root(t, pid);
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	n = readlink(p, x.path, sizeof(x.path) - 1);
 	x.path[n > 0 ? n : 0] = 0;
@@ -752,6 +596,5 @@ void pt_tls_close(struct pt_tls *t)
 		free(t->libs[i].links);
 	free(t->libs);
 	free(t->said);
-	free(t->roots);
 	free(t);
 }
