@@ -412,14 +412,14 @@ sys.exit(1)
 EOF
 cat > "$TMP/joined.py" << 'EOF'
 import glob, json, subprocess, sys
-tmp, podtap = sys.argv[1], sys.argv[2]
+tmp, podtap, server = sys.argv[1], sys.argv[2], "127.0.0.1:" + sys.argv[3]
 segs = sorted(glob.glob(tmp + "/collected/shop/tls1/*.ptcap"))
 local = open(tmp + "/push.out.local").read()
 got = open(tmp + "/push.out", "rb").read()
 out = subprocess.run([podtap, "read", "--json"] + segs, capture_output=True, check=True).stdout
 for l in out.splitlines():
     c = json.loads(l)
-    if c["local"] != local:
+    if c["local"] != local or c["remote"] != server:
         continue
     rx = "".join(t["data"] for x in c["exchanges"] for t in x["turns"] if t["from"] == "server").encode()
     # what was read with the hooks in place: a tail of what the client got
@@ -429,7 +429,7 @@ for l in out.splitlines():
 sys.exit(1)
 EOF
 check "tls1: the client that read before it wrote: its plaintext joined to its socket" \
-	wait_for 10 "$PY" "$TMP/joined.py" "$TMP" "$PODTAP"
+	wait_for 10 "$PY" "$TMP/joined.py" "$TMP" "$PODTAP" $PPUSH
 kapi DELETE "$SESS/tls1" > /dev/null
 kapi POST "$SESS" '{"apiVersion":"podtap.dev/v1alpha1","kind":"RecordingSession","metadata":{"name":"tls2"},"spec":{"selector":{"matchLabels":{"app":"secure"}},"tls":false}}' > /dev/null
 wait_for 10 field_is tls2 node-a targets 1

@@ -172,9 +172,13 @@ for x in http:
     if path == "/echo" and data(q) != data(r):
         bad.append("conn %s: POST /echo differs" % x["conn_id"])
 
-def on(local, key):
-    """The exchanges of the connections whose key (local or remote) is local."""
-    cs = [c["conn_id"] for c in conns.values() if c[key] == local]
+def on(client, server, side):
+    """The exchanges of the connections from client to server, as seen
+    from side. Both ends: an ephemeral port is used again, toward another
+    server, once its connection has closed."""
+    a, b = (client, server) if side == "client" else (server, client)
+    cs = [c["conn_id"] for c in conns.values()
+          if c["local"] == a and c["remote"] == b]
     return cs, [x for x in http if x["conn_id"] in cs]
 
 def shape(ex):
@@ -186,19 +190,20 @@ def shape(ex):
     return out
 
 shapes = {}
-for run in ("tls", "http"):
+for run, port in (("tls", tls_port), ("http", http_port)):
     truth = json.load(open("%s/truth-%s.json" % (tmp, run)))
+    srv = "127.0.0.1:" + port
     ka = truth["keepalive"]
     want = ["/n/%d" % k for k in ka["sizes"]] + ["/echo"]
-    for side, key in (("client", "local"), ("server", "remote")):
-        cs, ex = on(ka["local"], key)
+    for side in ("client", "server"):
+        cs, ex = on(ka["local"], srv, side)
         got = [x["request"]["target"] for x in ex]
         if len(cs) != 1 or got != want:
             bad.append("%s keep-alive, %s side: %d connections, %s" % (run, side, len(cs), got))
         shapes[run, side] = shape(ex)
     for p in truth["parallel"]:
-        for side, key in (("client", "local"), ("server", "remote")):
-            cs, ex = on(p["local"], key)
+        for side in ("client", "server"):
+            cs, ex = on(p["local"], srv, side)
             got = [x["request"]["target"] for x in ex]
             if got != ["/n/%d" % p["n"]]:
                 bad.append("%s parallel %s side of %s: %s" % (run, side, p["local"], got))
@@ -209,7 +214,7 @@ for side in ("client", "server"):
         bad.append("%s side: the exchanges over TLS are not those over plain HTTP" % side)
 # the connection opened before recording: its second request, server side
 old = open(tmp + "/old.local").read()
-cs, ex = on(old, "remote")
+cs, ex = on(old, "127.0.0.1:" + tls_port, "server")
 if [x["request"]["target"] for x in ex] != ["/n/32"]:
     bad.append("the connection older than the recording: %s" % [x["request"]["target"] for x in ex])
 for n in (1, 100, 16384, 70000):

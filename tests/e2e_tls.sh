@@ -273,12 +273,12 @@ check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
 
-$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
 tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-http_port, nginx_tls, nginx_port, www_port = (int(a) for a in sys.argv[4:8])
+http_port, nginx_tls, nginx_port, www_port, late_port = (int(a) for a in sys.argv[4:9])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -286,6 +286,14 @@ for l in open(tmp + "/conns.json"):
     c = json.loads(l)
     conns[c["conn_id"]] = c
 bad = []
+
+def between(client, server_port):
+    """The connections from client to the local server_port, client side
+    and server side. Both ends: an ephemeral port is used again, toward
+    another server, once its connection has closed."""
+    srv = "127.0.0.1:%d" % server_port
+    return ([c for c in conns.values() if c["local"] == client and c["remote"] == srv],
+            [c for c in conns.values() if c["local"] == srv and c["remote"] == client])
 
 def data(m, key="body"):
     if m.get(key + "_encoding") == "base64":
@@ -316,7 +324,7 @@ for x in http:
     check_exchange(x)
 # the keep-alive connection, seen from the client (its 4-tuple) and the server
 ka = truth["keepalive"]
-client_side = [c for c in conns.values() if c["local"] == ka["local"]]
+client_side, server_side = between(ka["local"], port)
 if len(client_side) != 1:
     bad.append("keep-alive: %d client-side connections with local %s" % (len(client_side), ka["local"]))
 else:
@@ -325,7 +333,6 @@ else:
     want = ["/n/%d" % k for k in ka["sizes"]] + ["/echo"]
     if got != want:
         bad.append("keep-alive client side: %s, want %s" % (got, want))
-server_side = [c for c in conns.values() if c["remote"] == ka["local"]]
 if len(server_side) != 1:
     bad.append("keep-alive: %d server-side connections" % len(server_side))
 else:
@@ -335,14 +342,13 @@ else:
         bad.append("keep-alive server side: %s" % got)
 # 20 parallel connections: each request on the connection its client had
 for p in truth["parallel"]:
-    for side, key in (("client", "local"), ("server", "remote")):
-        cs = [c for c in conns.values() if c[key] == p["local"]]
+    for side, cs in zip(("client", "server"), between(p["local"], port)):
         got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
         if got != ["/n/%d" % p["n"]]:
             bad.append("parallel %s side of %s: %s" % (side, p["local"], got))
 # the client with its own copy of libssl: its side in clear too
 copy_local = open(tmp + "/copy.txt").read().split("\n")[0]
-cs = [c for c in conns.values() if c["local"] == copy_local]
+cs = between(copy_local, port)[0]
 got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
 if got != ["/n/4242"]:
     bad.append("the client with a copy of libssl: %s" % got)
@@ -379,7 +385,7 @@ if len(got) != 1 or data(got[0]["response"]) != body(50000):
 late = None
 for attempt in (1, 2):
     local = open("%s/late%d/local" % (tmp, attempt)).read()
-    cs = [c for c in conns.values() if c["local"] == local]
+    cs = between(local, late_port)[0]
     xs0 = cs[0]["exchanges"][:1] if len(cs) == 1 else []
     text = "".join(t.get("data", "") for x in xs0 for t in x.get("turns", []))
     if xs0 and "0000 " not in text:
