@@ -121,9 +121,11 @@ $(OUTPUT)/tests/bpf/%.o: tests/bpf/%.c | $(SKELS) $(OUTPUT)/tests/bpf
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CFLAGS) -Itests/bpf -c $< -o $@
 
+# libssl for test_openssl's own HTTPS peers (the kernel matrix copies it
+# into its guests with the rest of what test_progs links)
 $(OUTPUT)/test_progs: $(BPF_TEST_OBJS) $(OUTPUT)/tests/bpf/runner.o $(LIB)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lssl -lcrypto -o $@
 
 $(OUTPUT)/tests/user/%.o: tests/user/%.c | $(SKELS) $(OUTPUT)/tests/user
 	$(call msg,CC,$@)

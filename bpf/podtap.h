@@ -33,6 +33,7 @@ enum pt_rec_type {
 	/* written by userspace only */
 	PT_REC_TARGET		= 16,	/* a target added to the recording */
 	PT_REC_STATS		= 17,	/* counter totals at the end */
+	PT_REC_TLS_PROC		= 18,	/* a target process's TLS library */
 };
 
 enum pt_dir {
@@ -316,6 +317,34 @@ struct pt_stats_rec {
 	struct pt_counters c;	/* summed over CPUs */
 };
 
+enum pt_tls_lib {
+	PT_TLS_LIB_SHARED	= 1,	/* a libssl the process maps */
+	PT_TLS_LIB_STATIC	= 2,	/* OpenSSL linked into its executable */
+	PT_TLS_LIB_GO		= 3,	/* Go's crypto/tls in its executable */
+};
+
+enum pt_tls_hook {
+	PT_TLS_HOOKED		= 1,	/* plaintext, on the socket's connection */
+	PT_TLS_HOOKED_PSEUDO	= 2,	/* plaintext, on pseudo-connections
+					 * only (no socket to follow) */
+	PT_TLS_NOT_HOOKED	= 3,	/* ciphertext only: why says why */
+};
+
+/* Once per target process and TLS library, when first seen. */
+struct pt_tls_proc_rec {
+	struct pt_rec_hdr h;	/* conn_id is 0 */
+	__u64 target_id;	/* the target it was found in */
+	__u32 session_id;
+	__u32 tgid;		/* as the host sees it */
+	__u16 lib;		/* enum pt_tls_lib */
+	__u16 hook;		/* enum pt_tls_hook */
+	__u32 pad;
+	char  comm[16];
+	char  version[40];	/* "OpenSSL 3.0.15 3 Sep 2024", "go1.19.8" */
+	char  path[256];	/* as the process maps it */
+	char  why[152];		/* PT_TLS_NOT_HOOKED: the reason */
+};
+
 /*
  * What this header promises, checked where it is compiled (the BPF objects
  * and userspace alike): records are 8-byte multiples that userspace reads
@@ -335,6 +364,7 @@ PT_ABI_SIZE(struct pt_conn_close, 40);
 PT_ABI_SIZE(struct pt_loss, 56);
 PT_ABI_SIZE(struct pt_attr, 48);
 PT_ABI_SIZE(struct pt_target_rec, 296);
+PT_ABI_SIZE(struct pt_tls_proc_rec, 512);
 PT_ABI_SIZE(struct pt_counters, (15 + PT_LOSS_MAX) * 8);
 PT_ABI_SIZE(struct pt_tls_assoc, 48);
 PT_ABI_SIZE(struct pt_tls_call, 48);

@@ -388,8 +388,16 @@ PUSH=$!
 wait_for 5 test -s "$TMP/push.out.local"
 mksess tls1 '{"matchLabels":{"app":"secure"}}'
 check "tls1 (tls absent: on): the pod's libssl is hooked" \
-	wait_for 10 grep -q "TLS: pid $TLS_SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/agent-a.log"
+	wait_for 10 grep -q "TLS: pid $TLS_SRV (python3) uses .*libssl.so.3 (OpenSSL 3\.[^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/agent-a.log"
 curl -sk --http1.1 -o "$TMP/tls1.out" "https://127.0.0.1:$PTLS/n/5000"
+check "tls1: node-a's status entry counts the pod's TLS processes, all hooked" \
+	wait_for 10 eval "kapi GET '$SESS/tls1' | '$PY' -c '
+import json, sys
+for e in json.load(sys.stdin).get(\"status\", {}).get(\"perNode\", []):
+    t = e.get(\"tls\", {})
+    if e[\"node\"] == \"node-a\" and t.get(\"processes\", 0) >= 2 and t[\"hooked\"] == t[\"processes\"] and \"notHooked\" not in t:
+        sys.exit(0)
+sys.exit(1)'"
 sleep 0.5	# some pushes read with the hooks in place
 touch "$TMP/push.stop"
 wait $PUSH $PUSH_SRV
@@ -397,6 +405,8 @@ check "tls1: the plaintext reaches the collector as an HTTP/1 exchange" \
 	wait_for 10 eval "ls '$TMP/collected/shop/tls1/'*.ptcap > /dev/null 2>&1 &&
 		'$PODTAP' read \$(ls '$TMP/collected/shop/tls1/'*.ptcap | sort) > '$TMP/tls1.read' &&
 		grep -q 'GET https://127.0.0.1:$PTLS/n/5000 -> 200 OK .* resp body 5000 B' '$TMP/tls1.read'"
+check "tls1: the segments name the pod's TLS library" \
+	grep -q "^# TLS: pid $TLS_SRV (python3) uses .*libssl.so.3 (OpenSSL 3\.[^)]*): hooked$" "$TMP/tls1.read"
 # shellcheck disable=SC2046
 "$PODTAP" export -f jsonl -o "$TMP/tls1.jsonl" $(ls "$TMP/collected/shop/tls1/"*.ptcap | sort) 2> /dev/null
 check "tls1: its response body is what curl got, byte for byte" "$PY" - "$TMP" << 'EOF'

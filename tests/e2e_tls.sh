@@ -101,11 +101,30 @@ check "TLS probes: all on emulated instructions" \
 	sh -c "grep -qE '^podtap_tls_probes\{instruction=\"emulated\"\} [1-9]' '$TMP/metrics.txt' &&
 		grep -qx 'podtap_tls_probes{instruction=\"single_stepped\"} 0' '$TMP/metrics.txt'"
 check "record says the server's libssl is hooked" \
-	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+	grep -q "TLS: pid $SRV (python3) uses .*libssl.so.3 (OpenSSL 3\.[^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says the static server's own OpenSSL is hooked" \
-	grep -q "TLS: pid $STATIC_PID (tls_static) runs $TMP/tls_static, which has OpenSSL linked in: its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+	grep -q "TLS: pid $STATIC_PID (tls_static) runs $TMP/tls_static, which has OpenSSL linked in ([^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says why the stripped copy is not hooked" \
-	grep -q "TLS: pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in: not hooked (stripped: no SSL_read or SSL_write symbol to hook): its TLS stays ciphertext" "$TMP/rec.err"
+	grep -q "TLS: pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in ([^)]*): not hooked (stripped: no SSL_read or SSL_write symbol to hook): its TLS stays ciphertext" "$TMP/rec.err"
+# podtap status: each target process's library, version, hooked or why not
+"$PODTAP" status > "$TMP/status.txt" 2>&1
+"$PODTAP" status --json > "$TMP/status.json" 2>&1
+check "status: the server's libssl and its version, hooked" \
+	grep -q "^    pid $SRV (python3) uses /.*libssl.so.3 (OpenSSL 3\.[^)]*): hooked$" "$TMP/status.txt"
+check "status: the stripped server, not hooked, and why" \
+	grep -q "^    pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in ([^)]*): not hooked (stripped: no SSL_read or SSL_write symbol to hook)" "$TMP/status.txt"
+check "status --json: tls_processes of this recorder" $PY - "$TMP/status.json" $REC_PID $SRV $STATIC_PID $STRIPPED_PID <<'PY'
+import json, sys
+rec, srv, static, stripped = (int(a) for a in sys.argv[2:6])
+me = [r for r in json.load(open(sys.argv[1]))["recorders"] if rec in r["pids"]]
+ps = {p["pid"]: p for p in me[0]["tls_processes"]} if me else {}
+ok = (ps.get(srv, {}).get("library") == "shared" and ps[srv]["hooked"] and
+      ps[srv]["plaintext"] == "socket" and ps[srv]["version"].startswith("OpenSSL 3.") and
+      ps.get(static, {}).get("library") == "static" and ps[static]["hooked"] and
+      ps.get(stripped, {}).get("hooked") is False and
+      ps[stripped]["plaintext"] == "none" and "stripped" in ps[stripped]["reason"])
+sys.exit(0 if ok else 1)
+PY
 
 # curl outside the targets: the server side is captured
 curl -sk --http1.1 -o "$TMP/nginx-big.out" "https://127.0.0.1:$NGINX_TLS/big.bin"
@@ -150,6 +169,8 @@ check "openssl s_client and s_server spoke" \
 WWW_PID=$!
 wait_listen $WWW_PORT
 sleep 2.5	# the next scan says it
+check "status lists s_server -www while it runs" \
+	sh -c "'$PODTAP' status | grep -q '^    pid $WWW_PID (openssl) uses .*: hooked$'"
 curl -sk --http1.1 -o "$TMP/www.out" "https://127.0.0.1:$WWW_PORT/"
 kill $WWW_PID 2>/dev/null
 wait $WWW_PID 2>/dev/null
@@ -212,7 +233,7 @@ open(sys.argv[2], "a").write("\n" + ("copy" if sys.argv[2].rsplit("/", 1)[0] + "
 PY
 )
 check "the client used the copy of libssl" grep -q copy "$TMP/copy.txt"
-check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3: its SSL_read" "$TMP/rec.err"
+check "record says it hooked the copy" grep -q "uses $TMP/lib/libssl.so.3 (OpenSSL 3\.[^)]*): its SSL_read" "$TMP/rec.err"
 # another copy, new to podtap, in a client that sends 32 KiB at once and
 # the rest once podtap has hooked the copy (its next scan): plaintext of
 # a session it joined late is not presented as whole. A scan that came
@@ -260,18 +281,32 @@ PY
 	wait $LATE_CLI $LATE_SRV 2>/dev/null
 done
 check "the clients of the late copies ran" [ -s "$TMP/late1/local" -a -s "$TMP/late2/local" ]
+check "status no longer lists s_server -www, gone since" \
+	sh -c "'$PODTAP' status > '$TMP/status2.txt' && grep -q '^    pid $SRV ' '$TMP/status2.txt' && ! grep -q '^    pid $WWW_PID ' '$TMP/status2.txt'"
 sleep 0.5
 kill -INT $REC_PID
 wait $REC_PID
 check "record exits 0" [ $? = 0 ]
+check "record removed its status file" [ ! -e /run/podtap/$REC_PID.tls ]
 REC_PID=
 check "curl got its bodies" sh -c "[ \$(stat -c %s '$TMP/curl-70000.out') = 70000 ]"
 
 "$PODTAP" read "$TMP/cap.ptcap" > "$TMP/read.txt"
 check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1' "$TMP/read.txt"
+check "read names each target process's TLS library, hooked or why not" \
+	sh -c "grep -q '^# TLS: pid $SRV (python3) uses /.*libssl.so.3 (OpenSSL 3\.[^)]*): hooked$' '$TMP/read.txt' &&
+		grep -q '^# TLS: pid $STRIPPED_PID (tls_stripped) runs .*: not hooked (stripped' '$TMP/read.txt'"
 "$PODTAP" export -f jsonl -o "$TMP/x.jsonl" "$TMP/cap.ptcap" 2> "$TMP/export.err"
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
+check "read --json: the server's connections carry its tls_library" $PY - "$TMP/conns.json" $SRV <<'PY'
+import json, sys
+cs = [json.loads(l) for l in open(sys.argv[1])]
+mine = [c for c in cs if c["pid"] == int(sys.argv[2])]
+sys.exit(0 if mine and all(c.get("tls_library", {}).get("hooked") and
+                           c["tls_library"]["path"].endswith("libssl.so.3")
+                           for c in mine) else 1)
+PY
 
 $PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT <<'PY'
 import base64, json, sys

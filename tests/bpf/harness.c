@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "capture/cgroup.h"
 #include "harness.h"
+#include "proto/exch.h"
 #include "test_progs.h"
 
 const char *const h_method_names[M__COUNT] = {
@@ -902,6 +903,58 @@ void h_xfer_free(struct h_xfer *x)
 }
 
 /* ---- checks ---- */
+
+void h_tls_body(uint8_t *b, long k)
+{
+	char unit[32];
+	size_t u = (size_t)snprintf(unit, sizeof(unit), "%ld:", k), i;
+
+	for (i = 0; i < (size_t)k; i++)
+		b[i] = (uint8_t)unit[i % u];
+}
+
+bool h_is_tls_body(const uint8_t *b, size_t n, long k)
+{
+	uint8_t *want;
+	bool ok;
+
+	if (k < 0 || (long)n != k)
+		return false;
+	want = malloc(k ? k : 1);
+	h_tls_body(want, k);
+	ok = !memcmp(b, want, n);
+	free(want);
+	return ok;
+}
+
+size_t h_tls_http_bad(const struct pt_conn *c, size_t echo_len,
+		      size_t *exchanges)
+{
+	struct pt_xconn xc;
+	size_t k, bad = 0;
+
+	if (!c->has_tls)
+		return 1;
+	pt_xconn_build(c, &xc);
+	bad += !xc.tls || !xc.http;
+	for (k = 0; k < xc.nx; k++) {
+		const struct pt_exchange *x = &xc.x[k];
+		long n;
+
+		(*exchanges)++;
+		if (x->incomplete || !x->has_req || !x->has_resp)
+			bad++;
+		else if (sscanf(x->req.target, "/n/%ld", &n) == 1)
+			bad += !h_is_tls_body(x->resp.body, x->resp.body_len, n);
+		else
+			bad += strcmp(x->req.target, "/echo") ||
+			       (echo_len && x->req.body_len != echo_len) ||
+			       x->req.body_len != x->resp.body_len ||
+			       memcmp(x->req.body, x->resp.body, x->req.body_len);
+	}
+	pt_xconn_free(&xc);
+	return bad;
+}
 
 size_t h_find_conns(struct pt_conns *c, int role, uint16_t lport,
 		    uint16_t rport, struct pt_conn **out, size_t max)

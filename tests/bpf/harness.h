@@ -109,6 +109,18 @@ void h_xfer_free(struct h_xfer *x);
 /* The bytes one direction of connection k carries: dir 0 request, 1 response. */
 uint8_t *h_expected(const struct h_xfer *x, int k, int dir, size_t *len);
 
+/* What the TLS tests' peers serve for /n/K: "K:" over and over, cut at K. */
+void h_tls_body(uint8_t *b, long k);
+bool h_is_tls_body(const uint8_t *b, size_t n, long k);
+/*
+ * Connection c's TLS plaintext as HTTP/1 exchanges, each whole and what
+ * those peers answer: GET /n/K its body, POST /echo the request's body
+ * back (echo_len bytes, unless 0). Adds its exchanges to *exchanges;
+ * returns how many things are wrong.
+ */
+size_t h_tls_http_bad(const struct pt_conn *c, size_t echo_len,
+		      size_t *exchanges);
+
 /* Connections matching role and ports (0: any), in creation order. */
 size_t h_find_conns(struct pt_conns *c, int role, uint16_t lport,
 		    uint16_t rport, struct pt_conn **out, size_t max);

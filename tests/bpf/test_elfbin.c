@@ -6,7 +6,8 @@
  * through the pclntab in a build without symbols, begin with Go's stack
  * check and every hook at a return is a RET. Then the Go binary with
  * random bytes of its pclntab and build info changed, and cut short:
- * always an answer, never a crash or an offset outside the file.
+ * always an answer, never a crash or an offset outside the file. And
+ * OpenSSL's version text, found as OpenSSL_version() gives it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <limits.h>
+#include <stdio.h>
+#include <openssl/crypto.h>
 #include "capture/elfbin.h"
 #include "test_progs.h"
 
@@ -334,8 +338,86 @@ static void test_points(void)
 	pt_elf_close(e);
 }
 
+/*
+ * An ELF file: /bin/sh (the kernel matrix's guests have it too), then
+ * zeros to off, then the len bytes of text.
+ */
+static int elf_with(const char *dst, off_t off, const char *text, size_t len)
+{
+	char buf[65536];
+	int in = open("/bin/sh", O_RDONLY), out;
+	ssize_t n;
+
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (in < 0 || out < 0)
+		goto bad;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			goto bad;
+	if (pwrite(out, text, len, off) != (ssize_t)len)
+		goto bad;
+	close(in);
+	return close(out);
+bad:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return -1;
+}
+
+/*
+ * OpenSSL's version text: in the libcrypto this process runs (test_progs
+ * links it), the same as OpenSSL_version() says; at the start of a string
+ * only; found where it straddles two of the reader's 1 MiB windows.
+ */
+static void test_version(void)
+{
+	static const char text[] = "OpenSSL 9.8.7 1 Jan 2030";
+	const char *f = "/tmp/podtap-elfbin.version";
+	char line[PATH_MAX + 128], crypto[PATH_MAX] = "", why[160], v[48];
+	struct pt_elf *e;
+	FILE *m = fopen("/proc/self/maps", "re");
+
+	while (m && fgets(line, sizeof(line), m)) {
+		char *p = strchr(line, '/');
+
+		if (p && strstr(p, "/libcrypto.so")) {
+			p[strcspn(p, "\n")] = 0;
+			snprintf(crypto, sizeof(crypto), "%s", p);
+			break;
+		}
+	}
+	if (m)
+		fclose(m);
+	if (ASSERT_TRUE(crypto[0], "libcrypto mapped") &&
+	    ASSERT_OK(pt_elf_open(&e, crypto, why, sizeof(why)), crypto)) {
+		if (ASSERT_TRUE(pt_elf_openssl_version(e, v, sizeof(v)),
+				"libcrypto's version"))
+			ASSERT_STREQ(v, OpenSSL_version(OPENSSL_VERSION),
+				     "as OpenSSL_version() says");
+		pt_elf_close(e);
+	}
+	if (ASSERT_OK(elf_with(f, (1 << 20) - 6, text, sizeof(text)), f) &&
+	    ASSERT_OK(pt_elf_open(&e, f, why, sizeof(why)), f)) {
+		if (ASSERT_TRUE(pt_elf_openssl_version(e, v, sizeof(v)),
+				"across a window"))
+			ASSERT_STREQ(v, text, "the whole text");
+		pt_elf_close(e);
+	}
+	if (ASSERT_OK(elf_with(f, (1 << 20) - 7, "x" "OpenSSL 9.8.7", 14), f) &&
+	    ASSERT_OK(pt_elf_open(&e, f, why, sizeof(why)), f)) {
+		ASSERT_FALSE(pt_elf_openssl_version(e, v, sizeof(v)),
+			     "not inside another string");
+		pt_elf_close(e);
+	}
+	unlink(f);
+}
+
 void test_elfbin(void)
 {
+	if (test__start_subtest("version"))
+		test_version();
 	if (test__start_subtest("points"))
 		test_points();
 	if (test__start_subtest("symbols"))

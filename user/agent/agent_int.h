@@ -43,7 +43,7 @@ struct session {
 	uint64_t segments, bytes, lost, conns;
 	int pods, targets;
 	bool reported;		/* has an entry on the status */
-	char last[1024];	/* last status sent, without lastUpdate */
+	char last[4096];	/* last status sent, without lastUpdate */
 	char last_key[512];	/* its phase, message, pods and targets */
 	uint64_t last_ns;
 	int held;		/* selected containers an older session has */

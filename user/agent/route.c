@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include "agent/agent_int.h"
 #include "base/common.h"
+#include "capture/tls.h"
+#include "podtap.h"
 
 /* ---- connections ---- */
 
@@ -188,6 +190,7 @@ void ag_write_target_rec(struct agent *a, struct session *s,
 
 int ag_segment_open(struct agent *a, struct session *s)
 {
+	const struct pt_tls_proc_rec *p;
 	int err, i;
 	size_t k;
 
@@ -205,6 +208,10 @@ int ag_segment_open(struct agent *a, struct session *s)
 	for (i = 0; i < a->nt; i++)
 		if (a->t[i].session == s->id)
 			ag_write_target_rec(a, s, &a->t[i]);
+	/* the TLS libraries of its processes, as the last scan found them */
+	for (k = 0; (p = pt_tls_proc(a->rt.tls, k)); k++)
+		if (p->session_id == s->id)
+			write_rec(a, s, &p->h, sizeof(*p));
 	/* connections that go on: their OPEN again, so the segment names them */
 	for (k = 0; k < a->conns_cap; k++)
 		if (a->conns[k].id && a->conns[k].open.session_id == s->id &&
@@ -263,6 +270,12 @@ int ag_on_record(void *ctx, const struct pt_rec_hdr *h, size_t size)
 		sid = o->session_id;
 	} else if (h->type == PT_REC_STATS) {
 		/* the node's totals: no one session's; /metrics has them */
+		return 0;
+	} else if (h->type == PT_REC_TLS_PROC) {
+		/* said again in each later segment: not traffic to keep one */
+		s = ag_session_by_id(a, ((const struct pt_tls_proc_rec *)h)->session_id);
+		if (s)
+			write_rec(a, s, h, size);
 		return 0;
 	} else {
 		c = conn_find(a, h->conn_id);

@@ -12,6 +12,11 @@
 #include "base/common.h"
 #include "base/jsonw.h"
 #include "capture/metrics.h"
+#include "capture/tls.h"
+#include "podtap.h"
+
+/* Processes listed on a session's status as not hooked, at most. */
+#define TLS_NOT_HOOKED_LISTED	5
 
 static const char *const phase_names[] = { "Pending", "Recording", "Done",
 					   "Failed" };
@@ -97,10 +102,67 @@ static enum phase session_phase(const struct session *s)
 	return s->targets ? PH_RECORDING : PH_PENDING;
 }
 
+/*
+ * The TLS libraries of the session's processes on this node, as the last
+ * scan found them: counts, and the first few that are not hooked, with
+ * why. Nothing when the session has none.
+ */
+static void tls_entry(struct agent *a, struct session *s, char *buf,
+		      size_t n)
+{
+	const struct pt_tls_proc_rec *p;
+	uint64_t procs = 0, hooked = 0;
+	size_t k, listed = 0, len;
+	char *txt;
+	FILE *f;
+
+	buf[0] = 0;
+	for (k = 0; (p = pt_tls_proc(a->rt.tls, k)); k++)
+		if (p->session_id == s->id) {
+			procs++;
+			hooked += p->hook != PT_TLS_NOT_HOOKED;
+		}
+	if (!procs)
+		return;
+	f = open_memstream(&txt, &len);
+	if (!f)
+		pt_oom();
+	fprintf(f, ",\"tls\":{\"processes\":%llu,\"hooked\":%llu",
+		(unsigned long long)procs, (unsigned long long)hooked);
+	if (procs > hooked) {
+		fputs(",\"notHooked\":[", f);
+		for (k = 0; (p = pt_tls_proc(a->rt.tls, k)) &&
+		     listed < TLS_NOT_HOOKED_LISTED; k++) {
+			if (p->session_id != s->id || p->hook != PT_TLS_NOT_HOOKED)
+				continue;
+			fprintf(f, "%s{\"pid\":%u,\"command\":", listed ? "," : "",
+				p->tgid);
+			pt_json_str(f, p->comm);
+			fputs(",\"library\":", f);
+			pt_json_str(f, p->path);
+			fputs(",\"reason\":", f);
+			pt_json_str(f, p->why);
+			fputc('}', f);
+			listed++;
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
+	fclose(f);
+	/* never cut: the counts alone if the list does not fit */
+	if (len < n)
+		memcpy(buf, txt, len + 1);
+	else
+		snprintf(buf, n, ",\"tls\":{\"processes\":%llu,\"hooked\":%llu}",
+			 (unsigned long long)procs, (unsigned long long)hooked);
+	free(txt);
+}
+
 void ag_report(struct agent *a, struct session *s, bool force)
 {
 	enum phase ph = session_phase(s);
-	char entry[1024], key[512], stamp[40], *body, *path, *msg, *fm;
+	char entry[sizeof(s->last)], key[512], stamp[40], tls[3072];
+	char *body, *path, *msg, *fm;
 	size_t n;
 	FILE *f;
 	uint64_t now = pt_now_mono_ns();
@@ -120,10 +182,12 @@ void ag_report(struct agent *a, struct session *s, bool force)
 	snprintf(key, sizeof(key),
 		 "\"phase\":\"%s\",\"message\":%s,\"pods\":%d,\"targets\":%d",
 		 phase_names[ph], msg, s->pods, s->targets);
+	tls_entry(a, s, tls, sizeof(tls));
 	snprintf(entry, sizeof(entry),
-		 "%s,\"connections\":%llu,\"bytes\":%llu,\"lostBytes\":%llu,\"segments\":%llu",
+		 "%s,\"connections\":%llu,\"bytes\":%llu,\"lostBytes\":%llu,\"segments\":%llu%s",
 		 key, (unsigned long long)s->conns, (unsigned long long)s->bytes,
-		 (unsigned long long)s->lost, (unsigned long long)s->segments);
+		 (unsigned long long)s->lost, (unsigned long long)s->segments,
+		 tls);
 	free(msg);
 	/*
 	 * Every agent watches every session, so each write reaches all of

@@ -244,6 +244,7 @@ size_t pt_rec_min_size(uint16_t type)
 				       (11 + PT_LOSS_MAX) * sizeof(__u64);
 	case PT_REC_TLS_DATA:	return sizeof(struct pt_data);
 	case PT_REC_TLS_ASSOC:	return sizeof(struct pt_tls_assoc);
+	case PT_REC_TLS_PROC:	return sizeof(struct pt_tls_proc_rec);
 	default:		return 0;
 	}
 }

@@ -192,6 +192,58 @@ bool pt_elf_has_openssl(struct pt_elf *e)
 	       memmem(b, size, "CRYPTOGAMS by <appro@openssl.org>", 33);
 }
 
+/*
+ * OpenSSL's version text, OPENSSL_VERSION_TEXT ("OpenSSL 3.0.15 3 Sep
+ * 2024"), which libcrypto (or an executable with it linked in) holds for
+ * OpenSSL_version(). Read with pread, a window at a time, not through a
+ * mapping a truncated file would fault on.
+ */
+bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n)
+{
+	enum { WIN = 1 << 20, KEEP = 64 };
+	static const char tag[] = "OpenSSL ";
+	char *w = pt_xcalloc(1, WIN + KEEP);
+	size_t have = 0;
+	off_t at = 0;
+	bool found = false;
+
+	for (;;) {
+		ssize_t r = pread(e->fd, w + have, WIN, at);
+		size_t i, len = have + (r > 0 ? (size_t)r : 0);
+
+		if (r <= 0 && !have)
+			break;
+		for (i = 0; i + sizeof(tag) + 2 < len && !found; i++) {
+			size_t k;
+
+			/* the start of a string: "OpenSSL " and a digit */
+			if (w[i] != 'O' || memcmp(w + i, tag, sizeof(tag) - 1) ||
+			    (i && w[i - 1]) ||
+			    w[i + sizeof(tag) - 1] < '0' ||
+			    w[i + sizeof(tag) - 1] > '9')
+				continue;
+			for (k = i; k < len && k - i < KEEP && w[k] >= ' ' &&
+			     w[k] < 0x7f; k++)
+				;
+			if (k == len && r > 0)
+				break;	/* runs past the window: next one */
+			if (k < len && !w[k] && k - i < n) {
+				memcpy(buf, w + i, k - i);
+				buf[k - i] = 0;
+				found = true;
+			}
+		}
+		if (found || r <= 0)
+			break;
+		/* the window's tail again, for a text that straddles it */
+		have = len < KEEP ? len : KEEP;
+		memmove(w, w + len - have, have);
+		at += r;
+	}
+	free(w);
+	return found;
+}
+
 int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off)
 {
 	size_t i, n;

@@ -1042,6 +1042,11 @@ int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,
 	return 0;
 }
 
+uint32_t pt_loader_target_session(const struct pt_loader *l, size_t i)
+{
+	return i < l->ntg ? l->tg[i].session : 0;
+}
+
 bool pt_loader_target_tls(const struct pt_loader *l, size_t i)
 {
 	uint8_t v;

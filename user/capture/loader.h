@@ -50,6 +50,8 @@ int pt_loader_remove_cgroup(struct pt_loader *l, uint64_t id);
 int pt_loader_session_tls(struct pt_loader *l, uint32_t session, bool on);
 /* Does target i (as pt_loader_target numbers them) want TLS plaintext? */
 bool pt_loader_target_tls(const struct pt_loader *l, size_t i);
+/* Target i's session id. */
+uint32_t pt_loader_target_session(const struct pt_loader *l, size_t i);
 /* How many cgroups the programs are attached to now. */
 size_t pt_loader_attach_count(const struct pt_loader *l);
 bool pt_loader_task_helpers(const struct pt_loader *l);

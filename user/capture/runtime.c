@@ -68,7 +68,7 @@ static void write_metrics(void *ctx, FILE *f)
 		/* a plain read: the loop's scan may be counting */
 		pt_tls_stats(rt->tls, &ts);
 		pt_prom_head(f, "podtap_tls_processes", "gauge",
-			     "Target processes using a TLS library, by whether its SSL_read and SSL_write calls are hooked.");
+			     "Target processes using a TLS library as of the last scan (every 2 s; each library of a process once), by whether its calls are hooked.");
 		pt_prom_u64(f, "podtap_tls_processes", "library=\"hooked\"",
 			    ts.hooked_procs);
 		pt_prom_u64(f, "podtap_tls_processes", "library=\"not_hooked\"",
@@ -114,6 +114,8 @@ int pt_runtime_open(struct pt_runtime *rt, const struct pt_runtime_cfg *c)
 	if (c->pin && (err = pt_loader_pin(rt->l, PT_PIN_DIR)))
 		return err;
 	pt_tls_open(&rt->tls, rt->l);
+	/* what each process has: to the sink as it is, not a connection's */
+	pt_tls_set_emit(rt->tls, rt->sink.record, rt->sink.ctx);
 	if (c->metrics_addr) {
 		struct pt_metrics_cfg mc = {
 			.addr = c->metrics_addr, .write = write_metrics,

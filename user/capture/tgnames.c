@@ -2,6 +2,7 @@
 /* Target names for `podtap status`, one small file per recorder. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "base/common.h"
+#include "base/jsonw.h"
 #include "capture/tgnames.h"
+#include "podtap.h"
 
 /* Names go in tab-separated fields: no tabs or newlines in them. */
 static void put_field(FILE *f, const char *s)
@@ -37,22 +40,41 @@ static void clear_stale(void)
 		closedir(d);
 }
 
-int pt_tgnames_write(const struct pt_tgname *v, int n)
+/* This process's file of kind ext, begun as ext.tmp beside it. */
+static FILE *begin(const char *ext, char *path, size_t pn, char *tmp,
+		   size_t tn)
 {
 	static bool cleared;
-	char path[64], tmp[80];
-	FILE *f;
-	int i;
 
 	if (mkdir(PT_TGNAMES_DIR, 0755) && errno != EEXIST)
-		return -errno;
+		return NULL;
 	if (!cleared) {
 		clear_stale();
 		cleared = true;
 	}
-	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.targets", (int)getpid());
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
+	snprintf(path, pn, PT_TGNAMES_DIR "/%d.%s", (int)getpid(), ext);
+	snprintf(tmp, tn, "%s.tmp", path);
+	return fopen(tmp, "we");
+}
+
+/* Written whole, then in place of the old one. */
+static int commit(FILE *f, const char *path, const char *tmp)
+{
+	if (fclose(f) || rename(tmp, path)) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+int pt_tgnames_write(const struct pt_tgname *v, int n)
+{
+	char path[64], tmp[80];
+	FILE *f = begin("targets", path, sizeof(path), tmp, sizeof(tmp));
+	int i;
+
 	if (!f)
 		return -errno;
 	for (i = 0; i < n; i++) {
@@ -63,13 +85,7 @@ int pt_tgnames_write(const struct pt_tgname *v, int n)
 		put_field(f, v[i].what);
 		fputc('\n', f);
 	}
-	if (fclose(f) || rename(tmp, path)) {
-		int err = -errno;
-
-		unlink(tmp);
-		return err;
-	}
-	return 0;
+	return commit(f, path, tmp);
 }
 
 void pt_tgnames_remove(void)
@@ -78,6 +94,68 @@ void pt_tgnames_remove(void)
 
 	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.targets", (int)getpid());
 	unlink(path);
+	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)getpid());
+	unlink(path);
+}
+
+int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n)
+{
+	char path[64], tmp[80];
+	FILE *f = begin("tls", path, sizeof(path), tmp, sizeof(tmp));
+	size_t i;
+
+	if (!f)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%u\t%u\t%llu\t%u\t%u\t", v[i]->tgid,
+			v[i]->session_id, (unsigned long long)v[i]->target_id,
+			v[i]->lib, v[i]->hook);
+		put_field(f, v[i]->comm);
+		fputc('\t', f);
+		put_field(f, v[i]->version);
+		fputc('\t', f);
+		put_field(f, v[i]->path);
+		fputc('\t', f);
+		put_field(f, v[i]->why);
+		fputc('\n', f);
+	}
+	return commit(f, path, tmp);
+}
+
+int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max)
+{
+	char path[64], line[1024];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		struct pt_tls_proc_rec *r = &v[n];
+		char *rest = line, *fld[9];
+		int k;
+
+		line[strcspn(line, "\n")] = 0;
+		for (k = 0; k < 9 && rest; k++)
+			fld[k] = strsep(&rest, "\t");
+		if (k < 9)
+			continue;
+		memset(r, 0, sizeof(*r));
+		r->tgid = (uint32_t)strtoul(fld[0], NULL, 10);
+		r->session_id = (uint32_t)strtoul(fld[1], NULL, 10);
+		r->target_id = strtoull(fld[2], NULL, 10);
+		r->lib = (uint16_t)atoi(fld[3]);
+		r->hook = (uint16_t)atoi(fld[4]);
+		snprintf(r->comm, sizeof(r->comm), "%s", fld[5]);
+		snprintf(r->version, sizeof(r->version), "%s", fld[6]);
+		snprintf(r->path, sizeof(r->path), "%s", fld[7]);
+		snprintf(r->why, sizeof(r->why), "%s", fld[8]);
+		n++;
+	}
+	fclose(f);
+	return (int)n;
 }
 
 int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
@@ -108,4 +186,51 @@ int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
 	if (f)
 		fclose(f);
 	return err;
+}
+
+void pt_tls_proc_text(FILE *f, const struct pt_tls_proc_rec *r)
+{
+	char b[PATH_MAX], c[64], v[128];
+
+	fprintf(f, "pid %u (%s) ", r->tgid, pt_printable(r->comm, c, sizeof(c)));
+	pt_printable(r->version, v, sizeof(v));
+	if (r->lib == PT_TLS_LIB_GO)
+		fprintf(f, "runs %s, built with %s", pt_printable(r->path, b, sizeof(b)),
+			v[0] ? v : "an unknown Go version");
+	else
+		fprintf(f, "%s %s%s (%s)",
+			r->lib == PT_TLS_LIB_STATIC ? "runs" : "uses",
+			pt_printable(r->path, b, sizeof(b)),
+			r->lib == PT_TLS_LIB_STATIC ? ", which has OpenSSL linked in" : "",
+			v[0] ? v : "version unknown");
+	if (r->hook == PT_TLS_HOOKED)
+		fputs(": hooked", f);
+	else if (r->hook == PT_TLS_HOOKED_PSEUDO)
+		fputs(": hooked, plaintext on pseudo-connections (no *net.TCPConn in it)", f);
+	else
+		fprintf(f, ": not hooked (%s): its TLS stays ciphertext",
+			pt_printable(r->why, b, sizeof(b)));
+}
+
+void pt_tls_proc_json(FILE *f, const struct pt_tls_proc_rec *r)
+{
+	static const char *const lib[] = { "", "shared", "static", "go" };
+	static const char *const hook[] = { "", "socket", "pseudo", "none" };
+
+	fprintf(f, "{\"pid\":%u,\"comm\":", r->tgid);
+	pt_json_str(f, r->comm);
+	fprintf(f, ",\"session\":%u,\"target_id\":%llu,\"library\":\"%s\",\"path\":",
+		r->session_id, (unsigned long long)r->target_id,
+		r->lib < ARRAY_SIZE(lib) ? lib[r->lib] : "");
+	pt_json_str(f, r->path);
+	fputs(",\"version\":", f);
+	pt_json_str(f, r->version);
+	fprintf(f, ",\"hooked\":%s,\"plaintext\":\"%s\"",
+		r->hook == PT_TLS_HOOKED || r->hook == PT_TLS_HOOKED_PSEUDO ?
+		"true" : "false", r->hook < ARRAY_SIZE(hook) ? hook[r->hook] : "");
+	if (r->hook == PT_TLS_NOT_HOOKED) {
+		fputs(",\"reason\":", f);
+		pt_json_str(f, r->why);
+	}
+	fputc('}', f);
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define PT_TGNAMES_DIR	"/run/podtap"
@@ -25,9 +26,24 @@ struct pt_tgname {
 
 /* Replace this process's file (written whole, then renamed). */
 int pt_tgnames_write(const struct pt_tgname *v, int n);
+/* Both files of this process. */
 void pt_tgnames_remove(void);
 /* The names pid gave target (kind, id); -ENOENT if none. */
 int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
 		    size_t sn, char *what, size_t wn);
+
+/*
+ * The target processes' TLS libraries (capture/tls.c), likewise in
+ * /run/podtap/PID.tls, at most PT_TGNAMES_TLS_MAX of them.
+ */
+#define PT_TGNAMES_TLS_MAX	512
+struct pt_tls_proc_rec;
+int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n);
+/* Those of recorder pid, into v (up to max); how many, or -errno. */
+int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max);
+/* One as a line ("pid 12 (nginx) uses PATH (VERSION): hooked"), names
+ * made printable, no newline; and as a JSON object. */
+void pt_tls_proc_text(FILE *f, const struct pt_tls_proc_rec *r);
+void pt_tls_proc_json(FILE *f, const struct pt_tls_proc_rec *r);
 
 #endif

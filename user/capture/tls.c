@@ -29,6 +29,7 @@
 #include "capture/elfbin.h"
 #include "capture/loader.h"
 #include "capture/runtime.h"
+#include "capture/tgnames.h"
 #include "capture/tls.h"
 
 /*
@@ -61,22 +62,37 @@ struct lib {
 	ino_t ino;
 	enum lib_kind kind;
 	bool ok;		/* hooked; else why says why not */
-	char why[160];
-	char version[32];	/* EXE_GO: the Go version */
+	char why[152];
+	char version[40];	/* the Go or OpenSSL version */
+	bool version_tried;	/* LIB_SSL: looked for in a libcrypto */
 	bool go_sockets;	/* EXE_GO: Conns over *net.TCPConn are followed */
 	struct bpf_link **links;
 	size_t nlinks;
 	size_t stepped;		/* of which on single-stepped instructions */
 };
 
+/* A target process and a TLS library it has, as told. */
+struct proc {
+	uint64_t key;		/* pid << 32 | lib index */
+	uint64_t gen;		/* the scan that last saw it */
+	struct pt_tls_proc_rec r;
+};
+
 struct pt_tls {
 	struct bpf_object *obj;
 	struct lib *libs;
 	size_t nlibs;
-	uint64_t *said;		/* (pid << 32 | lib index) already told */
-	size_t nsaid;
+	struct proc *procs;	/* by key */
+	size_t nprocs;
+	uint64_t gen;		/* scans so far */
+	bool changed;		/* procs differ from the status file */
+	/* the target being scanned */
+	uint32_t session;
+	uint64_t target;
+	pt_tls_emit_fn emit;
+	void *emit_ctx;
 	/* read by the metrics thread */
-	uint64_t procs, hooked_procs;	/* processes with a TLS library */
+	uint64_t live, live_hooked;	/* procs, of which hooked */
 	uint64_t libs_found, libs_hooked;
 	uint64_t probes, stepped;	/* uprobes attached; single-stepped */
 };
@@ -296,34 +312,64 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 		snprintf(lib->why, sizeof(lib->why),
 			 "stripped: no SSL_read or SSL_write symbol to hook");
 	}
+	if (lib->kind == EXE_SSL)
+		pt_elf_openssl_version(e, lib->version, sizeof(lib->version));
 	pt_elf_close(e);
 	if (lib->kind != EXE_NONE)
 		PT_SET(t->libs_found, t->libs_found + 1);
 	return 0;
 }
 
-/* Told already that pid uses library k? Remembers it if not. */
-static bool said_before(struct pt_tls *t, pid_t pid, size_t k)
+void pt_tls_set_emit(struct pt_tls *t, pt_tls_emit_fn fn, void *ctx)
+{
+	if (!t)
+		return;
+	t->emit = fn;
+	t->emit_ctx = ctx;
+}
+
+/*
+ * Process pid's entry for library k, marked seen by this scan; NULL with
+ * *slot where a new one goes if it has none.
+ */
+static struct proc *proc_find(struct pt_tls *t, pid_t pid, size_t k,
+			      size_t *slot)
 {
 	uint64_t key = (uint64_t)pid << 32 | k;
-	size_t lo = 0, hi = t->nsaid, i;
+	size_t lo = 0, hi = t->nprocs;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (t->said[mid] < key)
+		if (t->procs[mid].key < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo < t->nsaid && t->said[lo] == key)
-		return true;
-	t->said = pt_xrealloc(t->said, t->nsaid + 1, sizeof(*t->said));
-	for (i = t->nsaid; i > lo; i--)
-		t->said[i] = t->said[i - 1];
-	t->said[lo] = key;
-	t->nsaid++;
-	return false;
+	*slot = lo;
+	if (lo < t->nprocs && t->procs[lo].key == key) {
+		t->procs[lo].gen = t->gen;
+		return &t->procs[lo];
+	}
+	return NULL;
+}
+
+/* Forget the processes the scan did not see: gone, or no target now. */
+static void proc_prune(struct pt_tls *t)
+{
+	size_t i, n = 0, hooked = 0;
+
+	for (i = 0; i < t->nprocs; i++) {
+		if (t->procs[i].gen != t->gen) {
+			t->changed = true;
+			continue;
+		}
+		hooked += t->procs[i].r.hook != PT_TLS_NOT_HOOKED;
+		t->procs[n++] = t->procs[i];
+	}
+	t->nprocs = n;
+	PT_SET(t->live, n);
+	PT_SET(t->live_hooked, hooked);
 }
 
 static void comm_of(pid_t pid, char *buf, size_t n)
@@ -341,27 +387,60 @@ static void comm_of(pid_t pid, char *buf, size_t n)
 	fclose(f);
 }
 
-/* Say once per process what it has of lib (mapped as path), hooked or
- * why not. */
+/*
+ * Say once per process what it has of lib (mapped as path), hooked or
+ * why not: a line (unless quiet), a record, an entry of the table.
+ */
 static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 		 const char *path, bool quiet)
 {
-	char comm[32], what[PATH_MAX + 64];
+	char comm[32], what[PATH_MAX + 96], ver[48] = "";
+	struct pt_tls_proc_rec *r;
+	struct proc *p;
+	size_t slot;
 
 	if (lib->kind == EXE_NONE ||
-	    said_before(t, pid, (size_t)(lib - t->libs)))
+	    proc_find(t, pid, (size_t)(lib - t->libs), &slot))
 		return;
-	PT_SET(t->procs, t->procs + 1);
-	if (lib->ok)
-		PT_SET(t->hooked_procs, t->hooked_procs + 1);
+	t->procs = pt_xrealloc(t->procs, t->nprocs + 1, sizeof(*t->procs));
+	memmove(&t->procs[slot + 1], &t->procs[slot],
+		(t->nprocs - slot) * sizeof(*t->procs));
+	t->nprocs++;
+	t->changed = true;
+	p = &t->procs[slot];
+	memset(p, 0, sizeof(*p));
+	p->key = (uint64_t)pid << 32 | (size_t)(lib - t->libs);
+	p->gen = t->gen;
+	comm_of(pid, comm, sizeof(comm));
+	r = &p->r;
+	r->h.type = PT_REC_TLS_PROC;
+	r->h.size = sizeof(*r);
+	r->h.ts_ns = pt_now_mono_ns();
+	r->target_id = t->target;
+	r->session_id = t->session;
+	r->tgid = (uint32_t)pid;
+	r->lib = lib->kind == LIB_SSL ? PT_TLS_LIB_SHARED :
+		 lib->kind == EXE_SSL ? PT_TLS_LIB_STATIC : PT_TLS_LIB_GO;
+	r->hook = !lib->ok ? PT_TLS_NOT_HOOKED :
+		  lib->kind == EXE_GO && !lib->go_sockets ?
+		  PT_TLS_HOOKED_PSEUDO : PT_TLS_HOOKED;
+	snprintf(r->comm, sizeof(r->comm), "%s", comm);
+	snprintf(r->version, sizeof(r->version), "%s", lib->version);
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	if (!lib->ok)
+		snprintf(r->why, sizeof(r->why), "%s", lib->why);
+	if (t->emit)
+		t->emit(t->emit_ctx, &r->h, sizeof(*r));
 	if (quiet)
 		return;
-	comm_of(pid, comm, sizeof(comm));
+	if (lib->kind != EXE_GO)
+		snprintf(ver, sizeof(ver), " (%s)",
+			 lib->version[0] ? lib->version : "version unknown");
 	if (lib->kind == LIB_SSL)
-		snprintf(what, sizeof(what), "uses %s", path);
+		snprintf(what, sizeof(what), "uses %s%s", path, ver);
 	else if (lib->kind == EXE_SSL)
-		snprintf(what, sizeof(what), "runs %s, which has OpenSSL linked in",
-			 path);
+		snprintf(what, sizeof(what), "runs %s, which has OpenSSL linked in%s",
+			 path, ver);
 	else
 		snprintf(what, sizeof(what), "runs %s, built with %s",
 			 path, lib->version);
@@ -425,9 +504,32 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
  * Python imports ssl when first asked) and its executable: hooked if
  * new, said once.
  */
+/*
+ * A libssl's version is its libcrypto's (libssl has no text of it): the
+ * one this process maps, looked at once per libssl file.
+ */
+static void ssl_version(struct lib *lib, const char *crypto)
+{
+	char why[64];
+	struct pt_elf *e;
+
+	if (lib->version_tried || !crypto[0])
+		return;
+	lib->version_tried = true;
+	if (pt_elf_open(&e, crypto, why, sizeof(why)))
+		return;
+	pt_elf_openssl_version(e, lib->version, sizeof(lib->version));
+	pt_elf_close(e);
+}
+
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
-	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64];
+	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64], crypto[96] = "";
+	struct {
+		size_t lib;
+		char path[PATH_MAX];
+	} *found = NULL;
+	size_t nfound = 0, i;
 	struct exe_map x = {};
 	ssize_t n;
 	FILE *f;
@@ -461,6 +563,9 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			x.start = start;
 			x.end = end;
 		}
+		if (ino && !crypto[0] && strstr(path, "/libcrypto.so"))
+			snprintf(crypto, sizeof(crypto), "/proc/%d/map_files/%lx-%lx",
+				 (int)pid, start, end);
 		if (!ino || !tls_lib_name(path))
 			continue;
 		lib = find_lib(t, makedev(maj, min), ino);
@@ -483,9 +588,19 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			lib = add_lib(t, &nl);
 			PT_SET(t->libs_found, t->libs_found + 1);
 		}
-		tell(t, pid, lib, path, quiet);
+		/* told once its libcrypto is known too */
+		found = pt_xrealloc(found, nfound + 1, sizeof(*found));
+		found[nfound].lib = (size_t)(lib - t->libs);
+		snprintf(found[nfound].path, sizeof(found[nfound].path), "%s",
+			 path);
+		nfound++;
 	}
 	fclose(f);
+	for (i = 0; i < nfound; i++) {
+		ssl_version(&t->libs[found[i].lib], crypto);
+		tell(t, pid, &t->libs[found[i].lib], found[i].path, quiet);
+	}
+	free(found);
 	scan_exe(t, pid, &x, quiet);
 }
 
@@ -546,13 +661,33 @@ void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
 
 	if (!t)
 		return;
-	for (i = 0; !pt_loader_target(l, i, &kind, &id, &path); i++)
+	t->gen++;
+	for (i = 0; !pt_loader_target(l, i, &kind, &id, &path); i++) {
 		if (!pt_loader_target_tls(l, i))
 			continue;	/* its session said tls: false */
-		else if (kind == PT_TARGET_CGROUP)
+		t->session = pt_loader_target_session(l, i);
+		t->target = id;
+		if (kind == PT_TARGET_CGROUP)
 			scan_cgroup(t, path, 0, quiet);
 		else
 			scan_pidns(t, id, quiet);
+	}
+	proc_prune(t);
+	if (t->changed) {
+		const struct pt_tls_proc_rec *v[PT_TGNAMES_TLS_MAX];
+		size_t n;
+
+		for (n = 0; n < t->nprocs && n < ARRAY_SIZE(v); n++)
+			v[n] = &t->procs[n].r;
+		/* status goes without it: not worth a line per scan */
+		if (!pt_tgnames_write_tls(v, n))
+			t->changed = false;
+	}
+}
+
+const struct pt_tls_proc_rec *pt_tls_proc(const struct pt_tls *t, size_t i)
+{
+	return t && i < t->nprocs ? &t->procs[i].r : NULL;
 }
 
 /* Any thread: counters the scan keeps, never its arrays. */
@@ -561,8 +696,8 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 	memset(s, 0, sizeof(*s));
 	if (!t)
 		return;
-	s->procs = PT_READ(t->procs);
-	s->hooked_procs = PT_READ(t->hooked_procs);
+	s->procs = PT_READ(t->live);
+	s->hooked_procs = PT_READ(t->live_hooked);
 	s->libs = PT_READ(t->libs_found);
 	s->libs_hooked = PT_READ(t->libs_hooked);
 	s->probes = PT_READ(t->probes);
@@ -595,6 +730,6 @@ void pt_tls_close(struct pt_tls *t)
 	for (i = 0; i < t->nlibs; i++)
 		free(t->libs[i].links);
 	free(t->libs);
-	free(t->said);
+	free(t->procs);
 	free(t);
 }

@@ -13,6 +13,7 @@
 #include "stream/conns.h"
 #include "export/export.h"
 #include "base/jsonw.h"
+#include "capture/tgnames.h"
 
 static const char *proto_name(uint8_t p)
 {
@@ -267,6 +268,7 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 	const struct pt_conn_open *o = &c->open;
 	static const char *const dn[2] = { "rx", "tx" };
 	const struct pt_assembled *a = xc->a;
+	const struct pt_tls_proc_rec *tp;
 	char l[64], r[64];
 	size_t i;
 	int d;
@@ -307,6 +309,11 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 	if (xc->error[0]) {
 		fputs(",\"error\":", f);
 		pt_json_str(f, xc->error);
+	}
+	tp = pt_conns_tls_proc(&cap->conns, o->tgid);
+	if (tp && o->tgid) {
+		fputs(",\"tls_library\":", f);
+		pt_tls_proc_json(f, tp);
 	}
 	fputs(",\"exchanges\":[", f);
 	for (i = 0; i < xc->nx; i++) {
@@ -363,7 +370,10 @@ static void usage(FILE *f)
 "sizes), other protocols as raw turns of each side. A file still being\n"
 "written, or left by a recorder that crashed, reads up to its last\n"
 "complete block. Several files are read as one capture, in the order given:\n"
-"the segments `podtap agent` wrote for one session on one node.\n"
+"the segments `podtap agent` wrote for one session on one node. The\n"
+"header names the targets and, for each target process with a TLS\n"
+"library, the library (path, version) and whether its calls were hooked,\n"
+"or why not (in JSON, as tls_library of that process's connections).\n"
 "\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
@@ -492,6 +502,11 @@ int cmd_read(int argc, char **argv)
 			printf(" (id %llu, session %u)\n",
 			       (unsigned long long)conns->targets[i].id,
 			       conns->targets[i].session_id);
+		}
+		for (i = 0; i < conns->ntls_procs; i++) {
+			fputs("# TLS: ", stdout);
+			pt_tls_proc_text(stdout, &conns->tls_procs[i]);
+			fputc('\n', stdout);
 		}
 		if (conns->has_stats)
 			print_stats(&conns->stats);

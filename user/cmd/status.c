@@ -435,6 +435,33 @@ static void print_counters(const struct status *s, const struct inst *in)
 	       (unsigned long long)c.tls_lost);
 }
 
+/* The TLS libraries its target processes have, as its last scan found
+ * them (/run/podtap/PID.tls). */
+static void print_tls(const struct status *s, const struct inst *in)
+{
+	struct pt_tls_proc_rec *v = pt_xcalloc(PT_TGNAMES_TLS_MAX, sizeof(*v));
+	int i, k, n, shown = 0;
+
+	for (i = 0; i < in->npids; i++) {
+		n = pt_tgnames_tls(in->pids[i], v, PT_TGNAMES_TLS_MAX);
+		for (k = 0; k < n; k++, shown++) {
+			if (s->json) {
+				fputs(shown ? "," : ",\"tls_processes\":[", stdout);
+				pt_tls_proc_json(stdout, &v[k]);
+				continue;
+			}
+			if (!shown)
+				puts("  TLS libraries of the target processes:");
+			fputs("    ", stdout);
+			pt_tls_proc_text(stdout, &v[k]);
+			fputc('\n', stdout);
+		}
+	}
+	if (s->json)
+		fputs(shown ? "]" : ",\"tls_processes\":[]", stdout);
+	free(v);
+}
+
 static void print_prog(const struct status *s, const struct prog *p,
 		       bool first)
 {
@@ -504,6 +531,7 @@ static void print_inst(const struct status *s, const struct inst *in,
 	if (s->json)
 		fputc(']', stdout);
 	print_targets(s, in);
+	print_tls(s, in);
 	print_counters(s, in);
 	if (s->json)
 		fputc('}', stdout);
@@ -517,11 +545,13 @@ static void usage(FILE *f)
 "Show what podtap has loaded in this kernel: for each running recorder, its\n"
 "process, its BPF programs (id, run count and ns per run, the cgroups each\n"
 "is attached to), its targets (cgroup id, session, cgroup path; pid\n"
-"namespaces) and its counters. Targets are named as their recorder named\n"
-"them (/run/podtap/PID.targets): the agent gives each one's session\n"
-"(namespace/name) and pod (namespace/pod/container). Needs root. Works\n"
-"without --pin; with it, the same maps are under /sys/fs/bpf/podtap for\n"
-"bpftool.\n"
+"namespaces), the TLS library of each target process that has one (path,\n"
+"version, hooked or why not, as of its last scan, every 2 s) and its\n"
+"counters. Targets and processes are named as their recorder named them\n"
+"(/run/podtap/PID.targets and PID.tls): the agent gives each target's\n"
+"session (namespace/name) and pod (namespace/pod/container). Needs root.\n"
+"Works without --pin; with it, the same maps are under /sys/fs/bpf/podtap\n"
+"for bpftool.\n"
 "\n"
 "Options:\n"
 "  -j, --json   one JSON object\n"

@@ -35,6 +35,7 @@ void pt_conns_free(struct pt_conns *c)
 	free(c->v);
 	free(c->tab);
 	free(c->targets);
+	free(c->tls_procs);
 	free(c->alias);
 	memset(c, 0, sizeof(*c));
 }
@@ -214,6 +215,40 @@ static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t
 	return false;
 }
 
+static void add_tls_proc(struct pt_conns *c, const struct pt_tls_proc_rec *r)
+{
+	struct pt_tls_proc_rec *n;
+	size_t i;
+
+	/* each segment of a session says it again */
+	for (i = 0; i < c->ntls_procs; i++)
+		if (c->tls_procs[i].tgid == r->tgid &&
+		    c->tls_procs[i].session_id == r->session_id &&
+		    !strncmp(c->tls_procs[i].path, r->path, sizeof(r->path)))
+			return;
+	c->tls_procs = pt_xrealloc(c->tls_procs, c->ntls_procs + 1,
+				   sizeof(*c->tls_procs));
+	n = &c->tls_procs[c->ntls_procs++];
+	*n = *r;
+	n->comm[sizeof(n->comm) - 1] = 0;
+	n->version[sizeof(n->version) - 1] = 0;
+	n->path[sizeof(n->path) - 1] = 0;
+	n->why[sizeof(n->why) - 1] = 0;
+}
+
+const struct pt_tls_proc_rec *pt_conns_tls_proc(const struct pt_conns *c,
+					       uint32_t tgid)
+{
+	const struct pt_tls_proc_rec *got = NULL;
+	size_t i;
+
+	for (i = 0; i < c->ntls_procs; i++)
+		if (c->tls_procs[i].tgid == tgid &&
+		    (!got || got->hook == PT_TLS_NOT_HOOKED))
+			got = &c->tls_procs[i];
+	return got;
+}
+
 int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 {
 	struct pt_conn *conn;
@@ -240,6 +275,9 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 	}
 	case PT_REC_TLS_ASSOC:
 		join_pseudo(c, (const void *)h);
+		return 0;
+	case PT_REC_TLS_PROC:
+		add_tls_proc(c, (const void *)h);
 		return 0;
 	case PT_REC_CONN_OPEN: case PT_REC_DATA: case PT_REC_CONN_CLOSE:
 	case PT_REC_LOSS: case PT_REC_ATTR: case PT_REC_TLS_DATA:

@@ -66,6 +66,8 @@ struct pt_conns {
 	size_t tabsz;
 	struct pt_target_rec *targets;
 	size_t ntargets;
+	struct pt_tls_proc_rec *tls_procs;	/* once per process and library */
+	size_t ntls_procs;
 	struct pt_counters stats;
 	bool has_stats;
 	/* pseudo-connections joined to their socket's: later records too */
@@ -80,6 +82,10 @@ void pt_conns_free(struct pt_conns *c);
 /* Take one record (any type). Returns 0, or <0 for a record it cannot use. */
 int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h);
 struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
+/* What the recording says of process tgid's TLS library: the hooked one
+ * if there are several; NULL if it says nothing. */
+const struct pt_tls_proc_rec *pt_conns_tls_proc(const struct pt_conns *c,
+					       uint32_t tgid);
 
 /*
  * One direction's stream from offset 0 to its end (the larger of what was
