@@ -117,8 +117,11 @@ which task helpers cgroup programs may call. podtap needs only
 the task_struct. The loader probes for them; where they are missing (or
 the programs do not load with them) it loads the same object with the
 calls pruned, says so in one line, and goes on: the kernel attributes no
-process, and `--pidns` targets are refused with a clear error. The last
-column is that fallback, forced with `PODTAP_NO_TASK_HELPERS=1`.
+process, `--pidns` targets are refused with a clear error, and OpenSSL's
+plaintext stays on pseudo-connections, one per (process, SSL object), since
+nothing tells which task sent a socket's bytes (Go's follows its socket
+from the Conn and is joined as elsewhere). The last column is that
+fallback, forced with `PODTAP_NO_TASK_HELPERS=1`.
 
 ## Minimum kernel
 
