@@ -190,6 +190,7 @@ deps:
 		zlib1g-dev libzstd-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
 		tshark util-linux procps wrk tcpdump gnuplot-nox openssl \
 		libcapstone-dev golang-go golang-gopkg-yaml.v3-dev libssl-dev gcc \
+		android-libboringssl-dev \
 		qemu-system-x86 busybox-static dash cpio xz-utils zstd
 
 demo: podtap

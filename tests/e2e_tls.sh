@@ -26,6 +26,8 @@ LATE_PORT=18507
 HTTP_PORT=18508
 METRICS_PORT=18509
 WWW_PORT=18510
+BORING_PORT=18519
+BORING_LIB=/usr/lib/x86_64-linux-gnu/android	# Debian's android-libboringssl
 PY=/usr/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
@@ -36,19 +38,21 @@ fi
 for t in openssl curl gcc $PY; do
 	command -v $t >/dev/null || { echo "e2e_tls: missing $t (make deps)"; exit 1; }
 done
+[ -e $BORING_LIB/libssl.so ] || { echo "e2e_tls: missing android-libboringssl-dev (make deps)"; exit 1; }
 . tests/lib.sh
 CG2=$(cg2_root)
 TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= S_SERVER=
+SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= BORING_PID= S_SERVER=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
 	[ -n "$SRV" ] && kill $SRV $HTTP_SRV 2>/dev/null && wait $SRV $HTTP_SRV 2>/dev/null
 	[ -n "$S_SERVER" ] && kill $S_SERVER 2>/dev/null && wait $S_SERVER 2>/dev/null
 	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
+	[ -n "$BORING_PID" ] && kill $BORING_PID 2>/dev/null && wait $BORING_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
 	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
@@ -89,6 +93,16 @@ cp "$TMP/tls_static" "$TMP/tls_stripped" && strip "$TMP/tls_stripped"
 	exec "$TMP/tls_stripped" $((STATIC_PORT + 2)) "$TMP/cert.pem" "$TMP/key.pem") &
 STRIPPED_PID=$!
 wait_port $((STATIC_PORT + 2)) || { echo "the stripped TLS server did not start"; exit 1; }
+# the same server on BoringSSL: its libssl.so.0, SSL_read and SSL_write
+# and no _ex forms, found by the file's name like OpenSSL's
+gcc -O2 -Wall -I/usr/include/android -o "$TMP/tls_boring" tests/peers/tls_static.c \
+	-L$BORING_LIB -Wl,-rpath,$BORING_LIB -lssl -lcrypto -lpthread
+check "a server on BoringSSL builds and loads its libssl.so.0" \
+	sh -c "ldd '$TMP/tls_boring' | grep -q '$BORING_LIB/libssl.so.0'"
+(echo $BASHPID > "$CG/cgroup.procs" &&
+	exec "$TMP/tls_boring" $BORING_PORT "$TMP/cert.pem" "$TMP/key.pem") &
+BORING_PID=$!
+wait_port $BORING_PORT || { echo "the BoringSSL server did not start"; exit 1; }
 
 # ---- record the server's cgroup and a client cgroup ----
 start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi \
@@ -106,6 +120,8 @@ check "record says the static server's own OpenSSL is hooked" \
 	grep -q "TLS: pid $STATIC_PID (tls_static) runs $TMP/tls_static, which has OpenSSL linked in ([^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says why the stripped copy is not hooked" \
 	grep -q "TLS: pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in ([^)]*): not hooked (stripped: no SSL_read or SSL_write symbol to hook): its TLS stays ciphertext" "$TMP/rec.err"
+check "record says BoringSSL's libssl is hooked" \
+	grep -q "TLS: pid $BORING_PID (tls_boring) uses $BORING_LIB/libssl.so.0 (BoringSSL): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 # podtap status: each target process's library, version, hooked or why not
 "$PODTAP" status > "$TMP/status.txt" 2>&1
 "$PODTAP" status --json > "$TMP/status.json" 2>&1
@@ -144,6 +160,10 @@ for url in https://127.0.0.1:$NGINX_TLS http://127.0.0.1:$NGINX_PORT; do
 	curl -sk --http1.1 -o /dev/null "$url/cmp.bin"
 done
 curl -sk --http1.1 -o "$TMP/static.out" "https://127.0.0.1:$STATIC_PORT/n/50000"
+for n in 1 100 16384 70000; do
+	curl -sk --http1.1 -o "$TMP/boring-$n.out" "https://127.0.0.1:$BORING_PORT/n/$n"
+done
+check "curl got the BoringSSL server's 70000 bytes" sh -c "[ \$(stat -c %s '$TMP/boring-70000.out') = 70000 ]"
 check "curl got the static server's 50000 bytes" sh -c "[ \$(stat -c %s '$TMP/static.out') = 50000 ]"
 # openssl s_server and s_client, both targets: the tools' own SSL_read
 # and SSL_write, a line each way
@@ -308,12 +328,12 @@ sys.exit(0 if mine and all(c.get("tls_library", {}).get("hooked") and
                            for c in mine) else 1)
 PY
 
-$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT $BORING_PORT <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
 tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-http_port, nginx_tls, nginx_port, www_port, late_port = (int(a) for a in sys.argv[4:9])
+http_port, nginx_tls, nginx_port, www_port, late_port, boring_port = (int(a) for a in sys.argv[4:10])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -416,6 +436,11 @@ for name, a, b, targets in (("python3", port, http_port, py_t),
 got = [x for x in http if x["request"].get("target") == "/n/50000"]
 if len(got) != 1 or data(got[0]["response"]) != body(50000):
     bad.append("static OpenSSL server: /n/50000 %s" % ("differs" if got else "not captured"))
+# the server on BoringSSL: each request in clear (bodies checked above)
+got = sorted(x["request"].get("target") for x in http
+             if x.get("local", "").endswith(":%d" % boring_port))
+if got != sorted("/n/%d" % n for n in (1, 100, 16384, 70000)):
+    bad.append("BoringSSL server: %s" % got)
 # a client hooked mid-session: not presented as whole
 late = None
 for attempt in (1, 2):
@@ -471,6 +496,6 @@ check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | g
 check "--no-tls: jsonl marks the turns as TLS ciphertext, and says so at the end" \
 	sh -c "grep -q '\"protocol\":\"tls-ciphertext\"' '$TMP/ct.jsonl' && grep -q '1 connection of TLS ciphertext, written as it was on the wire (not decrypted)' '$TMP/ct-export.err'"
 
-check "the servers are still alive" kill -0 $SRV $STATIC_PID
+check "the servers are still alive" kill -0 $SRV $STATIC_PID $BORING_PID
 echo "e2e_tls: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -193,19 +193,19 @@ bool pt_elf_has_openssl(struct pt_elf *e)
 }
 
 /*
- * OpenSSL's version text, OPENSSL_VERSION_TEXT ("OpenSSL 3.0.15 3 Sep
- * 2024"), which libcrypto (or an executable with it linked in) holds for
- * OpenSSL_version(). Read with pread, a window at a time, not through a
+ * The first string of the file that begins with tag and then a digit
+ * (digit), or that is tag (!digit); at most 63 printable bytes,
+ * NUL-terminated. Read with pread, a window at a time, not through a
  * mapping a truncated file would fault on.
  */
-bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n)
+static bool find_text(struct pt_elf *e, const char *tag, bool digit,
+		      char *buf, size_t n)
 {
 	enum { WIN = 1 << 20, KEEP = 64 };
-	static const char tag[] = "OpenSSL ";
+	size_t tl = strlen(tag), have = 0;
 	char *w = pt_xcalloc(1, WIN + KEEP);
-	size_t have = 0;
-	off_t at = 0;
 	bool found = false;
+	off_t at = 0;
 
 	for (;;) {
 		ssize_t r = pread(e->fd, w + have, WIN, at);
@@ -213,14 +213,14 @@ bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n)
 
 		if (r <= 0 && !have)
 			break;
-		for (i = 0; i + sizeof(tag) + 2 < len && !found; i++) {
+		for (i = 0; i + tl < len && !found; i++) {
 			size_t k;
 
-			/* the start of a string: "OpenSSL " and a digit */
-			if (w[i] != 'O' || memcmp(w + i, tag, sizeof(tag) - 1) ||
-			    (i && w[i - 1]) ||
-			    w[i + sizeof(tag) - 1] < '0' ||
-			    w[i + sizeof(tag) - 1] > '9')
+			/* the start of a string */
+			if (w[i] != tag[0] || (i && w[i - 1]) ||
+			    memcmp(w + i, tag, tl) ||
+			    (digit ? w[i + tl] < '0' || w[i + tl] > '9' :
+				     w[i + tl] != 0))
 				continue;
 			for (k = i; k < len && k - i < KEEP && w[k] >= ' ' &&
 			     w[k] < 0x7f; k++)
@@ -242,6 +242,17 @@ bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n)
 	}
 	free(w);
 	return found;
+}
+
+/*
+ * The version OpenSSL_version() gives, from libcrypto (or an executable
+ * with it linked in): OPENSSL_VERSION_TEXT ("OpenSSL 3.0.15 3 Sep 2024"),
+ * or BoringSSL's, which is its name alone.
+ */
+bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n)
+{
+	return find_text(e, "OpenSSL ", true, buf, n) ||
+	       find_text(e, "BoringSSL", false, buf, n);
 }
 
 int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off)

@@ -26,7 +26,8 @@ bool pt_elf_func(struct pt_elf *e, const char *name, uint64_t *addr,
 bool pt_elf_imports(struct pt_elf *e, const char *name);
 /* Is OpenSSL's (or BoringSSL's) libssl linked in, symbols or not? */
 bool pt_elf_has_openssl(struct pt_elf *e);
-/* OpenSSL's version text in the file ("OpenSSL 3.0.15 3 Sep 2024"). */
+/* OpenSSL's version text in the file ("OpenSSL 3.0.15 3 Sep 2024"), or
+ * "BoringSSL". */
 bool pt_elf_openssl_version(struct pt_elf *e, char *buf, size_t n);
 /* The file offset of an address of a loaded segment; -1 if none. */
 int pt_elf_offset(struct pt_elf *e, uint64_t addr, uint64_t *off);
