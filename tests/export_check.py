@@ -211,6 +211,13 @@ for t in truth:
     check(e["response"]["bodySize"] == len(t["resp_body"]) or
           (chunked and e["response"]["bodySize"] > len(t["resp_body"])),
           "HAR %s: bodySize, the bytes on the wire" % t["url"])
+    if t["req_body"]:
+        p = e["request"].get("postData", {})
+        sent = base64.b64decode(p.get("text", "")) if p.get("encoding") == "base64" \
+            else p.get("text", "").encode()
+        check(sent == t["req_body"] and "_encoding" not in p and
+              (p.get("encoding") == "base64") == ("comment" in p),
+              "HAR %s: postData is the request body (encoding: base64 when not text)" % t["url"])
     cookies = [v for k, v in t["req_headers"] if k.lower() == "cookie"]
     check(len(e["request"]["cookies"]) == sum(len(c.split(";")) for c in cookies),
           "HAR %s: request cookies" % t["url"])

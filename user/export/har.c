@@ -172,14 +172,14 @@ static const char *mime_of(const struct pt_http_msg *m)
 }
 
 /* ,"text":..., as base64 with ,"<enc_key>":"base64" when not UTF-8 */
-static void har_text(FILE *f, const struct pt_body *b, const char *enc_key)
+static void har_text(FILE *f, const struct pt_body *b)
 {
 	fputs(",\"text\":", f);
 	if (pt_utf8_valid(b->p, b->n)) {
 		pt_json_strn(f, b->p, b->n);
 	} else {
 		pt_json_base64(f, b->p, b->n);
-		fprintf(f, ",\"%s\":\"base64\"", enc_key);
+		fputs(",\"encoding\":\"base64\"", f);
 	}
 }
 
@@ -218,9 +218,15 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 		pt_json_str(f, mime_of(q));
 		if (!strncasecmp(mime_of(q), "application/x-www-form-urlencoded", 33))
 			har_params(f, &b);
-		har_text(f, &b, "_encoding");
+		/*
+		 * HAR 1.2 gives postData no encoding, and no text holds
+		 * arbitrary bytes: base64 with the encoding that 1.2 gives
+		 * content, as the 1.3 draft adds to postData and as tools
+		 * that read HAR (Go's martian, say) take it.
+		 */
+		har_text(f, &b);
 		if (!pt_utf8_valid(b.p, b.n))
-			fprintf(f, ",\"comment\":\"%zu bytes that are not text, as base64 (HAR 1.2 has no field for a binary request body)\"",
+			fprintf(f, ",\"comment\":\"%zu bytes that are not text: base64, said by encoding as for content (HAR 1.2 has no field for a binary request body)\"",
 				b.n);
 		fputc('}', f);
 		pt_body_free(&b);
@@ -244,7 +250,7 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 				(long long)b.n - (long long)wire_body(r));
 		fputs("\"mimeType\":", f);
 		pt_json_str(f, mime_of(r));
-		har_text(f, &b, "encoding");
+		har_text(f, &b);
 		fputs("},\"redirectURL\":", f);
 		pt_json_str(f, pt_http_field(r, "Location") ?
 			    pt_http_field(r, "Location") : "");
