@@ -27,6 +27,7 @@ HTTP_PORT=18508
 METRICS_PORT=18509
 WWW_PORT=18510
 BORING_PORT=18519
+WHEEL_PORT=18520
 BORING_LIB=/usr/lib/x86_64-linux-gnu/android	# Debian's android-libboringssl
 PY=/usr/bin/python3
 
@@ -45,7 +46,7 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= BORING_PID= S_SERVER=
+SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= BORING_PID= WHEEL_PID= S_SERVER=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
@@ -53,6 +54,7 @@ cleanup() {
 	[ -n "$S_SERVER" ] && kill $S_SERVER 2>/dev/null && wait $S_SERVER 2>/dev/null
 	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
 	[ -n "$BORING_PID" ] && kill $BORING_PID 2>/dev/null && wait $BORING_PID 2>/dev/null
+	[ -n "$WHEEL_PID" ] && kill $WHEEL_PID 2>/dev/null && wait $WHEEL_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
 	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
@@ -103,6 +105,14 @@ check "a server on BoringSSL builds and loads its libssl.so.0" \
 	exec "$TMP/tls_boring" $BORING_PORT "$TMP/cert.pem" "$TMP/key.pem") &
 BORING_PID=$!
 wait_port $BORING_PORT || { echo "the BoringSSL server did not start"; exit 1; }
+# OpenSSL as Python wheels bundle it (auditwheel renames it
+# libssl-HASH.so.3): the only libssl the server maps
+mkdir -p "$TMP/wheel"
+cp "$(ldconfig -p | awk '/libssl.so.3 .*x86-64/ { print $NF; exit }')" "$TMP/wheel/libssl-1a2b3c4d.so.3"
+(echo $BASHPID > "$CG/cgroup.procs" && LD_PRELOAD="$TMP/wheel/libssl-1a2b3c4d.so.3" \
+	exec $PY tests/peers/tls_server.py $WHEEL_PORT "$TMP/cert.pem" "$TMP/key.pem") &
+WHEEL_PID=$!
+wait_port $WHEEL_PORT || { echo "the server with a wheel's libssl did not start"; exit 1; }
 
 # ---- record the server's cgroup and a client cgroup ----
 start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi \
@@ -122,6 +132,8 @@ check "record says why the stripped copy is not hooked" \
 	grep -q "TLS: pid $STRIPPED_PID (tls_stripped) runs $TMP/tls_stripped, which has OpenSSL linked in ([^)]*): not hooked (stripped: no SSL_read or SSL_write symbol to hook): its TLS stays ciphertext" "$TMP/rec.err"
 check "record says BoringSSL's libssl is hooked" \
 	grep -q "TLS: pid $BORING_PID (tls_boring) uses $BORING_LIB/libssl.so.0 (BoringSSL): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+check "record says the wheel's libssl is hooked" \
+	grep -q "TLS: pid $WHEEL_PID (python3) uses $TMP/wheel/libssl-1a2b3c4d.so.3 (OpenSSL 3\.[^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 # podtap status: each target process's library, version, hooked or why not
 "$PODTAP" status > "$TMP/status.txt" 2>&1
 "$PODTAP" status --json > "$TMP/status.json" 2>&1
@@ -138,7 +150,8 @@ ok = (ps.get(srv, {}).get("library") == "shared" and ps[srv]["hooked"] and
       ps[srv]["plaintext"] == "socket" and ps[srv]["version"].startswith("OpenSSL 3.") and
       ps.get(static, {}).get("library") == "static" and ps[static]["hooked"] and
       ps.get(stripped, {}).get("hooked") is False and
-      ps[stripped]["plaintext"] == "none" and "stripped" in ps[stripped]["reason"])
+      ps[stripped]["plaintext"] == "none" and "stripped" in ps[stripped]["reason"] and
+      me[0]["tls_processes_not_listed"] == 0)
 sys.exit(0 if ok else 1)
 PY
 
@@ -163,6 +176,7 @@ curl -sk --http1.1 -o "$TMP/static.out" "https://127.0.0.1:$STATIC_PORT/n/50000"
 for n in 1 100 16384 70000; do
 	curl -sk --http1.1 -o "$TMP/boring-$n.out" "https://127.0.0.1:$BORING_PORT/n/$n"
 done
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$WHEEL_PORT/n/4321"
 check "curl got the BoringSSL server's 70000 bytes" sh -c "[ \$(stat -c %s '$TMP/boring-70000.out') = 70000 ]"
 check "curl got the static server's 50000 bytes" sh -c "[ \$(stat -c %s '$TMP/static.out') = 50000 ]"
 # openssl s_server and s_client, both targets: the tools' own SSL_read
@@ -328,12 +342,12 @@ sys.exit(0 if mine and all(c.get("tls_library", {}).get("hooked") and
                            for c in mine) else 1)
 PY
 
-$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT $BORING_PORT <<'PY'
+$PY - "$TMP" $PORT $SCLI_PORT $HTTP_PORT $NGINX_TLS $NGINX_PORT $WWW_PORT $LATE_PORT $BORING_PORT $WHEEL_PORT <<'PY'
 import base64, json, sys
 sys.path.insert(0, "tests/peers")
 from tls_server import body
 tmp, port, s_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-http_port, nginx_tls, nginx_port, www_port, late_port, boring_port = (int(a) for a in sys.argv[4:10])
+http_port, nginx_tls, nginx_port, www_port, late_port, boring_port, wheel_port = (int(a) for a in sys.argv[4:11])
 truth = json.load(open(tmp + "/truth.json"))
 xs = [json.loads(l) for l in open(tmp + "/x.jsonl")]
 conns = {}
@@ -441,6 +455,9 @@ got = sorted(x["request"].get("target") for x in http
              if x.get("local", "").endswith(":%d" % boring_port))
 if got != sorted("/n/%d" % n for n in (1, 100, 16384, 70000)):
     bad.append("BoringSSL server: %s" % got)
+got = [x["request"].get("target") for x in http if x.get("local", "").endswith(":%d" % wheel_port)]
+if got != ["/n/4321"]:
+    bad.append("the server with a wheel's libssl: %s" % got)
 # a client hooked mid-session: not presented as whole
 late = None
 for attempt in (1, 2):
@@ -496,6 +513,35 @@ check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | g
 check "--no-tls: jsonl marks the turns as TLS ciphertext, and says so at the end" \
 	sh -c "grep -q '\"protocol\":\"tls-ciphertext\"' '$TMP/ct.jsonl' && grep -q '1 connection of TLS ciphertext, written as it was on the wire (not decrypted)' '$TMP/ct-export.err'"
 
-check "the servers are still alive" kill -0 $SRV $STATIC_PID $BORING_PID
+# ---- a target that maps copy after copy of libssl: hooked up to a bound ----
+CGM=$CG2/podtap-tls-many-$$
+mkdir -p "$CGM" "$TMP/many"
+for i in $(seq 30); do cp "$TMP/lib/libssl.so.3" "$TMP/many/libssl.so.$i"; done
+(echo $BASHPID > "$CGM/cgroup.procs" && exec $PY - "$TMP/many" <<'PY'
+import glob, mmap, os, sys, time
+maps = []
+for p in sorted(glob.glob(sys.argv[1] + "/libssl.so.*")):
+    with open(p, "rb") as f:
+        maps.append(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC))
+time.sleep(60)
+PY
+) &
+MANY=$!
+for _ in $(seq 100); do [ "$(grep -c "$TMP/many/" /proc/$MANY/maps 2>/dev/null)" -ge 30 ] && break; sleep 0.05; done
+start_record --cgroup "$CGM" --metrics 127.0.0.1:$METRICS_PORT -w "$TMP/many.ptcap"
+"$PODTAP" status > "$TMP/status-many.txt" 2>&1
+probes=$(curl -s http://127.0.0.1:$METRICS_PORT/metrics | awk '/^podtap_tls_probes/ { n += $2 } END { print n + 0 }')
+kill -INT $REC_PID
+wait $REC_PID
+REC_PID=
+kill $MANY 2>/dev/null
+wait $MANY 2>/dev/null
+rmdir "$CGM"
+hooked=$(grep -c "many/libssl.so.[0-9]* ([^)]*): hooked\$" "$TMP/status-many.txt")
+bounded=$(grep -c "many/libssl.so.[0-9]* (version unknown): not hooked (podtap has 200 uprobes on TLS files, its most" "$TMP/status-many.txt")
+check "30 copies of libssl: hooked up to 200 uprobes, the rest said not hooked and why" \
+	sh -c "[ $hooked -ge 1 ] && [ $bounded -ge 1 ] && [ $((hooked + bounded)) = 30 ] && [ $probes -ge 200 ] && [ $probes -lt 240 ]"
+
+check "the servers are still alive" kill -0 $SRV $STATIC_PID $BORING_PID $WHEEL_PID
 echo "e2e_tls: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -510,3 +510,110 @@ void test_har_fields(void)
 	unlink(path);
 	rmdir(dir);
 }
+
+/* A binary request body: base64 with postData.encoding, as content has. */
+void test_har_binary_post(void)
+{
+	static const char q[] = "POST /up HTTP/1.1\r\nHost: svc\r\n"
+				"Content-Type: application/octet-stream\r\n"
+				"Content-Length: 4\r\n\r\n\xff\x00\xfe\x01";
+	static const char r[] = "HTTP/1.1 204 No Content\r\n\r\n";
+	char dir[] = "/tmp/podtap-harbin.XXXXXX", path[PATH_MAX], *buf = NULL;
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	size_t len = 0;
+
+	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
+					r, sizeof(r) - 1, &cap), "a capture"))
+		return;
+	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
+	ASSERT_TRUE(buf && strstr(buf, "\"postData\":{\"mimeType\":\"application/octet-stream\",\"text\":\"/wD+AQ==\",\"encoding\":\"base64\",\"comment\":"),
+		    "the body as base64, said by encoding");
+	ASSERT_TRUE(buf && !strstr(buf, "_encoding"), "no private field");
+	free(buf);
+	pt_capture_free(&cap);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void add_tls_proc_at(struct pt_capw *w, uint32_t tgid, int hook,
+			    const char *path, uint64_t ts)
+{
+	struct pt_tls_proc_rec r = {};
+
+	r.h.type = PT_REC_TLS_PROC;
+	r.h.size = sizeof(r);
+	r.h.ts_ns = ts;
+	r.tgid = tgid;
+	r.session_id = 1;
+	r.lib = PT_TLS_LIB_SHARED;
+	r.hook = hook;
+	if (path)
+		snprintf(r.path, sizeof(r.path), "%s", path);
+	else	/* no NUL anywhere: a reader must not run past it */
+		memset(r.path, 'x', sizeof(r.path));
+	memset(r.comm, 'c', sizeof(r.comm));
+	memset(r.version, 'v', sizeof(r.version));
+	memset(r.why, 'w', sizeof(r.why));
+	pt_capw_add(w, &r.h, sizeof(r));
+}
+
+static void add_tls_proc(struct pt_capw *w, uint32_t tgid, int hook,
+			 const char *path)
+{
+	add_tls_proc_at(w, tgid, hook, path, 500);
+}
+
+/*
+ * TLS_PROC records: each (process, session, library) once however many
+ * segments repeat it, the hooked one given for a process, strings cut to
+ * their fields.
+ */
+void test_tls_procs(void)
+{
+	char dir[] = "/tmp/podtap-tlsproc.XXXXXX", path[PATH_MAX];
+	const char *paths[1] = { path };
+	const struct pt_tls_proc_rec *p;
+	struct pt_capture cap;
+	struct pt_capw *w;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "temporary directory"))
+		return;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(pt_capw_open(&w, path, "test-host"), "open"))
+		goto out;
+	add_tls_proc(w, 42, PT_TLS_NOT_HOOKED, "/app/static-ssl");
+	add_tls_proc(w, 42, PT_TLS_HOOKED, "/lib/libssl.so.3");
+	add_tls_proc(w, 42, PT_TLS_HOOKED, "/lib/libssl.so.3");
+	add_tls_proc(w, 43, PT_TLS_HOOKED, NULL);
+	add_tls_proc(w, 43, PT_TLS_HOOKED, NULL);
+	/* pid 44 runs exec: another library from 2000 on */
+	add_tls_proc_at(w, 44, PT_TLS_HOOKED, "/old/libssl.so.3", 500);
+	add_tls_proc_at(w, 44, PT_TLS_HOOKED, "/new/libssl.so.3", 2000);
+	add_open(w, 1, PT_ROLE_SERVER, 8080, 40000);
+	if (!ASSERT_OK(pt_capw_close(w), "close") ||
+	    !ASSERT_OK(pt_capture_load_many(&cap, paths, 1, false), "load"))
+		goto out;
+	ASSERT_EQ(cap.conns.ntls_procs, 5, "each (process, library) once");
+	p = pt_conns_tls_proc(&cap.conns, 42, 1000);
+	if (ASSERT_PTR(p, "pid 42's"))
+		ASSERT_STREQ(p->path, "/lib/libssl.so.3", "the hooked one");
+	p = pt_conns_tls_proc(&cap.conns, 43, 1000);
+	if (ASSERT_PTR(p, "pid 43's")) {
+		ASSERT_EQ(strlen(p->path), sizeof(p->path) - 1, "path cut to its field");
+		ASSERT_EQ(strlen(p->comm), sizeof(p->comm) - 1, "comm cut to its field");
+		ASSERT_EQ(strlen(p->why), sizeof(p->why) - 1, "why cut to its field");
+	}
+	ASSERT_TRUE(!pt_conns_tls_proc(&cap.conns, 99, 1000), "none for pid 99");
+	p = pt_conns_tls_proc(&cap.conns, 44, 1000);
+	ASSERT_TRUE(p && !strcmp(p->path, "/old/libssl.so.3"), "before its exec");
+	p = pt_conns_tls_proc(&cap.conns, 44, 3000);
+	ASSERT_TRUE(p && !strcmp(p->path, "/new/libssl.so.3"), "after its exec");
+	p = pt_conns_tls_proc(&cap.conns, 44, 100);
+	ASSERT_TRUE(p && !strcmp(p->path, "/old/libssl.so.3"),
+		    "before anything was said: the first said");
+	pt_capture_free(&cap);
+out:
+	unlink(path);
+	rmdir(dir);
+}

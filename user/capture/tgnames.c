@@ -98,7 +98,8 @@ void pt_tgnames_remove(void)
 	unlink(path);
 }
 
-int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n)
+int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n,
+			 size_t total)
 {
 	char path[64], tmp[80];
 	FILE *f = begin("tls", path, sizeof(path), tmp, sizeof(tmp));
@@ -106,6 +107,7 @@ int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n)
 
 	if (!f)
 		return -errno;
+	fprintf(f, "#\t%zu\n", total);
 	for (i = 0; i < n; i++) {
 		fprintf(f, "%u\t%u\t%llu\t%u\t%u\t", v[i]->tgid,
 			v[i]->session_id, (unsigned long long)v[i]->target_id,
@@ -122,12 +124,14 @@ int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n)
 	return commit(f, path, tmp);
 }
 
-int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max)
+int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max,
+		   size_t *total)
 {
 	char path[64], line[1024];
 	size_t n = 0;
 	FILE *f;
 
+	*total = 0;
 	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -138,6 +142,10 @@ int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max)
 		int k;
 
 		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "#\t", 2)) {
+			*total = strtoul(line + 2, NULL, 10);
+			continue;
+		}
 		for (k = 0; k < 9 && rest; k++)
 			fld[k] = strsep(&rest, "\t");
 		if (k < 9)
@@ -155,6 +163,8 @@ int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max)
 		n++;
 	}
 	fclose(f);
+	if (*total < n)
+		*total = n;
 	return (int)n;
 }
 

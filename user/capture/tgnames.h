@@ -38,9 +38,12 @@ int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
  */
 #define PT_TGNAMES_TLS_MAX	512
 struct pt_tls_proc_rec;
-int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n);
-/* Those of recorder pid, into v (up to max); how many, or -errno. */
-int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max);
+int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n,
+			 size_t total);
+/* Those of recorder pid, into v (up to max); how many, or -errno; and
+ * *total, how many there were, those the file leaves out too. */
+int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max,
+		   size_t *total);
 /* One as a line ("pid 12 (nginx) uses PATH (VERSION): hooked"), names
  * made printable, no newline; and as a JSON object. */
 void pt_tls_proc_text(FILE *f, const struct pt_tls_proc_rec *r);

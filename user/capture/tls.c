@@ -50,6 +50,15 @@ static const struct hook {
 };
 #define NHOOKS	ARRAY_SIZE(hooks)
 
+/*
+ * Uprobes after which no further file is hooked. A file takes some 10
+ * (libssl) to 20 or more (a Go program) of them, and the kernel takes
+ * 0.1 s to let go of each when recording stops (pt_tls_detach): a target
+ * could otherwise make podtap hook any number of copies, and stopping
+ * outlast a pod's grace period (30 s by default).
+ */
+#define MAX_PROBES	200
+
 enum lib_kind {
 	LIB_SSL,	/* a libssl mapped by the process */
 	EXE_SSL,	/* an executable with OpenSSL linked in */
@@ -63,8 +72,7 @@ struct lib {
 	enum lib_kind kind;
 	bool ok;		/* hooked; else why says why not */
 	char why[152];
-	char version[40];	/* the Go or OpenSSL version */
-	bool version_tried;	/* LIB_SSL: looked for in a libcrypto */
+	char version[40];	/* EXE_GO, EXE_SSL: the Go or OpenSSL version */
 	bool go_sockets;	/* EXE_GO: Conns over *net.TCPConn are followed */
 	struct bpf_link **links;
 	size_t nlinks;
@@ -91,6 +99,13 @@ struct pt_tls {
 	uint64_t target;
 	pt_tls_emit_fn emit;
 	void *emit_ctx;
+	/* the libcrypto files seen, and the version each says */
+	struct crypto {
+		dev_t dev;
+		ino_t ino;
+		char version[40];
+	} *cryptos;
+	size_t ncryptos;
 	/* read by the metrics thread */
 	uint64_t live, live_hooked;	/* procs, of which hooked */
 	uint64_t libs_found, libs_hooked;
@@ -109,13 +124,18 @@ int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
 	return 0;
 }
 
-/* A TLS library by its file name: OpenSSL's and BoringSSL's libssl. */
+/*
+ * A TLS library by its file name: OpenSSL's and BoringSSL's libssl, as
+ * distributions name it (libssl.so.3) and as Python wheels bundle it
+ * (auditwheel's libssl-1a2b3c4d.so.3); not NSS's libssl3.so.
+ */
 static bool tls_lib_name(const char *path)
 {
 	const char *b = strrchr(path, '/');
 
 	b = b ? b + 1 : path;
-	return !strncmp(b, "libssl.so", 9) || !strncmp(b, "libboringssl", 12);
+	return (!strncmp(b, "libssl", 6) && (b[6] == '.' || b[6] == '-') &&
+		strstr(b, ".so")) || !strncmp(b, "libboringssl", 12);
 }
 
 static struct lib *find_lib(struct pt_tls *t, dev_t dev, ino_t ino)
@@ -239,6 +259,17 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
 
+/* Room for one more hooked file? Else lib says why not. */
+static bool room(const struct pt_tls *t, struct lib *lib)
+{
+	if (t->probes < MAX_PROBES)
+		return true;
+	snprintf(lib->why, sizeof(lib->why),
+		 "podtap has %d uprobes on TLS files, its most: removing each takes 0.1 s when recording stops",
+		 MAX_PROBES);
+	return false;
+}
+
 /* A Go program's (*Conn).Write and Read: every RET, then the entry. */
 static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
 		    const struct pt_go_tls *g)
@@ -300,12 +331,13 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 		snprintf(lib->version, sizeof(lib->version), "%s",
 			 g.version[0] ? g.version : "an unknown Go version");
 		lib->go_sockets = g.tcpconn_type != 0;
-		if (r > 0)
+		if (r > 0 && room(t, lib))
 			hook_go(t, lib, held, &g);
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
 		   pt_elf_func(e, "SSL_read", &a, &sz)) {
 		lib->kind = EXE_SSL;
-		hook_lib(t, lib, e);
+		if (room(t, lib))
+			hook_lib(t, lib, e);
 	} else if (!pt_elf_imports(e, "SSL_write") && pt_elf_has_openssl(e)) {
 		/* OpenSSL's code is there, but not its names */
 		lib->kind = EXE_SSL;
@@ -372,19 +404,35 @@ static void proc_prune(struct pt_tls *t)
 	PT_SET(t->live_hooked, hooked);
 }
 
+/* A process's name whole: it may hold a newline of its own. */
 static void comm_of(pid_t pid, char *buf, size_t n)
 {
 	char p[64];
-	FILE *f;
+	ssize_t r;
+	int fd;
 
 	snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
 	buf[0] = 0;
-	f = fopen(p, "re");
-	if (!f)
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	if (fgets(buf, (int)n, f))
-		buf[strcspn(buf, "\n")] = 0;
-	fclose(f);
+	r = read(fd, buf, n - 1);
+	close(fd);
+	buf[r > 0 ? r : 0] = 0;
+	if (r > 0 && buf[r - 1] == '\n')
+		buf[r - 1] = 0;
+}
+
+/* A path into a field of n bytes: its end, the file's name, if it is
+ * too long, after "...". */
+static void put_path(char *dst, size_t n, const char *path)
+{
+	size_t len = strlen(path);
+
+	if (len < n)
+		memcpy(dst, path, len + 1);
+	else
+		snprintf(dst, n, "...%s", path + len - (n - 4));
 }
 
 /*
@@ -392,9 +440,9 @@ static void comm_of(pid_t pid, char *buf, size_t n)
  * why not: a line (unless quiet), a record, an entry of the table.
  */
 static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
-		 const char *path, bool quiet)
+		 const char *path, const char *version, bool quiet)
 {
-	char comm[32], what[PATH_MAX + 96], ver[48] = "";
+	char comm[32], what[PATH_MAX + 96], ver[48] = "", pc[64], pp[PATH_MAX];
 	struct pt_tls_proc_rec *r;
 	struct proc *p;
 	size_t slot;
@@ -425,8 +473,8 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 		  lib->kind == EXE_GO && !lib->go_sockets ?
 		  PT_TLS_HOOKED_PSEUDO : PT_TLS_HOOKED;
 	snprintf(r->comm, sizeof(r->comm), "%s", comm);
-	snprintf(r->version, sizeof(r->version), "%s", lib->version);
-	snprintf(r->path, sizeof(r->path), "%s", path);
+	snprintf(r->version, sizeof(r->version), "%s", version);
+	put_path(r->path, sizeof(r->path), path);
 	if (!lib->ok)
 		snprintf(r->why, sizeof(r->why), "%s", lib->why);
 	if (t->emit)
@@ -435,17 +483,20 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 		return;
 	if (lib->kind != EXE_GO)
 		snprintf(ver, sizeof(ver), " (%s)",
-			 lib->version[0] ? lib->version : "version unknown");
+			 version[0] ? version : "version unknown");
+	/* names as status and read print them: no control bytes */
+	pt_printable(comm, pc, sizeof(pc));
+	pt_printable(path, pp, sizeof(pp));
 	if (lib->kind == LIB_SSL)
-		snprintf(what, sizeof(what), "uses %s%s", path, ver);
+		snprintf(what, sizeof(what), "uses %s%s", pp, ver);
 	else if (lib->kind == EXE_SSL)
 		snprintf(what, sizeof(what), "runs %s, which has OpenSSL linked in%s",
-			 path, ver);
+			 pp, ver);
 	else
 		snprintf(what, sizeof(what), "runs %s, built with %s",
-			 path, lib->version);
+			 pp, version);
 	if (lib->ok)
-		pt_info("TLS: pid %d (%s) %s: %s are hooked%s", (int)pid, comm,
+		pt_info("TLS: pid %d (%s) %s: %s are hooked%s", (int)pid, pc,
 			what, lib->kind == EXE_GO ?
 			"its crypto/tls Read and Write calls" :
 			"its SSL_read and SSL_write calls",
@@ -453,7 +504,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 			" (no *net.TCPConn in it: plaintext on pseudo-connections)" : "");
 	else
 		pt_info("TLS: pid %d (%s) %s: not hooked (%s): its TLS stays ciphertext",
-			(int)pid, comm, what, lib->why);
+			(int)pid, pc, what, lib->why);
 }
 
 /* Where a process's executable is mapped, from its maps. */
@@ -496,7 +547,57 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
 			return;
 		lib = add_lib(t, &nl);
 	}
-	tell(t, pid, lib, x->path, quiet);
+	tell(t, pid, lib, x->path, lib->version, quiet);
+}
+
+/*
+ * A libssl's version is its libcrypto's (libssl has no text of it): that
+ * of the libcrypto file the process maps (dev, ino, opened as file),
+ * read once per file. "" if unknown.
+ */
+static const char *crypto_version(struct pt_tls *t, dev_t dev, ino_t ino,
+				  const char *file)
+{
+	struct crypto *c;
+	struct pt_elf *e;
+	char why[64];
+	size_t i;
+
+	if (!file[0])
+		return "";
+	for (i = 0; i < t->ncryptos; i++)
+		if (t->cryptos[i].dev == dev && t->cryptos[i].ino == ino)
+			return t->cryptos[i].version;
+	if (pt_elf_open(&e, file, why, sizeof(why)))
+		return "";	/* gone, say: another time */
+	t->cryptos = pt_xrealloc(t->cryptos, t->ncryptos + 1,
+				 sizeof(*t->cryptos));
+	c = &t->cryptos[t->ncryptos++];
+	c->dev = dev;
+	c->ino = ino;
+	c->version[0] = 0;
+	pt_elf_openssl_version(e, c->version, sizeof(c->version));
+	pt_elf_close(e);
+	return c->version;
+}
+
+/*
+ * A path as /proc/PID/maps shows it: the kernel writes a newline in it
+ * as \012 (and nothing else escaped).
+ */
+static void maps_form(char *dst, size_t n, const char *path)
+{
+	size_t i = 0;
+
+	for (; *path && i + 5 < n; path++) {
+		if (*path == '\n') {
+			memcpy(dst + i, "\\012", 4);
+			i += 4;
+		} else {
+			dst[i++] = *path;
+		}
+	}
+	dst[i] = 0;
 }
 
 /*
@@ -504,27 +605,12 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
  * Python imports ssl when first asked) and its executable: hooked if
  * new, said once.
  */
-/*
- * A libssl's version is its libcrypto's (libssl has no text of it): the
- * one this process maps, looked at once per libssl file.
- */
-static void ssl_version(struct lib *lib, const char *crypto)
-{
-	char why[64];
-	struct pt_elf *e;
-
-	if (lib->version_tried || !crypto[0])
-		return;
-	lib->version_tried = true;
-	if (pt_elf_open(&e, crypto, why, sizeof(why)))
-		return;
-	pt_elf_openssl_version(e, lib->version, sizeof(lib->version));
-	pt_elf_close(e);
-}
-
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
 	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64], crypto[96] = "";
+	char exe[PATH_MAX];
+	dev_t crypto_dev = 0;
+	ino_t crypto_ino = 0;
 	struct {
 		size_t lib;
 		char path[PATH_MAX];
@@ -537,6 +623,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	n = readlink(p, x.path, sizeof(x.path) - 1);
 	x.path[n > 0 ? n : 0] = 0;
+	maps_form(exe, sizeof(exe), x.path);
 	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
 	f = fopen(p, "re");
 	if (!f)
@@ -556,16 +643,19 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			continue;
 		snprintf(path, sizeof(path), "%s", line + n);
 		path[strcspn(path, "\n")] = 0;
-		if (ino && !x.found && x.path[0] && !strcmp(path, x.path)) {
+		if (ino && !x.found && x.path[0] && !strcmp(path, exe)) {
 			x.found = true;
 			x.dev = makedev(maj, min);
 			x.ino = ino;
 			x.start = start;
 			x.end = end;
 		}
-		if (ino && !crypto[0] && strstr(path, "/libcrypto.so"))
+		if (ino && !crypto[0] && strstr(path, "/libcrypto")) {
 			snprintf(crypto, sizeof(crypto), "/proc/%d/map_files/%lx-%lx",
 				 (int)pid, start, end);
+			crypto_dev = makedev(maj, min);
+			crypto_ino = ino;
+		}
 		if (!ino || !tls_lib_name(path))
 			continue;
 		lib = find_lib(t, makedev(maj, min), ino);
@@ -582,7 +672,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			r = pt_elf_open(&e, file, nl.why, sizeof(nl.why));
 			if (r && r != -EINVAL)
 				continue;	/* gone: try again next time */
-			if (!r)
+			if (!r && room(t, &nl))
 				hook_lib(t, &nl, e);
 			pt_elf_close(e);
 			lib = add_lib(t, &nl);
@@ -597,8 +687,12 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	}
 	fclose(f);
 	for (i = 0; i < nfound; i++) {
-		ssl_version(&t->libs[found[i].lib], crypto);
-		tell(t, pid, &t->libs[found[i].lib], found[i].path, quiet);
+		struct lib *lib = &t->libs[found[i].lib];
+
+		/* a file of OpenSSL's API: else its libcrypto says nothing of it */
+		tell(t, pid, lib, found[i].path, lib->ok ?
+		     crypto_version(t, crypto_dev, crypto_ino, crypto) : "",
+		     quiet);
 	}
 	free(found);
 	scan_exe(t, pid, &x, quiet);
@@ -675,12 +769,16 @@ void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
 	proc_prune(t);
 	if (t->changed) {
 		const struct pt_tls_proc_rec *v[PT_TGNAMES_TLS_MAX];
-		size_t n;
+		size_t n = 0, k;
+		int pass;
 
-		for (n = 0; n < t->nprocs && n < ARRAY_SIZE(v); n++)
-			v[n] = &t->procs[n].r;
+		/* those not hooked first: what a cut must not hide */
+		for (pass = 0; pass < 2; pass++)
+			for (k = 0; k < t->nprocs && n < ARRAY_SIZE(v); k++)
+				if ((t->procs[k].r.hook == PT_TLS_NOT_HOOKED) == !pass)
+					v[n++] = &t->procs[k].r;
 		/* status goes without it: not worth a line per scan */
-		if (!pt_tgnames_write_tls(v, n))
+		if (!pt_tgnames_write_tls(v, n, t->nprocs))
 			t->changed = false;
 	}
 }
@@ -731,5 +829,6 @@ void pt_tls_close(struct pt_tls *t)
 		free(t->libs[i].links);
 	free(t->libs);
 	free(t->procs);
+	free(t->cryptos);
 	free(t);
 }

@@ -310,7 +310,8 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 		fputs(",\"error\":", f);
 		pt_json_str(f, xc->error);
 	}
-	tp = pt_conns_tls_proc(&cap->conns, o->tgid);
+	/* as of its last record: a process that ran exec says anew */
+	tp = pt_conns_tls_proc(&cap->conns, o->tgid, c->last_ts);
 	if (tp && o->tgid) {
 		fputs(",\"tls_library\":", f);
 		pt_tls_proc_json(f, tp);

@@ -440,10 +440,13 @@ static void print_counters(const struct status *s, const struct inst *in)
 static void print_tls(const struct status *s, const struct inst *in)
 {
 	struct pt_tls_proc_rec *v = pt_xcalloc(PT_TGNAMES_TLS_MAX, sizeof(*v));
+	size_t total, more = 0;
 	int i, k, n, shown = 0;
 
 	for (i = 0; i < in->npids; i++) {
-		n = pt_tgnames_tls(in->pids[i], v, PT_TGNAMES_TLS_MAX);
+		n = pt_tgnames_tls(in->pids[i], v, PT_TGNAMES_TLS_MAX, &total);
+		if (n > 0)
+			more += total - (size_t)n;
 		for (k = 0; k < n; k++, shown++) {
 			if (s->json) {
 				fputs(shown ? "," : ",\"tls_processes\":[", stdout);
@@ -458,7 +461,11 @@ static void print_tls(const struct status *s, const struct inst *in)
 		}
 	}
 	if (s->json)
-		fputs(shown ? "]" : ",\"tls_processes\":[]", stdout);
+		printf("%s,\"tls_processes_not_listed\":%zu",
+		       shown ? "]" : ",\"tls_processes\":[]", more);
+	else if (more)
+		printf("    ... and %zu more (%d are listed, those not hooked first)\n",
+		       more, PT_TGNAMES_TLS_MAX);
 	free(v);
 }
 

@@ -217,35 +217,45 @@ static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t
 
 static void add_tls_proc(struct pt_conns *c, const struct pt_tls_proc_rec *r)
 {
-	struct pt_tls_proc_rec *n;
+	struct pt_tls_proc_rec n = *r;
 	size_t i;
 
+	n.comm[sizeof(n.comm) - 1] = 0;
+	n.version[sizeof(n.version) - 1] = 0;
+	n.path[sizeof(n.path) - 1] = 0;
+	n.why[sizeof(n.why) - 1] = 0;
 	/* each segment of a session says it again */
 	for (i = 0; i < c->ntls_procs; i++)
-		if (c->tls_procs[i].tgid == r->tgid &&
-		    c->tls_procs[i].session_id == r->session_id &&
-		    !strncmp(c->tls_procs[i].path, r->path, sizeof(r->path)))
+		if (c->tls_procs[i].tgid == n.tgid &&
+		    c->tls_procs[i].session_id == n.session_id &&
+		    !strcmp(c->tls_procs[i].path, n.path))
 			return;
 	c->tls_procs = pt_xrealloc(c->tls_procs, c->ntls_procs + 1,
 				   sizeof(*c->tls_procs));
-	n = &c->tls_procs[c->ntls_procs++];
-	*n = *r;
-	n->comm[sizeof(n->comm) - 1] = 0;
-	n->version[sizeof(n->version) - 1] = 0;
-	n->path[sizeof(n->path) - 1] = 0;
-	n->why[sizeof(n->why) - 1] = 0;
+	c->tls_procs[c->ntls_procs++] = n;
 }
 
 const struct pt_tls_proc_rec *pt_conns_tls_proc(const struct pt_conns *c,
-					       uint32_t tgid)
+					       uint32_t tgid, uint64_t ts)
 {
-	const struct pt_tls_proc_rec *got = NULL;
+	const struct pt_tls_proc_rec *got = NULL, *r;
+	bool early = true;	/* only records after ts seen so far */
 	size_t i;
 
-	for (i = 0; i < c->ntls_procs; i++)
-		if (c->tls_procs[i].tgid == tgid &&
-		    (!got || got->hook == PT_TLS_NOT_HOOKED))
-			got = &c->tls_procs[i];
+	for (i = 0; i < c->ntls_procs; i++) {
+		r = &c->tls_procs[i];
+		if (r->tgid != tgid)
+			continue;
+		if (r->h.ts_ns <= ts) {
+			/* the latest said by then, a hooked one before not */
+			if (early || (r->hook != PT_TLS_NOT_HOOKED) >=
+				     (got->hook != PT_TLS_NOT_HOOKED))
+				got = r;
+			early = false;
+		} else if (early && (!got || r->h.ts_ns < got->h.ts_ns)) {
+			got = r;	/* none by then: the first after */
+		}
+	}
 	return got;
 }
 

@@ -82,10 +82,14 @@ void pt_conns_free(struct pt_conns *c);
 /* Take one record (any type). Returns 0, or <0 for a record it cannot use. */
 int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h);
 struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
-/* What the recording says of process tgid's TLS library: the hooked one
- * if there are several; NULL if it says nothing. */
+/*
+ * What the recording says of process tgid's TLS library as of time ts:
+ * the latest said by then (a process that ran exec, or a pid used again,
+ * says anew), a hooked one before one not hooked; else the first said
+ * after. NULL if it says nothing.
+ */
 const struct pt_tls_proc_rec *pt_conns_tls_proc(const struct pt_conns *c,
-					       uint32_t tgid);
+					       uint32_t tgid, uint64_t ts);
 
 /*
  * One direction's stream from offset 0 to its end (the larger of what was
