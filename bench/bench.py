@@ -9,17 +9,24 @@ on a shared machine. Nothing here asserts a timing; it reports.
 
   1. overhead on a traced server: nginx with 1 KiB and 64 KiB responses
      under wrk (32 keep-alive connections, loopback): untraced, recorded
-     by podtap (full payload to a file), captured by tcpdump -i lo -w FILE
+     by podtap (full payload to a file), captured by tcpdump -i lo -w FILE,
+     and the floor: bench/floor.bpf.c, which copies each TCP payload into a
+     ring buffer and nothing more, drained and thrown away (bench/floor.c)
   2. overhead on processes that are not targets, while podtap records
      another cgroup, or another pid namespace (which puts the programs on
      the root cgroup, where they pass every other socket over)
   3. capture throughput: one bulk TCP transfer from a target cgroup at
      increasing offered rates; what was captured and what was lost
-  4. kernel cost per event from the kernel's BPF run-time statistics
+  4. kernel cost per event from the kernel's BPF run-time statistics,
+     podtap's and the floor's
   5. podtap record's CPU seconds per GB captured and peak RSS
   6. TLS: the traced nginx over HTTPS (its libssl hooked, plaintext
      recorded), and an nginx that is not a target but maps the same
      libssl file while podtap records the other one
+  7. where the time goes: a profile of the whole machine (perf record -a
+     -g) under section 1's 1 KiB load, each sample's own function grouped
+     by who runs it: podtap's BPF programs, the kernel's BPF helpers and
+     hooks, podtap record, the traffic itself
 
 Writes DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png.
 
@@ -252,6 +259,53 @@ http {
             die("tcpdump did not start: " + line.strip())
         return p
 
+    def build_floor(self):
+        """bench/floor.bpf.c and its consumer, built here (once)."""
+        if hasattr(self, "floor_exe"):
+            return
+        obj = os.path.join(self.tmp, "floor.bpf.o")
+        exe = os.path.join(self.tmp, "floor")
+        arch = {"x86_64": "x86", "aarch64": "arm64"}.get(platform.machine(),
+                                                         platform.machine())
+        for argv in (["clang", "-g", "-O2", "-target", "bpf",
+                      "-D__TARGET_ARCH_" + arch, "-Wall", "-Werror",
+                      "-I" + os.path.join(ROOT, "vmlinux", arch),
+                      "-I" + os.path.join(ROOT, "bpf"), "-c",
+                      os.path.join(ROOT, "bench/floor.bpf.c"), "-o", obj],
+                     ["gcc", "-O2", "-Wall", "-Werror", "-o", exe,
+                      os.path.join(ROOT, "bench/floor.c"), "-lbpf"]):
+            r = subprocess.run(argv, capture_output=True, text=True)
+            if r.returncode:
+                die("cannot build the floor configuration (%s): %s" %
+                    (argv[0], r.stderr.strip()))
+        self.floor_obj, self.floor_exe = obj, exe
+
+    def floor(self, cgroup, stats=False):
+        """The floor configuration on cgroup, once it is attached."""
+        self.build_floor()
+        p = self.spawn([self.floor_exe] + (["-s"] if stats else []) +
+                       [self.floor_obj, cgroup],
+                       stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        if "capturing" not in line:
+            self.stop(p)
+            die("the floor did not start: " + line.strip() +
+                p.stderr.read().strip())
+        return p
+
+    def floor_stop(self, p):
+        """Stop the floor: (records, bytes, lost bytes, {program: (runs,
+        ns)}) from its closing lines."""
+        self.stop(p)
+        rest = p.stderr.read()
+        m = re.search(r"floor: (\d+) records, (\d+) bytes, (\d+) bytes lost",
+                      rest)
+        if p.returncode or not m:
+            die("the floor failed: " + rest.strip())
+        progs = {n: (int(r), int(t)) for n, r, t in
+                 re.findall(r"floor: (\w+) (\d+) runs (\d+) ns", rest)}
+        return int(m.group(1)), int(m.group(2)), int(m.group(3)), progs
+
     def tcpdump_stop(self, p):
         self.stop(p)
         rest = p.stderr.read()
@@ -272,13 +326,13 @@ http {
     # ---- 1. traced server ----
 
     def traced(self):
-        res = {s: {c: [] for c in ("untraced", "podtap", "tcpdump")}
-               for s in SIZES}
+        cfgs = ("untraced", "podtap", "tcpdump", "floor")
+        res = {s: {c: [] for c in cfgs} for s in SIZES}
         usr = {s: [] for s in SIZES}
-        lost = {s: {"podtap": [], "tcpdump": []} for s in SIZES}
+        lost = {s: {"podtap": [], "tcpdump": [], "floor": []} for s in SIZES}
         for run in range(self.args.runs):
             for size in SIZES:
-                for cfg in ("untraced", "podtap", "tcpdump"):
+                for cfg in cfgs:
                     out = os.path.join(self.tmp, "cap")
                     note = ""
                     if cfg == "podtap":
@@ -300,6 +354,13 @@ http {
                         drops = self.tcpdump_stop(p)
                         lost[size]["tcpdump"].append(drops)
                         note = "  (%s packets dropped)" % drops
+                    elif cfg == "floor":
+                        p = self.floor(self.cg_t)
+                        rps = self.wrk(PORT_T, size)
+                        _, nbytes, nlost, _ = self.floor_stop(p)
+                        lost[size]["floor"].append(nlost)
+                        note = "  (%.0f MB copied, %d bytes lost)" % (
+                            nbytes / 1e6, nlost)
                     else:
                         rps = self.wrk(PORT_T, size)
                     if os.path.exists(out):
@@ -480,6 +541,61 @@ http {
                 "%s %.0f ns" % (c, res[c][-1]) for c in cfgs)))
         return {c: {"median_ns": median(v), "runs": v} for c, v in res.items()}
 
+    # ---- 7. where the time goes ----
+
+    def profile(self):
+        """perf record -a -g (cpu-clock) while podtap records the traced
+        nginx under section 1's 1 KiB load; the samples by PARTS, and the
+        functions most sampled in each."""
+        data = os.path.join(self.tmp, "perf.data")
+        out = os.path.join(self.tmp, "cap")
+        p = self.record([("-c", self.cg_t)], out)
+        perf = self.spawn(["perf", "record", "-a", "-g", "-e", "cpu-clock",
+                           "-F", "999", "-o", data, "--", "sleep",
+                           str(self.args.seconds)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+        rps = self.wrk(PORT_T, SIZES[0])
+        err = perf.communicate()[1]
+        self.procs.remove(perf)
+        self.record_stop(p)
+        os.unlink(out)
+        if perf.returncode:
+            die("perf record failed (make deps installs linux-perf): " +
+                err.strip())
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                            "--no-children", "-g", "none", "-n",
+                            "--sort", "comm,dso,sym", "-t", "\t"],
+                           capture_output=True, text=True)
+        os.unlink(data)
+        if r.returncode:
+            die("perf report failed: " + r.stderr.strip())
+        parts = {name: 0 for name, _ in PARTS}
+        top = {name: {} for name, _ in PARTS}
+        total = 0
+        for line in r.stdout.splitlines():
+            f = line.split("\t")
+            if line.startswith("#") or len(f) < 5 or not f[1].strip().isdigit():
+                continue
+            n, comm, dso, sym = int(f[1]), f[2].strip(), f[3].strip(), f[4].strip()
+            k = sym.startswith("[k]")
+            sym = sym[4:] if sym[:1] == "[" else sym
+            if sym.startswith("0x"):
+                sym = "(%s)" % os.path.basename(dso)  # no symbol: its file
+            name = next(nm for nm, test in PARTS if test(comm, k, sym))
+            parts[name] += n
+            top[name][sym] = top[name].get(sym, 0) + n
+            total += n
+        log("profile  %d samples at %.0f req/s: %s" % (total, rps, ", ".join(
+            "%s %.1f%%" % (nm, 100.0 * v / total) for nm, v in parts.items()
+            if v)) if total else "profile  no samples")
+        return {"samples": total, "req_per_s": rps,
+                "parts": {nm: 100.0 * v / total if total else 0
+                          for nm, v in parts.items()},
+                "top": {nm: [[s, 100.0 * v / total] for s, v in
+                             sorted(d.items(), key=lambda x: -x[1])[:6]]
+                        for nm, d in top.items() if d}}
+
     # ---- 3. capture throughput ----
 
     def throughput(self):
@@ -612,7 +728,47 @@ c.close()
                     ", %.0f ns per captured event" % res[name]["ns_per_event"]
                     if events else ""))
         self.stop(idle, signal.SIGKILL)
+        # the floor under the same loads: what a copy alone costs
+        for size in SIZES:
+            name = "floor, captured %d KiB" % (size >> 10)
+            p = self.floor(self.cg_t, stats=True)
+            self.wrk(PORT_T, size)
+            records, nbytes, _, progs = self.floor_stop(p)
+            runs = sum(r for r, _ in progs.values())
+            ns = sum(t for _, t in progs.values())
+            res[name] = {"programs": {k: {"runs": r, "ns_per_run": t / r
+                                          if r else None}
+                                      for k, (r, t) in progs.items()},
+                         "events": records, "payload_bytes": nbytes,
+                         "skb_runs": runs,
+                         "ns_per_skb_run": ns / runs if runs else None,
+                         "ns_per_event": ns / records if records else None}
+            log("kernel   %-22s %9d packet-program runs, %6.1f ns each; "
+                "%d records, %.0f ns per record" % (
+                    name, runs, res[name]["ns_per_skb_run"] or 0, records,
+                    res[name]["ns_per_event"] or 0))
         return res
+
+
+# Who a profile sample's own function belongs to, first match wins.
+PARTS = (
+    ("podtap BPF programs",
+     lambda comm, k, sym: sym.startswith("bpf_prog_") and "podtap" in sym),
+    ("the kernel's BPF helpers and hooks",
+     lambda comm, k, sym: k and re.match(
+         r"(_+)?(bpf_|cgroup_bpf|sk_storage|ringbuf|bpf_skb|"
+         r"bpf_sk|skb_copy_bits|migrate_(en|dis)able|__rcu_read)", sym)),
+    ("podtap record, userspace",
+     lambda comm, k, sym: comm == "podtap" and not k),
+    ("podtap record, kernel (its syscalls)",
+     lambda comm, k, sym: comm == "podtap"),
+    ("nginx and wrk, userspace",
+     lambda comm, k, sym: comm in ("nginx", "wrk") and not k),
+    ("nginx and wrk, kernel (TCP/IP on loopback)",
+     lambda comm, k, sym: comm in ("nginx", "wrk")),
+    ("idle", lambda comm, k, sym: comm == "swapper"),
+    ("other", lambda comm, k, sym: True),
+)
 
 
 def machine():
@@ -639,11 +795,13 @@ def ratios(res, base="untraced"):
                 "runs": v} for c, v in res.items()}
 
 
-def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
+def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
+           outdir):
     t = {str(s): ratios(traced[s]) for s in traced}
     for s in traced:
         t[str(s)]["podtap"]["lost_events"] = lost[s]["podtap"]
         t[str(s)]["tcpdump"]["dropped_packets"] = lost[s]["tcpdump"]
+        t[str(s)]["floor"]["lost_bytes"] = lost[s]["floor"]
     o = ratios(other)
     users = {}
     for s, v in usr.items():
@@ -670,7 +828,8 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
                                           ("untraced, not a target",
                                            "not a target, same libssl")},
                                          "untraced, not a target"),
-                   "captured_bytes": tls[1], "call_ns": tls[2]}}
+                   "captured_bytes": tls[1], "call_ns": tls[2]},
+           "profile": prof}
     with open(os.path.join(outdir, "benchmarks.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
@@ -691,12 +850,16 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
     w("![requests/s ratios and capture throughput](benchmarks.png)\n")
     w("## 1. Overhead on a traced server\n")
     w("nginx in the target cgroup; podtap records every byte to a file; "
-      "tcpdump writes `-i lo -w FILE 'tcp port P'`.\n")
+      "tcpdump writes `-i lo -w FILE 'tcp port P'`; the floor "
+      "(bench/floor.bpf.c) copies each TCP payload of the cgroup into a "
+      "ring buffer in podtap's size classes, with no state, attribution, "
+      "time stamps or parsing beyond the headers, and its consumer throws "
+      "the records away: what any recorder of every byte pays.\n")
     w("| response | config | median req/s | ratio | slowdown vs tcpdump's | lost (all runs) |")
     w("|---|---|---:|---:|---:|---:|")
     for s in SIZES:
         r = t[str(s)]
-        for c in ("untraced", "podtap", "tcpdump"):
+        for c in ("untraced", "podtap", "tcpdump", "floor"):
             vs = ""
             if c == "podtap" and slow(r, "tcpdump") > 0:
                 vs = "%.2f" % (slow(r, "podtap") / slow(r, "tcpdump"))
@@ -704,10 +867,16 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
                 lo = "%d events" % sum(r[c]["lost_events"])
             elif c == "tcpdump":
                 lo = "%d packets" % sum(x or 0 for x in r[c]["dropped_packets"])
+            elif c == "floor":
+                lo = "%d bytes" % sum(r[c]["lost_bytes"])
             else:
                 lo = ""
             w("| %d KiB | %s | %.0f | %.3f | %s | %s |" % (
                 s >> 10, c, r[c]["median_rps"], r[c]["ratio"], vs, lo))
+    w("\npodtap above the floor (the floor's ratio less podtap's): " +
+      ", ".join("%.3f at %d KiB" % (t[str(s)]["floor"]["ratio"] -
+                                    t[str(s)]["podtap"]["ratio"], s >> 10)
+                for s in SIZES) + ".")
     w("\n## 2. Overhead on processes that are not targets\n")
     w("The same load against an nginx in a cgroup that is not a target, "
       "while podtap records another cgroup (programs attached to that "
@@ -737,7 +906,9 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
       "turns them on; they add two clock reads per run). Filtered out: "
       "nginx traffic while podtap targets another pid namespace, so the "
       "packet programs run on the root cgroup and pass it over. Captured: "
-      "the traced nginx above.\n")
+      "the traced nginx above. Floor: the floor configuration under the "
+      "same loads (its statistics turned on by its own consumer); an "
+      "event is one record there.\n")
     w("| case | packet-program runs | ns per run | captured events | ns per captured event |")
     w("|---|---:|---:|---:|---:|")
     for name, k in kern.items():
@@ -800,6 +971,21 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir):
     w("Probes on single-stepped instructions cost far more (17 us a call "
       "on this machine, against 0.5 us on an emulated one): "
       "`podtap_tls_probes` in `--metrics` counts each kind.")
+    w("\n## 7. Where the time goes\n")
+    w("`perf record -a -g -e cpu-clock -F 999` over the whole machine for "
+      "%d s while podtap records the traced nginx under section 1's 1 KiB "
+      "load (%.0f req/s under the profiler), %d samples. Each sample is "
+      "counted for its own function (`perf report --no-children`), grouped "
+      "by who runs it: BPF programs and helpers run in the context of the "
+      "process whose packet it is, nginx's or wrk's.\n" % (
+          args.seconds, prof["req_per_s"], prof["samples"]))
+    w("| part | share of samples | functions most sampled (share) |")
+    w("|---|---:|---|")
+    for nm, v in prof["parts"].items():
+        if not v:
+            continue
+        w("| %s | %.1f%% | %s |" % (nm, v, ", ".join(
+            "`%s` %.1f%%" % (sym, x) for sym, x in prof["top"].get(nm, [])[:4])))
     with open(os.path.join(outdir, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     plot(doc, outdir)
@@ -811,11 +997,12 @@ def plot(doc, outdir):
     with open(dat, "w") as f:
         for s in SIZES:
             r = doc["traced"][str(s)]
-            f.write('"traced %d KiB" %f %f\n' % (
-                s >> 10, r["podtap"]["ratio"], r["tcpdump"]["ratio"]))
+            f.write('"traced %d KiB" %f %f %f\n' % (
+                s >> 10, r["podtap"]["ratio"], r["tcpdump"]["ratio"],
+                r["floor"]["ratio"]))
         o = doc["untargeted"]
-        f.write('"not targeted" %f %f\n' % (o["other cgroup"]["ratio"],
-                                           o["other pidns"]["ratio"]))
+        f.write('"not targeted" %f %f NaN\n' % (o["other cgroup"]["ratio"],
+                                               o["other pidns"]["ratio"]))
     tp = os.path.join(outdir, ".bulk.dat")
     with open(tp, "w") as f:
         for b in doc["throughput"]["steps"]:
@@ -835,7 +1022,8 @@ set grid ytics
 set key top center horizontal outside font ",9"
 set yrange [0:1.2]
 plot "%(dat)s" using 2:xtic(1) title "podtap (not targeted: it records another cgroup)", \\
-     "" using 3 title "tcpdump (not targeted: podtap records another pid ns)"
+     "" using 3 title "tcpdump (not targeted: podtap records another pid ns)", \\
+     "" using 4 title "floor: a copy into a ring, nothing else"
 set title "capture throughput"
 set style data linespoints
 set xlabel "MB/s sent"
@@ -889,7 +1077,7 @@ def main():
     if os.geteuid():
         die("run as root (podtap loads BPF programs; cgroups are made)")
     for tool in ("nginx", "wrk", "tcpdump", "gnuplot", "unshare", "pgrep",
-                 "openssl"):
+                 "openssl", "perf", "clang", "gcc"):
         if not shutil.which(tool):
             die("needs %s (make deps installs it)" % tool)
     if not os.access(PODTAP, os.X_OK):
@@ -917,7 +1105,9 @@ def main():
         bulk = b.throughput()
         kern = b.kernel_cost()
         tls = b.tls() + (b.tls_call(),)
-        report(args, mach, traced, usr, lost, other, bulk, kern, tls, outdir)
+        prof = b.profile()
+        report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
+               outdir)
     except KeyboardInterrupt:
         die("interrupted")
     finally:

@@ -6,6 +6,8 @@
 #ifndef __PT_EMIT_BPF_H
 #define __PT_EMIT_BPF_H
 
+#include "bound.bpf.h"
+
 static __always_inline struct pt_counters *counters(void)
 {
 	__u32 zero = 0;
@@ -130,23 +132,6 @@ static __always_inline int flush_losses(__u64 conn_id, int ndirs)
 		bpf_map_delete_elem(&conn_losses, &key);
 	}
 	return left;
-}
-
-/*
- * len, known here to be 1..max, bounded again on the register that is
- * passed: the verifier of 6.1 does not carry a bound learned on one copy
- * of a value to another (a spilled one), and refuses a helper's size
- * argument that may be 0 or larger than the buffer.
- */
-static __always_inline __u64 size_in(__u64 len, __u64 max)
-{
-	asm volatile("if %[len] <= %[max] goto +1\n\t"
-		     "%[len] = %[max]\n\t"
-		     "if %[len] > 0 goto +1\n\t"
-		     "%[len] = 1"
-		     : [len] "+r"(len)
-		     : [max] "r"(max));
-	return len;
 }
 
 static __always_inline void emit_close(struct pt_conn_state *st, __u64 conn_id,

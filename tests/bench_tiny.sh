@@ -23,7 +23,8 @@ fi
 check "benchmarks.png is a PNG" \
 	bash -c "head -c 8 '$out/benchmarks.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 for h in "1. Overhead on a traced server" "2. Overhead on processes that are not targets" \
-	 "3. Capture throughput" "4. Kernel cost per event" "5. Userspace" "6. TLS"; do
+	 "3. Capture throughput" "4. Kernel cost per event" "5. Userspace" "6. TLS" \
+	 "7. Where the time goes"; do
 	check "benchmarks.md has '$h'" grep -qF "## $h" "$out/benchmarks.md"
 done
 # every configuration measured something, and the counters moved
@@ -32,7 +33,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 bad = []
 for size, r in d["traced"].items():
-    for cfg in ("untraced", "podtap", "tcpdump"):
+    for cfg in ("untraced", "podtap", "tcpdump", "floor"):
         if not r[cfg]["median_rps"] > 0:
             bad.append("traced %s %s" % (size, cfg))
 for cfg, r in d["untargeted"].items():
@@ -45,8 +46,17 @@ if len(steps) < 2 or not all(s["sent_bytes"] > 0 and s["captured_bytes"] > 0
 for name, k in d["kernel"].items():
     if not k["skb_runs"] > 0:
         bad.append("kernel " + name)
-    if name.startswith("captured") and not k["events"] > 0:
+    if name.startswith(("captured", "floor")) and not k["events"] > 0:
         bad.append("kernel events " + name)
+if sorted(n for n in d["kernel"] if n.startswith("floor")) != \
+        ["floor, captured 1 KiB", "floor, captured 64 KiB"] or \
+        not all(k["payload_bytes"] > 0 and k["ns_per_skb_run"]
+                for n, k in d["kernel"].items() if n.startswith("floor")):
+    bad.append("kernel: the floor's cost per run")
+prof = d["profile"]
+if not prof["samples"] > 0 or not prof["parts"].get("podtap BPF programs", 0) > 0 or \
+        not prof["parts"].get("podtap record, userspace", 0) > 0:
+    bad.append("profile: the BPF programs and podtap record's own share")
 if d["kernel"]["filtered out"]["events"] != 0:
     bad.append("filtered-out traffic was captured")
 for size, u in d["userspace"].items():
@@ -68,6 +78,6 @@ PY
 check "nothing left behind: no cgroups" \
 	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
 check "nothing left behind: no nginx, wrk or podtap record" \
-	bash -c "! pgrep -f 'podtap-bench[.]|[p]odtap record' >/dev/null && ! pgrep -x wrk >/dev/null"
+	bash -c "! pgrep -f 'podtap-bench[.]|[p]odtap record' >/dev/null && ! pgrep -x wrk >/dev/null && ! pgrep -x perf >/dev/null"
 echo "bench: $pass passed, $fail failed"
 [ $fail = 0 ]
