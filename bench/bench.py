@@ -544,8 +544,12 @@ http {
     # ---- 7. where the time goes ----
 
     def profile(self):
+        """profile_one under each of section 1's loads."""
+        return {str(s): self.profile_one(s) for s in SIZES}
+
+    def profile_one(self, size):
         """perf record -a -g (cpu-clock) while podtap records the traced
-        nginx under section 1's 1 KiB load; the samples by PARTS, and the
+        nginx under section 1's load of size; the samples by PARTS, and the
         functions most sampled in each."""
         data = os.path.join(self.tmp, "perf.data")
         out = os.path.join(self.tmp, "cap")
@@ -555,7 +559,7 @@ http {
                            str(self.args.seconds)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
-        rps = self.wrk(PORT_T, SIZES[0])
+        rps = self.wrk(PORT_T, size)
         err = perf.communicate()[1]
         self.procs.remove(perf)
         self.record_stop(p)
@@ -586,7 +590,7 @@ http {
             parts[name] += n
             top[name][sym] = top[name].get(sym, 0) + n
             total += n
-        log("profile  %d samples at %.0f req/s: %s" % (total, rps, ", ".join(
+        log("profile  %5d B  %d samples at %.0f req/s: %s" % (size, total, rps, ", ".join(
             "%s %.1f%%" % (nm, 100.0 * v / total) for nm, v in parts.items()
             if v)) if total else "profile  no samples")
         return {"samples": total, "req_per_s": rps,
@@ -973,19 +977,24 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
       "`podtap_tls_probes` in `--metrics` counts each kind.")
     w("\n## 7. Where the time goes\n")
     w("`perf record -a -g -e cpu-clock -F 999` over the whole machine for "
-      "%d s while podtap records the traced nginx under section 1's 1 KiB "
-      "load (%.0f req/s under the profiler), %d samples. Each sample is "
-      "counted for its own function (`perf report --no-children`), grouped "
-      "by who runs it: BPF programs and helpers run in the context of the "
-      "process whose packet it is, nginx's or wrk's.\n" % (
-          args.seconds, prof["req_per_s"], prof["samples"]))
-    w("| part | share of samples | functions most sampled (share) |")
-    w("|---|---:|---|")
-    for nm, v in prof["parts"].items():
-        if not v:
-            continue
-        w("| %s | %.1f%% | %s |" % (nm, v, ", ".join(
-            "`%s` %.1f%%" % (sym, x) for sym, x in prof["top"].get(nm, [])[:4])))
+      "%d s while podtap records the traced nginx under each of section "
+      "1's loads. Each sample is counted for its own function (`perf "
+      "report --no-children`), grouped by who runs it: BPF programs and "
+      "helpers run in the context of the process whose packet it is, "
+      "nginx's or wrk's; a function with no symbol is named by its file.\n"
+      % args.seconds)
+    for size in SIZES:
+        pr = prof[str(size)]
+        w("%d KiB responses, %.0f req/s under the profiler, %d samples:\n" % (
+            size >> 10, pr["req_per_s"], pr["samples"]))
+        w("| part | share of samples | functions most sampled (share) |")
+        w("|---|---:|---|")
+        for nm, v in pr["parts"].items():
+            if not v:
+                continue
+            w("| %s | %.1f%% | %s |" % (nm, v, ", ".join(
+                "`%s` %.1f%%" % (sym, x) for sym, x in pr["top"].get(nm, [])[:4])))
+        w("")
     with open(os.path.join(outdir, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     plot(doc, outdir)

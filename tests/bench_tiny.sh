@@ -53,10 +53,12 @@ if sorted(n for n in d["kernel"] if n.startswith("floor")) != \
         not all(k["payload_bytes"] > 0 and k["ns_per_skb_run"]
                 for n, k in d["kernel"].items() if n.startswith("floor")):
     bad.append("kernel: the floor's cost per run")
-prof = d["profile"]
-if not prof["samples"] > 0 or not prof["parts"].get("podtap BPF programs", 0) > 0 or \
-        not prof["parts"].get("podtap record, userspace", 0) > 0:
-    bad.append("profile: the BPF programs and podtap record's own share")
+for size, prof in d["profile"].items():
+    if not prof["samples"] > 0 or not prof["parts"].get("podtap BPF programs", 0) > 0 or \
+            not prof["parts"].get("podtap record, userspace", 0) > 0:
+        bad.append("profile %s: the BPF programs and podtap record's own share" % size)
+if sorted(d["profile"]) != ["1024", "65536"]:
+    bad.append("profile: one per load")
 if d["kernel"]["filtered out"]["events"] != 0:
     bad.append("filtered-out traffic was captured")
 for size, u in d["userspace"].items():
