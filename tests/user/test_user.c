@@ -236,6 +236,73 @@ void test_capfile_encodings(void)
 	unlink(path);
 }
 
+/* The encodings of a file's record blocks, in order: 'z' zstd, 'r' raw. */
+static int block_encodings(const char *path, char *out, size_t n)
+{
+	size_t len, off = sizeof(struct pt_file_hdr), k = 0;
+	uint8_t *in = slurp(path, &len);
+
+	while (in && off + sizeof(struct pt_block_hdr) <= len && k + 1 < n) {
+		const struct pt_block_hdr *bh = (const void *)(in + off);
+
+		if (bh->type == PT_BLOCK_RECORDS)
+			out[k++] = bh->encoding == PT_ENC_ZSTD ? 'z' : 'r';
+		off += sizeof(*bh) + bh->stored_len;
+	}
+	out[k] = 0;
+	free(in);
+	return in ? 0 : -1;
+}
+
+/*
+ * Blocks of text are compressed; a block of random bytes is stored as it
+ * is, and so are the blocks after it for a while (compressing what does
+ * not compress costs more than the rest of the recorder); records come
+ * back the same either way.
+ */
+void test_capfile_backoff(void)
+{
+	char *path = tmpfile_path(), enc[16];
+	struct sink got = {};
+	struct pt_capr_info info;
+	struct pt_capw *w;
+	struct pt_data *d = calloc(1, sizeof(*d) + 32768);
+	uint64_t x = 88172645463325252ull;
+	size_t i, k;
+	FILE *f;
+
+	if (!ASSERT_OK(pt_capw_open(&w, path, "unit-host"), "open"))
+		return;
+	d->h.type = PT_REC_DATA;
+	d->h.size = sizeof(*d) + 32768;
+	d->len = d->cap_len = 32768;
+	for (k = 0; k < 3; k++) {	/* text, random, text */
+		for (i = 0; i < 40; i++) {
+			size_t j;
+
+			for (j = 0; j < 32768; j++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				d->payload[j] = k == 1 ? (uint8_t)x :
+						"GET /items HTTP/1.1\r\n"[j % 21];
+			}
+			d->h.conn_id = i + 1;
+			pt_capw_add(w, &d->h, d->h.size);
+		}
+		pt_capw_flush(w);
+	}
+	ASSERT_OK(pt_capw_close(w), "close");
+	free(d);
+	ASSERT_OK(block_encodings(path, enc, sizeof(enc)), "blocks");
+	/* 1.25 MiB a part: two blocks each (FLUSH_AT is 1 MiB) */
+	ASSERT_STREQ(enc, "zzrrrr", "text compressed, random not, nor what follows for a while");
+	f = fopen(path, "rb");
+	ASSERT_OK(pt_capr_read(f, sink_cb, &got, &info), "read");
+	fclose(f);
+	ASSERT_EQ(got.n, 120, "every record back");
+	free(got.buf);
+	unlink(path);
+}
+
 void test_capfile_unfinished(void)
 {
 	char *path = tmpfile_path();
