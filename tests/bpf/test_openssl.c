@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include "capture/tgnames.h"
 #include "capture/tls.h"
 #include "harness.h"
 #include "podtap.h"
@@ -409,5 +410,11 @@ free:
 		h_wait(server, 5000);
 	}
 	pt_tls_close(tls);
+	if (tls) {
+		char path[64];
+
+		snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)getpid());
+		ASSERT_TRUE(access(path, F_OK), "the status file is gone with the hooks");
+	}
 	h_rec_free(&rec);
 }

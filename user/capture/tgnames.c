@@ -88,14 +88,21 @@ int pt_tgnames_write(const struct pt_tgname *v, int n)
 	return commit(f, path, tmp);
 }
 
+void pt_tgnames_remove_tls(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)getpid());
+	unlink(path);
+}
+
 void pt_tgnames_remove(void)
 {
 	char path[64];
 
 	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.targets", (int)getpid());
 	unlink(path);
-	snprintf(path, sizeof(path), PT_TGNAMES_DIR "/%d.tls", (int)getpid());
-	unlink(path);
+	pt_tgnames_remove_tls();
 }
 
 int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n,

@@ -40,6 +40,7 @@ int pt_tgnames_find(pid_t pid, int kind, uint64_t id, char *session,
 struct pt_tls_proc_rec;
 int pt_tgnames_write_tls(const struct pt_tls_proc_rec *const *v, size_t n,
 			 size_t total);
+void pt_tgnames_remove_tls(void);
 /* Those of recorder pid, into v (up to max); how many, or -errno; and
  * *total, how many there were, those the file leaves out too. */
 int pt_tgnames_tls(pid_t pid, struct pt_tls_proc_rec *v, size_t max,

@@ -94,6 +94,7 @@ struct pt_tls {
 	size_t nprocs;
 	uint64_t gen;		/* scans so far */
 	bool changed;		/* procs differ from the status file */
+	bool wrote;		/* the status file exists: removed at close */
 	/* the target being scanned */
 	uint32_t session;
 	uint64_t target;
@@ -780,6 +781,7 @@ void pt_tls_scan(struct pt_tls *t, struct pt_loader *l, bool quiet)
 		/* status goes without it: not worth a line per scan */
 		if (!pt_tgnames_write_tls(v, n, t->nprocs))
 			t->changed = false;
+		t->wrote = true;
 	}
 }
 
@@ -825,6 +827,8 @@ void pt_tls_close(struct pt_tls *t)
 	if (!t)
 		return;
 	pt_tls_detach(t);
+	if (t->wrote)
+		pt_tgnames_remove_tls();
 	for (i = 0; i < t->nlibs; i++)
 		free(t->libs[i].links);
 	free(t->libs);
