@@ -719,13 +719,10 @@ c.close()
                 before.get("podtap_kernel_payload_bytes_total", 0)
             skb = [progs[x] for x in ("podtap_ingress", "podtap_egress")
                    if x in progs]
-            runs = sum(x["runs"] for x in skb)
-            ns = sum(x["runs"] * (x["ns_per_run"] or 0) for x in skb)
-            res[name] = {"programs": progs, "events": int(events),
-                         "payload_bytes": int(payload),
-                         "skb_runs": runs,
-                         "ns_per_skb_run": ns / runs if runs else None,
-                         "ns_per_event": ns / events if events else None}
+            res[name] = kernel_row(
+                progs, int(events), int(payload),
+                sum(x["runs"] for x in skb),
+                sum(x["runs"] * (x["ns_per_run"] or 0) for x in skb))
             log("kernel   %-16s %9d packet-program runs, %6.1f ns each; "
                 "%d events captured%s" % (
                     name, runs, res[name]["ns_per_skb_run"] or 0, events,
@@ -738,20 +735,24 @@ c.close()
             p = self.floor(self.cg_t, stats=True)
             self.wrk(PORT_T, size)
             records, nbytes, _, progs = self.floor_stop(p)
-            runs = sum(r for r, _ in progs.values())
-            ns = sum(t for _, t in progs.values())
-            res[name] = {"programs": {k: {"runs": r, "ns_per_run": t / r
-                                          if r else None}
-                                      for k, (r, t) in progs.items()},
-                         "events": records, "payload_bytes": nbytes,
-                         "skb_runs": runs,
-                         "ns_per_skb_run": ns / runs if runs else None,
-                         "ns_per_event": ns / records if records else None}
+            res[name] = kernel_row(
+                {k: {"runs": r, "ns_per_run": t / r if r else None}
+                 for k, (r, t) in progs.items()}, records, nbytes,
+                sum(r for r, _ in progs.values()),
+                sum(t for _, t in progs.values()))
             log("kernel   %-22s %9d packet-program runs, %6.1f ns each; "
                 "%d records, %.0f ns per record" % (
                     name, runs, res[name]["ns_per_skb_run"] or 0, records,
                     res[name]["ns_per_event"] or 0))
         return res
+
+
+def kernel_row(progs, events, payload, runs, ns):
+    """Section 4's row: packet-program runs and their ns, per run and per
+    captured event."""
+    return {"programs": progs, "events": events, "payload_bytes": payload,
+            "skb_runs": runs, "ns_per_skb_run": ns / runs if runs else None,
+            "ns_per_event": ns / events if events else None}
 
 
 # Who a profile sample's own function belongs to, first match wins.

@@ -479,6 +479,26 @@ void test_keploy_server_first(void)
 	ASSERT_OK(system(out), "cleanup");
 }
 
+/* The HAR of one inbound exchange, q then r (malloc'd, or NULL). */
+static char *har_of(const char *q, size_t qn, const char *r, size_t rn,
+		    const char *name)
+{
+	char dir[64], path[PATH_MAX], *buf = NULL;
+	struct pt_export_counts cnt = {};
+	struct pt_capture cap;
+	size_t len = 0;
+
+	snprintf(dir, sizeof(dir), "/tmp/podtap-%s.XXXXXX", name);
+	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, qn, r, rn,
+					&cap), "a capture"))
+		return NULL;
+	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
+	pt_capture_free(&cap);
+	unlink(path);
+	rmdir(dir);
+	return buf;
+}
+
 /* HAR: cookies both ways, a form's params, bodySize as on the wire. */
 void test_har_fields(void)
 {
@@ -487,15 +507,8 @@ void test_har_fields(void)
 				"Content-Length: 17\r\n\r\nx=1&y=hello+world";
 	static const char r[] = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=42; Path=/; HttpOnly\r\n"
 				"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-	char dir[] = "/tmp/podtap-har.XXXXXX", path[PATH_MAX], *buf = NULL;
-	struct pt_export_counts cnt = {};
-	struct pt_capture cap;
-	size_t len = 0;
+	char *buf = har_of(q, sizeof(q) - 1, r, sizeof(r) - 1, "har");
 
-	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
-					r, sizeof(r) - 1, &cap), "a capture"))
-		return;
-	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
 	ASSERT_TRUE(buf && strstr(buf, "\"cookies\":[{\"name\":\"a\",\"value\":\"1\"},{\"name\":\"b\",\"value\":\"2\"}]"),
 		    "request cookies");
 	ASSERT_TRUE(buf && strstr(buf, "\"cookies\":[{\"name\":\"sid\",\"value\":\"42\",\"path\":\"/\",\"httpOnly\":true}]"),
@@ -506,9 +519,6 @@ void test_har_fields(void)
 		    "content: 5 bytes, no coding");
 	ASSERT_TRUE(buf && strstr(buf, "\"bodySize\":15}"), "bodySize: the chunked bytes");
 	free(buf);
-	pt_capture_free(&cap);
-	unlink(path);
-	rmdir(dir);
 }
 
 /* A binary request body: base64 with postData.encoding, as content has. */
@@ -518,22 +528,12 @@ void test_har_binary_post(void)
 				"Content-Type: application/octet-stream\r\n"
 				"Content-Length: 4\r\n\r\n\xff\x00\xfe\x01";
 	static const char r[] = "HTTP/1.1 204 No Content\r\n\r\n";
-	char dir[] = "/tmp/podtap-harbin.XXXXXX", path[PATH_MAX], *buf = NULL;
-	struct pt_export_counts cnt = {};
-	struct pt_capture cap;
-	size_t len = 0;
+	char *buf = har_of(q, sizeof(q) - 1, r, sizeof(r) - 1, "harbin");
 
-	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
-					r, sizeof(r) - 1, &cap), "a capture"))
-		return;
-	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
 	ASSERT_TRUE(buf && strstr(buf, "\"postData\":{\"mimeType\":\"application/octet-stream\",\"text\":\"/wD+AQ==\",\"encoding\":\"base64\",\"comment\":"),
 		    "the body as base64, said by encoding");
 	ASSERT_TRUE(buf && !strstr(buf, "_encoding"), "no private field");
 	free(buf);
-	pt_capture_free(&cap);
-	unlink(path);
-	rmdir(dir);
 }
 
 static void add_tls_proc_at(struct pt_capw *w, uint32_t tgid, int hook,
