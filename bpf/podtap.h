@@ -233,6 +233,9 @@ enum pt_tls_kind {
 	PT_TLS_HANDSHAKE	= 3,	/* only to learn the socket */
 };
 
+/* A session uprobe's attach cookie: the kind, and this for _ex arguments. */
+#define PT_TLS_SESSION_EX	0x100
+
 struct pt_tls_call {
 	__u64 ssl;
 	__u64 buf;		/* the caller's buffer */

@@ -239,25 +239,26 @@ __noinline int pt_emit_tls(__u64 ssl, __u64 buf, __u64 len, __u64 tgid_dir,
 	return 0;
 }
 
-static __always_inline int call_enter(__u64 ssl, __u64 buf, __u64 lenp,
-				      __u32 kind)
+/* Whether the call was remembered, for its return to look at. */
+static __always_inline bool call_enter(__u64 ssl, __u64 buf, __u64 lenp,
+				       __u32 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct pt_tls_call c = {};
 
 	if (!tls_on)
-		return 0;
+		return false;
 	c.session = current_session();
 	if (!c.session)
-		return 0;
+		return false;
 	c.ssl = ssl;
 	c.buf = buf;
 	c.lenp = lenp;
 	c.kind = kind;
 	/* a handshake inside a read or write is that call's */
-	bpf_map_update_elem(&tls_calls, &id, &c,
-			    kind == PT_TLS_HANDSHAKE ? BPF_NOEXIST : BPF_ANY);
-	return 0;
+	return !bpf_map_update_elem(&tls_calls, &id, &c,
+				    kind == PT_TLS_HANDSHAKE ? BPF_NOEXIST :
+							       BPF_ANY);
 }
 
 static __always_inline int call_exit(long ret, bool ex, __u32 kind)
@@ -290,7 +291,8 @@ static __always_inline int call_exit(long ret, bool ex, __u32 kind)
 SEC("uprobe")
 int BPF_KPROBE(podtap_tls_w, void *ssl, const void *buf, int num)
 {
-	return call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_WRITE);
+	call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_WRITE);
+	return 0;
 }
 
 SEC("uretprobe")
@@ -302,7 +304,8 @@ int BPF_KRETPROBE(podtap_tls_w_r, int ret)
 SEC("uprobe")
 int BPF_KPROBE(podtap_tls_r, void *ssl, void *buf, int num)
 {
-	return call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_READ);
+	call_enter((__u64)ssl, (__u64)buf, 0, PT_TLS_READ);
+	return 0;
 }
 
 SEC("uretprobe")
@@ -315,7 +318,8 @@ SEC("uprobe")
 int BPF_KPROBE(podtap_tls_wx, void *ssl, const void *buf, size_t num,
 	       size_t *written)
 {
-	return call_enter((__u64)ssl, (__u64)buf, (__u64)written, PT_TLS_WRITE);
+	call_enter((__u64)ssl, (__u64)buf, (__u64)written, PT_TLS_WRITE);
+	return 0;
 }
 
 SEC("uretprobe")
@@ -328,7 +332,8 @@ SEC("uprobe")
 int BPF_KPROBE(podtap_tls_rx, void *ssl, void *buf, size_t num,
 	       size_t *readbytes)
 {
-	return call_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, PT_TLS_READ);
+	call_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, PT_TLS_READ);
+	return 0;
 }
 
 SEC("uretprobe")
@@ -341,13 +346,39 @@ int BPF_KRETPROBE(podtap_tls_rx_r, int ret)
 SEC("uprobe")
 int BPF_KPROBE(podtap_tls_hs, void *ssl)
 {
-	return call_enter((__u64)ssl, 0, 0, PT_TLS_HANDSHAKE);
+	call_enter((__u64)ssl, 0, 0, PT_TLS_HANDSHAKE);
+	return 0;
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(podtap_tls_hs_r, int ret)
 {
 	return call_exit(ret, false, PT_TLS_HANDSHAKE);
+}
+
+/*
+ * The same calls through one session uprobe per function (uprobe_multi,
+ * 6.13+), for all of a library's functions in one link: the attach cookie
+ * says which function (PT_TLS_WRITE, _READ or _HANDSHAKE, with
+ * PT_TLS_SESSION_EX for the _ex arguments). The entry asks for the return
+ * only when it remembered the call, so a process that is not a target
+ * traps once per call, not twice, and the link's probes are let go of
+ * together when recording stops.
+ */
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+SEC("uprobe")
+int podtap_tls_s(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 kind = cookie & ~PT_TLS_SESSION_EX;
+	bool ex = cookie & PT_TLS_SESSION_EX;
+
+	if (bpf_session_is_return())
+		return call_exit(PT_REGS_RC(ctx), ex, kind);
+	return !call_enter(PT_REGS_PARM1(ctx),
+			   kind == PT_TLS_HANDSHAKE ? 0 : PT_REGS_PARM2(ctx),
+			   ex ? PT_REGS_PARM4(ctx) : 0, kind);
 }
 
 /* Go crypto/tls: (*Conn).Write and (*Conn).Read, amd64 ABIInternal. */

@@ -2,7 +2,7 @@
 /*
  * Which path the loader chose on this kernel, printed for the kernel
  * matrix (tests/kernels/) and asserted when it says what to expect:
- * PODTAP_EXPECT_TASK_HELPERS=0 or 1.
+ * PODTAP_EXPECT_TASK_HELPERS=0 or 1, PODTAP_EXPECT_UPROBE_SESSION=0 or 1.
  */
 #include <stdlib.h>
 #include <sys/utsname.h>
@@ -45,10 +45,11 @@ static void print_helpers(const char *release)
 void test_kernel(void)
 {
 	const char *want = getenv("PODTAP_EXPECT_TASK_HELPERS");
+	const char *want_ses = getenv("PODTAP_EXPECT_UPROBE_SESSION");
 	struct bpf_program *p;
 	struct utsname u;
 	struct h_rec rec;
-	bool have;
+	bool have, ses;
 	int n = 0, ntls = 0, nuprobe = 0;
 
 	if (!ASSERT_OK(uname(&u) ? -1 : 0, "uname") ||
@@ -75,11 +76,20 @@ void test_kernel(void)
 	ASSERT_EQ(n, 4, "socket programs loaded");
 	printf("kernel %s: TLS plaintext programs (uprobes): %s\n", u.release,
 	       ntls ? "loaded" : "not loaded");
-	/* OpenSSL's 10 (entry and return of 5 kinds), Go's 4 */
-	ASSERT_EQ(nuprobe, 14, "TLS programs in the object");
-	ASSERT_EQ(ntls, pt_loader_tls_object(rec.l) ? nuprobe : 0,
-		  "TLS programs: all or none");
+	ses = pt_loader_tls_session(rec.l);
+	printf("kernel %s: TLS library uprobes: %s\n", u.release, ses ?
+	       "session (one link per library, one trap per call for processes that are not targets)" :
+	       "entry and return (two traps per call)");
+	/*
+	 * OpenSSL's 10 (entry and return of 5 kinds) or its one session
+	 * program, and Go's 4
+	 */
+	ASSERT_EQ(nuprobe, 15, "TLS programs in the object");
+	ASSERT_EQ(ntls, !pt_loader_tls_object(rec.l) ? 0 : ses ? 5 : 14,
+		  "TLS programs: all of one way or none");
 	if (want)
 		ASSERT_EQ(have, atoi(want), "task helpers as expected");
+	if (want_ses)
+		ASSERT_EQ(ses, atoi(want_ses), "session uprobes as expected");
 	h_rec_free(&rec);
 }

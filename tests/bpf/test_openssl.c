@@ -10,6 +10,11 @@
  * HTTP/1 in plaintext on its own socket, each body what was sent. The
  * kernel matrix runs it in its guests, whose initramfs carries the
  * libraries test_progs links.
+ *
+ * What the probes cost other processes is counted too: calls to the same
+ * libssl from a cgroup that is not a target run the session program once
+ * each (on its entry, which asks for no return), or the entry and the
+ * return programs of a pair where the kernel has no session uprobes.
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -25,6 +30,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "capture/tgnames.h"
 #include "capture/tls.h"
 #include "harness.h"
@@ -35,6 +42,7 @@
 #define PORT		20913
 #define NPAR		20
 #define POST_LEN	300000
+#define NCALLS		20000
 
 static const long sizes[] = { 1, 100, 16384, 16385, 65536, 1 << 20 };
 
@@ -350,6 +358,92 @@ static void verify(struct h_rec *rec, bool server, bool pseudo)
 	ASSERT_EQ(bad, 0, what);
 }
 
+/* NCALLS of SSL_read_ex on an SSL with no connection: each fails at
+ * once, in the inner read function the probes sit on. */
+static int run_calls(void *arg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	SSL *s = ctx ? SSL_new(ctx) : NULL;
+	char buf[16];
+	size_t got;
+	int i;
+
+	if (!s)
+		return 1;
+	for (i = 0; i < NCALLS; i++) {
+		SSL_read_ex(s, buf, sizeof(buf), &got);
+		ERR_clear_error();
+	}
+	SSL_free(s);
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+static uint64_t run_cnt(struct h_rec *rec, const char *name)
+{
+	struct bpf_program *p;
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+
+	p = bpf_object__find_program_by_name(pt_loader_object(rec->l), name);
+	memset(&info, 0, sizeof(info));
+	if (!p || bpf_program__fd(p) < 0 ||
+	    bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+		return 0;
+	return info.run_cnt;
+}
+
+/* Runs of the read programs while NCALLS are made from cg: the entry's
+ * and the return's (the same program, with session uprobes). */
+static void count_calls(struct h_rec *rec, const struct h_cg *cg,
+			uint64_t *entry, uint64_t *ret)
+{
+	bool ses = pt_loader_tls_session(rec->l);
+	const char *e = ses ? "podtap_tls_s" : "podtap_tls_rx";
+	const char *r = ses ? "podtap_tls_s" : "podtap_tls_rx_r";
+	uint64_t e0 = run_cnt(rec, e), r0 = run_cnt(rec, r);
+
+	ASSERT_EQ(h_wait(h_spawn(cg, NULL, run_calls, NULL), 60000), 0,
+		  "the calls ran");
+	*entry = run_cnt(rec, e) - e0;
+	*ret = ses ? 0 : run_cnt(rec, r) - r0;
+}
+
+/*
+ * Once per call for a process that is not a target, with session
+ * uprobes; the programs may run more often (some other process on the
+ * machine using this libssl), never less.
+ */
+static void check_costs(struct h_rec *rec, const struct h_cg *cli)
+{
+	uint64_t e, r;
+	struct h_cg other;
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	bool ok;
+
+	if (!ASSERT_TRUE(fd >= 0, "BPF run statistics") ||
+	    !ASSERT_OK(h_cg_make(&other, "openssl-other"), "cgroup"))
+		goto out;
+	count_calls(rec, &other, &e, &r);
+	if (pt_loader_tls_session(rec->l)) {
+		ok = ASSERT_TRUE(e >= NCALLS && e < NCALLS + NCALLS / 4,
+				 "not a target: one run per call (session: no return)");
+		count_calls(rec, cli, &e, &r);
+		ok &= ASSERT_TRUE(e >= 2 * NCALLS && e < 2 * NCALLS + NCALLS / 4,
+				  "a target: two runs per call, entry and return");
+	} else {
+		ok = ASSERT_TRUE(e >= NCALLS && r >= NCALLS &&
+				 e < NCALLS + NCALLS / 4,
+				 "not a target: an entry and a return per call");
+	}
+	if (!ok)
+		printf("runs for the last %d calls: %llu entry, %llu return\n",
+		       NCALLS, (unsigned long long)e, (unsigned long long)r);
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
 void test_openssl(void)
 {
 	const struct pt_tls_proc_rec *p;
@@ -385,6 +479,7 @@ void test_openssl(void)
 		ASSERT_TRUE(!strncmp(p->version, "OpenSSL 3.", 10),
 			    "its version, from its libcrypto");
 	}
+	check_costs(&rec, &cli);
 	client = h_spawn(&cli, NULL, run_client, NULL);
 	ASSERT_EQ(h_wait(client, 300000), 0, "the client got what was sent");
 	h_rec_stop(&rec);

@@ -11,13 +11,16 @@ import sys
 
 def parse(path):
     k = {"tests": {}, "programs": [], "helpers": None, "summary": None,
-         "probes": {}}
+         "probes": {}, "uprobes": None}
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
         m = re.match(r"kernel \S+: task helpers in cgroup programs: (yes|no)",
                      line)
         if m:
             k["helpers"] = m.group(1)
+        m = re.match(r"kernel \S+: TLS library uprobes: (\S+)", line)
+        if m:
+            k["uprobes"] = m.group(1)
         m = re.match(r"kernel \S+: helper (\S+) in (\S+): (yes|no)", line)
         if m:
             k["probes"][(m.group(2), m.group(1))] = m.group(3)
@@ -46,7 +49,8 @@ def main():
     for f in files:
         name, ext = os.path.splitext(f)
         label = {".out": " (Debian, qemu TCG)", ".host": " (host)",
-                 ".fallback": " (host, PODTAP_NO_TASK_HELPERS=1)"}[ext]
+                 ".fallback": " (host, PODTAP_NO_TASK_HELPERS=1, "
+                              "PODTAP_NO_UPROBE_SESSION=1)"}[ext]
         cols.append((name + label, parse(os.path.join(d, f))))
     w = print
     w("# Kernel compatibility\n")
@@ -73,6 +77,11 @@ def main():
         {"yes": "yes: processes attributed, `--pidns`",
          "no": "no: fallback, no attribution, no `--pidns`"}
         .get(k["helpers"], "?") for _, k in cols) + " |")
+    w("| TLS library uprobes | " + " | ".join(
+        {"session": "session: one link per library, one trap per call "
+                    "outside the targets",
+         "entry": "entry and return: two traps per call"}
+        .get(k["uprobes"], "?") for _, k in cols) + " |")
     probes = []
     for _, k in cols:
         for p in k["probes"]:
@@ -121,7 +130,19 @@ process, `--pidns` targets are refused with a clear error, and OpenSSL's
 plaintext stays on pseudo-connections, one per (process, SSL object), since
 nothing tells which task sent a socket's bytes (Go's follows its socket
 from the Conn and is joined as elsewhere). The last column is that
-fallback, forced with `PODTAP_NO_TASK_HELPERS=1`.
+fallback, forced with `PODTAP_NO_TASK_HELPERS=1`, run with the uprobes
+of kernels before 6.13 (`PODTAP_NO_UPROBE_SESSION=1`).
+
+## TLS library uprobes
+
+From 6.13 a library's functions are hooked with one session uprobe each,
+all in one uprobe_multi link: the entry program asks for the return only
+when the call is a target's, so a process that is not a target but maps
+the same library traps once per call rather than twice, and stopping
+lets go of a library's probes in one wait (about 50 ms) rather than one
+per probe (about 100 ms each). Older kernels get an entry uprobe and a
+return uprobe per function, as the loader finds by loading a program of
+that attach type calling `bpf_session_is_return`.
 
 ## Minimum kernel
 

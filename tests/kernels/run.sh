@@ -146,6 +146,7 @@ run_kernel() { # KERNEL
 	esac
 	cat > "$tree/etc/guest.env" <<-EOF
 	PODTAP_EXPECT_TASK_HELPERS=1
+	PODTAP_EXPECT_UPROBE_SESSION=0
 	$gotls_env
 	PT_TEST_VERBOSE=${PT_TEST_VERBOSE:-}
 	TEST_ARGS="${KERNEL_TESTS:+-t $KERNEL_TESTS}"
@@ -187,11 +188,15 @@ run_host() { # NAME [ENV...]: the harness on this kernel
 	cat "$results/$name"
 	grep -q '^#[0-9]* kernel:OK' "$results/$name" && [ $rc = 0 ]
 }
+# session uprobes came with 6.13; the guests' 6.1 and 6.12 have none
+ses=$(uname -r | awk -F. '{ print ($1 > 6 || ($1 == 6 && $2 >= 13)) ? 1 : 0 }')
 if [ $plain_host = 1 ]; then
-	run_host "$host.host" PODTAP_EXPECT_TASK_HELPERS=1 ||
+	run_host "$host.host" PODTAP_EXPECT_TASK_HELPERS=1 \
+		PODTAP_EXPECT_UPROBE_SESSION=$ses ||
 		{ echo "kernel $host: FAILED"; failed=$((failed + 1)); }
 fi
-run_host "$host.fallback" PODTAP_NO_TASK_HELPERS=1 PODTAP_EXPECT_TASK_HELPERS=0 ||
+run_host "$host.fallback" PODTAP_NO_TASK_HELPERS=1 PODTAP_EXPECT_TASK_HELPERS=0 \
+	PODTAP_NO_UPROBE_SESSION=1 PODTAP_EXPECT_UPROBE_SESSION=0 ||
 	{ echo "kernel $host, fallback: FAILED"; failed=$((failed + 1)); }
 
 if [ $doc = 1 ]; then

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "podtap.skel.h"
 #include "capture/cgroup.h"
@@ -62,6 +63,8 @@ struct pt_loader {
 	struct pt_host_key hosts[PT_MAX_FILTERS];
 	bool skb_task, sock_task;	/* see bpf/compat.bpf.h */
 	bool tls;		/* the TLS plaintext programs are loaded */
+	bool tls_session;	/* as one session uprobe per function */
+	bool tls_per_process;	/* for target processes only */
 	int budget;	/* records left for this consume call */
 	int stats_fd;	/* BPF_ENABLE_STATS held while >= 0 */
 	const volatile uint64_t *ring_pos[2];	/* consumer, producer */
@@ -135,6 +138,49 @@ static void probe_task_features(struct pt_loader *l)
 		pt_err("note: this kernel does not let cgroup/sock_create programs call bpf_get_current_task and bpf_probe_read_kernel: processes are attributed when they send only, and --pidns is unavailable");
 }
 
+/*
+ * Whether uprobes can be session uprobes (6.13): the kernel knows the
+ * attach type and lets such a program call bpf_session_is_return, which
+ * 6.10 to 6.12 have for kprobe sessions only. A program that calls it is
+ * the only way to tell: those kernels load a kprobe program of an attach
+ * type they do not know.
+ */
+static bool has_uprobe_session(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	LIBBPF_OPTS(bpf_prog_load_opts, o,
+		    .expected_attach_type = PT_TRACE_UPROBE_SESSION);
+	struct bpf_insn insn[] = {
+		{ .code = BPF_JMP | BPF_CALL, .src_reg = BPF_PSEUDO_KFUNC_CALL },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int id, fd;
+
+	if (!vmlinux)
+		return false;
+	id = btf__find_by_name_kind(vmlinux, "bpf_session_is_return",
+				    BTF_KIND_FUNC);
+	btf__free(vmlinux);
+	if (id <= 0)
+		return false;
+	insn[0].imm = id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, NULL, "GPL", insn,
+			   ARRAY_SIZE(insn), &o);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void probe_tls_features(struct pt_loader *l)
+{
+	const char *off = getenv("PODTAP_NO_UPROBE_SESSION");
+
+	l->tls_session = l->tls && !(off && *off && strcmp(off, "0")) &&
+			 has_uprobe_session();
+}
+
 static size_t ring_size(size_t want)
 {
 	size_t sz = (size_t)sysconf(_SC_PAGESIZE);
@@ -149,14 +195,30 @@ static size_t ring_size(size_t want)
  * load. Errors are reported here, but for a failed load that the caller
  * may retry without the task features (quiet_load).
  */
-/* The uprobe programs load only when TLS plaintext is wanted. */
+/*
+ * The uprobe programs load only when TLS plaintext is wanted; the
+ * library's either as one session program or as entry and return pairs
+ * (bpf/tls.bpf.c).
+ */
 static void set_tls_autoload(struct pt_loader *l)
 {
 	struct bpf_program *p;
+	const char *name;
 
-	bpf_object__for_each_program(p, l->skel->obj)
-		if (bpf_program__type(p) == BPF_PROG_TYPE_KPROBE)
+	bpf_object__for_each_program(p, l->skel->obj) {
+		if (bpf_program__type(p) != BPF_PROG_TYPE_KPROBE)
+			continue;
+		name = bpf_program__name(p);
+		if (!strcmp(name, "podtap_tls_s")) {
+			bpf_program__set_autoload(p, l->tls && l->tls_session);
+			bpf_program__set_expected_attach_type(p,
+				PT_TRACE_UPROBE_SESSION);
+		} else if (!strncmp(name, "podtap_tls_", 11)) {
+			bpf_program__set_autoload(p, l->tls && !l->tls_session);
+		} else {
 			bpf_program__set_autoload(p, l->tls);
+		}
+	}
 }
 
 static int open_and_load(struct pt_loader *l, size_t ring_bytes,
@@ -252,8 +314,17 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 	}
 	probe_task_features(l);
 	l->tls = !o->no_tls;
+	probe_tls_features(l);
 	err = open_and_load(l, o->ring_bytes, l->skb_task || l->sock_task ||
 			    l->tls);
+	if (err && err != -EPERM && l->tls_session) {
+		pt_err("note: the TLS session uprobe program did not load (%s); using entry and return uprobes",
+		       strerror(-err));
+		podtap_bpf__destroy(l->skel);
+		l->skel = NULL;
+		l->tls_session = false;
+		err = open_and_load(l, o->ring_bytes, true);
+	}
 	if (err && err != -EPERM && l->tls) {
 		/* uprobes are optional: the sockets are captured regardless */
 		pt_err("note: the TLS plaintext programs did not load (%s); recording without them: TLS stays ciphertext",
@@ -279,6 +350,12 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 	}
 	if (err)
 		goto fail;
+	if (l->tls && o->tls_per_process && !l->tls_session) {
+		pt_err("--tls-probes process needs session uprobes, which this kernel does not have (Linux 6.13 or later): use --tls-probes file");
+		err = -EOPNOTSUPP;
+		goto fail;
+	}
+	l->tls_per_process = l->tls && o->tls_per_process;
 	err = fill_filters(l);
 	if (err)
 		goto fail;
@@ -1029,6 +1106,16 @@ int pt_loader_drain_losses(struct pt_loader *l)
 struct bpf_object *pt_loader_tls_object(struct pt_loader *l)
 {
 	return l->tls ? l->skel->obj : NULL;
+}
+
+bool pt_loader_tls_session(const struct pt_loader *l)
+{
+	return l->tls && l->tls_session;
+}
+
+bool pt_loader_tls_per_process(const struct pt_loader *l)
+{
+	return l->tls_per_process;
 }
 
 int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,

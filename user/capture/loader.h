@@ -30,6 +30,10 @@ struct pt_loader_opts {
 	const struct pt_host_key *hosts;
 	size_t nhosts;
 	bool no_tls;		/* --no-tls: no TLS plaintext programs */
+	/* --tls-probes process: a library's uprobes for target processes
+	 * only (session uprobes with a pid), not for every process mapping
+	 * it; refused where the kernel has no session uprobes */
+	bool tls_per_process;
 	pt_record_fn on_record;
 	void *ctx;
 };
@@ -59,6 +63,13 @@ bool pt_loader_task_helpers(const struct pt_loader *l);
 const struct bpf_object *pt_loader_object(const struct pt_loader *l);
 /* The TLS plaintext programs, when loaded (not --no-tls, kernel able). */
 struct bpf_object *pt_loader_tls_object(struct pt_loader *l);
+/* BPF_TRACE_UPROBE_SESSION, from the kernel's UAPI (6.13), which Debian
+ * 12's headers predate. */
+#define PT_TRACE_UPROBE_SESSION	57
+/* Whether libraries are hooked with session uprobes (6.13+), one link
+ * per library, rather than an entry and a return uprobe per function. */
+bool pt_loader_tls_session(const struct pt_loader *l);
+bool pt_loader_tls_per_process(const struct pt_loader *l);
 /* The targets, i from 0 while it returns 0: kind, id, cgroup path. */
 int pt_loader_target(const struct pt_loader *l, size_t i, int *kind,
 		     uint64_t *id, const char **path);

@@ -79,6 +79,12 @@ static void write_metrics(void *ctx, FILE *f)
 			    ts.probes - ts.stepped);
 		pt_prom_u64(f, "podtap_tls_probes", "instruction=\"single_stepped\"",
 			    ts.stepped);
+		pt_prom_one(f, "podtap_tls_session_uprobes", "gauge",
+			    "1 when TLS libraries are hooked with session uprobes (Linux 6.13+): a process that is not a target traps once per call, not twice, and each library's uprobes are one link. 0: an entry and a return uprobe per function.",
+			    ts.session);
+		pt_prom_one(f, "podtap_tls_probes_per_process", "gauge",
+			    "1 with --tls-probes process: the uprobes trap in the target processes alone, each hooked when a scan finds it. 0: in every process that maps a hooked library.",
+			    ts.per_process);
 	}
 }
 

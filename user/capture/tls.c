@@ -23,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include <linux/bpf.h>
 #include "base/common.h"
 #include "capture/elfbin.h"
 #include "capture/loader.h"
@@ -39,25 +41,36 @@
 static const struct hook {
 	const char *func;
 	const char *entry, *ret;
+	uint64_t cookie;	/* for podtap_tls_s, the session program */
 } hooks[] = {
-	{ "SSL_write", "podtap_tls_w", "podtap_tls_w_r" },
-	{ "SSL_read", "podtap_tls_r", "podtap_tls_r_r" },
-	{ "SSL_write_ex", "podtap_tls_wx", "podtap_tls_wx_r" },
-	{ "SSL_read_ex", "podtap_tls_rx", "podtap_tls_rx_r" },
-	{ "SSL_do_handshake", "podtap_tls_hs", "podtap_tls_hs_r" },
-	{ "SSL_connect", "podtap_tls_hs", "podtap_tls_hs_r" },
-	{ "SSL_accept", "podtap_tls_hs", "podtap_tls_hs_r" },
+	{ "SSL_write", "podtap_tls_w", "podtap_tls_w_r", PT_TLS_WRITE },
+	{ "SSL_read", "podtap_tls_r", "podtap_tls_r_r", PT_TLS_READ },
+	{ "SSL_write_ex", "podtap_tls_wx", "podtap_tls_wx_r",
+	  PT_TLS_WRITE | PT_TLS_SESSION_EX },
+	{ "SSL_read_ex", "podtap_tls_rx", "podtap_tls_rx_r",
+	  PT_TLS_READ | PT_TLS_SESSION_EX },
+	{ "SSL_do_handshake", "podtap_tls_hs", "podtap_tls_hs_r",
+	  PT_TLS_HANDSHAKE },
+	{ "SSL_connect", "podtap_tls_hs", "podtap_tls_hs_r", PT_TLS_HANDSHAKE },
+	{ "SSL_accept", "podtap_tls_hs", "podtap_tls_hs_r", PT_TLS_HANDSHAKE },
 };
 #define NHOOKS	ARRAY_SIZE(hooks)
 
 /*
- * Uprobes after which no further file is hooked. A file takes some 10
- * (libssl) to 20 or more (a Go program) of them, and the kernel takes
- * 0.1 s to let go of each when recording stops (pt_tls_detach): a target
- * could otherwise make podtap hook any number of copies, and stopping
- * outlast a pod's grace period (30 s by default).
+ * Links after which no further file is hooked. When recording stops
+ * (pt_tls_detach) the kernel takes some 0.1 s to let go of each perf
+ * uprobe, of which a file takes about 10 (libssl) to 20 or more (a Go
+ * program), and 0.05 s of a session link, which holds all of a library's
+ * uprobes: a target could otherwise make podtap hook any number of
+ * copies, and stopping outlast a pod's grace period (30 s by default).
  */
-#define MAX_PROBES	200
+#define MAX_LINKS	200
+
+/* The session uprobes of a library's functions, pending or in a link. */
+struct points {
+	uint64_t off[NHOOKS], cookie[NHOOKS];
+	size_t n, stepped;
+};
 
 enum lib_kind {
 	LIB_SSL,	/* a libssl mapped by the process */
@@ -76,18 +89,24 @@ struct lib {
 	bool go_sockets;	/* EXE_GO: Conns over *net.TCPConn are followed */
 	struct bpf_link **links;
 	size_t nlinks;
-	size_t stepped;		/* of which on single-stepped instructions */
+	int session_fd;		/* the session uprobes' link, if > 0 */
+	size_t stepped;		/* of links[], on single-stepped instructions */
+	struct points pts;	/* the functions of its session link(s) */
 };
 
 /* A target process and a TLS library it has, as told. */
 struct proc {
 	uint64_t key;		/* pid << 32 | lib index */
 	uint64_t gen;		/* the scan that last saw it */
+	int fd;			/* per process: its session link, if > 0 */
+	uint64_t start;		/* the process's start time: a pid is reused */
 	struct pt_tls_proc_rec r;
 };
 
 struct pt_tls {
 	struct bpf_object *obj;
+	bool session_uprobes;	/* pt_loader_tls_session */
+	bool per_process;	/* pt_loader_tls_per_process */
 	struct lib *libs;
 	size_t nlibs;
 	struct proc *procs;	/* by key */
@@ -98,6 +117,7 @@ struct pt_tls {
 	/* the target being scanned */
 	uint32_t session;
 	uint64_t target;
+	uint64_t start;		/* of the process being scanned */
 	pt_tls_emit_fn emit;
 	void *emit_ctx;
 	/* the libcrypto files seen, and the version each says */
@@ -122,6 +142,8 @@ int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
 		return 0;
 	*out = pt_xcalloc(1, sizeof(**out));
 	(*out)->obj = obj;
+	(*out)->session_uprobes = pt_loader_tls_session(l);
+	(*out)->per_process = pt_loader_tls_per_process(l);
 	return 0;
 }
 
@@ -172,6 +194,59 @@ static int attach_one(struct pt_tls *t, struct lib *lib, const char *file,
 	return 0;
 }
 
+/*
+ * BPF_LINK_CREATE for uprobe_multi (6.6), as the kernel lays it out:
+ * Debian 12's headers and libbpf 1.1 predate it.
+ */
+union link_create_uprobe_multi {
+	union bpf_attr attr;
+	struct {
+		uint32_t prog_fd, target_fd, attach_type, flags;
+		uint64_t path, offsets, ref_ctr_offsets, cookies;
+		uint32_t cnt, multi_flags, pid;
+	} um;
+};
+
+/*
+ * One link for all of a file's functions, with podtap_tls_s: its
+ * uprobes are let go of together (the kernel waits once per link, where
+ * each perf uprobe waits on its own). With a pid, for that process only:
+ * the kernel puts the breakpoints in its memory and no other's. The
+ * link's fd, or -errno.
+ */
+static int session_link(struct pt_tls *t, const char *file,
+			const struct points *ps, pid_t pid)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(t->obj,
+								 "podtap_tls_s");
+	union link_create_uprobe_multi a;
+	int fd;
+
+	if (!p)
+		return -ENOENT;
+	memset(&a, 0, sizeof(a));
+	a.um.prog_fd = (uint32_t)bpf_program__fd(p);
+	a.um.attach_type = PT_TRACE_UPROBE_SESSION;
+	a.um.path = (uint64_t)(uintptr_t)file;
+	a.um.offsets = (uint64_t)(uintptr_t)ps->off;
+	a.um.cookies = (uint64_t)(uintptr_t)ps->cookie;
+	a.um.cnt = (uint32_t)ps->n;
+	a.um.pid = (uint32_t)pid;
+	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+	if (fd < 0)
+		return -errno;
+	PT_SET(t->probes, t->probes + ps->n);
+	PT_SET(t->stepped, t->stepped + ps->stepped);
+	return fd;
+}
+
+static void session_unlink(struct pt_tls *t, int fd, const struct points *ps)
+{
+	close(fd);
+	PT_SET(t->probes, t->probes - ps->n);
+	PT_SET(t->stepped, t->stepped - ps->stepped);
+}
+
 static void unhook(struct pt_tls *t, struct lib *lib)
 {
 	PT_SET(t->probes, t->probes - lib->nlinks);
@@ -179,6 +254,23 @@ static void unhook(struct pt_tls *t, struct lib *lib)
 	while (lib->nlinks)
 		bpf_link__destroy(lib->links[--lib->nlinks]);
 	lib->stepped = 0;
+	if (lib->session_fd > 0)
+		session_unlink(t, lib->session_fd, &lib->pts);
+	lib->session_fd = 0;
+}
+
+/* A function for the session link, once per offset. */
+static void add_point(struct points *ps, uint64_t off, uint64_t cookie,
+		      bool stepped)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		if (ps->off[i] == off)
+			return;	/* an alias: hooked once */
+	ps->off[ps->n] = off;
+	ps->cookie[ps->n++] = cookie;
+	ps->stepped += stepped;
 }
 
 /*
@@ -222,13 +314,15 @@ static int attach_pair(struct pt_tls *t, struct lib *lib, const char *file,
  * read pair) wrap one internal function, that function is hooked for
  * both, with the _ex form's programs: it is where the SSL BIO's writes go
  * too, and in Debian's build it begins with an instruction the kernel
- * emulates, where SSL_write begins with one it single-steps.
+ * emulates, where SSL_write begins with one it single-steps. With
+ * session uprobes the functions are gathered, then hooked in one link.
  */
 static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 {
 	char file[32];
 	bool inner[2] = { false, false }, stepped;
 	uint64_t addr, size, off, in[2];
+	struct points ps = { .n = 0 };
 	size_t i;
 	int err;
 
@@ -237,17 +331,28 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 	if (pt_elf_ssl_inner(e, hooks[2].func, hooks[0].func, &in[0]) &&
 	    pt_elf_ssl_inner(e, hooks[3].func, hooks[1].func, &in[1]) &&
 	    in[0] != in[1])
-		for (i = 0; i < 2; i++)
-			inner[i] = !where(e, in[i], 0, &off, &stepped) &&
-				   !attach_pair(t, lib, file, off, &hooks[i + 2],
-						stepped);
+		for (i = 0; i < 2; i++) {
+			if (where(e, in[i], 0, &off, &stepped))
+				continue;
+			if (t->session_uprobes)
+				add_point(&ps, off, hooks[i + 2].cookie, stepped);
+			else if (attach_pair(t, lib, file, off, &hooks[i + 2],
+					     stepped))
+				continue;
+			inner[i] = true;
+		}
 	for (i = 0; i < NHOOKS; i++) {
 		if (i < 4 && inner[i % 2])
 			continue;	/* hooked through the inner function */
 		err = -ENOENT;
 		if (pt_elf_func(e, hooks[i].func, &addr, &size) &&
-		    !(err = where(e, addr, size, &off, &stepped)))
-			err = attach_pair(t, lib, file, off, &hooks[i], stepped);
+		    !(err = where(e, addr, size, &off, &stepped))) {
+			if (t->session_uprobes)
+				add_point(&ps, off, hooks[i].cookie, stepped);
+			else
+				err = attach_pair(t, lib, file, off, &hooks[i],
+						  stepped);
+		}
 		if (err && i < 2) {
 			snprintf(lib->why, sizeof(lib->why), "%s: %s",
 				 hooks[i].func, err == -ENOENT ?
@@ -256,6 +361,18 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 			return;
 		}
 	}
+	lib->pts = ps;
+	if (t->session_uprobes && !t->per_process) {
+		/* per process, each target's link is made when it is seen */
+		err = session_link(t, file, &ps, 0);
+		if (err < 0) {
+			snprintf(lib->why, sizeof(lib->why),
+				 "attaching session uprobes: %s",
+				 strerror(-err));
+			return;
+		}
+		lib->session_fd = err;
+	}
 	lib->ok = true;
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
@@ -263,11 +380,17 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 /* Room for one more hooked file? Else lib says why not. */
 static bool room(const struct pt_tls *t, struct lib *lib)
 {
-	if (t->probes < MAX_PROBES)
+	size_t i, links = 0;
+
+	for (i = 0; i < t->nlibs; i++)
+		links += t->libs[i].nlinks + (t->libs[i].session_fd > 0);
+	for (i = 0; i < t->nprocs; i++)
+		links += t->procs[i].fd > 0;
+	if (links < MAX_LINKS)
 		return true;
 	snprintf(lib->why, sizeof(lib->why),
-		 "podtap has %d uprobes on TLS files, its most: removing each takes 0.1 s when recording stops",
-		 MAX_PROBES);
+		 "podtap has %d uprobe links on TLS files, its most: letting go of each takes up to 0.1 s when recording stops",
+		 MAX_LINKS);
 	return false;
 }
 
@@ -394,6 +517,10 @@ static void proc_prune(struct pt_tls *t)
 
 	for (i = 0; i < t->nprocs; i++) {
 		if (t->procs[i].gen != t->gen) {
+			if (t->procs[i].fd > 0)
+				session_unlink(t, t->procs[i].fd,
+					       &t->libs[t->procs[i].key &
+							0xffffffff].pts);
 			t->changed = true;
 			continue;
 		}
@@ -438,28 +565,57 @@ static void put_path(char *dst, size_t n, const char *path)
 
 /*
  * Say once per process what it has of lib (mapped as path), hooked or
- * why not: a line (unless quiet), a record, an entry of the table.
+ * why not: a line (unless quiet), a record, an entry of the table. With
+ * --tls-probes process, the process's own link is made here, through
+ * file (its mapping of lib).
  */
 static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
-		 const char *path, const char *version, bool quiet)
+		 const char *path, const char *file, const char *version,
+		 bool quiet)
 {
 	char comm[32], what[PATH_MAX + 96], ver[48] = "", pc[64], pp[PATH_MAX];
+	char why[sizeof(lib->why)];
 	struct pt_tls_proc_rec *r;
 	struct proc *p;
+	bool ok = lib->ok;
 	size_t slot;
+	int fd = 0;
 
-	if (lib->kind == EXE_NONE ||
-	    proc_find(t, pid, (size_t)(lib - t->libs), &slot))
+	if (lib->kind == EXE_NONE)
 		return;
+	p = proc_find(t, pid, (size_t)(lib - t->libs), &slot);
+	if (p && p->start == t->start)
+		return;
+	if (p) {
+		/* the pid is another process's now: told as new */
+		if (p->fd > 0)
+			session_unlink(t, p->fd, &lib->pts);
+		t->nprocs--;
+		memmove(p, p + 1, (t->nprocs - slot) * sizeof(*p));
+	}
 	t->procs = pt_xrealloc(t->procs, t->nprocs + 1, sizeof(*t->procs));
 	memmove(&t->procs[slot + 1], &t->procs[slot],
 		(t->nprocs - slot) * sizeof(*t->procs));
 	t->nprocs++;
 	t->changed = true;
+	snprintf(why, sizeof(why), "%s", lib->why);
+	if (ok && t->per_process && lib->kind != EXE_GO) {
+		if (!room(t, lib)) {
+			ok = false;
+			snprintf(why, sizeof(why), "%s", lib->why);
+		} else if ((fd = session_link(t, file, &lib->pts, pid)) < 0) {
+			ok = false;
+			snprintf(why, sizeof(why), "attaching session uprobes: %s",
+				 strerror(-fd));
+			fd = 0;
+		}
+	}
 	p = &t->procs[slot];
 	memset(p, 0, sizeof(*p));
 	p->key = (uint64_t)pid << 32 | (size_t)(lib - t->libs);
 	p->gen = t->gen;
+	p->fd = fd;
+	p->start = t->start;
 	comm_of(pid, comm, sizeof(comm));
 	r = &p->r;
 	r->h.type = PT_REC_TLS_PROC;
@@ -470,14 +626,14 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	r->tgid = (uint32_t)pid;
 	r->lib = lib->kind == LIB_SSL ? PT_TLS_LIB_SHARED :
 		 lib->kind == EXE_SSL ? PT_TLS_LIB_STATIC : PT_TLS_LIB_GO;
-	r->hook = !lib->ok ? PT_TLS_NOT_HOOKED :
+	r->hook = !ok ? PT_TLS_NOT_HOOKED :
 		  lib->kind == EXE_GO && !lib->go_sockets ?
 		  PT_TLS_HOOKED_PSEUDO : PT_TLS_HOOKED;
 	snprintf(r->comm, sizeof(r->comm), "%s", comm);
 	snprintf(r->version, sizeof(r->version), "%s", version);
 	put_path(r->path, sizeof(r->path), path);
-	if (!lib->ok)
-		snprintf(r->why, sizeof(r->why), "%s", lib->why);
+	if (!ok)
+		snprintf(r->why, sizeof(r->why), "%s", why);
 	if (t->emit)
 		t->emit(t->emit_ctx, &r->h, sizeof(*r));
 	if (quiet)
@@ -496,7 +652,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	else
 		snprintf(what, sizeof(what), "runs %s, built with %s",
 			 pp, version);
-	if (lib->ok)
+	if (ok)
 		pt_info("TLS: pid %d (%s) %s: %s are hooked%s", (int)pid, pc,
 			what, lib->kind == EXE_GO ?
 			"its crypto/tls Read and Write calls" :
@@ -505,7 +661,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 			" (no *net.TCPConn in it: plaintext on pseudo-connections)" : "");
 	else
 		pt_info("TLS: pid %d (%s) %s: not hooked (%s): its TLS stays ciphertext",
-			(int)pid, pc, what, lib->why);
+			(int)pid, pc, what, why);
 }
 
 /* Where a process's executable is mapped, from its maps. */
@@ -538,17 +694,17 @@ static void scan_exe(struct pt_tls *t, pid_t pid, const struct exe_map *x,
 
 	if (!x->found)
 		return;		/* a kernel thread, or gone */
+	snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx", (int)pid,
+		 x->start, x->end);
 	lib = find_lib(t, x->dev, x->ino);
 	if (!lib) {
 		nl.dev = x->dev;
 		nl.ino = x->ino;
-		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
-			 (int)pid, x->start, x->end);
 		if (inspect_exe(t, &nl, file))
 			return;
 		lib = add_lib(t, &nl);
 	}
-	tell(t, pid, lib, x->path, lib->version, quiet);
+	tell(t, pid, lib, x->path, file, lib->version, quiet);
 }
 
 /*
@@ -601,6 +757,29 @@ static void maps_form(char *dst, size_t n, const char *path)
 	dst[i] = 0;
 }
 
+/* When process pid started (clock ticks since boot), or 0. */
+static uint64_t start_time(pid_t pid)
+{
+	char p[64], buf[1024], *c;
+	unsigned long long st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	/* after the comm, which may hold anything: field 22 is the 20th */
+	c = strrchr(buf, ')');
+	if (!c || sscanf(c + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			  &st) != 1)
+		return 0;
+	return st;
+}
+
 /*
  * The TLS libraries process pid maps now (a process may load one late:
  * Python imports ssl when first asked) and its executable: hooked if
@@ -615,12 +794,14 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 	struct {
 		size_t lib;
 		char path[PATH_MAX];
+		char file[96];	/* its mapping */
 	} *found = NULL;
 	size_t nfound = 0, i;
 	struct exe_map x = {};
 	ssize_t n;
 	FILE *f;
 
+	t->start = start_time(pid);
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	n = readlink(p, x.path, sizeof(x.path) - 1);
 	x.path[n > 0 ? n : 0] = 0;
@@ -659,17 +840,16 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		}
 		if (!ino || !tls_lib_name(path))
 			continue;
+		/*
+		 * The mapping itself: right in another mount namespace or
+		 * chroot, and for a file replaced since (" (deleted)").
+		 */
+		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
+			 (int)pid, start, end);
 		lib = find_lib(t, makedev(maj, min), ino);
 		if (!lib) {
 			struct lib nl = { .dev = makedev(maj, min), .ino = ino };
 
-			/*
-			 * The mapping itself: right in another mount
-			 * namespace or chroot, and for a file replaced
-			 * since (" (deleted)").
-			 */
-			snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx",
-				 (int)pid, start, end);
 			r = pt_elf_open(&e, file, nl.why, sizeof(nl.why));
 			if (r && r != -EINVAL)
 				continue;	/* gone: try again next time */
@@ -684,6 +864,8 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		found[nfound].lib = (size_t)(lib - t->libs);
 		snprintf(found[nfound].path, sizeof(found[nfound].path), "%s",
 			 path);
+		snprintf(found[nfound].file, sizeof(found[nfound].file),
+			 "/proc/%d/map_files/%lx-%lx", (int)pid, start, end);
 		nfound++;
 	}
 	fclose(f);
@@ -691,7 +873,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		struct lib *lib = &t->libs[found[i].lib];
 
 		/* a file of OpenSSL's API: else its libcrypto says nothing of it */
-		tell(t, pid, lib, found[i].path, lib->ok ?
+		tell(t, pid, lib, found[i].path, found[i].file, lib->ok ?
 		     crypto_version(t, crypto_dev, crypto_ino, crypto) : "",
 		     quiet);
 	}
@@ -802,13 +984,16 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
 	s->libs_hooked = PT_READ(t->libs_hooked);
 	s->probes = PT_READ(t->probes);
 	s->stepped = PT_READ(t->stepped);
+	s->session = t->session_uprobes;
+	s->per_process = t->per_process;
 }
 
 /*
- * Removing a uprobe waits for an RCU tasks-trace grace period, about
- * 100 ms on this project's machines, one removal at a time (removals from
- * several threads measured no faster): a Go program's 17 or so hooks take
- * it 2 s to let go.
+ * Removing a perf uprobe waits for an RCU tasks-trace grace period,
+ * about 100 ms on this project's machines, one removal at a time
+ * (removals from several threads measured no faster): a Go program's 17
+ * or so hooks take it 2 s to let go. A session link waits once for all
+ * of its uprobes, some 50 ms.
  */
 void pt_tls_detach(struct pt_tls *t)
 {
@@ -818,6 +1003,12 @@ void pt_tls_detach(struct pt_tls *t)
 		return;
 	for (i = 0; i < t->nlibs; i++)
 		unhook(t, &t->libs[i]);
+	for (i = 0; i < t->nprocs; i++)
+		if (t->procs[i].fd > 0) {
+			session_unlink(t, t->procs[i].fd,
+				       &t->libs[t->procs[i].key & 0xffffffff].pts);
+			t->procs[i].fd = 0;
+		}
 }
 
 void pt_tls_close(struct pt_tls *t)

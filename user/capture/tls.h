@@ -21,6 +21,8 @@ struct pt_tls_stats {
 	uint64_t probes;	/* uprobes attached */
 	uint64_t stepped;	/* of which on instructions the kernel
 				 * single-steps rather than emulates */
+	bool session;		/* libraries hooked with session uprobes */
+	bool per_process;	/* --tls-probes process */
 };
 
 /* Nothing (*out NULL) when the loader has no TLS programs. */
