@@ -148,6 +148,8 @@ check "--collector that is not http(s): one line" \
 	one_line_error "--collector ftp://x" "$PODTAP" agent --collector ftp://x
 check "--segment-size too small: one line" \
 	one_line_error "--segment-size 1" "$PODTAP" agent --segment-size 1
+check "--tls-probes that is neither file nor process: one line" \
+	one_line_error "--tls-probes all: want file or process" "$PODTAP" agent --tls-probes all
 
 # --- the cluster: pods on two nodes -----------------------------------------
 mkdir -p "$TMP/www"

@@ -492,6 +492,16 @@ int pt_opt_poll(const char *arg, uint64_t *ns)
 	return pt_opt_duration("--poll", arg, 1000000, 1000000000ull, ns);
 }
 
+int pt_opt_tls_probes(const char *arg, bool *per_process)
+{
+	if (!strcmp(arg, "file") || !strcmp(arg, "process")) {
+		*per_process = arg[0] == 'p';
+		return 0;
+	}
+	pt_err("--tls-probes %s: want file or process", arg);
+	return -EINVAL;
+}
+
 /* "HOST:PORT", "[V6]:PORT", ":PORT" into a socket address. */
 int pt_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 			 bool *v6)

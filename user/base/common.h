@@ -57,6 +57,8 @@ int pt_opt_duration(const char *opt, const char *arg, uint64_t min,
 /* --ring-size (4Ki to 1Gi) and --poll (1ms to 1s) of the recorders. */
 int pt_opt_ring_size(const char *arg, uint64_t *bytes);
 int pt_opt_poll(const char *arg, uint64_t *ns);
+/* --tls-probes: "file" (false) or "process" (true). */
+int pt_opt_tls_probes(const char *arg, bool *per_process);
 /* "HOST:PORT", "[V6]:PORT" or ":PORT" (every address, v4 and v6) to
  * listen on; -EINVAL (not one) or -EADDRNOTAVAIL (no such host). */
 #include <sys/socket.h>

@@ -45,6 +45,10 @@ static void usage(FILE *f)
 "                           cgroup v2 mount)\n"
 "      --ring-size SIZE     kernel ring buffer size (default: 32Mi)\n"
 "      --poll TIME          how often the ring is drained (default: 10ms)\n"
+"      --tls-probes MODE    file (default) or process: whether TLS library\n"
+"                           uprobes trap in every process mapping a hooked\n"
+"                           library or in the targets alone (6.13+), as\n"
+"                           `podtap record --help` says\n"
 "  -m, --metrics ADDR       serve /metrics, /healthz and /readyz on ADDR\n"
 "      --pin                pin maps and programs under /sys/fs/bpf/podtap\n"
 "      --log-format FMT     text (default) or json\n"
@@ -78,6 +82,7 @@ int cmd_agent(int argc, char **argv)
 		{ "poll", required_argument, NULL, 'P' },
 		{ "metrics", required_argument, NULL, 'm' },
 		{ "pin", no_argument, NULL, 'I' },
+		{ "tls-probes", required_argument, NULL, 'E' },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -147,6 +152,10 @@ int cmd_agent(int argc, char **argv)
 			break;
 		case 'm': a.rt.metrics_addr = optarg; break;
 		case 'I': a.rt.pin = true; break;
+		case 'E':
+			if (pt_opt_tls_probes(optarg, &a.rt.lo.tls_per_process))
+				return 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;

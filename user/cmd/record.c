@@ -100,6 +100,14 @@ static void usage(FILE *f)
 "                         library calls of the targets (OpenSSL, BoringSSL)\n"
 "                         are hooked, so that what a TLS connection carried\n"
 "                         is recorded in clear beside its ciphertext\n"
+"      --tls-probes MODE  where the TLS library's uprobes trap: file (the\n"
+"                         default) for every process that maps a hooked\n"
+"                         library, targets or not, so that a process started\n"
+"                         later is in clear from its first call; process for\n"
+"                         the target processes alone, so that others pay\n"
+"                         nothing, and a new one is hooked when the next scan\n"
+"                         (every 2 s) finds it: its calls before that stay\n"
+"                         ciphertext. process needs Linux 6.13 or later\n"
 "      --all-host         allow a target that is the whole host: the root\n"
 "                         cgroup, or the host's own pid namespace (refused\n"
 "                         without it, so that an empty variable cannot turn\n"
@@ -513,6 +521,7 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 		{ "pidns", required_argument, NULL, 'n' },
 		{ "all-host", no_argument, NULL, 'A' },
 		{ "no-tls", no_argument, NULL, 'T' },
+		{ "tls-probes", required_argument, NULL, 'E' },
 		{ "port", required_argument, NULL, 'O' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "write", required_argument, NULL, 'w' },
@@ -563,6 +572,10 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 			break;
 		case 'T':
 			a->rc.lo.no_tls = true;
+			break;
+		case 'E':
+			if (pt_opt_tls_probes(optarg, &a->rc.lo.tls_per_process))
+				return -1;
 			break;
 		case 'O':
 			if (a->rc.lo.nports >= PT_MAX_FILTERS) {
