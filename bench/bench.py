@@ -208,11 +208,12 @@ http {
             die("wrk printed no Requests/sec:\n" + out)
         return float(m.group(1))
 
-    def record(self, targets, out, metrics=False, binary=PODTAP):
+    def record(self, targets, out, metrics=False, binary=PODTAP, extra=()):
         """podtap record, returned once it says it is recording."""
         argv = [binary, "record", "-w", out]
         for kind, t in targets:
             argv += [kind, t]
+        argv += list(extra)
         if metrics:
             argv += ["--metrics", "127.0.0.1:%d" % PORT_M]
         p = self.spawn(argv, stderr=subprocess.PIPE, text=True)
@@ -437,6 +438,14 @@ http {
             for cfg in cfgs:
                 lines.append("| %s | %s | %.0f | %.3f |" % (
                     name, cfg, r[cfg]["median_rps"], r[cfg]["ratio"]))
+        calls = self.tls_call({"this build, ": PODTAP,
+                               "other build, ": other})
+        lines += ["", "| one SSL_read_ex (bench/tlscall.c) | ns per call "
+                  "| added ns |", "|---|---:|---:|"]
+        base = calls["untraced"]["median_ns"]
+        for cfg, v in calls.items():
+            lines.append("| %s | %.0f | %+.0f |" % (
+                cfg, v["median_ns"], v["median_ns"] - base))
         return "\n".join(lines) + "\n"
 
     def pidns_holder(self):
@@ -478,24 +487,38 @@ http {
 
     # ---- 6. TLS ----
 
+    def per_process_ok(self):
+        """Whether this kernel takes --tls-probes process (6.13+)."""
+        if not hasattr(self, "_per_process"):
+            r = subprocess.run([PODTAP, "record", "-q", "--tls-probes",
+                                "process", "-c", self.cg_t, "--duration", "1",
+                                "-w", os.path.join(self.tmp, "pp.ptcap")],
+                               capture_output=True, text=True)
+            self._per_process = r.returncode == 0
+        return self._per_process
+
     def tls(self):
         """wrk over HTTPS, 1 KiB responses: the traced nginx, and the
         other one while podtap records the traced one (whose libssl is
-        the same file, so its uprobes trap in both), each against its own
-        untraced runs."""
-        cfgs = (("untraced", PORT_T_TLS, False), ("traced", PORT_T_TLS, True),
-                ("untraced, not a target", PORT_U_TLS, False),
-                ("not a target, same libssl", PORT_U_TLS, True))
+        the same file, so its uprobes trap in both, unless the probes are
+        per process), each against its own untraced runs."""
+        pp = ["--tls-probes", "process"]
+        cfgs = [("untraced", PORT_T_TLS, None), ("traced", PORT_T_TLS, []),
+                ("untraced, not a target", PORT_U_TLS, None),
+                ("not a target, same libssl", PORT_U_TLS, [])]
+        if self.per_process_ok():
+            cfgs += [("traced, --tls-probes process", PORT_T_TLS, pp),
+                     ("not a target, --tls-probes process", PORT_U_TLS, pp)]
         res = {c[0]: [] for c in cfgs}
         captured = []
         for run in range(self.args.runs):
             for name, port, rec in cfgs:
                 out = os.path.join(self.tmp, "cap")
-                if rec:
-                    p = self.record([("-c", self.cg_t)], out)
+                if rec is not None:
+                    p = self.record([("-c", self.cg_t)], out, extra=rec)
                     rps = self.wrk(port, SIZES[0], "https")
                     _, _, payload, _ = self.record_stop(p)
-                    if port == PORT_T_TLS:
+                    if port == PORT_T_TLS and not rec:
                         captured.append(payload)
                     os.unlink(out)
                 else:
@@ -505,38 +528,60 @@ http {
                     (run + 1, SIZES[0], name, rps))
         return res, captured
 
-    def tls_call(self):
-        """ns per SSL_read_ex (bench/tlscall.c, calls that fail at once in
-        OpenSSL's inner read function) of a process that is not a target
-        and of one that is, while podtap records the traced nginx (which
-        maps the same libssl file), against the same calls untraced."""
+    def tlscall_exe(self):
+        """bench/tlscall.c, built once."""
         exe = os.path.join(self.tmp, "tlscall")
+        if os.path.exists(exe):
+            return exe
         r = subprocess.run(["gcc", "-O2", "-o", exe,
                             os.path.join(ROOT, "bench/tlscall.c"),
                             "-lssl", "-lcrypto"], capture_output=True, text=True)
         if r.returncode:
             die("cannot build bench/tlscall.c (make deps installs "
                 "libssl-dev): " + r.stderr.strip())
-        calls = 20000 if self.args.tiny else 200000
-        cfgs = ("untraced", "not a target", "a target")
-        res = {c: [] for c in cfgs}
+        return exe
 
-        def ns(cgroup):
-            p = self.spawn([exe, str(calls), "3"], cgroup,
-                           stdout=subprocess.PIPE, text=True)
-            out = p.communicate()[0].split()
-            self.procs.remove(p)
-            if p.returncode or len(out) != 3:
-                die("tlscall failed")
-            return statistics.median(float(x) for x in out)
+    def tlscall_ns(self, cgroup):
+        """Median ns per call of tlscall's rounds, run in cgroup."""
+        calls = 20000 if self.args.tiny else 200000
+        p = self.spawn([self.tlscall_exe(), str(calls), "3"], cgroup,
+                       stdout=subprocess.PIPE, text=True)
+        out = p.communicate()[0].split()
+        self.procs.remove(p)
+        if p.returncode or len(out) != 3:
+            die("tlscall failed")
+        return statistics.median(float(x) for x in out)
+
+    def tls_call(self, binaries=None):
+        """ns per SSL_read_ex (bench/tlscall.c, calls that fail at once in
+        OpenSSL's inner read function) of a process that is not a target
+        and of one that is, while podtap records the traced nginx (which
+        maps the same libssl file), against the same calls untraced.
+        binaries: {name: podtap binary}, for --compare (default: this
+        build, as "not a target" and "a target")."""
+        pp = None
+        if not binaries and self.per_process_ok():
+            pp = "not a target, --tls-probes process"
+        binaries = binaries or {"": PODTAP}
+        cfgs = ["untraced"] + ["%s%s" % (n, c) for n in binaries
+                               for c in ("not a target", "a target")]
+        cfgs += [pp] if pp else []
+        res = {c: [] for c in cfgs}
         for run in range(self.args.runs):
-            res["untraced"].append(ns(self.cg_u))
-            out = os.path.join(self.tmp, "cap")
-            p = self.record([("-c", self.cg_t)], out)
-            res["not a target"].append(ns(self.cg_u))
-            res["a target"].append(ns(self.cg_t))
-            self.record_stop(p)
-            os.unlink(out)
+            res["untraced"].append(self.tlscall_ns(self.cg_u))
+            for name, binary in binaries.items():
+                out = os.path.join(self.tmp, "cap")
+                p = self.record([("-c", self.cg_t)], out, binary=binary)
+                res[name + "not a target"].append(self.tlscall_ns(self.cg_u))
+                res[name + "a target"].append(self.tlscall_ns(self.cg_t))
+                self.record_stop(p)
+                os.unlink(out)
+            if pp:
+                p = self.record([("-c", self.cg_t)], out,
+                                extra=["--tls-probes", "process"])
+                res[pp].append(self.tlscall_ns(self.cg_u))
+                self.record_stop(p)
+                os.unlink(out)
             log("tlscall  run %d  %s" % (run + 1, "  ".join(
                 "%s %.0f ns" % (c, res[c][-1]) for c in cfgs)))
         return {c: {"median_ns": median(v), "runs": v} for c, v in res.items()}
@@ -828,10 +873,14 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
            "throughput": {"steps": bulk, "zero_loss_MBps": best},
            "kernel": kern, "userspace": users,
            "tls": {"traced": ratios({k: tls[0][k] for k in
-                                      ("untraced", "traced")}),
+                                      ("untraced", "traced",
+                                       "traced, --tls-probes process")
+                                      if k in tls[0]}),
                    "untargeted": ratios({k: tls[0][k] for k in
                                           ("untraced, not a target",
-                                           "not a target, same libssl")},
+                                           "not a target, same libssl",
+                                           "not a target, --tls-probes process")
+                                          if k in tls[0]},
                                          "untraced, not a target"),
                    "captured_bytes": tls[1], "call_ns": tls[2]},
            "profile": prof}
