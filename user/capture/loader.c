@@ -216,7 +216,11 @@ static void set_tls_autoload(struct pt_loader *l)
 		} else if (!strncmp(name, "podtap_tls_", 11)) {
 			bpf_program__set_autoload(p, l->tls && !l->tls_session);
 		} else {
+			/* Go's: uprobe_multi links alongside the sessions */
 			bpf_program__set_autoload(p, l->tls);
+			if (l->tls_session)
+				bpf_program__set_expected_attach_type(p,
+					PT_TRACE_UPROBE_MULTI);
 		}
 	}
 }

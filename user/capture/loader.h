@@ -63,8 +63,9 @@ bool pt_loader_task_helpers(const struct pt_loader *l);
 const struct bpf_object *pt_loader_object(const struct pt_loader *l);
 /* The TLS plaintext programs, when loaded (not --no-tls, kernel able). */
 struct bpf_object *pt_loader_tls_object(struct pt_loader *l);
-/* BPF_TRACE_UPROBE_SESSION, from the kernel's UAPI (6.13), which Debian
- * 12's headers predate. */
+/* BPF_TRACE_UPROBE_MULTI (6.6) and _SESSION (6.13), from the kernel's
+ * UAPI, which Debian 12's headers predate. */
+#define PT_TRACE_UPROBE_MULTI	48
 #define PT_TRACE_UPROBE_SESSION	57
 /* Whether libraries are hooked with session uprobes (6.13+), one link
  * per library, rather than an entry and a return uprobe per function. */

@@ -7,7 +7,10 @@
  * namespace. A uprobe is per file, not per process: a process that starts
  * later, or forks, and maps a file already hooked is covered from its
  * first call; only a file not seen before needs a scan, which the runtime
- * repeats.
+ * repeats. On 6.13 and later a library's functions are one uprobe_multi
+ * link of session uprobes; with --tls-probes process, one such link per
+ * target process instead, made when the scan first sees it, so that no
+ * other process traps.
  *
  * A process's executable is looked at too: OpenSSL or BoringSSL linked in
  * statically is found by its symbols, Go's crypto/tls by symbol or, in a
@@ -60,9 +63,10 @@ static const struct hook {
  * Links after which no further file is hooked. When recording stops
  * (pt_tls_detach) the kernel takes some 0.1 s to let go of each perf
  * uprobe, of which a file takes about 10 (libssl) to 20 or more (a Go
- * program), and 0.05 s of a session link, which holds all of a library's
- * uprobes: a target could otherwise make podtap hook any number of
- * copies, and stopping outlast a pod's grace period (30 s by default).
+ * program) on kernels before 6.13, and 0.05 s of a uprobe_multi link,
+ * of which a file takes one (libssl) or four (Go) on 6.13 and later: a
+ * target could otherwise make podtap hook any number of copies, and
+ * stopping outlast a pod's grace period (30 s by default).
  */
 #define MAX_LINKS	200
 
@@ -90,7 +94,9 @@ struct lib {
 	struct bpf_link **links;
 	size_t nlinks;
 	int session_fd;		/* the session uprobes' link, if > 0 */
-	size_t stepped;		/* of links[], on single-stepped instructions */
+	int go_fds[4];		/* EXE_GO with uprobe_multi: its links */
+	size_t ngo_fds, go_probes;
+	size_t stepped;		/* of links[] and go_fds[], single-stepped */
 	struct points pts;	/* the functions of its session link(s) */
 };
 
@@ -214,11 +220,11 @@ union link_create_uprobe_multi {
  * the kernel puts the breakpoints in its memory and no other's. The
  * link's fd, or -errno.
  */
-static int session_link(struct pt_tls *t, const char *file,
-			const struct points *ps, pid_t pid)
+static int multi_link(struct pt_tls *t, const char *prog, uint32_t type,
+		      const char *file, const uint64_t *off,
+		      const uint64_t *cookie, size_t n, pid_t pid)
 {
-	struct bpf_program *p = bpf_object__find_program_by_name(t->obj,
-								 "podtap_tls_s");
+	struct bpf_program *p = bpf_object__find_program_by_name(t->obj, prog);
 	union link_create_uprobe_multi a;
 	int fd;
 
@@ -226,15 +232,24 @@ static int session_link(struct pt_tls *t, const char *file,
 		return -ENOENT;
 	memset(&a, 0, sizeof(a));
 	a.um.prog_fd = (uint32_t)bpf_program__fd(p);
-	a.um.attach_type = PT_TRACE_UPROBE_SESSION;
+	a.um.attach_type = type;
 	a.um.path = (uint64_t)(uintptr_t)file;
-	a.um.offsets = (uint64_t)(uintptr_t)ps->off;
-	a.um.cookies = (uint64_t)(uintptr_t)ps->cookie;
-	a.um.cnt = (uint32_t)ps->n;
+	a.um.offsets = (uint64_t)(uintptr_t)off;
+	a.um.cookies = (uint64_t)(uintptr_t)cookie;
+	a.um.cnt = (uint32_t)n;
 	a.um.pid = (uint32_t)pid;
 	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+	return fd < 0 ? -errno : fd;
+}
+
+static int session_link(struct pt_tls *t, const char *file,
+			const struct points *ps, pid_t pid)
+{
+	int fd = multi_link(t, "podtap_tls_s", PT_TRACE_UPROBE_SESSION, file,
+			    ps->off, ps->cookie, ps->n, pid);
+
 	if (fd < 0)
-		return -errno;
+		return fd;
 	PT_SET(t->probes, t->probes + ps->n);
 	PT_SET(t->stepped, t->stepped + ps->stepped);
 	return fd;
@@ -249,10 +264,13 @@ static void session_unlink(struct pt_tls *t, int fd, const struct points *ps)
 
 static void unhook(struct pt_tls *t, struct lib *lib)
 {
-	PT_SET(t->probes, t->probes - lib->nlinks);
+	PT_SET(t->probes, t->probes - lib->nlinks - lib->go_probes);
 	PT_SET(t->stepped, t->stepped - lib->stepped);
 	while (lib->nlinks)
 		bpf_link__destroy(lib->links[--lib->nlinks]);
+	while (lib->ngo_fds)
+		close(lib->go_fds[--lib->ngo_fds]);
+	lib->go_probes = 0;
 	lib->stepped = 0;
 	if (lib->session_fd > 0)
 		session_unlink(t, lib->session_fd, &lib->pts);
@@ -383,7 +401,8 @@ static bool room(const struct pt_tls *t, struct lib *lib)
 	size_t i, links = 0;
 
 	for (i = 0; i < t->nlibs; i++)
-		links += t->libs[i].nlinks + (t->libs[i].session_fd > 0);
+		links += t->libs[i].nlinks + t->libs[i].ngo_fds +
+			 (t->libs[i].session_fd > 0);
 	for (i = 0; i < t->nprocs; i++)
 		links += t->procs[i].fd > 0;
 	if (links < MAX_LINKS)
@@ -392,6 +411,38 @@ static bool room(const struct pt_tls *t, struct lib *lib)
 		 "podtap has %d uprobe links on TLS files, its most: letting go of each takes up to 0.1 s when recording stops",
 		 MAX_LINKS);
 	return false;
+}
+
+/*
+ * A Go function's RETs (ret) or its entry as one uprobe_multi link of
+ * prog, where the kernel has them (the session uprobes' 6.13 is taken as
+ * the sign): waited for once when recording stops, not once a probe.
+ */
+static int go_multi(struct pt_tls *t, struct lib *lib, const char *file,
+		    const struct pt_go_tls *g, const struct pt_go_func *f,
+		    const char *prog, bool ret)
+{
+	size_t n = ret ? f->nrets : 1, r;
+	uint64_t *off = pt_xcalloc(n, sizeof(*off));
+	uint64_t *cookie = pt_xcalloc(n, sizeof(*cookie));
+	int fd;
+
+	for (r = 0; r < n; r++) {
+		off[r] = ret ? f->rets[r] : f->entry;
+		cookie[r] = pt_go_cookie(g, ret ? f->ret_addrs[r] : f->entry_addr);
+	}
+	fd = multi_link(t, prog, PT_TRACE_UPROBE_MULTI, file, off, cookie, n, 0);
+	free(off);
+	free(cookie);
+	if (fd < 0)
+		return fd;
+	lib->go_fds[lib->ngo_fds++] = fd;
+	lib->go_probes += n;
+	r = ret ? n : !f->entry_emulated;
+	lib->stepped += r;
+	PT_SET(t->probes, t->probes + n);
+	PT_SET(t->stepped, t->stepped + r);
+	return 0;
 }
 
 /* A Go program's (*Conn).Write and Read: every RET, then the entry. */
@@ -407,6 +458,13 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
 	int err = 0;
 
 	for (i = 0; i < 2 && !err; i++) {
+		if (t->session_uprobes) {
+			err = go_multi(t, lib, file, g, fs[i], progs[i][1], true);
+			if (!err)
+				err = go_multi(t, lib, file, g, fs[i],
+					       progs[i][0], false);
+			continue;
+		}
 		for (r = 0; r < fs[i]->nrets && !err; r++)
 			err = attach_one(t, lib, file, fs[i]->rets[r],
 					 progs[i][1], false,
@@ -992,8 +1050,8 @@ void pt_tls_stats(const struct pt_tls *t, struct pt_tls_stats *s)
  * Removing a perf uprobe waits for an RCU tasks-trace grace period,
  * about 100 ms on this project's machines, one removal at a time
  * (removals from several threads measured no faster): a Go program's 17
- * or so hooks take it 2 s to let go. A session link waits once for all
- * of its uprobes, some 50 ms.
+ * or so hooks take it 2 s to let go. A uprobe_multi link waits once for
+ * all of its uprobes, some 50 ms: 0.2 s for a Go program's four.
  */
 void pt_tls_detach(struct pt_tls *t)
 {
