@@ -334,6 +334,14 @@ enum pt_tls_hook {
 };
 
 /* Once per target process and TLS library, when first seen. */
+/*
+ * The process's calls are hooked from this record's time on, not before:
+ * its library was hooked, or (--tls-probes process) the process itself,
+ * when the scan found it. Without it, the library may have been hooked
+ * earlier, for another process, and covered this one from its start.
+ */
+#define PT_TLS_PROC_HOOKED_NOW	1
+
 struct pt_tls_proc_rec {
 	struct pt_rec_hdr h;	/* conn_id is 0 */
 	__u64 target_id;	/* the target it was found in */
@@ -341,7 +349,7 @@ struct pt_tls_proc_rec {
 	__u32 tgid;		/* as the host sees it */
 	__u16 lib;		/* enum pt_tls_lib */
 	__u16 hook;		/* enum pt_tls_hook */
-	__u32 pad;
+	__u32 flags;		/* PT_TLS_PROC_* */
 	char  comm[16];
 	char  version[40];	/* "OpenSSL 3.0.15 3 Sep 2024", "go1.19.8" */
 	char  path[256];	/* as the process maps it */

@@ -544,6 +544,23 @@ probes_mode() {	# MODE: record, the untargeted calls, a curl to the target
 	curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$PORT/n/10"
 	sleep 0.3
 	r2=$(tls_runs)
+	# a target client started now: its request goes before any scan can
+	# have hooked it, its answer is read after (process: hooked late)
+	(echo $BASHPID > "$CG/cgroup.procs" && exec $PY - $PORT "$TMP/late-$1.port" <<'PY'
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+open(sys.argv[2], "w").write(str(s.getsockname()[1]))
+s.sendall(b"GET /n/300 HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(3.5)
+s.recv(65536)
+s.sendall(b"GET /n/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+while s.recv(65536):
+    pass
+PY
+	)
 	kill -INT $REC_PID
 	wait $REC_PID
 	REC_PID=
@@ -557,10 +574,27 @@ if "$PODTAP" record --tls-probes process --cgroup "$CG" --duration 1 -w "$TMP/pp
 	check "--tls-probes process: they do not" sh -c "[ -n '$r0' ] && [ $((r1 - r0)) -lt 100 ]"
 	check "--tls-probes process: the target's calls do, and are in clear" \
 		sh -c "[ $((r2 - r1)) -ge 2 ] && grep -q 'tls:http1' '$TMP/probes-process.txt'"
+	"$PODTAP" read --json "$TMP/probes-process.ptcap" > "$TMP/probes-process.json"
+	check "--tls-probes process: a client hooked after its request is not presented as whole" \
+		$PY - "$TMP/probes-process.json" "$(cat "$TMP/late-process.port")" <<'PY'
+import json, sys
+port = ":" + sys.argv[2]
+cs = [c for c in map(json.loads, open(sys.argv[1]))
+      if c.get("local", "").endswith(port) and c.get("role") == "client"]
+xs = cs[0].get("exchanges", []) if len(cs) == 1 else []
+ok = xs and not xs[0].get("complete", True) and \
+    "hooked after the session began" in xs[0].get("note", "")
+if not ok:
+    print("  the late client's connection:", json.dumps(cs)[:600])
+sys.exit(0 if ok else 1)
+PY
 else
 	check "--tls-probes process: refused in one line where the kernel has no session uprobes" \
 		grep -q "needs session uprobes, which this kernel does not have" "$TMP/pp-probe.err"
 fi
+check "--tls-probes process with --no-tls: one line" \
+	one_line_error "with --no-tls: there are no TLS probes to place" \
+	"$PODTAP" record --no-tls --tls-probes process -c "$CG" -w "$TMP/bad.ptcap"
 "$PODTAP" record --tls-probes all -c "$CG" -w "$TMP/bad.ptcap" > "$TMP/bad.out" 2>&1
 rc=$?
 check "--tls-probes: a bad mode is refused in one line, nothing written" \

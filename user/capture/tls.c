@@ -98,6 +98,7 @@ struct lib {
 	size_t ngo_fds, go_probes;
 	size_t stepped;		/* of links[] and go_fds[], single-stepped */
 	struct points pts;	/* the functions of its session link(s) */
+	uint64_t hooked_gen;	/* the scan that hooked it */
 };
 
 /* A target process and a TLS library it has, as told. */
@@ -150,6 +151,8 @@ int pt_tls_open(struct pt_tls **out, struct pt_loader *l)
 	(*out)->obj = obj;
 	(*out)->session_uprobes = pt_loader_tls_session(l);
 	(*out)->per_process = pt_loader_tls_per_process(l);
+	if ((*out)->per_process)
+		pt_info("note: --tls-probes process: a target process is hooked when a scan finds it (every 2 s); its calls before that, and those of processes that live less (a server's child per connection), stay ciphertext");
 	return 0;
 }
 
@@ -392,6 +395,7 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 		lib->session_fd = err;
 	}
 	lib->ok = true;
+	lib->hooked_gen = t->gen;
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
 
@@ -482,6 +486,7 @@ static void hook_go(struct pt_tls *t, struct lib *lib, const char *file,
 		return;
 	}
 	lib->ok = true;
+	lib->hooked_gen = t->gen;
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
 
@@ -684,6 +689,8 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	r->tgid = (uint32_t)pid;
 	r->lib = lib->kind == LIB_SSL ? PT_TLS_LIB_SHARED :
 		 lib->kind == EXE_SSL ? PT_TLS_LIB_STATIC : PT_TLS_LIB_GO;
+	if (ok && (fd > 0 || lib->hooked_gen == t->gen))
+		r->flags |= PT_TLS_PROC_HOOKED_NOW;
 	r->hook = !ok ? PT_TLS_NOT_HOOKED :
 		  lib->kind == EXE_GO && !lib->go_sockets ?
 		  PT_TLS_HOOKED_PSEUDO : PT_TLS_HOOKED;

@@ -107,7 +107,9 @@ static void usage(FILE *f)
 "                         the target processes alone, so that others pay\n"
 "                         nothing, and a new one is hooked when the next scan\n"
 "                         (every 2 s) finds it: its calls before that stay\n"
-"                         ciphertext. process needs Linux 6.13 or later\n"
+"                         ciphertext, and so do processes that live less\n"
+"                         than that (a server's child per connection).\n"
+"                         process needs Linux 6.13 or later\n"
 "      --all-host         allow a target that is the whole host: the root\n"
 "                         cgroup, or the host's own pid namespace (refused\n"
 "                         without it, so that an empty variable cannot turn\n"
@@ -665,6 +667,10 @@ static int parse_args(int argc, char **argv, struct rec_args *a)
 		return -1;
 	if (a->mirror.port && !a->mirror.to) {
 		pt_err("record: --mirror-port without --mirror-to");
+		return -1;
+	}
+	if (a->rc.lo.no_tls && a->rc.lo.tls_per_process) {
+		pt_err("record: --tls-probes process with --no-tls: there are no TLS probes to place");
 		return -1;
 	}
 	if (a->ready_file && check_ready_file(a->ready_file, a->out))

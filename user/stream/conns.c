@@ -215,6 +215,17 @@ static bool known_target(const struct pt_conns *c, const struct pt_target_rec *t
 	return false;
 }
 
+/* Whichever of the two comes first in the file: a connection that was
+ * open before its process's calls were hooked. */
+static void mark_hooked_late(struct pt_conn *conn,
+			     const struct pt_tls_proc_rec *r)
+{
+	if (conn->has_open && conn->open.tgid == r->tgid &&
+	    conn->open.h.ts_ns < r->h.ts_ns &&
+	    (r->flags & PT_TLS_PROC_HOOKED_NOW))
+		conn->tls_hooked_late = true;
+}
+
 static void add_tls_proc(struct pt_conns *c, const struct pt_tls_proc_rec *r)
 {
 	struct pt_tls_proc_rec n = *r;
@@ -233,6 +244,9 @@ static void add_tls_proc(struct pt_conns *c, const struct pt_tls_proc_rec *r)
 	c->tls_procs = pt_xrealloc(c->tls_procs, c->ntls_procs + 1,
 				   sizeof(*c->tls_procs));
 	c->tls_procs[c->ntls_procs++] = n;
+	if (n.flags & PT_TLS_PROC_HOOKED_NOW)
+		for (i = 0; i < c->n; i++)
+			mark_hooked_late(c->v[i], &n);
 }
 
 const struct pt_tls_proc_rec *pt_conns_tls_proc(const struct pt_conns *c,
@@ -304,9 +318,13 @@ int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h)
 	switch (h->type) {
 	case PT_REC_CONN_OPEN:
 		if (!conn->has_open) {
+			size_t i;
+
 			memcpy(&conn->open, h, sizeof(conn->open));
 			conn->open.comm[PT_COMM_LEN - 1] = 0;
 			conn->has_open = true;
+			for (i = 0; i < c->ntls_procs; i++)
+				mark_hooked_late(conn, &c->tls_procs[i]);
 		}
 		break;
 	case PT_REC_DATA: {

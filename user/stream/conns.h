@@ -51,6 +51,9 @@ struct pt_conn {
 	/* TLS plaintext from the library calls, by enum pt_dir */
 	struct pt_stream tls[2];
 	bool has_tls;
+	/* its process's TLS calls were hooked after it opened (a
+	 * PT_TLS_PROC_HOOKED_NOW record of its tgid later than its open) */
+	bool tls_hooked_late;
 };
 
 /* Plaintext whose socket was never learnt (a pseudo-connection)? */
