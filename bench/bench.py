@@ -997,8 +997,10 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
       "records; and against the nginx that is not a target while podtap "
       "records the traced one: it maps the same libssl file, so its "
       "SSL_read and SSL_write calls trap too (as do wrk's, which uses the "
-      "same file, in the traced rows). Each ratio is against its own "
-      "untraced runs.\n")
+      "same file, in the traced rows), unless podtap runs with "
+      "`--tls-probes process`, which puts the breakpoints in the target "
+      "processes alone (Linux 6.13+; rows of their own where the kernel "
+      "takes it). Each ratio is against its own untraced runs.\n")
     w("| server | config | median req/s | ratio |")
     w("|---|---|---:|---:|")
     for part in ("traced", "untargeted"):
