@@ -399,8 +399,8 @@ static void hook_lib(struct pt_tls *t, struct lib *lib, struct pt_elf *e)
 	PT_SET(t->libs_hooked, t->libs_hooked + 1);
 }
 
-/* Room for one more hooked file? Else lib says why not. */
-static bool room(const struct pt_tls *t, struct lib *lib)
+/* Room for one more link? Else why (n bytes) says why not. */
+static bool room(const struct pt_tls *t, char *why, size_t n)
 {
 	size_t i, links = 0;
 
@@ -411,7 +411,7 @@ static bool room(const struct pt_tls *t, struct lib *lib)
 		links += t->procs[i].fd > 0;
 	if (links < MAX_LINKS)
 		return true;
-	snprintf(lib->why, sizeof(lib->why),
+	snprintf(why, n,
 		 "podtap has %d uprobe links on TLS files, its most: letting go of each takes up to 0.1 s when recording stops",
 		 MAX_LINKS);
 	return false;
@@ -518,12 +518,12 @@ static int inspect_exe(struct pt_tls *t, struct lib *lib, const char *file)
 		snprintf(lib->version, sizeof(lib->version), "%s",
 			 g.version[0] ? g.version : "an unknown Go version");
 		lib->go_sockets = g.tcpconn_type != 0;
-		if (r > 0 && room(t, lib))
+		if (r > 0 && room(t, lib->why, sizeof(lib->why)))
 			hook_go(t, lib, held, &g);
 	} else if (pt_elf_func(e, "SSL_write", &a, &sz) &&
 		   pt_elf_func(e, "SSL_read", &a, &sz)) {
 		lib->kind = EXE_SSL;
-		if (room(t, lib))
+		if (room(t, lib->why, sizeof(lib->why)))
 			hook_lib(t, lib, e);
 	} else if (!pt_elf_imports(e, "SSL_write") && pt_elf_has_openssl(e)) {
 		/* OpenSSL's code is there, but not its names */
@@ -573,6 +573,14 @@ static struct proc *proc_find(struct pt_tls *t, pid_t pid, size_t k,
 	return NULL;
 }
 
+/* Let go of a process's own link (--tls-probes process), if it has one. */
+static void proc_unlink(struct pt_tls *t, struct proc *p)
+{
+	if (p->fd > 0)
+		session_unlink(t, p->fd, &t->libs[p->key & 0xffffffff].pts);
+	p->fd = 0;
+}
+
 /* Forget the processes the scan did not see: gone, or no target now. */
 static void proc_prune(struct pt_tls *t)
 {
@@ -580,10 +588,7 @@ static void proc_prune(struct pt_tls *t)
 
 	for (i = 0; i < t->nprocs; i++) {
 		if (t->procs[i].gen != t->gen) {
-			if (t->procs[i].fd > 0)
-				session_unlink(t, t->procs[i].fd,
-					       &t->libs[t->procs[i].key &
-							0xffffffff].pts);
+			proc_unlink(t, &t->procs[i]);
 			t->changed = true;
 			continue;
 		}
@@ -651,8 +656,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 		return;
 	if (p) {
 		/* the pid is another process's now: told as new */
-		if (p->fd > 0)
-			session_unlink(t, p->fd, &lib->pts);
+		proc_unlink(t, p);
 		t->nprocs--;
 		memmove(p, p + 1, (t->nprocs - slot) * sizeof(*p));
 	}
@@ -663,9 +667,8 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	t->changed = true;
 	snprintf(why, sizeof(why), "%s", lib->why);
 	if (ok && t->per_process && lib->kind != EXE_GO) {
-		if (!room(t, lib)) {
+		if (!room(t, why, sizeof(why))) {
 			ok = false;
-			snprintf(why, sizeof(why), "%s", lib->why);
 		} else if ((fd = session_link(t, file, &lib->pts, pid)) < 0) {
 			ok = false;
 			snprintf(why, sizeof(why), "attaching session uprobes: %s",
@@ -852,14 +855,14 @@ static uint64_t start_time(pid_t pid)
  */
 static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 {
-	char p[64], line[PATH_MAX + 128], file[PATH_MAX + 64], crypto[96] = "";
+	char p[64], line[PATH_MAX + 128], file[96], crypto[96] = "";
 	char exe[PATH_MAX];
 	dev_t crypto_dev = 0;
 	ino_t crypto_ino = 0;
 	struct {
 		size_t lib;
 		char path[PATH_MAX];
-		char file[96];	/* its mapping */
+		char file[96];	/* its mapping, as file below */
 	} *found = NULL;
 	size_t nfound = 0, i;
 	struct exe_map x = {};
@@ -918,7 +921,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 			r = pt_elf_open(&e, file, nl.why, sizeof(nl.why));
 			if (r && r != -EINVAL)
 				continue;	/* gone: try again next time */
-			if (!r && room(t, &nl))
+			if (!r && room(t, nl.why, sizeof(nl.why)))
 				hook_lib(t, &nl, e);
 			pt_elf_close(e);
 			lib = add_lib(t, &nl);
@@ -929,8 +932,7 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		found[nfound].lib = (size_t)(lib - t->libs);
 		snprintf(found[nfound].path, sizeof(found[nfound].path), "%s",
 			 path);
-		snprintf(found[nfound].file, sizeof(found[nfound].file),
-			 "/proc/%d/map_files/%lx-%lx", (int)pid, start, end);
+		memcpy(found[nfound].file, file, sizeof(file));
 		nfound++;
 	}
 	fclose(f);
@@ -1069,11 +1071,7 @@ void pt_tls_detach(struct pt_tls *t)
 	for (i = 0; i < t->nlibs; i++)
 		unhook(t, &t->libs[i]);
 	for (i = 0; i < t->nprocs; i++)
-		if (t->procs[i].fd > 0) {
-			session_unlink(t, t->procs[i].fd,
-				       &t->libs[t->procs[i].key & 0xffffffff].pts);
-			t->procs[i].fd = 0;
-		}
+		proc_unlink(t, &t->procs[i]);
 }
 
 void pt_tls_close(struct pt_tls *t)

@@ -252,18 +252,17 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 	 * So with a library hooked after the session had begun (a program
 	 * new to podtap is hooked at the next scan).
 	 */
-	if (final && xc->tls && xc->nx && xc->conn->tls_hooked_late &&
-	    !pt_conn_pseudo(xc->conn) &&
-	    !(xc->conn->open.h.flags & PT_F_PREEXISTING))
-		/* known, not guessed: whatever its first turn parsed as */
-		pt_x_incomplete(&xc->x[0], "its TLS library was hooked after the session began: plaintext before this was not captured");
-	else if (final && xc->tls && xc->nx && xc->x[0].kind == PT_X_RAW) {
-		if (pt_conn_pseudo(xc->conn) ||
-		    (xc->conn->open.h.flags & PT_F_PREEXISTING))
+	if (!final || !xc->tls || !xc->nx)
+		return;
+	if (pt_conn_pseudo(xc->conn) ||
+	    (xc->conn->open.h.flags & PT_F_PREEXISTING)) {
+		if (xc->x[0].kind == PT_X_RAW)
 			pt_x_incomplete(&xc->x[0], "the TLS session began before the recording: plaintext before this was not captured");
-		else if (plaintext_missing(xc, PT_DIR_RX) ||
-			 plaintext_missing(xc, PT_DIR_TX))
-			pt_x_incomplete(&xc->x[0], "its TLS library was hooked after the session began: plaintext before this was not captured");
+	} else if (xc->conn->tls_hooked_late ||	/* known, whatever it parsed as */
+		   (xc->x[0].kind == PT_X_RAW &&
+		    (plaintext_missing(xc, PT_DIR_RX) ||
+		     plaintext_missing(xc, PT_DIR_TX)))) {
+		pt_x_incomplete(&xc->x[0], "its TLS library was hooked after the session began: plaintext before this was not captured");
 	}
 }
 
