@@ -244,7 +244,8 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 		xc->p = &pt_proto_raw;
 	xc->p->feed(xc, final);
 	if (final)
-		xc->proto = final_label(xc);
+		xc->proto = xc->base[0] || xc->base[1] ? pt_xconn_label(xc) :
+			    final_label(xc);
 	/*
 	 * Plaintext of a TLS session older than the recording starts where
 	 * podtap first saw a call: what came before is unknown, so turns
@@ -252,8 +253,10 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 	 * So with a library hooked after the session had begun (a program
 	 * new to podtap is hooked at the next scan).
 	 */
-	if (!final || !xc->tls || !xc->nx)
+	if (!xc->tls || !xc->nx || xc->first_checked ||
+	    (!final && !xc->streamed))
 		return;
+	xc->first_checked = true;
 	if (pt_conn_pseudo(xc->conn) ||
 	    (xc->conn->open.h.flags & PT_F_PREEXISTING)) {
 		if (xc->x[0].kind == PT_X_RAW)
@@ -268,7 +271,7 @@ void pt_xconn_feed(struct pt_xconn *xc, bool final)
 
 /* The sender finished: a FIN, or a close that was not a reset (a reset
  * proves nothing about where a close-delimited body ends). */
-static bool stream_ended(const struct pt_conn *c, int dir)
+bool pt_conn_ended(const struct pt_conn *c, int dir)
 {
 	return c->s[dir].fin ||
 	       (c->has_close && !(c->close_flags & PT_F_RST));
@@ -291,9 +294,31 @@ void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc)
 			xc->assembled = false;
 			return;
 		}
-		xc->ended[d] = stream_ended(conn, d);
+		xc->ended[d] = pt_conn_ended(conn, d);
 	}
 	pt_xconn_feed(xc, true);
+}
+
+void pt_xconn_decide(struct pt_xconn *xc)
+{
+	size_t i;
+
+	if (xc->p || !xc->assembled)
+		return;
+	if (!xc->role_known)
+		decide_role(xc, true);
+	for (i = 0; !xc->p && pt_protos[i]; i++)
+		if (pt_protos[i]->detect(xc, true) == PT_DETECT_YES)
+			xc->p = pt_protos[i];
+	if (!xc->p)
+		xc->p = &pt_proto_raw;
+}
+
+enum pt_xproto pt_xconn_label(const struct pt_xconn *xc)
+{
+	if (xc->http)
+		return PT_XP_HTTP1;
+	return xc->p ? xc->p->label : PT_XP_NONE;
 }
 
 void pt_xconn_free(struct pt_xconn *xc)

@@ -76,6 +76,12 @@ struct pt_xconn {
 	const struct pt_proto *p;
 	void *pstate;
 	bool role_known;	/* inbound and req_dir are decided */
+	/* Read as a stream with bounded memory (export/stream.c): a[d]
+	 * holds the bytes from base[d] on, and spans handed out are
+	 * offsets of the whole stream. 0 when read whole. */
+	uint64_t base[2];
+	bool streamed;		/* exchanges are taken out of x as they settle */
+	bool first_checked;	/* the first exchange's TLS check is done */
 };
 
 /* Cut a whole connection into exchanges; xc keeps a pointer to conn. */
@@ -95,6 +101,13 @@ void pt_xconn_build(const struct pt_conn *conn, struct pt_xconn *xc);
 void pt_xconn_begin(struct pt_xconn *xc, const struct pt_conn *conn);
 void pt_xconn_feed(struct pt_xconn *xc, bool final);
 void pt_xconn_free(struct pt_xconn *xc);
+/* Streamed: stop waiting to be sure of the protocol (an HTTP request
+ * line may come after other bytes) and take what the bytes so far say. */
+void pt_xconn_decide(struct pt_xconn *xc);
+/* What xc speaks as far as it was cut (final: xc->proto). */
+enum pt_xproto pt_xconn_label(const struct pt_xconn *xc);
+/* The sender of direction dir is done: a FIN, or a close not a reset. */
+bool pt_conn_ended(const struct pt_conn *c, int dir);
 /* "http1", "tls", "http2", "other", "none"; and in words, for summaries. */
 const char *pt_xproto_name(enum pt_xproto p);
 const char *pt_xproto_words(enum pt_xproto p);
@@ -117,7 +130,7 @@ bool pt_in_gap(const struct pt_assembled *a, uint64_t off, uint64_t *end);
 static inline const uint8_t *pt_span_bytes(const struct pt_xconn *xc,
 					   const struct pt_span *s)
 {
-	return xc->a[s->dir].buf + s->off;
+	return xc->a[s->dir].buf + (s->off - xc->base[s->dir]);
 }
 
 #endif

@@ -383,6 +383,28 @@ static enum pt_detect h1_detect(const struct pt_xconn *xc, bool final)
 	return PT_DETECT_WAIT;
 }
 
+static void h1_settled(const struct pt_xconn *xc, uint64_t pos[2])
+{
+	const struct h1_state *st = xc->pstate;
+	int d;
+
+	for (d = 0; d < 2; d++)
+		pos[d] = !st || !st->started[d] ? 0 :
+			 st->rest_raw ? st->raw.pos[d] : st->pos[d];
+}
+
+static void h1_rebase(struct pt_xconn *xc, const uint64_t by[2])
+{
+	struct h1_state *st = xc->pstate;
+	int d;
+
+	for (d = 0; st && d < 2; d++) {
+		st->pos[d] -= st->pos[d] >= by[d] ? by[d] : st->pos[d];
+		if (st->raw_begun)
+			st->raw.pos[d] -= by[d];
+	}
+}
+
 static void h1_release(struct pt_xconn *xc)
 {
 	free(xc->pstate);
@@ -395,4 +417,6 @@ const struct pt_proto pt_proto_http1 = {
 	.detect = h1_detect,
 	.feed = h1_feed,
 	.release = h1_release,
+	.settled = h1_settled,
+	.rebase = h1_rebase,
 };

@@ -37,6 +37,14 @@ struct pt_proto {
 	void (*feed)(struct pt_xconn *xc, bool final);
 	/* Free xc->pstate. */
 	void (*release)(struct pt_xconn *xc);
+	/*
+	 * Read as a stream with bounded memory: where each side's bytes
+	 * still to be read start (those before belong to exchanges already
+	 * added), and the streams now start by[d] bytes later (no further
+	 * than settled said): offsets in the state move down.
+	 */
+	void (*settled)(const struct pt_xconn *xc, uint64_t pos[2]);
+	void (*rebase)(struct pt_xconn *xc, const uint64_t by[2]);
 };
 
 /* In the order they are asked; NULL-terminated. */
@@ -54,5 +62,7 @@ struct pt_raw_state {
 	uint64_t pos[2];
 };
 void pt_raw_feed(struct pt_xconn *xc, struct pt_raw_state *rs, bool final);
+void pt_raw_settled(const struct pt_xconn *xc, uint64_t pos[2]);
+void pt_raw_rebase(struct pt_xconn *xc, const uint64_t by[2]);
 
 #endif

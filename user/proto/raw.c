@@ -147,6 +147,24 @@ static void raw_feed(struct pt_xconn *xc, bool final)
 	pt_raw_feed(xc, xc->pstate, final);
 }
 
+void pt_raw_settled(const struct pt_xconn *xc, uint64_t pos[2])
+{
+	const struct pt_raw_state *rs = xc->pstate;
+
+	pos[0] = rs ? rs->pos[0] : 0;
+	pos[1] = rs ? rs->pos[1] : 0;
+}
+
+void pt_raw_rebase(struct pt_xconn *xc, const uint64_t by[2])
+{
+	struct pt_raw_state *rs = xc->pstate;
+
+	if (!rs)
+		return;
+	rs->pos[0] -= by[0];
+	rs->pos[1] -= by[1];
+}
+
 static void raw_release(struct pt_xconn *xc)
 {
 	free(xc->pstate);
@@ -159,6 +177,8 @@ const struct pt_proto pt_proto_raw = {
 	.detect = raw_detect,
 	.feed = raw_feed,
 	.release = raw_release,
+	.settled = pt_raw_settled,
+	.rebase = pt_raw_rebase,
 };
 
 /* A TLS record header at the start of a stream: type, version 3.x. */
@@ -192,6 +212,8 @@ const struct pt_proto pt_proto_tls = {
 	.detect = tls_detect,
 	.feed = raw_feed,
 	.release = raw_release,
+	.settled = pt_raw_settled,
+	.rebase = pt_raw_rebase,
 };
 
 /* HTTP/2 (RFC 9113 3.4): the client's preface. Raw turns for now. */
@@ -214,4 +236,6 @@ const struct pt_proto pt_proto_http2 = {
 	.detect = h2_detect,
 	.feed = raw_feed,
 	.release = raw_release,
+	.settled = pt_raw_settled,
+	.rebase = pt_raw_rebase,
 };

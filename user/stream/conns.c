@@ -145,6 +145,11 @@ static uint64_t alias_of(const struct pt_conns *c, uint64_t id)
 	return id;
 }
 
+struct pt_conn *pt_conns_of(struct pt_conns *c, uint64_t id)
+{
+	return pt_conns_find(c, (id & PT_PSEUDO_CONN) ? alias_of(c, id) : id);
+}
+
 /* The plaintext of a pseudo-connection joins its socket's connection. */
 static void move_stream(struct pt_stream *to, struct pt_stream *from)
 {
@@ -422,12 +427,13 @@ static uint8_t gap_reason(const struct pt_stream *s, uint64_t start,
 	return 0;
 }
 
+/* A gap of [start, end) in the stream, kept relative to from. */
 static void add_gap(struct pt_assembled *a, const struct pt_stream *s,
-		    uint64_t start, uint64_t end)
+		    uint64_t from, uint64_t start, uint64_t end)
 {
 	a->gaps = pt_xrealloc(a->gaps, a->ngaps + 1, sizeof(*a->gaps));
-	a->gaps[a->ngaps].start = start;
-	a->gaps[a->ngaps].end = end;
+	a->gaps[a->ngaps].start = start - from;
+	a->gaps[a->ngaps].end = end - from;
 	a->gaps[a->ngaps].reason = gap_reason(s, start, end);
 	a->ngaps++;
 }
@@ -455,52 +461,116 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
 			     struct pt_assembled *a)
 {
+	return pt_stream_assemble_from(conn, dir, tls, 0, false, a);
+}
+
+/* Is [start, end) inside a range a LOSS record named? */
+static bool loss_covers(const struct pt_stream *s, uint64_t start,
+			uint64_t end)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlosses; i++)
+		if (s->losses[i].start <= start && s->losses[i].end >= end)
+			return true;
+	return false;
+}
+
+int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
+			    uint64_t from, bool live, struct pt_assembled *a)
+{
 	const struct pt_stream *s = tls ? &conn->tls[dir & 1] : &conn->s[dir & 1];
 	struct pt_chunk *v;
-	uint64_t cur = 0, end = tls ? tls_end(s) : pt_stream_end(conn, dir & 1);
+	uint64_t cur = from, end;
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
-	if (end > pt_assemble_max)
-		return -EFBIG;
-	a->len = end;
-	a->buf = pt_xcalloc(1, end ? end : 1);
-	v = pt_xcalloc(s->nchunks, sizeof(*v));
-	a->marks = pt_xcalloc(s->nchunks + 1, sizeof(*a->marks));
+	v = pt_xcalloc(s->nchunks + 1, sizeof(*v));
 	memcpy(v, s->chunks, s->nchunks * sizeof(*v));
 	qsort(v, s->nchunks, sizeof(*v), cmp_chunk);
+	if (live) {
+		/* as far as the bytes go on without a hole no record named */
+		for (i = 0; i < s->nchunks; i++) {
+			uint64_t cend = v[i].off + v[i].len;
+
+			if (cend < v[i].off || cend <= cur)
+				continue;
+			if (v[i].off > cur && !loss_covers(s, cur, v[i].off))
+				break;
+			cur = cend;
+		}
+		end = cur;
+		cur = from;
+	} else {
+		end = tls ? tls_end(s) : pt_stream_end(conn, dir & 1);
+		if (end < from)
+			end = from;
+	}
+	if (end - from > pt_assemble_max) {
+		free(v);
+		return -EFBIG;
+	}
+	a->len = end - from;
+	a->buf = pt_xcalloc(1, a->len ? a->len : 1);
+	a->marks = pt_xcalloc(s->nchunks + 1, sizeof(*a->marks));
 	for (i = 0; i < s->nchunks; i++) {
 		uint64_t off = v[i].off, cend = off + v[i].len;
 
-		/* records that did not pass the reader's checks */
-		if (cend < off || cend > end)
+		/* records that did not pass the reader's checks, bytes
+		 * before from (already handed on), bytes past a live end */
+		if (cend < off || cend > end || cend <= from)
 			continue;
-
+		if (off < from) {
+			/* the part from on: as if the rest had been trimmed */
+			off = from;
+		}
 		if (off > cur)
-			add_gap(a, s, cur, off);
+			add_gap(a, s, from, cur, off);
 		if (off < cur) {
 			/* Overlap: keep the first copy, compare the rest. */
 			uint64_t ovl_end = cend < cur ? cend : cur;
 
 			a->dup_bytes += ovl_end - off;
-			if (memcmp(a->buf + off, v[i].data, ovl_end - off))
+			if (memcmp(a->buf + (off - from),
+				   v[i].data + (off - v[i].off), ovl_end - off))
 				a->conflicts++;
 		}
 		if (cend > cur) {
-			uint64_t from = off > cur ? off : cur;
+			uint64_t at = off > cur ? off : cur;
 
-			a->marks[a->nmarks].off = from;
+			a->marks[a->nmarks].off = at - from;
 			a->marks[a->nmarks].ts = v[i].ts;
 			a->nmarks++;
-			memcpy(a->buf + from, v[i].data + (from - off),
-			       cend - from);
+			memcpy(a->buf + (at - from), v[i].data + (at - v[i].off),
+			       cend - at);
 			cur = cend;
 		}
 	}
 	if (cur < end)
-		add_gap(a, s, cur, end);
+		add_gap(a, s, from, cur, end);
 	free(v);
 	return 0;
+}
+
+uint64_t pt_stream_drop_before(struct pt_stream *s, uint64_t off)
+{
+	uint64_t freed = 0;
+	size_t i, k;
+
+	for (i = 0, k = 0; i < s->nchunks; i++) {
+		if (s->chunks[i].off + s->chunks[i].len <= off) {
+			freed += s->chunks[i].len;
+			free(s->chunks[i].data);
+			continue;
+		}
+		s->chunks[k++] = s->chunks[i];
+	}
+	s->nchunks = k;
+	for (i = 0, k = 0; i < s->nlosses; i++)
+		if (s->losses[i].end > off)
+			s->losses[k++] = s->losses[i];
+	s->nlosses = k;
+	return freed;
 }
 
 void pt_assembled_free(struct pt_assembled *a)

@@ -54,6 +54,7 @@ struct pt_conn {
 	/* its process's TLS calls were hooked after it opened (a
 	 * PT_TLS_PROC_HOOKED_NOW record of its tgid later than its open) */
 	bool tls_hooked_late;
+	void *owner;		/* for a reader that streams (export/stream.c) */
 };
 
 /* Plaintext whose socket was never learnt (a pseudo-connection)? */
@@ -85,6 +86,9 @@ void pt_conns_free(struct pt_conns *c);
 /* Take one record (any type). Returns 0, or <0 for a record it cannot use. */
 int pt_conns_add(struct pt_conns *c, const struct pt_rec_hdr *h);
 struct pt_conn *pt_conns_find(struct pt_conns *c, uint64_t id);
+/* The connection a record of conn_id id goes to (a pseudo-connection
+ * joined to its socket's goes there), NULL if none yet. */
+struct pt_conn *pt_conns_of(struct pt_conns *c, uint64_t id);
 /*
  * What the recording says of process tgid's TLS library as of time ts:
  * the latest said by then (a process that ran exec, or a pid used again,
@@ -119,6 +123,16 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 /* The same of the TLS plaintext layer (tls) or of the bytes on the wire. */
 int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
 			     struct pt_assembled *out);
+/*
+ * The same from offset from on, offsets in out counted from there. Live
+ * (more records may come): only as far as the bytes go on without a hole
+ * that no LOSS record named, with no gap at the end.
+ */
+int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
+			    uint64_t from, bool live, struct pt_assembled *out);
+/* Free a stream's captured bytes that all lie before off (a chunk that
+ * reaches past it stays whole), and the losses before it: bytes freed. */
+uint64_t pt_stream_drop_before(struct pt_stream *s, uint64_t off);
 void pt_assembled_free(struct pt_assembled *a);
 /* When the byte at off arrived (ts_ns), 0 if it was not captured. */
 uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off);
