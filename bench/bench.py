@@ -31,6 +31,11 @@ on a shared machine. Nothing here asserts a timing; it reports.
 Writes DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png.
 
   bench/bench.py [--tiny] [--runs N] [--seconds S] [--out DIR]
+
+With --offline SECONDS, only the offline side: nginx with 1 KiB responses
+recorded under wrk for SECONDS, then the time, CPU and peak RSS of podtap
+read and podtap export (jsonl, har) on that capture, written to
+DIR/benchmarks-offline.md.
 """
 import argparse
 import datetime
@@ -370,6 +375,55 @@ http {
                     log("traced   run %d  %5d B  %-9s %10.0f req/s%s" %
                         (run + 1, size, cfg, rps, note))
         return res, usr, lost
+
+    # ---- the offline side: reading one large capture ----
+
+    def offline(self, secs):
+        """Record nginx (1 KiB) under wrk for secs, then run the readers
+        on the capture: (capture facts, [row per reader])."""
+        cap = os.path.join(self.tmp, "big.ptcap")
+        p = self.record([("-c", self.cg_t)], cap)
+        t0 = time.monotonic()
+        subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % secs,
+                        "http://127.0.0.1:%d/r1024.bin" % PORT_T],
+                       capture_output=True, check=True)
+        rec_s = time.monotonic() - t0
+        ru, cpu, payload, nlost = self.record_stop(p)
+        facts = {"seconds": rec_s, "payload_bytes": payload,
+                 "lost_events": nlost, "file_bytes": os.path.getsize(cap),
+                 "record_rss_kib": ru.ru_maxrss}
+        log("offline  recorded %.1f s: %.2f GiB of payload, %.0f MB file, "
+            "%d lost" % (rec_s, payload / 2**30, facts["file_bytes"] / 1e6,
+                          nlost))
+        rows = []
+        for name, argv in (
+                ("read", ["read", cap]),
+                ("export -f jsonl", ["export", "-f", "jsonl", "-v", cap]),
+                ("export -f har", ["export", "-f", "har", "-v", cap])):
+            t0 = time.monotonic()
+            q = subprocess.Popen([PODTAP] + argv, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            out_bytes = 0
+            while True:
+                b = q.stdout.read(1 << 20)
+                if not b:
+                    break
+                out_bytes += len(b)
+            err = q.stderr.read().decode(errors="replace")
+            _, status, qru = os.wait4(q.pid, 0)
+            wall = time.monotonic() - t0
+            if os.waitstatus_to_exitcode(status):
+                die("podtap %s failed: %s" % (" ".join(argv), err[-400:]))
+            m = re.search(r"at most (\d+) bytes held", err)
+            row = {"reader": name, "seconds": wall,
+                   "cpu_s": qru.ru_utime + qru.ru_stime,
+                   "peak_rss_kib": qru.ru_maxrss, "output_bytes": out_bytes,
+                   "held_bytes": int(m.group(1)) if m else None}
+            rows.append(row)
+            log("offline  %-16s %7.1f s  %7.0f MiB peak RSS  %8.0f MB out" %
+                (name, wall, qru.ru_maxrss / 1024, out_bytes / 1e6))
+        os.unlink(cap)
+        return facts, rows
 
     # ---- before/after: this build against another, section 1's load ----
 
@@ -1103,6 +1157,39 @@ unset multiplot
         die("gnuplot: " + r.stderr.strip())
 
 
+def offline_report(facts, rows):
+    gib = facts["payload_bytes"] / 2**30
+    out = ["# Reading a large capture", "",
+           "Written by `bench/bench.py --offline %d` on %s (podtap %s). nginx "
+           "served 1 KiB responses to wrk (%d keep-alive connections) for "
+           "%.0f s while podtap recorded it: **%.2f GiB of payload** in a "
+           "%.0f MB capture file, %d events lost, podtap record's peak RSS "
+           "%.0f MiB. Then each reader ran alone on that file, its output "
+           "read and thrown away." % (
+               round(facts["seconds"]),
+               datetime.date.today().isoformat(),
+               subprocess.run([PODTAP, "--version"], capture_output=True,
+                              text=True).stdout.strip(), CONNS,
+               facts["seconds"], gib, facts["file_bytes"] / 1e6,
+               facts["lost_events"], facts["record_rss_kib"] / 1024), "",
+           "| reader | seconds | CPU s | peak RSS | output | held at most "
+           "(bytes in flight) |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append("| `podtap %s` | %.1f | %.1f | %.0f MiB | %.0f MB | %s |" % (
+            r["reader"], r["seconds"], r["cpu_s"], r["peak_rss_kib"] / 1024,
+            r["output_bytes"] / 1e6,
+            "%.1f MiB" % (r["held_bytes"] / 2**20)
+            if r["held_bytes"] is not None else "(whole capture)"))
+    out += ["",
+            "`export -f jsonl` and `-f har` stream: exchanges are written in "
+            "order by start as the capture is read, and memory holds what "
+            "is in flight (bytes of exchanges still open, exchanges waiting "
+            "for an earlier one, at most `--max-held`, 1 GiB by default, "
+            "plus about a second of records). `read`, `export -f pcapng` and "
+            "`-f keploy` still load the whole capture.", ""]
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="Measure what podtap costs: overhead on traced and "
@@ -1124,6 +1211,10 @@ def main():
                     help="with --compare: section 1's load (http, the "
                     "default) or section 6's (tls: the traced nginx over "
                     "HTTPS, and the one that is not a target)")
+    ap.add_argument("--offline", type=int, metavar="SECONDS",
+                    help="only the offline side: record nginx under wrk "
+                    "for SECONDS, then time podtap read and export on the "
+                    "capture; writes benchmarks-offline.md")
     ap.add_argument("--out", help="directory for the results (default "
                     "docs/, or build/bench/ with --tiny)")
     args = ap.parse_args()
@@ -1157,6 +1248,14 @@ def main():
             else:
                 b.nginx("target", PORT_T, b.cg_t)
                 print(b.compare(os.path.abspath(args.compare)), end="")
+            return
+        if args.offline:
+            b.nginx("target", PORT_T, b.cg_t)
+            facts, rows = b.offline(args.offline)
+            path = os.path.join(outdir, "benchmarks-offline.md")
+            with open(path, "w") as f:
+                f.write(offline_report(facts, rows))
+            print(open(path).read(), end="")
             return
         mach = machine()
         b.nginx("target", PORT_T, b.cg_t, PORT_T_TLS)

@@ -172,6 +172,12 @@ check "no format" one_line_error "give --format" "$PODTAP" export "$TMP/cap.ptca
 check "unknown format" one_line_error "unknown format" "$PODTAP" export -f xml "$TMP/cap.ptcap"
 check "not a capture" one_line_error "not a podtap capture" "$PODTAP" export -f har /etc/hostname
 check "unwritable --out" one_line_error "No such file" "$PODTAP" export -f har -o /no/such/dir/x.har "$TMP/cap.ptcap"
+check "--max-held below 1 MiB" one_line_error "max-held" "$PODTAP" export -f jsonl --max-held 10 "$TMP/cap.ptcap"
+# streamed formats write as they read: a bad second file leaves no output
+check "a bad second file: one line, nothing written" sh -c "
+	! '$PODTAP' export -f jsonl -o '$TMP/two.jsonl' '$TMP/cap.ptcap' /etc/hostname 2> '$TMP/two.err' &&
+	[ \$(wc -l < '$TMP/two.err') = 1 ] && grep -q 'not a podtap capture' '$TMP/two.err' &&
+	[ ! -e '$TMP/two.jsonl' ] && [ -z \"\$(ls '$TMP' | grep two.jsonl)\" ]"
 check "export --help" sh -c "'$PODTAP' export --help | grep -q keploy"
 
 echo "e2e_export: $pass passed, $fail failed"

@@ -158,6 +158,43 @@ void test_spool(void)
 	ASSERT_OK(system(cmd), "cleanup");
 }
 
+/* A streamed format's output of the capture at path. */
+struct stream_out {
+	const struct pt_exporter *e;
+	FILE *f;
+	struct pt_export_counts *cnt;
+	bool headed;
+};
+
+static int stream_one(void *ctx, const struct pt_capture *cap,
+		      const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	struct stream_out *so = ctx;
+
+	if (!so->headed && so->e->head && so->e->head(cap, so->f))
+		return -EIO;
+	so->headed = true;
+	return so->e->one(cap, so->f, xc, x, so->cnt);
+}
+
+static int stream_fmt(const struct pt_exporter *e, const char *path, FILE *f,
+		      struct pt_export_counts *cnt)
+{
+	struct stream_out so = { .e = e, .f = f, .cnt = cnt };
+	const struct pt_xsink sink = { .ctx = &so, .x = stream_one };
+	const char *paths[1] = { path };
+	struct pt_capture cap;
+	int err;
+
+	err = pt_capture_stream(&cap, paths, 1, &sink);
+	if (!err && !so.headed && e->head)
+		err = e->head(&cap, f);
+	if (!err && e->tail)
+		err = e->tail(&cap, f, cnt);
+	pt_capture_free(&cap);
+	return err;
+}
+
 /* ---- every exporter of the table on one capture ---- */
 
 /* An inbound HTTP call, an outbound one, and an outbound raw turn. */
@@ -309,11 +346,13 @@ void test_exporters(void)
 		int err;
 
 		ASSERT_TRUE(e->name && e->help && e->item && e->items &&
-			    !e->to_file != !e->to_dir, e->name);
+			    !!e->to_file + !!e->to_dir + !!e->one == 1, e->name);
 		if (e->to_dir) {
 			snprintf(out, sizeof(out), "%s/%s", dir, e->name);
 			mkdir(out, 0700);
 			err = e->to_dir(&cap, out, &cnt);
+		} else if (e->one) {
+			CAPTURE_OUT(buf, len, err = stream_fmt(e, cap_path, ___f, &cnt));
 		} else {
 			CAPTURE_OUT(buf, len, err = e->to_file(&cap, ___f, &cnt));
 		}
@@ -492,8 +531,8 @@ static char *har_of(const char *q, size_t qn, const char *r, size_t rn,
 	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, qn, r, rn,
 					&cap), "a capture"))
 		return NULL;
-	CAPTURE_OUT(buf, len, pt_exporter_har.to_file(&cap, ___f, &cnt));
 	pt_capture_free(&cap);
+	CAPTURE_OUT(buf, len, stream_fmt(&pt_exporter_har, path, ___f, &cnt));
 	unlink(path);
 	rmdir(dir);
 	return buf;
@@ -614,6 +653,270 @@ void test_tls_procs(void)
 		    "before anything was said: the first said");
 	pt_capture_free(&cap);
 out:
+	unlink(path);
+	rmdir(dir);
+}
+
+/* ---- read as a stream: what reading it whole gives, in bounded memory ---- */
+
+#define MS	1000000ull
+
+static void add_loss_rec(struct pt_capw *w, uint64_t id, int dir, uint64_t off,
+			 uint64_t len, uint64_t ts)
+{
+	struct pt_loss l = {};
+
+	l.h.type = PT_REC_LOSS;
+	l.h.size = sizeof(l);
+	l.h.ts_ns = ts;
+	l.h.conn_id = id;
+	l.offset = off;
+	l.len = l.lost_bytes = len;
+	l.dir = dir;
+	l.reason = PT_LOSS_RINGBUF_FULL;
+	pt_capw_add(w, &l.h, sizeof(l));
+}
+
+static void add_close_rec(struct pt_capw *w, uint64_t id, uint64_t rx,
+			  uint64_t tx, uint64_t ts)
+{
+	struct pt_conn_close c = {};
+
+	c.h.type = PT_REC_CONN_CLOSE;
+	c.h.size = sizeof(c);
+	c.h.ts_ns = ts;
+	c.h.conn_id = id;
+	c.bytes[PT_DIR_RX] = rx;
+	c.bytes[PT_DIR_TX] = tx;
+	pt_capw_add(w, &c.h, sizeof(c));
+}
+
+/*
+ * ncalls / 100 seconds of records, interleaved as a recorder writes them: a
+ * keep-alive server connection (1) answering a call every 10 ms; a client
+ * (2) speaking a raw protocol every 100 ms; client connections (10 + k)
+ * of a few calls each that close, one with a request's bytes lost
+ * (LOSS); with slow, a call (3) at 0.5 s answered only at 9.5 s.
+ * Every record has a time of its own.
+ */
+static int write_busy(const char *path, int ncalls, bool slow,
+		      uint64_t *payload)
+{
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	uint64_t off[64][2] = {}, t;
+	struct pt_capw *w;
+	char q[96];
+	int i, k, err = pt_capw_open(&w, path, "test-host");
+
+	if (err)
+		return err;
+	*payload = 0;
+#define DATA(id, slot, dir, str, ts) do {				\
+	add_data(w, id, dir, off[slot][dir], str, ts);			\
+	off[slot][dir] += strlen(str);					\
+	*payload += strlen(str);					\
+} while (0)
+	add_open(w, 1, PT_ROLE_SERVER, 8080, 40000);
+	add_open(w, 2, PT_ROLE_CLIENT, 40001, 6379);
+	if (slow) {
+		add_open(w, 3, PT_ROLE_CLIENT, 40002, 9000);
+		DATA(3, 3, PT_DIR_TX, "GET /poll HTTP/1.1\r\nHost: slow\r\n\r\n",
+		     500 * MS + 7);
+	}
+	for (i = 0; i < ncalls; i++) {
+		t = (uint64_t)i * 10 * MS + 10;
+		snprintf(q, sizeof(q), "GET /item/%d HTTP/1.1\r\nHost: svc\r\n\r\n", i);
+		DATA(1, 1, PT_DIR_RX, q, t);
+		DATA(1, 1, PT_DIR_TX, r, t + 1 * MS);
+		if (i % 10 == 0) {
+			DATA(2, 2, PT_DIR_TX, "PING\r\n", t + 2 * MS);
+			DATA(2, 2, PT_DIR_RX, "+PONG\r\n", t + 3 * MS);
+		}
+		if (i % 100 == 50) {
+			uint64_t id = 10 + i / 100;
+			int slot = 4 + i / 100;
+
+			add_open(w, id, PT_ROLE_CLIENT, 41000 + i, 80);
+			for (k = 0; k < 3; k++) {
+				snprintf(q, sizeof(q), "GET /c/%d HTTP/1.1\r\nHost: up\r\n\r\n", k);
+				if (i == 550 && k == 1) {
+					/* its bytes lost in the ring */
+					add_loss_rec(w, id, PT_DIR_TX,
+						     off[slot][PT_DIR_TX],
+						     strlen(q), t + 4 * MS + k);
+					off[slot][PT_DIR_TX] += strlen(q);
+				} else {
+					DATA(id, slot, PT_DIR_TX, q, t + 4 * MS + 3 * k);
+				}
+				DATA(id, slot, PT_DIR_RX, r, t + 5 * MS + 3 * k);
+			}
+			add_close_rec(w, id, off[slot][PT_DIR_RX],
+				      off[slot][PT_DIR_TX], t + 9 * MS);
+		}
+	}
+	if (slow)
+		DATA(3, 3, PT_DIR_RX, r, (uint64_t)ncalls * 10 * MS - 500 * MS + 3);
+#undef DATA
+	return pt_capw_close(w);
+}
+
+/* jsonl of the capture read whole, as export wrote it before streaming. */
+static char *jsonl_whole(const char *path)
+{
+	const char *paths[1] = { path };
+	struct pt_capture cap;
+	struct pt_xref *v;
+	char *buf = NULL;
+	size_t len = 0, i, n;
+
+	if (pt_capture_load_many(&cap, paths, 1, true))
+		return NULL;
+	v = pt_x_sorted(&cap, &n);
+	CAPTURE_OUT(buf, len, for (i = 0; i < n; i++) {
+		pt_x_json(___f, &cap, v[i].xc, v[i].x, true);
+		fputc('\n', ___f);
+	});
+	free(v);
+	pt_capture_free(&cap);
+	return buf;
+}
+
+struct held_sink {
+	FILE *f;
+	size_t n;
+	uint64_t last_ts;
+	bool ordered;
+};
+
+static int held_one(void *ctx, const struct pt_capture *cap,
+		    const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	struct held_sink *hs = ctx;
+
+	if (pt_x_start(x) < hs->last_ts)
+		hs->ordered = false;
+	hs->last_ts = pt_x_start(x);
+	hs->n++;
+	pt_x_json(hs->f, cap, xc, x, true);
+	fputc('\n', hs->f);
+	return 0;
+}
+
+/* Stream path; its jsonl, how many exchanges, and what cap said. */
+static char *jsonl_streamed(const char *path, struct held_sink *hs,
+			    struct pt_capture *info)
+{
+	const struct pt_xsink sink = { .ctx = hs, .x = held_one };
+	const char *paths[1] = { path };
+	struct pt_capture cap;
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	memset(hs, 0, sizeof(*hs));
+	hs->ordered = true;
+	CAPTURE_OUT(buf, len, (hs->f = ___f,
+			       err = pt_capture_stream(&cap, paths, 1, &sink)));
+	*info = cap;
+	pt_capture_free(&cap);
+	if (err) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+void test_stream_same_as_whole(void)
+{
+	char dir[] = "/tmp/podtap-stream.XXXXXX", path[PATH_MAX];
+	uint64_t step = pt_stream_step, payload, peak[2];
+	size_t every = pt_stream_every;
+	struct held_sink hs;
+	struct pt_capture info;
+	char *whole, *streamed;
+	int k;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	for (k = 0; k < 2; k++) {
+		/* 10 s, then 30 s of the same */
+		if (!ASSERT_OK(write_busy(path, 1000 + 2000 * k, false, &payload),
+			       "capture written"))
+			break;
+		whole = jsonl_whole(path);
+		/* cut often: every 16 records, once 256 bytes are held */
+		pt_stream_step = 256;
+		pt_stream_every = 16;
+		streamed = jsonl_streamed(path, &hs, &info);
+		pt_stream_step = step;
+		pt_stream_every = every;
+		ASSERT_TRUE(whole && streamed && strlen(whole) > 100000, "both read");
+		ASSERT_TRUE(whole && streamed && !strcmp(whole, streamed),
+			    "the same exchanges, in the same order, as read whole");
+		ASSERT_EQ(hs.n, (1000 + 2000 * k) * 113 / 100, "every exchange");
+		ASSERT_TRUE(hs.ordered && !info.out_of_order, "in order by start");
+		ASSERT_TRUE(streamed && strstr(streamed, "\"target\":\"/c/2\"") &&
+			    strstr(streamed, "\"target\":\"/item/999\""),
+			    "the last calls are there");
+		ASSERT_EQ(info.cut_short, 0, "nothing cut short");
+		peak[k] = info.peak_held;
+		free(whole);
+		free(streamed);
+		if (k)
+			break;
+		/* the default steps, which cut these only as they close */
+		whole = jsonl_whole(path);
+		streamed = jsonl_streamed(path, &hs, &info);
+		ASSERT_TRUE(whole && streamed && !strcmp(whole, streamed),
+			    "the same with the default steps");
+		free(whole);
+		free(streamed);
+	}
+	/* held: what a second of records brings, whatever the length */
+	ASSERT_TRUE(peak[0] > 0 && peak[1] < peak[0] + peak[0] / 4,
+		    "memory does not grow with the capture");
+	unlink(path);
+	rmdir(dir);
+}
+
+void test_stream_held_max(void)
+{
+	char dir[] = "/tmp/podtap-held.XXXXXX", path[PATH_MAX];
+	uint64_t step = pt_stream_step, max = pt_held_max, payload, free_peak;
+	size_t every = pt_stream_every;
+	struct held_sink hs;
+	struct pt_capture info;
+	char *streamed;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(write_busy(path, 1000, true, &payload), "capture written"))
+		return;
+	pt_stream_step = 256;
+	pt_stream_every = 16;
+	/* the slow call holds 9 s of exchanges behind it */
+	streamed = jsonl_streamed(path, &hs, &info);
+	free_peak = info.peak_held;
+	ASSERT_TRUE(streamed && !info.cut_short && hs.ordered &&
+		    strstr(streamed, "\"target\":\"/poll\""),
+		    "unbounded: the slow call is whole");
+	free(streamed);
+	pt_held_max = free_peak / 4;
+	streamed = jsonl_streamed(path, &hs, &info);
+	pt_stream_step = step;
+	pt_stream_every = every;
+	pt_held_max = max;
+	ASSERT_TRUE(streamed != NULL, "read");
+	ASSERT_EQ(info.cut_short, 1, "the call holding the rest up was cut short");
+	ASSERT_TRUE(streamed && strstr(streamed, "\"target\":\"/poll\"") &&
+		    strstr(streamed, "cut short: more than --max-held"),
+		    "and says so");
+	ASSERT_TRUE(hs.ordered && !info.out_of_order, "still in order by start");
+	ASSERT_TRUE(info.peak_held < free_peak / 2, "held less");
+	ASSERT_EQ(hs.n, 1000 * 113 / 100 + 2, "every exchange, the answer too");
+	free(streamed);
 	unlink(path);
 	rmdir(dir);
 }

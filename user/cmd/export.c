@@ -82,7 +82,16 @@ static void usage(FILE *f)
 "                        Cookie, API key fields) are still in what was written\n"
 "      --max-stream SIZE assemble each direction of a connection in memory\n"
 "                        up to SIZE (default and most: 16Gi); a longer one is\n"
-"                        left out, and said\n"
+"                        left out, and said. har and jsonl, which assemble\n"
+"                        only what is in flight, leave out the bytes of a\n"
+"                        connection holding more than SIZE at once\n"
+"      --max-held SIZE   har and jsonl are written as the capture is read, in\n"
+"                        order by start, holding only what is in flight:\n"
+"                        bytes of exchanges still open and exchanges waiting\n"
+"                        for an earlier one. Past SIZE (default 1Gi) the open\n"
+"                        exchange holding the rest up is cut short (marked\n"
+"                        incomplete, and said) and its connection read on\n"
+"                        from there\n"
 "  -h, --help            this text\n");
 }
 
@@ -93,40 +102,43 @@ struct left_out {
 	size_t ciphertext;	/* TLS not decrypted, kept as raw turns */
 };
 
+/* Is connection xc one the format leaves out? Counted in lo; 1 if it is
+ * HTTP the user asked for (an error without --allow-partial). */
+static size_t left_out_one(const struct pt_exporter *fmt,
+			   const struct pt_xconn *xc, struct left_out *lo)
+{
+	enum pt_xproto p = xc->proto;
+
+	if (!xc->assembled) {
+		lo->too_big++;
+		return 1;
+	}
+	if (fmt->holds == PT_HOLDS_OPENED && !xc->conn->has_open) {
+		lo->no_open++;
+		return 1;
+	}
+	if (fmt->holds == PT_HOLDS_ALL || fmt->holds == PT_HOLDS_OPENED ||
+	    p == PT_XP_NONE || p == PT_XP_HTTP1) {
+		lo->ciphertext += p == PT_XP_TLS;
+		return 0;
+	}
+	/* keploy: tests are HTTP; a mock of ciphertext never matches */
+	if (fmt->holds == PT_HOLDS_KEPLOY && !xc->inbound && p != PT_XP_TLS)
+		return 0;
+	lo->by_proto[p]++;
+	/* HTTPS and HTTP/2 are HTTP the user asked for; a protocol not
+	 * HTTP at all is said, not an error */
+	return p != PT_XP_OTHER;
+}
+
 static size_t left_out_count(const struct pt_capture *cap,
 			     const struct pt_exporter *fmt, struct left_out *lo)
 {
 	size_t i, n = 0;
 
 	memset(lo, 0, sizeof(*lo));
-	for (i = 0; i < cap->conns.n; i++) {
-		const struct pt_xconn *xc = &cap->xc[i];
-		enum pt_xproto p = xc->proto;
-
-		if (!xc->assembled) {
-			lo->too_big++;
-			n++;
-			continue;
-		}
-		if (fmt->holds == PT_HOLDS_OPENED && !cap->conns.v[i]->has_open) {
-			lo->no_open++;
-			n++;
-			continue;
-		}
-		if (fmt->holds == PT_HOLDS_ALL || fmt->holds == PT_HOLDS_OPENED ||
-		    p == PT_XP_NONE || p == PT_XP_HTTP1) {
-			lo->ciphertext += p == PT_XP_TLS;
-			continue;
-		}
-		/* keploy: tests are HTTP; a mock of ciphertext never matches */
-		if (fmt->holds == PT_HOLDS_KEPLOY && !xc->inbound && p != PT_XP_TLS)
-			continue;
-		lo->by_proto[p]++;
-		/* HTTPS and HTTP/2 are HTTP the user asked for; a protocol
-		 * not HTTP at all is said, not an error */
-		if (p != PT_XP_OTHER)
-			n++;
-	}
+	for (i = 0; i < cap->conns.n; i++)
+		n += left_out_one(fmt, &cap->xc[i], lo);
 	return n;
 }
 
@@ -207,6 +219,117 @@ static int write_file(const struct pt_capture *cap, const struct pt_exporter *fm
 	return 0;
 }
 
+/* What every export ends with: damage, the summary, credentials. */
+static void finish_export(const struct pt_capture *cap,
+			  const struct pt_exporter *fmt, const char *out,
+			  const struct pt_export_counts *cnt,
+			  const struct left_out *lo, size_t nleft, size_t creds,
+			  const char *cnames, bool allow_partial, int *rc)
+{
+	char where[4200];
+
+	pt_capture_warn(cap);
+	if (cap->read_err)
+		*rc = 1;
+	if (*rc)
+		return;
+	if (fmt->to_dir)
+		snprintf(where, sizeof(where), "%s/keploy/test-set-%d",
+			 out, cnt->set);
+	else
+		snprintf(where, sizeof(where), "%s",
+			 strcmp(out, "-") ? out : "standard output");
+	summary(fmt, where, cnt, lo, nleft);
+	if (creds)
+		pt_info("credentials in what was written: %zu exchange%s %s (--redact NAME blanks them)",
+			creds, creds == 1 ? " carries" : "s carry", cnames);
+	if (nleft && !allow_partial) {
+		pt_err("export: %zu connection%s left out (see above); --allow-partial accepts that",
+		       nleft, nleft == 1 ? "" : "s");
+		*rc = 1;
+	}
+}
+
+/* A streamed format's writer, fed exchange by exchange. */
+struct streaming {
+	const struct pt_exporter *fmt;
+	FILE *f;
+	struct pt_export_counts *cnt;
+	struct left_out lo;
+	size_t nleft;
+	struct pt_creds creds;
+	char *const *redact;
+	size_t nredact, redacted;
+	bool headed;
+	int werr;		/* writing failed */
+};
+
+static int stream_x(void *ctx, const struct pt_capture *cap,
+		    const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	struct streaming *sw = ctx;
+	int err;
+
+	if (!sw->headed) {
+		sw->headed = true;
+		if (sw->fmt->head && (err = sw->fmt->head(cap, sw->f)))
+			return sw->werr = err;
+	}
+	sw->redacted += pt_redact_x(x, sw->redact, sw->nredact);
+	err = sw->fmt->one(cap, sw->f, xc, x, sw->cnt);
+	if (err)
+		return sw->werr = err;
+	pt_creds_add(&sw->creds, x);
+	return 0;
+}
+
+static void stream_conn(void *ctx, const struct pt_capture *cap,
+			const struct pt_xconn *xc)
+{
+	struct streaming *sw = ctx;
+
+	sw->nleft += left_out_one(sw->fmt, xc, &sw->lo);
+}
+
+/*
+ * Read and write at once: exchanges go out in order by start as they
+ * settle. Returns 0, 1 for a capture that could not be read (said), or
+ * < 0 for a write error (not yet said).
+ */
+static int stream_file(struct pt_capture *cap, const char *const *paths,
+		       int n, struct streaming *sw, const char *out)
+{
+	const struct pt_xsink sink = {
+		.ctx = sw, .x = stream_x, .conn = stream_conn,
+	};
+	struct pt_out o;
+	int err;
+
+	if (pt_out_open(&o, out, PT_OUT_ATOMIC |
+			(sw->fmt->binary ? PT_OUT_BINARY : 0), "--out"))
+		return 1;
+	sw->f = o.f;
+	err = pt_capture_stream(cap, paths, n, &sink);
+	if (err && !sw->werr) {
+		pt_out_abort(&o);
+		return 1;	/* the capture could not be read: said */
+	}
+	if (!err && !sw->headed && sw->fmt->head)
+		err = sw->fmt->head(cap, o.f);
+	if (!err && sw->fmt->tail)
+		err = sw->fmt->tail(cap, o.f, sw->cnt);
+	if (err)
+		pt_out_abort(&o);
+	else
+		err = pt_out_commit(&o);
+	if (err) {
+		pt_err("writing %s: %s", o.is_stdout ? "standard output" : out,
+		       strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -215,6 +338,7 @@ int cmd_export(int argc, char **argv)
 		{ "allow-partial", no_argument, NULL, 'P' },
 		{ "redact", required_argument, NULL, 'R' },
 		{ "max-stream", required_argument, NULL, 'M' },
+		{ "max-held", required_argument, NULL, 'H' },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -254,6 +378,10 @@ int cmd_export(int argc, char **argv)
 			break;
 		case 'M':
 			if (pt_opt_max_stream(optarg))
+				return 1;
+			break;
+		case 'H':
+			if (pt_opt_max_held(optarg))
 				return 1;
 			break;
 		case 'h':
@@ -298,6 +426,35 @@ int cmd_export(int argc, char **argv)
 		pt_err("export: cannot set up signal handling");
 		return 1;
 	}
+	if (fmt->one) {
+		struct streaming sw = { .fmt = fmt, .cnt = &cnt,
+					.redact = redact, .nredact = nredact };
+
+		out = out ? out : "-";
+		rc = stream_file(&cap, (const char *const *)argv + optind,
+				 argc - optind, &sw, out);
+		if (rc && !cap.files && !cap.conns.n)
+			return 1;	/* nothing was read */
+		if (nredact)
+			pt_dbg("--redact: %zu values replaced", sw.redacted);
+		if (cap.cut_short)
+			pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
+				cap.cut_short, cap.cut_short == 1 ? "" : "s",
+				(unsigned long long)(pt_held_max >> 20));
+		if (cap.late_records)
+			pt_info("%zu record%s of bytes came more than 1 s after their connection closed, and were not used",
+				cap.late_records, cap.late_records == 1 ? "" : "s");
+		if (cap.out_of_order)
+			pt_info("%zu exchange%s written out of order: their records came more than 1 s after later ones",
+				cap.out_of_order, cap.out_of_order == 1 ? "" : "s");
+		pt_dbg("at most %llu bytes held in memory at once",
+		       (unsigned long long)cap.peak_held);
+		finish_export(&cap, fmt, out, &cnt, &sw.lo, sw.nleft,
+			      pt_creds_names(&sw.creds, cnames, sizeof(cnames)),
+			      cnames, allow_partial, &rc);
+		pt_capture_free(&cap);
+		return rc;
+	}
 	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
 				 argc - optind, true))
 		return 1;
@@ -311,30 +468,10 @@ int cmd_export(int argc, char **argv)
 		out = out ? out : "-";
 		rc = write_file(&cap, fmt, out, &cnt) ? 1 : 0;
 	}
-	pt_capture_warn(&cap);
-	if (cap.read_err)
-		rc = 1;
-	if (!rc) {
-		char where[4200];
-
-		if (fmt->to_dir)
-			snprintf(where, sizeof(where), "%s/keploy/test-set-%d",
-				 out, cnt.set);
-		else
-			snprintf(where, sizeof(where), "%s",
-				 strcmp(out, "-") ? out : "standard output");
-		nleft = left_out_count(&cap, fmt, &lo);
-		summary(fmt, where, &cnt, &lo, nleft);
-		creds = pt_credentials(&cap, cnames, sizeof(cnames));
-		if (creds)
-			pt_info("credentials in what was written: %zu exchange%s %s (--redact NAME blanks them)",
-				creds, creds == 1 ? " carries" : "s carry", cnames);
-		if (nleft && !allow_partial) {
-			pt_err("export: %zu connection%s left out (see above); --allow-partial accepts that",
-			       nleft, nleft == 1 ? "" : "s");
-			rc = 1;
-		}
-	}
+	nleft = left_out_count(&cap, fmt, &lo);
+	creds = pt_credentials(&cap, cnames, sizeof(cnames));
+	finish_export(&cap, fmt, out, &cnt, &lo, nleft, creds, cnames,
+		      allow_partial, &rc);
 	pt_capture_free(&cap);
 	return rc;
 }

@@ -23,12 +23,30 @@
  */
 struct loading {
 	struct pt_conns *conns;
+	struct pt_capture *cap;
+	const struct pt_capr_info *info;	/* of the file being read */
+	const struct pt_load_hooks *hooks;	/* NULL: the whole capture */
 	int file;
 	struct { uint64_t from, to; } *remap;
 	size_t nremap;
 	uint8_t *buf;
 	size_t bufsz;
 };
+
+static int take(struct loading *ld, const struct pt_rec_hdr *h)
+{
+	int err;
+
+	if (!ld->hooks)
+		return pt_conns_add(ld->conns, h);
+	if (!ld->cap->files)
+		ld->cap->info.hdr = ld->info->hdr;	/* times, host */
+	ld->hooks->pre(ld->hooks->ctx, h);
+	err = pt_conns_add(ld->conns, h);
+	if (err)
+		return err;
+	return ld->hooks->post(ld->hooks->ctx, h);
+}
 
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
@@ -58,16 +76,18 @@ static int collect(void *ctx, const struct pt_rec_hdr *h)
 			memcpy(ld->buf, h, h->size);
 			copy = (struct pt_rec_hdr *)ld->buf;
 			copy->conn_id = ld->remap[i - 1].to;
-			return pt_conns_add(ld->conns, copy);
+			return take(ld, copy);
 		}
-	return pt_conns_add(ld->conns, h);
+	return take(ld, h);
 }
 
 /* One more file of the capture; < 0 after one line if it cannot be used. */
-static int load_one(struct pt_capture *cap, const char *path)
+static int load_one(struct pt_capture *cap, const char *path,
+		    const struct pt_load_hooks *hooks)
 {
-	struct loading ld = { .conns = &cap->conns, .file = cap->files };
-	struct pt_capr_info info;
+	struct pt_capr_info info = {};
+	struct loading ld = { .conns = &cap->conns, .cap = cap, .info = &info,
+			      .hooks = hooks, .file = cap->files };
 	struct stat st;
 	int err;
 	FILE *f;
@@ -98,6 +118,8 @@ static int load_one(struct pt_capture *cap, const char *path)
 		fclose(f);
 	free(ld.remap);
 	free(ld.buf);
+	if (hooks && hooks->failed(hooks->ctx))
+		return -ECANCELED;	/* the reader said why */
 	if (err && !info.end_offset) {
 		pt_err("%s: %s", path, err == -EBADMSG ? info.error :
 		       strerror(-err));
@@ -129,10 +151,9 @@ static int load_one(struct pt_capture *cap, const char *path)
 	return 0;
 }
 
-int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
-			 int n, bool exchanges)
+int pt_capture_load_hooked(struct pt_capture *cap, const char *const *paths,
+			   int n, const struct pt_load_hooks *hooks)
 {
-	size_t i;
 	int k;
 
 	memset(cap, 0, sizeof(*cap));
@@ -149,14 +170,24 @@ int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 				pt_conns_free(&cap->conns);
 				return -EINVAL;
 			}
-		err = load_one(cap, paths[k]);
+		err = load_one(cap, paths[k], hooks);
 		if (err) {
 			pt_conns_free(&cap->conns);
 			return err;
 		}
 	}
-	if (!exchanges)
-		return 0;
+	return 0;
+}
+
+int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
+			 int n, bool exchanges)
+{
+	size_t i;
+	int err;
+
+	err = pt_capture_load_hooked(cap, paths, n, NULL);
+	if (err || !exchanges)
+		return err;
 	cap->xc = pt_xcalloc(cap->conns.n + 1, sizeof(*cap->xc));
 	for (i = 0; i < cap->conns.n; i++) {
 		pt_xconn_build(cap->conns.v[i], &cap->xc[i]);
@@ -415,7 +446,7 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 	fputc('}', f);
 }
 
-static uint64_t x_start(const struct pt_exchange *x)
+uint64_t pt_x_start(const struct pt_exchange *x)
 {
 	if (x->kind == PT_X_RAW)
 		return x->nturns ? x->turns[0].ts : 0;
@@ -425,7 +456,7 @@ static uint64_t x_start(const struct pt_exchange *x)
 static int cmp_xref(const void *pa, const void *pb)
 {
 	const struct pt_xref *a = pa, *b = pb;
-	uint64_t ta = x_start(a->x), tb = x_start(b->x);
+	uint64_t ta = pt_x_start(a->x), tb = pt_x_start(b->x);
 
 	if (ta != tb)
 		return ta < tb ? -1 : 1;

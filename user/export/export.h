@@ -20,6 +20,11 @@ struct pt_capture {
 	int read_err;		/* the file is damaged after info.end_offset */
 	int files;		/* files read into it */
 	bool stdin_used;	/* "-" was one of them */
+	/* read as a stream (pt_capture_stream) */
+	uint64_t peak_held;	/* most bytes held at once */
+	size_t cut_short;	/* exchanges cut at --max-held */
+	size_t late_records;	/* data after its connection was done */
+	size_t out_of_order;	/* exchanges whose records came too late */
 };
 
 /*
@@ -32,6 +37,49 @@ struct pt_capture {
 int pt_capture_load_many(struct pt_capture *cap, const char *const *paths,
 			 int n, bool exchanges);
 void pt_capture_free(struct pt_capture *cap);
+
+/* For a reader that takes the records as they come: around each record
+ * given to cap->conns, pre and post (non-zero from post stops reading);
+ * failed says that it stopped (it has said why). */
+struct pt_load_hooks {
+	void *ctx;
+	void (*pre)(void *ctx, const struct pt_rec_hdr *h);
+	int (*post)(void *ctx, const struct pt_rec_hdr *h);
+	bool (*failed)(void *ctx);
+};
+int pt_capture_load_hooked(struct pt_capture *cap, const char *const *paths,
+			   int n, const struct pt_load_hooks *hooks);
+
+/*
+ * Read capture files as a stream (export/stream.c): every exchange is
+ * handed to x in order by start, once nothing earlier can still come,
+ * and conn is told of each connection once it is done (xc as it ended,
+ * without exchanges). Memory holds what is in flight: connections'
+ * bytes not yet in a settled exchange, and exchanges waiting for an
+ * earlier one to settle; past pt_held_max, the exchange holding the rest
+ * up is cut short and said so (what the last second of records brought
+ * is held whatever the bound). cap keeps the connections without their
+ * bytes, and what the files say besides (targets, TLS, counters).
+ * Returns 0, or < 0 after one line (or the sink's error).
+ */
+struct pt_xsink {
+	void *ctx;
+	int (*x)(void *ctx, const struct pt_capture *cap,
+		 const struct pt_xconn *xc, struct pt_exchange *x);
+	void (*conn)(void *ctx, const struct pt_capture *cap,
+		     const struct pt_xconn *xc);
+};
+#define PT_HELD_MAX		(1ull << 30)
+extern uint64_t pt_held_max;
+/* A connection holding this many bytes is cut into what has settled
+ * (lowered by tests). */
+extern uint64_t pt_stream_step;
+/* Records between looks at the connections (lowered by tests). */
+extern size_t pt_stream_every;
+int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
+		      int n, const struct pt_xsink *sink);
+/* --max-held SIZE: sets pt_held_max. */
+int pt_opt_max_held(const char *arg);
 /* --max-stream SIZE of read and export: lowers pt_assemble_max. */
 int pt_opt_max_stream(const char *arg);
 /* Print the one line about a damaged file, if it is. */
@@ -95,6 +143,8 @@ struct pt_xref {
 	const struct pt_exchange *x;
 };
 struct pt_xref *pt_x_sorted(const struct pt_capture *cap, size_t *n);
+/* When an exchange began: its first byte's ts_ns. */
+uint64_t pt_x_start(const struct pt_exchange *x);
 
 /* What an export wrote and what it left out of what it could hold. */
 struct pt_export_counts {
@@ -117,9 +167,18 @@ struct pt_export_counts {
  * values replaced.
  */
 size_t pt_redact(struct pt_capture *cap, char *const *names, size_t n);
+/* The same of one exchange. */
+size_t pt_redact_x(struct pt_exchange *x, char *const *names, size_t n);
 /* Exchanges that still carry credentials (Authorization, Cookie, API key
  * fields), and their field names, comma-separated, into names. */
 size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len);
+/* The same, an exchange at a time. */
+struct pt_creds {
+	size_t n;		/* exchanges with credentials */
+	uint32_t seen;		/* which fields, a bit each */
+};
+void pt_creds_add(struct pt_creds *c, const struct pt_exchange *x);
+size_t pt_creds_names(const struct pt_creds *c, char *names, size_t len);
 
 /* Which connections a format can represent (the rest are counted). */
 enum pt_holds {
@@ -141,6 +200,16 @@ struct pt_exporter {
 		       struct pt_export_counts *);
 	int (*to_dir)(const struct pt_capture *, const char *,
 		      struct pt_export_counts *);
+	/*
+	 * Or streamed, with memory bounded by what is in flight: head once
+	 * the first file's header is read, each exchange in order by start,
+	 * tail after the last. Each returns 0 or < 0 (an errno).
+	 */
+	int (*head)(const struct pt_capture *, FILE *);
+	int (*one)(const struct pt_capture *, FILE *, const struct pt_xconn *,
+		   const struct pt_exchange *, struct pt_export_counts *);
+	int (*tail)(const struct pt_capture *, FILE *,
+		    struct pt_export_counts *);
 	bool binary;		/* never to a terminal */
 	enum pt_holds holds;
 	const char *item, *items;	/* what it counts: one, many */

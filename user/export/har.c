@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,36 +293,41 @@ static void har_entry(FILE *f, const struct pt_capture *cap,
 	free(url);
 }
 
-static int export_har(const struct pt_capture *cap, FILE *f,
-		  struct pt_export_counts *cnt)
+static int har_head(const struct pt_capture *cap, FILE *f)
 {
-	struct pt_xref *v;
-	bool first = true;
-	size_t i, n;
-
 	fputs("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"podtap\",\"version\":\"" PT_VERSION "\"},",
 	      f);
 	fputs("\"comment\":", f);
 	pt_json_str(f, cap->info.hdr.host);
 	fputs(",\"pages\":[],\"entries\":[\n", f);
-	v = pt_x_sorted(cap, &n);
-	for (i = 0; i < n; i++) {
-		if (v[i].x->kind != PT_X_HTTP || !v[i].x->has_req)
-			continue;
-		if (!first)
-			fputs(",\n", f);
-		first = false;
-		har_entry(f, cap, v[i].xc, v[i].x);
-		cnt->items++;
-	}
-	free(v);
+	return ferror(f) ? -EIO : 0;
+}
+
+static int har_one(const struct pt_capture *cap, FILE *f,
+		   const struct pt_xconn *xc, const struct pt_exchange *x,
+		   struct pt_export_counts *cnt)
+{
+	if (x->kind != PT_X_HTTP || !x->has_req)
+		return 0;
+	if (cnt->items)
+		fputs(",\n", f);
+	har_entry(f, cap, xc, x);
+	cnt->items++;
+	return ferror(f) ? -EIO : 0;
+}
+
+static int har_tail(const struct pt_capture *cap, FILE *f,
+		    struct pt_export_counts *cnt)
+{
 	fputs("\n]}}\n", f);
-	return 0;
+	return ferror(f) ? -EIO : 0;
 }
 
 const struct pt_exporter pt_exporter_har = {
 	.name = "har",
-	.to_file = export_har,
+	.head = har_head,
+	.one = har_one,
+	.tail = har_tail,
 	.holds = PT_HOLDS_HTTP1,
 	.item = "entry", .items = "entries",
 	.help = "HAR 1.2 of every HTTP/1 exchange, inbound and outbound",

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* JSON lines: one object per exchange, HTTP and raw, in time order. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,25 +8,19 @@
 #include "base/jsonw.h"
 #include "export/export.h"
 
-static int export_jsonl(const struct pt_capture *cap, FILE *f,
-		    struct pt_export_counts *cnt)
+static int jsonl_one(const struct pt_capture *cap, FILE *f,
+		     const struct pt_xconn *xc, const struct pt_exchange *x,
+		     struct pt_export_counts *cnt)
 {
-	struct pt_xref *v;
-	size_t i, n;
-
-	v = pt_x_sorted(cap, &n);
-	for (i = 0; i < n; i++) {
-		pt_x_json(f, cap, v[i].xc, v[i].x, true);
-		fputc('\n', f);
-	}
-	cnt->items = n;
-	free(v);
-	return 0;
+	pt_x_json(f, cap, xc, x, true);
+	fputc('\n', f);
+	cnt->items++;
+	return ferror(f) ? -EIO : 0;
 }
 
 const struct pt_exporter pt_exporter_jsonl = {
 	.name = "jsonl",
-	.to_file = export_jsonl,
+	.one = jsonl_one,
 	.holds = PT_HOLDS_ALL,
 	.item = "exchange", .items = "exchanges",
 	.help = "one JSON object per exchange, HTTP and raw",

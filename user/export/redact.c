@@ -212,21 +212,26 @@ static size_t redact_msg(struct pt_http_msg *m, char *const *names, size_t nn)
 	return count + redact_body(m, names, nn);
 }
 
+size_t pt_redact_x(struct pt_exchange *x, char *const *names, size_t n)
+{
+	size_t count = 0;
+
+	if (!n || x->kind != PT_X_HTTP)
+		return 0;
+	if (x->has_req)
+		count += redact_msg(&x->req, names, n);
+	if (x->has_resp)
+		count += redact_msg(&x->resp, names, n);
+	return count;
+}
+
 size_t pt_redact(struct pt_capture *cap, char *const *names, size_t n)
 {
 	size_t i, k, count = 0;
 
 	for (i = 0; n && i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++) {
-			struct pt_exchange *x = &cap->xc[i].x[k];
-
-			if (x->kind != PT_X_HTTP)
-				continue;
-			if (x->has_req)
-				count += redact_msg(&x->req, names, n);
-			if (x->has_resp)
-				count += redact_msg(&x->resp, names, n);
-		}
+		for (k = 0; k < cap->xc[i].nx; k++)
+			count += pt_redact_x(&cap->xc[i].x[k], names, n);
 	return count;
 }
 
@@ -242,32 +247,43 @@ static void creds_of(const struct pt_http_msg *m, bool *seen)
 				seen[k] = true;
 }
 
-size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len)
+void pt_creds_add(struct pt_creds *c, const struct pt_exchange *x)
 {
-	bool seen[ARRAY_SIZE(credential_fields)] = {};
-	size_t i, k, f, n = 0, at = 0;
+	bool here[ARRAY_SIZE(credential_fields)] = {}, any = false;
+	size_t f;
 
-	for (i = 0; i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++) {
-			const struct pt_exchange *x = &cap->xc[i].x[k];
-			bool here[ARRAY_SIZE(credential_fields)] = {}, any = false;
+	if (x->kind != PT_X_HTTP)
+		return;
+	if (x->has_req)
+		creds_of(&x->req, here);
+	if (x->has_resp)
+		creds_of(&x->resp, here);
+	for (f = 0; credential_fields[f]; f++) {
+		any |= here[f];
+		c->seen |= (uint32_t)here[f] << f;
+	}
+	c->n += any;
+}
 
-			if (x->kind != PT_X_HTTP)
-				continue;
-			if (x->has_req)
-				creds_of(&x->req, here);
-			if (x->has_resp)
-				creds_of(&x->resp, here);
-			for (f = 0; credential_fields[f]; f++) {
-				any |= here[f];
-				seen[f] |= here[f];
-			}
-			n += any;
-		}
+size_t pt_creds_names(const struct pt_creds *c, char *names, size_t len)
+{
+	size_t k, at = 0;
+
 	names[0] = 0;
 	for (k = 0; credential_fields[k] && at < len; k++)
-		if (seen[k])
+		if (c->seen & (1u << k))
 			at += snprintf(names + at, len - at, "%s%s", at ? ", " : "",
 				       credential_fields[k]);
-	return n;
+	return c->n;
+}
+
+size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len)
+{
+	struct pt_creds c = {};
+	size_t i, k;
+
+	for (i = 0; i < cap->conns.n; i++)
+		for (k = 0; k < cap->xc[i].nx; k++)
+			pt_creds_add(&c, &cap->xc[i].x[k]);
+	return pt_creds_names(&c, names, len);
 }

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A capture read as a stream: exchanges handed over in order by start as
+ * the records come, with only what is in flight in memory.
+ *
+ * Each connection still open keeps its records' bytes not yet in a
+ * settled exchange. From time to time (when it holds pt_stream_step
+ * bytes, when new bytes have waited SETTLE_NS, when it is closed) its
+ * streams are assembled from where the last cut ended and fed to its
+ * protocol: the exchanges that settle go to a heap by start, with the
+ * assembled bytes they point into, and the protocol's state is moved
+ * down to the bytes it has yet to read, so the rest can be freed.
+ *
+ * An exchange leaves the heap once none can still come that began
+ * before it: no connection holds a byte older than it, and SETTLE_NS of
+ * records have gone by (records of one moment come from several CPUs,
+ * nearly but not quite in order; one that comes later still is handed on
+ * out of order, and counted). Past pt_held_max, a connection whose oldest
+ * byte holds the others up for longer than that is cut as if it had
+ * ended, its open exchange said cut short, and it starts afresh after
+ * those bytes. So memory holds at most about pt_held_max, and what
+ * SETTLE_NS of records bring.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/common.h"
+#include "export/export.h"
+#include "proto/proto.h"
+
+#define SETTLE_NS	(1000000000ull)
+/* A connection whose bytes start as TLS records is first cut this long
+ * after its first record (unless it holds pt_stream_step bytes, or ends):
+ * by then its plaintext, if any, has come (a library is hooked at the
+ * recorder's 2 s scan), which decides the layer it is read in. */
+#define FIRST_NS	(3ull * 1000000000)
+
+uint64_t pt_held_max = PT_HELD_MAX;
+uint64_t pt_stream_step = 4u << 20;
+size_t pt_stream_every = 8192;	/* records between looks at the connections */
+
+/* Assembled bytes of one cut, kept while an exchange points into them. */
+struct slab {
+	struct pt_xconn xc;	/* the connection as of the cut, no exchanges */
+	size_t refs;
+	uint64_t bytes;
+};
+
+struct pend {
+	uint64_t ts, seq;
+	struct slab *sl;
+	struct pt_exchange x;
+};
+
+struct live {
+	struct pt_conn *c;
+	struct pt_xconn xc;
+	bool begun;
+	uint64_t base[2];	/* where the next begin starts (after a cut short) */
+	uint64_t held;		/* captured bytes c keeps */
+	uint64_t fed;		/* c's captured bytes at the last cut */
+	uint64_t kept;		/* what it held after the last cut */
+	bool too_big;		/* bytes over --max-stream were left out */
+};
+
+struct streamer {
+	struct pt_capture *cap;
+	const struct pt_xsink *sink;
+	struct live **v;
+	size_t n, cap_v;
+	struct pend *heap;
+	size_t nheap, cap_heap;
+	uint64_t held, heap_bytes, now, seq;
+	uint64_t last_ts;	/* start of the last exchange handed on */
+	size_t since;
+	int err;
+};
+
+/* Marks a connection that is done: its later records are counted, not kept. */
+static char done_mark;
+
+static bool pend_before(const struct pend *a, const struct pend *b)
+{
+	return a->ts != b->ts ? a->ts < b->ts : a->seq < b->seq;
+}
+
+static void heap_push(struct streamer *st, const struct pend *p)
+{
+	size_t i;
+
+	if (st->nheap == st->cap_heap) {
+		st->cap_heap = st->cap_heap ? st->cap_heap * 2 : 256;
+		st->heap = pt_xrealloc(st->heap, st->cap_heap, sizeof(*st->heap));
+	}
+	i = st->nheap++;
+	while (i && pend_before(p, &st->heap[(i - 1) / 2])) {
+		st->heap[i] = st->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	st->heap[i] = *p;
+}
+
+static void heap_pop(struct streamer *st, struct pend *out)
+{
+	struct pend last;
+	size_t i = 0, k;
+
+	*out = st->heap[0];
+	last = st->heap[--st->nheap];
+	for (;;) {
+		k = 2 * i + 1;
+		if (k >= st->nheap)
+			break;
+		if (k + 1 < st->nheap && pend_before(&st->heap[k + 1], &st->heap[k]))
+			k++;
+		if (!pend_before(&st->heap[k], &last))
+			break;
+		st->heap[i] = st->heap[k];
+		i = k;
+	}
+	if (st->nheap)
+		st->heap[i] = last;
+}
+
+static void slab_put(struct streamer *st, struct slab *sl)
+{
+	if (--sl->refs)
+		return;
+	st->heap_bytes -= sl->bytes;
+	pt_assembled_free(&sl->xc.a[0]);
+	pt_assembled_free(&sl->xc.a[1]);
+	free(sl);
+}
+
+static uint64_t all_captured(const struct pt_conn *c)
+{
+	return c->s[0].captured + c->s[1].captured + c->tls[0].captured +
+	       c->tls[1].captured;
+}
+
+/* The oldest byte c still keeps (UINT64_MAX if none): no exchange of it
+ * still to come can begin before. */
+static uint64_t oldest(const struct pt_conn *c)
+{
+	const struct pt_stream *s[4] = { &c->s[0], &c->s[1], &c->tls[0],
+					 &c->tls[1] };
+	uint64_t t = UINT64_MAX;
+	size_t i, k;
+
+	for (k = 0; k < 4; k++)
+		for (i = 0; i < s[k]->nchunks; i++)
+			if (s[k]->chunks[i].ts < t)
+				t = s[k]->chunks[i].ts;
+	return t;
+}
+
+/* Could c be TLS whose plaintext is still to come? Its wire bytes start
+ * with a TLS record header, or its start was not seen. */
+static bool may_be_tls(const struct pt_conn *c)
+{
+	size_t i;
+	int d;
+
+	if (c->has_tls)
+		return false;
+	for (d = 0; d < 2; d++)
+		for (i = 0; i < c->s[d].nchunks; i++) {
+			const struct pt_chunk *ch = &c->s[d].chunks[i];
+
+			if (ch->off || ch->len < 3)
+				continue;
+			if (ch->data[0] >= 0x14 && ch->data[0] <= 0x17 &&
+			    ch->data[1] == 3)
+				return true;
+			return false;
+		}
+	return true;
+}
+
+static void drop(struct streamer *st, struct live *lv, struct pt_stream *s,
+		 uint64_t before)
+{
+	uint64_t freed = pt_stream_drop_before(s, before);
+
+	lv->held -= freed;
+	st->held -= freed;
+}
+
+static void shift_span(struct pt_span *s, const uint64_t base[2])
+{
+	s->off += base[s->dir];
+	s->end += base[s->dir];
+}
+
+/* Hand what settled in xc's last feed to the heap, with a[]. */
+static void take_settled(struct streamer *st, struct live *lv,
+			 struct pt_assembled a[2], bool final)
+{
+	struct pt_xconn *xc = &lv->xc;
+	struct slab *sl;
+	size_t i, k;
+
+	if (!xc->nx) {
+		pt_assembled_free(&a[0]);
+		pt_assembled_free(&a[1]);
+		return;
+	}
+	sl = pt_xcalloc(1, sizeof(*sl));
+	sl->xc = *xc;
+	sl->xc.x = NULL;
+	sl->xc.nx = 0;
+	sl->xc.pstate = NULL;
+	sl->xc.owns_a = false;
+	sl->xc.a[0] = a[0];
+	sl->xc.a[1] = a[1];
+	if (!final)
+		sl->xc.proto = pt_xconn_label(xc);
+	sl->refs = xc->nx;
+	sl->bytes = a[0].len + a[1].len + sizeof(*sl) +
+		    xc->nx * sizeof(struct pend);
+	st->heap_bytes += sl->bytes;
+	for (i = 0; i < xc->nx; i++) {
+		struct pend p = { .seq = st->seq++, .sl = sl, .x = xc->x[i] };
+
+		if (p.x.kind == PT_X_HTTP) {
+			shift_span(&p.x.req_span, xc->base);
+			shift_span(&p.x.resp_span, xc->base);
+		}
+		for (k = 0; k < p.x.nturns; k++)
+			shift_span(&p.x.turns[k], xc->base);
+		p.ts = pt_x_start(&p.x);
+		heap_push(st, &p);
+	}
+	xc->nx = 0;
+}
+
+/*
+ * Cut lv's connection: feed what has come since the last cut (all of it
+ * when final), hand on what settled, free the bytes behind it. why: the
+ * cut is forced (--max-held), and the exchanges it leaves incomplete say
+ * so. decide: its bytes have waited long enough for the protocol to be
+ * known; a request line that comes after a second of other bytes is not
+ * waited for (read whole, it could make the connection HTTP after all).
+ */
+static void cut(struct streamer *st, struct live *lv, bool final,
+		bool decide, const char *why)
+{
+	struct pt_conn *c = lv->c;
+	struct pt_xconn *xc = &lv->xc;
+	struct pt_assembled a[2];
+	uint64_t pos[2], end[2];
+	size_t i;
+	int d;
+
+	if (!lv->begun) {
+		pt_xconn_begin(xc, c);
+		xc->streamed = true;
+		/* a TLS connection's exchanges are its plaintext's */
+		xc->tls = c->has_tls;
+		xc->base[0] = lv->base[0];
+		xc->base[1] = lv->base[1];
+		lv->begun = true;
+	}
+	for (d = 0; d < 2; d++)
+		if (pt_stream_assemble_from(c, d, xc->tls, xc->base[d], !final,
+					    &a[d]))
+			break;
+	if (d < 2) {
+		/* more than --max-stream at once: left out, as read whole,
+		 * and read on afresh after it */
+		bool tls = xc->tls;
+
+		while (d-- > 0)
+			pt_assembled_free(&a[d]);
+		lv->too_big = true;
+		pt_xconn_free(xc);
+		lv->begun = false;
+		for (d = 0; d < 2; d++) {
+			struct pt_stream *s = tls ? &c->tls[d] : &c->s[d];
+
+			lv->base[d] = s->seen_end > lv->base[d] ? s->seen_end :
+				      lv->base[d];
+			drop(st, lv, s, lv->base[d]);
+			if (tls)
+				drop(st, lv, &c->s[d], UINT64_MAX);
+		}
+		lv->fed = all_captured(c);
+		lv->kept = lv->held;
+		return;
+	}
+	for (d = 0; d < 2; d++) {
+		xc->a[d] = a[d];
+		end[d] = xc->base[d] + a[d].len;
+		/* a FIN or close is only known to end the bytes at the end */
+		xc->ended[d] = pt_conn_ended(c, d) &&
+			       (final || (!xc->tls && end[d] >=
+					  pt_stream_end(c, d)));
+	}
+	pt_xconn_feed(xc, final);
+	if (!final && decide && !xc->p) {
+		pt_xconn_decide(xc);
+		pt_xconn_feed(xc, false);
+	}
+	for (i = 0; why && i < xc->nx; i++)
+		if (xc->x[i].incomplete)
+			snprintf(xc->x[i].note, sizeof(xc->x[i].note), "%s", why);
+	take_settled(st, lv, a, final);
+	memset(xc->a, 0, sizeof(xc->a));
+	lv->fed = all_captured(c);
+	if (why) {
+		/* afresh after what was there */
+		bool tls = xc->tls;
+
+		pt_xconn_free(xc);
+		lv->begun = false;
+		for (d = 0; d < 2; d++) {
+			lv->base[d] = end[d];
+			drop(st, lv, tls ? &c->tls[d] : &c->s[d], end[d]);
+			if (tls)
+				drop(st, lv, &c->s[d], UINT64_MAX);
+		}
+		lv->kept = lv->held;
+		return;
+	}
+	lv->kept = lv->held;
+	if (final || !xc->p || !xc->p->settled || (xc->tls && !xc->first_checked))
+		return;
+	xc->p->settled(xc, pos);
+	xc->p->rebase(xc, pos);
+	for (d = 0; d < 2; d++) {
+		xc->base[d] += pos[d];
+		drop(st, lv, xc->tls ? &c->tls[d] : &c->s[d], xc->base[d]);
+		/* the ciphertext of plaintext read: pcapng's, not ours */
+		if (xc->tls)
+			drop(st, lv, &c->s[d], UINT64_MAX);
+	}
+	lv->kept = lv->held;
+}
+
+static void unlist(struct streamer *st, size_t i)
+{
+	st->v[i] = st->v[--st->n];
+}
+
+/* lv's connection is done: its last exchanges, then it goes. */
+static void finish(struct streamer *st, size_t i)
+{
+	struct live *lv = st->v[i];
+	int d;
+
+	cut(st, lv, true, false, NULL);
+	if (!lv->begun)
+		pt_xconn_begin(&lv->xc, lv->c);	/* left out whole */
+	if (lv->too_big)
+		lv->xc.assembled = false;	/* said as too large */
+	if (st->sink->conn)
+		st->sink->conn(st->sink->ctx, st->cap, &lv->xc);
+	pt_xconn_free(&lv->xc);
+	for (d = 0; d < 2; d++) {
+		drop(st, lv, &lv->c->s[d], UINT64_MAX);
+		drop(st, lv, &lv->c->tls[d], UINT64_MAX);
+	}
+	pt_conn_drop_chunks(lv->c);
+	lv->c->owner = &done_mark;
+	unlist(st, i);
+	free(lv);
+}
+
+/* Hand on the exchanges that nothing still to come can precede. */
+static void emit(struct streamer *st, bool all)
+{
+	uint64_t w = all ? UINT64_MAX :
+		     st->now > SETTLE_NS ? st->now - SETTLE_NS : 0;
+	struct pend p;
+	size_t i;
+
+	for (i = 0; !all && i < st->n; i++) {
+		uint64_t t = oldest(st->v[i]->c);
+
+		if (t < w)
+			w = t;
+	}
+	while (st->nheap && (all || st->heap[0].ts < w)) {
+		heap_pop(st, &p);
+		if (p.ts < st->last_ts)
+			st->cap->out_of_order++;
+		else
+			st->last_ts = p.ts;
+		if (!st->err)
+			st->err = st->sink->x(st->sink->ctx, st->cap, &p.sl->xc,
+					      &p.x);
+		pt_x_release(&p.x);
+		slab_put(st, p.sl);
+	}
+}
+
+static void note_peak(struct streamer *st)
+{
+	if (st->held + st->heap_bytes > st->cap->peak_held)
+		st->cap->peak_held = st->held + st->heap_bytes;
+}
+
+static void check(struct streamer *st)
+{
+	char why[96];
+	size_t i;
+
+	st->since = 0;
+	for (i = st->n; i > 0; i--) {
+		struct live *lv = st->v[i - 1];
+		struct pt_conn *c = lv->c;
+		bool waited;
+
+		/* plaintext whose socket is not known yet may still join it */
+		if (pt_conn_pseudo(c))
+			continue;
+		if (c->has_close && st->now > c->close.h.ts_ns + SETTLE_NS) {
+			finish(st, i - 1);
+			continue;
+		}
+		if (all_captured(c) == lv->fed)
+			continue;	/* nothing new */
+		/* a message still arriving is parsed again at each cut:
+		 * cut when what is held has doubled, not at every step */
+		waited = st->now > oldest(c) + SETTLE_NS &&
+			 (lv->begun || st->now > c->first_ts + FIRST_NS ||
+			  !may_be_tls(c));
+		if ((lv->held >= pt_stream_step && lv->held >= 2 * lv->kept) ||
+		    waited || lv->held > pt_assemble_max)
+			cut(st, lv, false, waited, NULL);
+	}
+	emit(st, false);
+	note_peak(st);
+	/* over the bound: cut the connection that holds the rest up (what
+	 * the last SETTLE_NS brought waits whatever is cut) */
+	snprintf(why, sizeof(why),
+		 "cut short: more than --max-held %llu MiB was in memory",
+		 (unsigned long long)(pt_held_max >> 20));
+	while (st->held + st->heap_bytes > pt_held_max) {
+		struct live *lv = NULL;
+		uint64_t t, best = st->now > SETTLE_NS ? st->now - SETTLE_NS : 0;
+
+		for (i = 0; i < st->n; i++)
+			if (st->v[i]->held &&
+			    (t = oldest(st->v[i]->c)) < best) {
+				best = t;
+				lv = st->v[i];
+			}
+		if (!lv)
+			break;
+		cut(st, lv, true, false, why);
+		st->cap->cut_short++;
+		emit(st, false);
+	}
+}
+
+static struct live *live_of(struct streamer *st, struct pt_conn *c)
+{
+	struct live *lv = c->owner;
+
+	if (lv)
+		return lv;
+	lv = pt_xcalloc(1, sizeof(*lv));
+	lv->c = c;
+	c->owner = lv;
+	if (st->n == st->cap_v) {
+		st->cap_v = st->cap_v ? st->cap_v * 2 : 64;
+		st->v = pt_xrealloc(st->v, st->cap_v, sizeof(*st->v));
+	}
+	st->v[st->n++] = lv;
+	return lv;
+}
+
+static void hook_pre(void *ctx, const struct pt_rec_hdr *h)
+{
+	const struct pt_tls_assoc *a = (const void *)h;
+	struct streamer *st = ctx;
+	struct pt_conn *ps, *real;
+	struct live *from, *to;
+	size_t i;
+
+	if (h->type != PT_REC_TLS_ASSOC || h->size < sizeof(*a))
+		return;
+	/* its bytes join the socket's connection, which keeps them now */
+	ps = pt_conns_find(&st->cap->conns, a->pseudo_id);
+	if (!ps || !ps->owner || ps->owner == &done_mark ||
+	    !(a->pseudo_id & PT_PSEUDO_CONN) || (h->conn_id & PT_PSEUDO_CONN))
+		return;
+	from = ps->owner;
+	real = pt_conns_find(&st->cap->conns, h->conn_id);
+	if (real && real->owner == &done_mark)
+		return;		/* the bytes are dropped with the rest */
+	for (i = 0; i < st->n; i++)
+		if (st->v[i] == from)
+			unlist(st, i);
+	if (real) {
+		to = live_of(st, real);
+		to->held += from->held;
+	} else {
+		st->held -= from->held;	/* counted again as they join */
+	}
+	free(from);
+	ps->owner = NULL;
+}
+
+static int hook_post(void *ctx, const struct pt_rec_hdr *h)
+{
+	struct streamer *st = ctx;
+	struct pt_conn *c;
+	struct live *lv;
+
+	if (h->ts_ns > st->now)
+		st->now = h->ts_ns;
+	switch (h->type) {
+	case PT_REC_CONN_OPEN: case PT_REC_DATA: case PT_REC_CONN_CLOSE:
+	case PT_REC_LOSS: case PT_REC_ATTR: case PT_REC_TLS_DATA:
+		break;
+	case PT_REC_TLS_ASSOC:
+		/* a joined pseudo-connection's bytes, now the socket's */
+		c = pt_conns_find(&st->cap->conns, h->conn_id);
+		if (c && !c->owner) {
+			lv = live_of(st, c);
+			lv->held = all_captured(c);
+			st->held += lv->held;
+		}
+		goto out;
+	default:
+		goto out;
+	}
+	c = pt_conns_of(&st->cap->conns, h->conn_id);
+	if (!c)
+		goto out;
+	if (c->owner == &done_mark) {
+		if (h->type == PT_REC_DATA || h->type == PT_REC_TLS_DATA) {
+			st->cap->late_records++;
+			pt_conn_drop_chunks(c);
+		}
+		goto out;
+	}
+	lv = live_of(st, c);
+	if (h->type == PT_REC_DATA || h->type == PT_REC_TLS_DATA) {
+		uint32_t n = ((const struct pt_data *)h)->cap_len;
+
+		lv->held += n;
+		st->held += n;
+	}
+out:
+	if (++st->since >= pt_stream_every || st->held > pt_held_max)
+		check(st);
+	return st->err;
+}
+
+static bool hook_failed(void *ctx)
+{
+	return ((struct streamer *)ctx)->err;
+}
+
+int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
+		      int n, const struct pt_xsink *sink)
+{
+	struct streamer st = { .cap = cap, .sink = sink };
+	const struct pt_load_hooks hooks = {
+		.ctx = &st, .pre = hook_pre, .post = hook_post,
+		.failed = hook_failed,
+	};
+	size_t i;
+	int err;
+
+	err = pt_capture_load_hooked(cap, paths, n, &hooks);
+	if (err) {
+		/* cap's connections are gone: let go of what was ours */
+		for (i = 0; i < st.n; i++) {
+			pt_xconn_free(&st.v[i]->xc);
+			free(st.v[i]);
+		}
+		while (st.nheap) {
+			struct pend p;
+
+			heap_pop(&st, &p);
+			pt_x_release(&p.x);
+			slab_put(&st, p.sl);
+		}
+		free(st.v);
+		free(st.heap);
+		return st.err ? st.err : err;
+	}
+	while (st.n)
+		finish(&st, st.n - 1);
+	emit(&st, true);
+	note_peak(&st);
+	free(st.v);
+	free(st.heap);
+	return st.err;
+}
+
+int pt_opt_max_held(const char *arg)
+{
+	return pt_opt_size("--max-held", arg, 1 << 20, 1ull << 50, &pt_held_max);
+}
