@@ -1160,7 +1160,7 @@ unset multiplot
 def offline_report(facts, rows):
     gib = facts["payload_bytes"] / 2**30
     out = ["# Reading a large capture", "",
-           "Written by `bench/bench.py --offline %d` on %s (podtap %s). nginx "
+           "Written by `bench/bench.py --offline %d` on %s (%s). nginx "
            "served 1 KiB responses to wrk (%d keep-alive connections) for "
            "%.0f s while podtap recorded it: **%.2f GiB of payload** in a "
            "%.0f MB capture file, %d events lost, podtap record's peak RSS "

@@ -81,6 +81,28 @@ if bad:
 PY
 check "nothing left behind: no cgroups" \
 	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
+
+# the offline side: a short recording, then read and export timed on it
+bench/bench.py --offline 2 --out "$out" > "$log" 2>&1 &
+bpid=$!
+if wait $bpid; then
+	ok "bench/bench.py --offline 2 exits 0"
+else
+	notok "bench/bench.py --offline 2 exits 0"
+	tail -20 "$log"
+fi
+check "benchmarks-offline.md times read and the streamed exports" python3 - "$out/benchmarks-offline.md" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rows = re.findall(r"^\| `podtap ([^`]+)` \| ([0-9.]+) \| [0-9.]+ \| ([0-9]+) MiB \| ([0-9]+) MB \| ([^|]+) \|$", t, re.M)
+names = [r[0] for r in rows]
+ok = names == ["read", "export -f jsonl", "export -f har"] and \
+    all(float(r[1]) > 0 and int(r[2]) > 0 for r in rows) and \
+    all("MiB" in r[4] for r in rows[1:]) and "GiB of payload" in t
+sys.exit(0 if ok else 1)
+PY
+check "nothing left behind after --offline: no cgroups" \
+	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
 check "nothing left behind: no nginx, wrk or podtap record" \
 	bash -c "! pgrep -f 'podtap-bench[.]|[p]odtap record' >/dev/null && ! pgrep -x wrk >/dev/null && ! pgrep -x perf >/dev/null"
 echo "bench: $pass passed, $fail failed"

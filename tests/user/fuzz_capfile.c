@@ -2,14 +2,56 @@
 /*
  * libFuzzer target: any bytes as a capture file. The reader and the
  * reassembly and exchanges behind `podtap read` must never crash, hang or read out of
- * bounds, whatever the file says.
+ * bounds, whatever the file says; nor must the stream reader behind
+ * `podtap export -f jsonl`, cutting as often as it can.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include "capfile/capfile.h"
 #include "stream/conns.h"
 #include "proto/exch.h"
+#include "export/export.h"
 #include "feed_by_time.h"
+
+static int write_x(void *ctx, const struct pt_capture *cap,
+		   const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	pt_x_json(ctx, cap, xc, x, true);
+	return 0;
+}
+
+/* The bytes as a file, read as a stream. */
+static void streamed(const uint8_t *data, size_t size)
+{
+	const struct pt_xsink sink = { .x = write_x };
+	struct pt_xsink s = sink;
+	struct pt_capture cap;
+	const char *paths[1];
+	char path[64], *out = NULL;
+	size_t outn = 0;
+	int fd = memfd_create("capture", 0);
+
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	paths[0] = path;
+	s.ctx = open_memstream(&out, &outn);
+	pt_stream_step = 64;
+	pt_stream_every = 4;
+	pt_held_max = 4096;
+	pt_assemble_max = 64u << 20;
+	if (!pt_capture_stream(&cap, paths, 1, &s))
+		pt_capture_free(&cap);
+	fclose(s.ctx);
+	free(out);
+	close(fd);
+}
 
 static int collect(void *ctx, const struct pt_rec_hdr *h)
 {
@@ -52,5 +94,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	pt_conns_free(&c);
+	streamed(data, size);
 	return 0;
 }

@@ -488,12 +488,13 @@ static void hook_pre(void *ctx, const struct pt_rec_hdr *h)
 		return;
 	from = ps->owner;
 	real = pt_conns_find(&st->cap->conns, h->conn_id);
-	if (real && real->owner == &done_mark)
-		return;		/* the bytes are dropped with the rest */
 	for (i = 0; i < st->n; i++)
 		if (st->v[i] == from)
 			unlist(st, i);
-	if (real) {
+	if (real && real->owner == &done_mark) {
+		/* too late: dropped as they join (hook_post) */
+		st->held -= from->held;
+	} else if (real) {
 		to = live_of(st, real);
 		to->held += from->held;
 	} else {
@@ -518,7 +519,11 @@ static int hook_post(void *ctx, const struct pt_rec_hdr *h)
 	case PT_REC_TLS_ASSOC:
 		/* a joined pseudo-connection's bytes, now the socket's */
 		c = pt_conns_find(&st->cap->conns, h->conn_id);
-		if (c && !c->owner) {
+		if (c && c->owner == &done_mark &&
+		    (c->tls[0].nchunks || c->tls[1].nchunks)) {
+			st->cap->late_records++;
+			pt_conn_drop_chunks(c);
+		} else if (c && !c->owner) {
 			lv = live_of(st, c);
 			lv->held = all_captured(c);
 			st->held += lv->held;
@@ -545,7 +550,10 @@ static int hook_post(void *ctx, const struct pt_rec_hdr *h)
 		st->held += n;
 	}
 out:
-	if (++st->since >= pt_stream_every || st->held > pt_held_max)
+	/* over the bound, sooner (but not at every record: a second of
+	 * records may hold more than the bound whatever is cut) */
+	if (++st->since >= pt_stream_every ||
+	    (st->held > pt_held_max && st->since >= 64))
 		check(st);
 	return st->err;
 }
