@@ -397,7 +397,7 @@ http {
                           nlost))
         rows = []
         for name, argv in (
-                ("read", ["read", cap]),
+                ("read", ["read", "-v", cap]),
                 ("export -f jsonl", ["export", "-f", "jsonl", "-v", cap]),
                 ("export -f har", ["export", "-f", "har", "-v", cap])):
             t0 = time.monotonic()
@@ -1179,14 +1179,17 @@ def offline_report(facts, rows):
             r["reader"], r["seconds"], r["cpu_s"], r["peak_rss_kib"] / 1024,
             r["output_bytes"] / 1e6,
             "%.1f MiB" % (r["held_bytes"] / 2**20)
-            if r["held_bytes"] is not None else "(whole capture)"))
+            if r["held_bytes"] is not None else "(not said)"))
     out += ["",
             "`export -f jsonl` and `-f har` stream: exchanges are written in "
             "order by start as the capture is read, and memory holds what "
             "is in flight (bytes of exchanges still open, exchanges waiting "
             "for an earlier one, at most `--max-held`, 1 GiB by default, "
-            "plus about a second of records). `read`, `export -f pcapng` and "
-            "`-f keploy` still load the whole capture.", ""]
+            "plus about a second of records). `read` reads the file twice: "
+            "once for what the records say without their bytes, once for "
+            "the exchanges, streamed; a connection's lines wait for those "
+            "that began before it. `export -f pcapng` and `-f keploy` still "
+            "load the whole capture.", ""]
     return "\n".join(out)
 
 

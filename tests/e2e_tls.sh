@@ -326,6 +326,7 @@ REC_PID=
 check "curl got its bodies" sh -c "[ \$(stat -c %s '$TMP/curl-70000.out') = 70000 ]"
 
 "$PODTAP" read "$TMP/cap.ptcap" > "$TMP/read.txt"
+check "read streamed says what read whole says (TLS plaintext)" same_read "$TMP/cap.ptcap"
 check "read lists the TLS connections as HTTP/1 in plaintext" grep -q 'tls:http1' "$TMP/read.txt"
 check "read names each target process's TLS library, hooked or why not" \
 	sh -c "grep -q '^# TLS: pid $SRV (python3) uses /.*libssl.so.3 (OpenSSL 3\.[^)]*): hooked$' '$TMP/read.txt' &&
@@ -509,6 +510,7 @@ wait $REC_PID
 REC_PID=
 check "--no-tls: no library hooked" sh -c "! grep -q 'TLS: pid' '$TMP/rec.err'"
 check "--no-tls: TLS stays ciphertext" sh -c "'$PODTAP' read '$TMP/ct.ptcap' | grep -q ' tls '"
+check "  ... read streamed says what read whole says" same_read "$TMP/ct.ptcap"
 "$PODTAP" export -f jsonl -o "$TMP/ct.jsonl" "$TMP/ct.ptcap" 2> "$TMP/ct-export.err"
 check "--no-tls: jsonl marks the turns as TLS ciphertext, and says so at the end" \
 	sh -c "grep -q '\"protocol\":\"tls-ciphertext\"' '$TMP/ct.jsonl' && grep -q '1 connection of TLS ciphertext, written as it was on the wire (not decrypted)' '$TMP/ct-export.err'"

@@ -111,6 +111,19 @@ ok() { echo "ok - $1"; pass=$((pass + 1)); }
 notok() { echo "not ok - $1"; fail=$((fail + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
 
+# same_read FILE: podtap read of FILE as a stream (a file, read twice)
+# says what it says read whole (standard input), as text, --full and JSON;
+# only the header's name for the file differs. Needs $TMP and $PODTAP.
+same_read() {
+	local f=$1 o
+	for o in "" -x -j; do
+		"$PODTAP" read $o "$f" 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.stream" || return 1
+		"$PODTAP" read $o - < "$f" 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.whole" || return 1
+		cmp -s "$TMP/sr.stream" "$TMP/sr.whole" ||
+			{ echo "  read $o differs:"; diff "$TMP/sr.stream" "$TMP/sr.whole" | head -5; return 1; }
+	done
+}
+
 # one_line_error TEXT CMD...: CMD fails with exactly one line on stderr,
 # and that line holds TEXT. Needs $TMP.
 one_line_error() {

@@ -206,12 +206,29 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 	}
 }
 
-static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
-			    bool full)
+/* The gaps of a connection's two directions, as a whole read or a stream
+ * tells them. */
+struct gaps {
+	const struct pt_range *v[2];
+	size_t n[2];
+};
+
+static void gaps_of(const struct pt_xconn *xc, struct gaps *g)
 {
-	const struct pt_conn *c = xc->conn;
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		g->v[d] = xc->streamed ? xc->sgaps[d] : xc->a[d].gaps;
+		g->n[d] = xc->streamed ? xc->nsgaps[d] : xc->a[d].ngaps;
+	}
+}
+
+/* A connection's line, and why parsing stopped; c holds what the records
+ * say of it (the first pass's, when streamed). */
+static void conn_head_text(FILE *f, const struct pt_xconn *xc,
+			   const struct pt_conn *c, const struct gaps *g)
+{
 	const struct pt_conn_open *o = &c->open;
-	const struct pt_assembled *a = xc->a;
 	char l[64], r[64], comm[sizeof(o->comm)], miss[48] = "0";
 	uint64_t missing = 0;
 	size_t k, ngaps = 0;
@@ -224,9 +241,9 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	comm[k] = 0;
 	pt_fmt_ep(l, sizeof(l), &o->t, true);
 	pt_fmt_ep(r, sizeof(r), &o->t, false);
-	for (d = 0; d < 2; d++)
-		for (k = 0; k < a[d].ngaps; k++) {
-			missing += a[d].gaps[k].end - a[d].gaps[k].start;
+	for (d = 0; xc->assembled && d < 2; d++)
+		for (k = 0; k < g->n[d]; k++) {
+			missing += g->v[d][k].end - g->v[d][k].start;
 			ngaps++;
 		}
 	if (ngaps)
@@ -247,6 +264,19 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	if (xc->error[0])
 		fprintf(f, "  ! %s%s\n", xc->error, xc->assembled ?
 			"; the rest is shown as raw turns" : "");
+}
+
+static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
+			    bool full)
+{
+	const struct pt_conn *c = xc->conn;
+	const struct pt_assembled *a = xc->a;
+	struct gaps g;
+	size_t k;
+	int d;
+
+	gaps_of(xc, &g);
+	conn_head_text(f, xc, c, &g);
 	for (k = 0; k < xc->nx; k++)
 		print_exchange(f, xc, &xc->x[k], k, full);
 	for (d = 0; dump && xc->assembled && d < 2; d++) {
@@ -261,13 +291,13 @@ static void print_conn_text(FILE *f, const struct pt_xconn *xc, bool dump,
 	}
 }
 
-static void print_conn_json(FILE *f, const struct pt_capture *cap,
-			    const struct pt_xconn *xc, bool dump)
+/* A connection's JSON object up to its exchanges' array, opened. */
+static void conn_head_json(FILE *f, const struct pt_capture *cap,
+			   const struct pt_xconn *xc, const struct pt_conn *c,
+			   const struct gaps *g)
 {
-	const struct pt_conn *c = xc->conn;
 	const struct pt_conn_open *o = &c->open;
 	static const char *const dn[2] = { "rx", "tx" };
-	const struct pt_assembled *a = xc->a;
 	const struct pt_tls_proc_rec *tp;
 	char l[64], r[64];
 	size_t i;
@@ -297,12 +327,12 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 	fputs("},\"gaps\":{", f);
 	for (d = 0; d < 2; d++) {
 		fprintf(f, "%s\"%s\":[", d ? "," : "", dn[d]);
-		for (i = 0; i < a[d].ngaps; i++)
+		for (i = 0; xc->assembled && i < g->n[d]; i++)
 			fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"reason\":\"%s\"}",
 				i ? "," : "",
-				(unsigned long long)a[d].gaps[i].start,
-				(unsigned long long)a[d].gaps[i].end,
-				pt_loss_reason_name(a[d].gaps[i].reason));
+				(unsigned long long)g->v[d][i].start,
+				(unsigned long long)g->v[d][i].end,
+				pt_loss_reason_name(g->v[d][i].reason));
 		fputc(']', f);
 	}
 	fputc('}', f);
@@ -317,6 +347,18 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 		pt_tls_proc_json(f, tp);
 	}
 	fputs(",\"exchanges\":[", f);
+}
+
+static void print_conn_json(FILE *f, const struct pt_capture *cap,
+			    const struct pt_xconn *xc, bool dump)
+{
+	static const char *const dn[2] = { "rx", "tx" };
+	struct gaps g;
+	size_t i;
+	int d;
+
+	gaps_of(xc, &g);
+	conn_head_json(f, cap, xc, xc->conn, &g);
 	for (i = 0; i < xc->nx; i++) {
 		if (i)
 			fputc(',', f);
@@ -327,7 +369,7 @@ static void print_conn_json(FILE *f, const struct pt_capture *cap,
 		fputs(",\"payload\":{", f);
 		for (d = 0; d < 2; d++) {
 			fprintf(f, "%s\"%s\":", d ? "," : "", dn[d]);
-			pt_json_base64(f, a[d].buf, a[d].len);
+			pt_json_base64(f, xc->a[d].buf, xc->a[d].len);
 		}
 		fputc('}', f);
 	}
@@ -376,6 +418,11 @@ static void usage(FILE *f)
 "library, the library (path, version) and whether its calls were hooked,\n"
 "or why not (in JSON, as tls_library of that process's connections).\n"
 "\n"
+"Files are read twice: once for what the records say (the header, every\n"
+"connection in order), once for the exchanges, cut as they settle, so\n"
+"memory holds what is in flight, not the capture (docs/exports.md). With\n"
+"--dump, or from standard input, the capture is held whole.\n"
+"\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
 "                   (Content-Encoding gzip/deflate decoded)\n"
@@ -385,6 +432,10 @@ static void usage(FILE *f)
 "  -C, --conn ID    only the connection with this id (as listed; repeatable)\n"
 "      --max-stream SIZE  assemble each direction in memory up to SIZE\n"
 "                   (default and most: 16Gi); a longer one is said, not shown\n"
+"                   (streamed: a connection holding more than SIZE at once)\n"
+"      --max-held SIZE    streamed: hold at most about SIZE in memory\n"
+"                   (default 1Gi); past it the open exchange holding the\n"
+"                   rest up is cut short, marked incomplete\n"
 "      --log-format FMT   text (default) or json, for podtap's own lines\n"
 "  FILE - is standard input.\n"
 "  -h, --help       this text\n");
@@ -400,6 +451,167 @@ static bool wanted(const unsigned long long *v, size_t n, uint64_t id)
 	return false;
 }
 
+/*
+ * Read as a stream: a first pass takes what the records say without the
+ * bytes (the header, every connection in order), the second cuts the
+ * exchanges as they settle. A connection's text waits, with those after
+ * it, until the connections before it are done.
+ */
+struct rslot {
+	FILE *f;		/* its exchanges so far */
+	char *buf;
+	size_t len, nx;
+	bool done;
+};
+
+struct rstream {
+	const struct pt_capture *meta;
+	struct rslot *slot;	/* by meta->conns.v */
+	size_t next;		/* the first not printed yet */
+	bool json, full;
+	const unsigned long long *want;
+	size_t nwant;
+};
+
+/* The first pass keeps no bytes. */
+static void meta_pre(void *ctx, const struct pt_rec_hdr *h)
+{
+}
+
+static int meta_post(void *ctx, const struct pt_rec_hdr *h)
+{
+	struct pt_conn *c;
+
+	if ((h->type == PT_REC_DATA || h->type == PT_REC_TLS_DATA) &&
+	    (c = pt_conns_of(ctx, h->conn_id)))
+		pt_conn_drop_chunks(c);
+	return 0;
+}
+
+static bool meta_failed(void *ctx)
+{
+	return false;
+}
+
+static struct rslot *slot_of(struct rstream *rs, const struct pt_conn *c)
+{
+	struct pt_conn *m = pt_conns_find((struct pt_conns *)&rs->meta->conns,
+					  c->id);
+
+	if (!m || !m->owner || (rs->nwant && !wanted(rs->want, rs->nwant, c->id)))
+		return NULL;
+	return m->owner;
+}
+
+static int rs_x(void *ctx, const struct pt_capture *cap,
+		const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	struct rstream *rs = ctx;
+	struct rslot *sl = slot_of(rs, xc->conn);
+
+	if (!sl || sl->done)
+		return 0;
+	if (!sl->f && !(sl->f = open_memstream(&sl->buf, &sl->len)))
+		pt_oom();
+	if (rs->json) {
+		if (sl->nx)
+			fputc(',', sl->f);
+		pt_x_json(sl->f, cap, xc, x, false);
+	} else {
+		print_exchange(sl->f, xc, x, sl->nx, rs->full);
+	}
+	sl->nx++;
+	return 0;
+}
+
+static void rs_flush(struct rstream *rs, bool all)
+{
+	size_t n = rs->meta->conns.n;
+
+	while (rs->next < n && (all || rs->slot[rs->next].done)) {
+		struct rslot *sl = &rs->slot[rs->next++];
+
+		if (sl->done)
+			fwrite(sl->buf, 1, sl->len, stdout);
+		free(sl->buf);
+		sl->buf = NULL;
+	}
+}
+
+static void rs_conn(void *ctx, const struct pt_capture *cap,
+		    const struct pt_xconn *xc)
+{
+	struct rstream *rs = ctx;
+	struct rslot *sl = slot_of(rs, xc->conn);
+	const struct pt_conn *m;
+	char *body = NULL;
+	size_t blen = 0;
+	struct gaps g;
+	FILE *f;
+
+	if (!sl || sl->done)
+		return;
+	m = pt_conns_find((struct pt_conns *)&rs->meta->conns, xc->conn->id);
+	if (sl->f) {
+		fclose(sl->f);
+		sl->f = NULL;
+		body = sl->buf;
+		blen = sl->len;
+	}
+	sl->buf = NULL;
+	sl->len = 0;
+	if (!(f = open_memstream(&sl->buf, &sl->len)))
+		pt_oom();
+	gaps_of(xc, &g);
+	if (rs->json) {
+		conn_head_json(f, rs->meta, xc, m, &g);
+		fwrite(body, 1, blen, f);
+		fputs("]}\n", f);
+	} else {
+		conn_head_text(f, xc, m, &g);
+		fwrite(body, 1, blen, f);
+	}
+	fclose(f);
+	free(body);
+	sl->done = true;
+	rs_flush(rs, false);
+}
+
+/* 0, or 1 after one line (the capture could not be read). */
+static int read_streamed(struct pt_capture *meta, const char *const *paths,
+			 int n, bool json, bool full,
+			 const unsigned long long *want, size_t nwant)
+{
+	struct rstream rs = { .meta = meta, .json = json, .full = full,
+			      .want = want, .nwant = nwant };
+	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
+	struct pt_capture cap;
+	size_t i;
+	int err;
+
+	rs.slot = pt_xcalloc(meta->conns.n + 1, sizeof(*rs.slot));
+	for (i = 0; i < meta->conns.n; i++)
+		meta->conns.v[i]->owner = &rs.slot[i];
+	err = pt_capture_stream(&cap, paths, n, &sink);
+	if (!err) {
+		rs_flush(&rs, true);
+		if (cap.cut_short)
+			pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
+				cap.cut_short, cap.cut_short == 1 ? "" : "s",
+				(unsigned long long)(pt_held_max >> 20));
+		pt_dbg("at most %llu bytes held in memory at once",
+		       (unsigned long long)cap.peak_held);
+		pt_capture_free(&cap);
+	}
+	for (i = 0; i < meta->conns.n; i++) {
+		if (rs.slot[i].f)
+			fclose(rs.slot[i].f);
+		free(rs.slot[i].buf);
+	}
+	free(rs.slot);
+	return err ? 1 : 0;
+}
+
 int cmd_read(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -410,10 +622,11 @@ int cmd_read(int argc, char **argv)
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "max-stream", required_argument, NULL, 'M' },
+		{ "max-held", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	bool dump = false, json = false, full = false;
+	bool dump = false, json = false, full = false, streamed;
 	struct pt_capture cap;
 	struct pt_conns *conns = &cap.conns;
 	struct pt_capr_info *info = &cap.info;
@@ -454,6 +667,10 @@ int cmd_read(int argc, char **argv)
 			if (pt_opt_max_stream(optarg))
 				return 1;
 			break;
+		case 'H':
+			if (pt_opt_max_held(optarg))
+				return 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -469,8 +686,25 @@ int cmd_read(int argc, char **argv)
 		free(want);
 		return 1;
 	}
-	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
-				 argc - optind, false)) {
+	/* a file can be read twice: streamed, in memory bounded by what is
+	 * in flight; standard input, or --dump (each direction whole), read
+	 * whole */
+	streamed = !dump;
+	for (i = optind; i < (size_t)argc; i++)
+		streamed &= strcmp(argv[i], "-") != 0;
+	if (streamed) {
+		const struct pt_load_hooks meta_hooks = {
+			.ctx = &cap.conns, .pre = meta_pre, .post = meta_post,
+			.failed = meta_failed,
+		};
+
+		if (pt_capture_load_hooked(&cap, (const char *const *)argv +
+					   optind, argc - optind, &meta_hooks)) {
+			free(want);
+			return 1;
+		}
+	} else if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
+					argc - optind, false)) {
 		free(want);
 		return 1;
 	}
@@ -515,7 +749,14 @@ int cmd_read(int argc, char **argv)
 		       "ID", "ROLE", "LOCAL", "REMOTE", "PID", "COMM", "PROTO",
 		       "TX", "RX", "MISSING", "STATE");
 	}
-	for (i = 0; i < conns->n; i++) {
+	if (streamed && read_streamed(&cap, (const char *const *)argv + optind,
+				      argc - optind, json, full, want, nwant)) {
+		free(want);
+		fflush(stdout);
+		pt_capture_free(&cap);
+		return 1;
+	}
+	for (i = 0; !streamed && i < conns->n; i++) {
 		struct pt_xconn xc;
 
 		if (nwant && !wanted(want, nwant, conns->v[i]->id))

@@ -44,12 +44,15 @@ struct slab {
 	struct pt_xconn xc;	/* the connection as of the cut, no exchanges */
 	size_t refs;
 	uint64_t bytes;
+	struct pt_range *gaps[2];	/* a connection done: its gaps */
 };
 
+/* An exchange, or (done) its connection's end, after its last exchange. */
 struct pend {
 	uint64_t ts, seq;
 	struct slab *sl;
 	struct pt_exchange x;
+	bool done;
 };
 
 struct live {
@@ -61,6 +64,9 @@ struct live {
 	uint64_t fed;		/* c's captured bytes at the last cut */
 	uint64_t kept;		/* what it held after the last cut */
 	bool too_big;		/* bytes over --max-stream were left out */
+	struct pt_range *gaps[2];	/* of the bytes handed on */
+	size_t ngaps[2];
+	uint64_t last_x;	/* start of its latest exchange handed on */
 };
 
 struct streamer {
@@ -129,6 +135,8 @@ static void slab_put(struct streamer *st, struct slab *sl)
 	st->heap_bytes -= sl->bytes;
 	pt_assembled_free(&sl->xc.a[0]);
 	pt_assembled_free(&sl->xc.a[1]);
+	free(sl->gaps[0]);
+	free(sl->gaps[1]);
 	free(sl);
 }
 
@@ -192,6 +200,32 @@ static void shift_span(struct pt_span *s, const uint64_t base[2])
 	s->end += base[s->dir];
 }
 
+/* The gaps of a[d] before lim, in stream offsets (base on): one that
+ * goes on where the last ended is the same gap. */
+static void tally_gaps(struct live *lv, int d, const struct pt_assembled *a,
+		       uint64_t base, uint64_t lim)
+{
+	size_t i;
+
+	for (i = 0; i < a->ngaps && a->gaps[i].start < lim; i++) {
+		uint64_t start = base + a->gaps[i].start,
+			 end = base + (a->gaps[i].end < lim ? a->gaps[i].end : lim);
+		struct pt_range *last = lv->ngaps[d] ?
+					&lv->gaps[d][lv->ngaps[d] - 1] : NULL;
+
+		if (last && last->end == start) {
+			last->end = end;
+			continue;
+		}
+		lv->gaps[d] = pt_xrealloc(lv->gaps[d], lv->ngaps[d] + 1,
+					  sizeof(*lv->gaps[d]));
+		lv->gaps[d][lv->ngaps[d]].start = start;
+		lv->gaps[d][lv->ngaps[d]].end = end;
+		lv->gaps[d][lv->ngaps[d]].reason = a->gaps[i].reason;
+		lv->ngaps[d]++;
+	}
+}
+
 /* Hand what settled in xc's last feed to the heap, with a[]. */
 static void take_settled(struct streamer *st, struct live *lv,
 			 struct pt_assembled a[2], bool final)
@@ -211,6 +245,7 @@ static void take_settled(struct streamer *st, struct live *lv,
 	sl->xc.nx = 0;
 	sl->xc.pstate = NULL;
 	sl->xc.owns_a = false;
+	sl->xc.sgaps[0] = sl->xc.sgaps[1] = NULL;
 	sl->xc.a[0] = a[0];
 	sl->xc.a[1] = a[1];
 	if (!final)
@@ -229,6 +264,8 @@ static void take_settled(struct streamer *st, struct live *lv,
 		for (k = 0; k < p.x.nturns; k++)
 			shift_span(&p.x.turns[k], xc->base);
 		p.ts = pt_x_start(&p.x);
+		if (p.ts > lv->last_x)
+			lv->last_x = p.ts;
 		heap_push(st, &p);
 	}
 	xc->nx = 0;
@@ -249,6 +286,7 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 	struct pt_xconn *xc = &lv->xc;
 	struct pt_assembled a[2];
 	uint64_t pos[2], end[2];
+	bool rebase;
 	size_t i;
 	int d;
 
@@ -304,6 +342,14 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 	for (i = 0; why && i < xc->nx; i++)
 		if (xc->x[i].incomplete)
 			snprintf(xc->x[i].note, sizeof(xc->x[i].note), "%s", why);
+	/* where the bytes still to be read start, if they can be let go */
+	rebase = !final && xc->p && xc->p->settled &&
+		 !(xc->tls && !xc->first_checked);
+	pos[0] = pos[1] = 0;
+	if (rebase)
+		xc->p->settled(xc, pos);
+	for (d = 0; d < 2; d++)
+		tally_gaps(lv, d, &a[d], xc->base[d], final ? a[d].len : pos[d]);
 	take_settled(st, lv, a, final);
 	memset(xc->a, 0, sizeof(xc->a));
 	lv->fed = all_captured(c);
@@ -323,9 +369,8 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 		return;
 	}
 	lv->kept = lv->held;
-	if (final || !xc->p || !xc->p->settled || (xc->tls && !xc->first_checked))
+	if (!rebase)
 		return;
-	xc->p->settled(xc, pos);
 	xc->p->rebase(xc, pos);
 	for (d = 0; d < 2; d++) {
 		xc->base[d] += pos[d];
@@ -346,6 +391,8 @@ static void unlist(struct streamer *st, size_t i)
 static void finish(struct streamer *st, size_t i)
 {
 	struct live *lv = st->v[i];
+	struct pend p = {};
+	struct slab *sl;
 	int d;
 
 	cut(st, lv, true, false, NULL);
@@ -353,8 +400,27 @@ static void finish(struct streamer *st, size_t i)
 		pt_xconn_begin(&lv->xc, lv->c);	/* left out whole */
 	if (lv->too_big)
 		lv->xc.assembled = false;	/* said as too large */
-	if (st->sink->conn)
-		st->sink->conn(st->sink->ctx, st->cap, &lv->xc);
+	/* told once its last exchange is handed on */
+	sl = pt_xcalloc(1, sizeof(*sl));
+	sl->xc = lv->xc;
+	sl->xc.x = NULL;
+	sl->xc.nx = 0;
+	sl->xc.pstate = NULL;
+	memset(sl->xc.a, 0, sizeof(sl->xc.a));
+	for (d = 0; d < 2; d++) {
+		sl->gaps[d] = lv->gaps[d];
+		sl->xc.sgaps[d] = lv->gaps[d];
+		sl->xc.nsgaps[d] = lv->ngaps[d];
+	}
+	sl->refs = 1;
+	sl->bytes = sizeof(*sl) + (lv->ngaps[0] + lv->ngaps[1]) *
+				   sizeof(struct pt_range);
+	st->heap_bytes += sl->bytes;
+	p.ts = lv->last_x;
+	p.seq = st->seq++;
+	p.sl = sl;
+	p.done = true;
+	heap_push(st, &p);
 	pt_xconn_free(&lv->xc);
 	for (d = 0; d < 2; d++) {
 		drop(st, lv, &lv->c->s[d], UINT64_MAX);
@@ -382,10 +448,18 @@ static void emit(struct streamer *st, bool all)
 	}
 	while (st->nheap && (all || st->heap[0].ts < w)) {
 		heap_pop(st, &p);
-		if (p.ts < st->last_ts)
+		if (p.done)
+			;
+		else if (p.ts < st->last_ts)
 			st->cap->out_of_order++;
 		else
 			st->last_ts = p.ts;
+		if (p.done) {
+			if (!st->err && st->sink->conn)
+				st->sink->conn(st->sink->ctx, st->cap, &p.sl->xc);
+			slab_put(st, p.sl);
+			continue;
+		}
 		if (!st->err)
 			st->err = st->sink->x(st->sink->ctx, st->cap, &p.sl->xc,
 					      &p.x);
@@ -579,23 +653,27 @@ int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
 		/* cap's connections are gone: let go of what was ours */
 		for (i = 0; i < st.n; i++) {
 			pt_xconn_free(&st.v[i]->xc);
+			free(st.v[i]->gaps[0]);
+			free(st.v[i]->gaps[1]);
 			free(st.v[i]);
 		}
 		while (st.nheap) {
 			struct pend p;
 
 			heap_pop(&st, &p);
-			pt_x_release(&p.x);
+			if (!p.done)
+				pt_x_release(&p.x);
 			slab_put(&st, p.sl);
 		}
 		free(st.v);
 		free(st.heap);
 		return st.err ? st.err : err;
 	}
+	note_peak(&st);
 	while (st.n)
 		finish(&st, st.n - 1);
-	emit(&st, true);
 	note_peak(&st);
+	emit(&st, true);
 	free(st.v);
 	free(st.heap);
 	return st.err;

@@ -82,6 +82,10 @@ struct pt_xconn {
 	uint64_t base[2];
 	bool streamed;		/* exchanges are taken out of x as they settle */
 	bool first_checked;	/* the first exchange's TLS check is done */
+	/* streamed, when the connection is done: the gaps of all the bytes
+	 * it handed on, in stream offsets (read whole, a[d].gaps) */
+	const struct pt_range *sgaps[2];
+	size_t nsgaps[2];
 };
 
 /* Cut a whole connection into exchanges; xc keeps a pointer to conn. */
