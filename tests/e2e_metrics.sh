@@ -23,6 +23,7 @@ CG2=$(cg2_root)
 TMP=$(mktemp -d /tmp/podtap-metrics.XXXXXX)
 CG=$CG2/podtap-metrics-$$
 CGB=$CG2/podtap-metrics-b-$$
+CGM=$CG2/podtap-metrics-many-$$
 NGINX_PID= REC=
 bpffs_before=$(grep -c ' /sys/fs/bpf bpf ' /proc/self/mounts)
 
@@ -30,6 +31,7 @@ cleanup() {
 	[ -n "$REC" ] && kill -INT $REC 2>/dev/null && wait $REC 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
 	rmdir "$CG" "$CGB" 2>/dev/null
+	[ -d "$CGM" ] && rmdir "$CGM"/*/ "$CGM" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -146,6 +148,31 @@ check "a bpffs podtap mounted is unmounted" \
 	[ "$(grep -c ' /sys/fs/bpf bpf ' /proc/self/mounts)" = "$bpffs_before" ]
 check "no podtap program left loaded" no_podtap_progs
 check "status with nothing running" sh -c "'$PODTAP' status | grep -q 'no podtap programs'"
+
+# 300 targets: a cgroup and link descriptors each, past a soft limit of
+# 1024 open files and past select()'s FD_SETSIZE
+many=()
+for i in $(seq 300); do
+	mkdir -p "$CGM/c$i" && many+=(-c "$CGM/c$i")
+done
+(ulimit -Sn 1024 && exec "$PODTAP" record "${many[@]}" --metrics 127.0.0.1:$MPORT \
+	-w "$TMP/many.ptcap" 2> "$TMP/many.log") &
+REC=$!
+code=
+for _ in $(seq 200); do
+	code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$MPORT/readyz)
+	[ "$code" = 200 ] && break
+	kill -0 $REC 2>/dev/null || break
+	sleep 0.05
+done
+check "300 targets under a soft limit of 1024 files: /readyz answers" [ "$code" = 200 ]
+check "  ... and /metrics says 300 cgroups attached" sh -c \
+	"curl -s http://127.0.0.1:$MPORT/metrics | grep -qx 'podtap_attached_cgroups 300'"
+kill -INT $REC; wait $REC
+check "  ... record exits 0" [ $? = 0 ] || cat "$TMP/many.log"
+REC=
+check "  ... and leaves nothing loaded" no_podtap_progs
+rmdir "$CGM"/*/ "$CGM"
 
 check "bad --metrics address" one_line_error "not an address" \
 	"$PODTAP" record -c "$CG" --metrics nowhere -w "$TMP/x.ptcap"

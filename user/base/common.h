@@ -87,6 +87,9 @@ char *pt_xstrdup(const char *s);
 /* "out of memory" and exit(1). */
 void pt_oom(void) __attribute__((noreturn));
 void *pt_xrealloc(void *p, size_t n, size_t size);
+/* The soft limit on open files raised to the hard one; the limit now
+ * (0 for none). */
+unsigned long long pt_nofile_raise(void);
 
 #include <pthread.h>
 /* Wait on cv (mu not held) up to ms, or until *stop is set and cv signalled. */

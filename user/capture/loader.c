@@ -304,6 +304,9 @@ int pt_loader_open(struct pt_loader **out, const struct pt_loader_opts *o)
 	memcpy(l->ports, o->ports, l->nports * sizeof(*l->ports));
 	memcpy(l->hosts, o->hosts, l->nhosts * sizeof(*l->hosts));
 	libbpf_set_print(libbpf_print);
+	/* a cgroup and a link per program for each target: hundreds of
+	 * targets pass the usual soft limit of 1024 */
+	pt_nofile_raise();
 	err = pt_cgroup2_root(l->root, sizeof(l->root));
 	if (err) {
 		pt_err("no cgroup v2 hierarchy is mounted (looked in /proc/self/mountinfo)");

@@ -79,7 +79,10 @@ int pt_metrics_start(struct pt_metrics **out, const struct pt_metrics_cfg *c)
 {
 	struct sockaddr_storage ss;
 	struct pt_metrics *m;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD;
+	/* epoll or poll, never select: with hundreds of targets the
+	 * loader's cgroup and link descriptors pass FD_SETSIZE, and a
+	 * select server drops every connection whose fd is above it */
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD;
 	bool v6 = false;
 
 	if (pt_parse_listen_addr(c->addr, &ss, &v6)) {

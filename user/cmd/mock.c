@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <microhttpd.h>
@@ -473,16 +472,11 @@ int cmd_mock(int argc, char **argv)
 	 * as descriptors allow, and idle ones let go after 30 s so that
 	 * they cannot hold every slot */
 	{
-		struct rlimit rl;
+		unsigned long long lim = pt_nofile_raise();
 
-		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-		    rl.rlim_cur > 256)
-			climit = (unsigned int)(rl.rlim_cur - 128 < 65536 ?
-						rl.rlim_cur - 128 : 65536);
+		if (lim > 256)
+			climit = (unsigned int)(lim - 128 < 65536 ?
+						lim - 128 : 65536);
 	}
 	flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_DUAL_STACK : 0) | (cert ? MHD_USE_TLS : 0);

@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "base/common.h"
@@ -715,18 +714,10 @@ int pt_mirror_start(struct pt_mirror **out, const struct pt_mirror_opts *o)
 	}
 	/* a local connection each: as many descriptors as allowed, and a
 	 * limit that keeps some for the rest of podtap */
-	struct rlimit rl;
+	unsigned long long lim = pt_nofile_raise();
 
-	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		if (rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-			getrlimit(RLIMIT_NOFILE, &rl);
-		}
-		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < m->o.max_conns + 256)
-			m->o.max_conns = rl.rlim_cur > 512 ? rl.rlim_cur - 256 :
-					 rl.rlim_cur / 2;
-	}
+	if (lim && lim < m->o.max_conns + 256)
+		m->o.max_conns = lim > 512 ? lim - 256 : lim / 2;
 	err = try_connect(m);
 	if (err) {
 		pt_err("mirror to %s: cannot connect: %s (start the local process first)",
