@@ -91,6 +91,8 @@ check "  ... into keploy/test-set-0" [ -d "$TMP/out/keploy/test-set-0/tests" ]
 "$PODTAP" export -f keploy -o "$TMP/out" "$TMP/cap.ptcap" 2>/dev/null
 check "a second export is test-set-1" [ -f "$TMP/out/keploy/test-set-1/mocks.yaml" ]
 check "read streamed says what read whole says" same_read "$TMP/cap.ptcap"
+check "read: nowhere to hold what waits, one line" \
+	one_line_error "set TMPDIR" env TMPDIR=/no/such/dir "$PODTAP" read -x "$TMP/cap.ptcap"
 check "export har exits 0" "$PODTAP" export -f har -o "$TMP/out.har" "$TMP/cap.ptcap"
 check "export jsonl exits 0" "$PODTAP" export -f jsonl -o "$TMP/out.jsonl" "$TMP/cap.ptcap"
 check "export pcapng exits 0" "$PODTAP" export -f pcapng -o "$TMP/out.pcapng" "$TMP/cap.ptcap"

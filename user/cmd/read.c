@@ -2,11 +2,14 @@
 /* podtap read: what a capture file holds, per connection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "capfile/capfile.h"
 #include "cmd/cmds.h"
 #include "base/common.h"
@@ -420,8 +423,10 @@ static void usage(FILE *f)
 "\n"
 "Files are read twice: once for what the records say (the header, every\n"
 "connection in order), once for the exchanges, cut as they settle, so\n"
-"memory holds what is in flight, not the capture (docs/exports.md). With\n"
-"--dump, or from standard input, the capture is held whole.\n"
+"memory holds what is in flight, not the capture (docs/exports.md); the\n"
+"text of connections that wait for an older one to end waits in a file\n"
+"in $TMPDIR (default /tmp), deleted as it goes. With --dump, or from\n"
+"standard input, the capture is held whole.\n"
 "\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
@@ -455,14 +460,27 @@ static bool wanted(const unsigned long long *v, size_t n, uint64_t id)
  * Read as a stream: a first pass takes what the records say without the
  * bytes (the header, every connection in order), the second cuts the
  * exchanges as they settle. A connection's text waits, with those after
- * it, until the connections before it are done.
+ * it, until the connections before it are done: in a spool file, since a
+ * connection as old as the capture holds up all the others' text.
  */
 struct rslot {
-	FILE *f;		/* its exchanges so far */
+	FILE *f;		/* its latest exchanges, in memory */
 	char *buf;
 	size_t len, nx;
+	char *head;		/* done: its connection's line(s) */
+	size_t headlen;
+	struct pt_range *ext;	/* what it has in the spool, in order */
+	size_t next, cap;
 	bool done;
 };
+
+/*
+ * What waits is spooled to an unlinked file in $TMPDIR, in pieces of
+ * about SPOOL_PIECE, so memory holds a piece per open connection and a
+ * line per finished one; the space of what has been printed is given
+ * back (a hole punched).
+ */
+#define SPOOL_PIECE	(16 << 10)
 
 struct rstream {
 	const struct pt_capture *meta;
@@ -471,6 +489,10 @@ struct rstream {
 	bool json, full;
 	const unsigned long long *want;
 	size_t nwant;
+	int spool;		/* -1 until needed */
+	const char *spool_dir;
+	uint64_t spool_end;
+	bool failed;		/* said in a line */
 };
 
 /* The first pass keeps no bytes. */
@@ -503,12 +525,122 @@ static struct rslot *slot_of(struct rstream *rs, const struct pt_conn *c)
 	return m->owner;
 }
 
+static int spool_open(struct rstream *rs)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[PATH_MAX];
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	rs->spool_dir = dir;
+	if (snprintf(path, sizeof(path), "%s/podtap-read.XXXXXX", dir) >=
+	    (int)sizeof(path)) {
+		pt_err("TMPDIR %s: too long a path", dir);
+		return -1;
+	}
+	rs->spool = mkostemp(path, O_CLOEXEC);
+	if (rs->spool < 0) {
+		pt_err("a file to hold what waits in %s: %s (set TMPDIR)", dir,
+		       strerror(errno));
+		return -1;
+	}
+	unlink(path);
+	return 0;
+}
+
+/* The slot's piece in memory, appended to the spool. */
+static int spill(struct rstream *rs, struct rslot *sl)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (sl->f) {
+		fclose(sl->f);
+		sl->f = NULL;
+	}
+	if (!sl->len)
+		goto out;
+	if (rs->spool < 0 && spool_open(rs))
+		goto fail;
+	while (done < sl->len) {
+		n = pwrite(rs->spool, sl->buf + done, sl->len - done,
+			   rs->spool_end + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pt_err("holding what waits in %s: %s (set TMPDIR)",
+			       rs->spool_dir,
+			       n < 0 ? strerror(errno) : "nothing written");
+			goto fail;
+		}
+		done += n;
+	}
+	if (sl->next == sl->cap) {
+		sl->cap = sl->cap ? 2 * sl->cap : 4;
+		sl->ext = pt_xrealloc(sl->ext, sl->cap, sizeof(*sl->ext));
+	}
+	sl->ext[sl->next++] = (struct pt_range){ .start = rs->spool_end,
+						 .end = rs->spool_end + done };
+	rs->spool_end += done;
+out:
+	free(sl->buf);
+	sl->buf = NULL;
+	sl->len = 0;
+	return 0;
+fail:
+	rs->failed = true;
+	return -1;
+}
+
+/* The spooled pieces of a slot to stdout, their space given back. */
+static int unspool(struct rstream *rs, struct rslot *sl)
+{
+	char buf[64 << 10];
+	size_t i;
+
+	for (i = 0; i < sl->next; i++) {
+		uint64_t off = sl->ext[i].start, end = sl->ext[i].end;
+
+		while (off < end) {
+			size_t want = end - off < sizeof(buf) ? end - off : sizeof(buf);
+			ssize_t n = pread(rs->spool, buf, want, off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				pt_err("reading back what waited in %s: %s",
+				       rs->spool_dir,
+				       n < 0 ? strerror(errno) : "it is shorter");
+				rs->failed = true;
+				return -1;
+			}
+			fwrite(buf, 1, n, stdout);
+			off += n;
+		}
+		fallocate(rs->spool, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  sl->ext[i].start, end - sl->ext[i].start);
+	}
+	return 0;
+}
+
+static void slot_free(struct rslot *sl)
+{
+	if (sl->f)
+		fclose(sl->f);
+	free(sl->buf);
+	free(sl->head);
+	free(sl->ext);
+	memset(sl, 0, sizeof(*sl));
+}
+
 static int rs_x(void *ctx, const struct pt_capture *cap,
 		const struct pt_xconn *xc, struct pt_exchange *x)
 {
 	struct rstream *rs = ctx;
 	struct rslot *sl = slot_of(rs, xc->conn);
 
+	if (rs->failed)
+		return -1;
 	if (!sl || sl->done)
 		return 0;
 	if (!sl->f && !(sl->f = open_memstream(&sl->buf, &sl->len)))
@@ -521,20 +653,29 @@ static int rs_x(void *ctx, const struct pt_capture *cap,
 		print_exchange(sl->f, xc, x, sl->nx, rs->full);
 	}
 	sl->nx++;
-	return 0;
+	if (fflush(sl->f))
+		pt_oom();
+	return sl->len >= SPOOL_PIECE ? spill(rs, sl) : 0;
 }
 
+/* The finished slots at the front, printed in order. */
 static void rs_flush(struct rstream *rs, bool all)
 {
 	size_t n = rs->meta->conns.n;
 
-	while (rs->next < n && (all || rs->slot[rs->next].done)) {
+	while (!rs->failed && rs->next < n &&
+	       (all || rs->slot[rs->next].done)) {
 		struct rslot *sl = &rs->slot[rs->next++];
 
-		if (sl->done)
+		if (sl->done) {
+			fwrite(sl->head, 1, sl->headlen, stdout);
+			if (unspool(rs, sl))
+				return;
 			fwrite(sl->buf, 1, sl->len, stdout);
-		free(sl->buf);
-		sl->buf = NULL;
+			if (rs->json)
+				fputs("]}\n", stdout);
+		}
+		slot_free(sl);
 	}
 }
 
@@ -544,36 +685,28 @@ static void rs_conn(void *ctx, const struct pt_capture *cap,
 	struct rstream *rs = ctx;
 	struct rslot *sl = slot_of(rs, xc->conn);
 	const struct pt_conn *m;
-	char *body = NULL;
-	size_t blen = 0;
 	struct gaps g;
 	FILE *f;
 
-	if (!sl || sl->done)
+	if (rs->failed || !sl || sl->done)
 		return;
 	m = pt_conns_find((struct pt_conns *)&rs->meta->conns, xc->conn->id);
 	if (sl->f) {
 		fclose(sl->f);
 		sl->f = NULL;
-		body = sl->buf;
-		blen = sl->len;
 	}
-	sl->buf = NULL;
-	sl->len = 0;
-	if (!(f = open_memstream(&sl->buf, &sl->len)))
+	if (!(f = open_memstream(&sl->head, &sl->headlen)))
 		pt_oom();
 	gaps_of(xc, &g);
-	if (rs->json) {
+	if (rs->json)
 		conn_head_json(f, rs->meta, xc, m, &g);
-		fwrite(body, 1, blen, f);
-		fputs("]}\n", f);
-	} else {
+	else
 		conn_head_text(f, xc, m, &g);
-		fwrite(body, 1, blen, f);
-	}
 	fclose(f);
-	free(body);
 	sl->done = true;
+	/* one behind the front waits with only its line in memory */
+	if (sl != &rs->slot[rs->next] && spill(rs, sl))
+		return;
 	rs_flush(rs, false);
 }
 
@@ -583,7 +716,7 @@ static int read_streamed(struct pt_capture *meta, const char *const *paths,
 			 const unsigned long long *want, size_t nwant)
 {
 	struct rstream rs = { .meta = meta, .json = json, .full = full,
-			      .want = want, .nwant = nwant };
+			      .want = want, .nwant = nwant, .spool = -1 };
 	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
 	struct pt_capture cap;
 	size_t i;
@@ -599,17 +732,17 @@ static int read_streamed(struct pt_capture *meta, const char *const *paths,
 			pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
 				cap.cut_short, cap.cut_short == 1 ? "" : "s",
 				(unsigned long long)(pt_held_max >> 20));
-		pt_dbg("at most %llu bytes held in memory at once",
-		       (unsigned long long)cap.peak_held);
+		pt_dbg("at most %llu bytes held in memory at once, %llu waited in a file",
+		       (unsigned long long)cap.peak_held,
+		       (unsigned long long)rs.spool_end);
 		pt_capture_free(&cap);
 	}
-	for (i = 0; i < meta->conns.n; i++) {
-		if (rs.slot[i].f)
-			fclose(rs.slot[i].f);
-		free(rs.slot[i].buf);
-	}
+	for (i = 0; i < meta->conns.n; i++)
+		slot_free(&rs.slot[i]);
 	free(rs.slot);
-	return err ? 1 : 0;
+	if (rs.spool >= 0)
+		close(rs.spool);
+	return err || rs.failed ? 1 : 0;
 }
 
 int cmd_read(int argc, char **argv)
