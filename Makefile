@@ -188,7 +188,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		make clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev \
 		zlib1g-dev libzstd-dev libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libjsmn-dev iproute2 curl nginx python3 python3-yaml \
-		tshark util-linux procps wrk tcpdump gnuplot-nox openssl linux-perf \
+		tshark util-linux procps strace wrk tcpdump gnuplot-nox openssl linux-perf \
 		libcapstone-dev golang-go golang-gopkg-yaml.v3-dev libssl-dev gcc \
 		android-libboringssl-dev \
 		qemu-system-x86 busybox-static dash cpio xz-utils zstd

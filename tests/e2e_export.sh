@@ -91,8 +91,33 @@ check "  ... into keploy/test-set-0" [ -d "$TMP/out/keploy/test-set-0/tests" ]
 "$PODTAP" export -f keploy -o "$TMP/out" "$TMP/cap.ptcap" 2>/dev/null
 check "a second export is test-set-1" [ -f "$TMP/out/keploy/test-set-1/mocks.yaml" ]
 check "read streamed says what read whole says" same_read "$TMP/cap.ptcap"
-check "read: nowhere to hold what waits, one line" \
-	one_line_error "set TMPDIR" env TMPDIR=/no/such/dir "$PODTAP" read -x "$TMP/cap.ptcap"
+# text waiting for an older connection goes to a file in $TMPDIR; with
+# none to be had it stays in memory, said in one line, and read is whole
+TMPDIR=/no/such/dir "$PODTAP" read -x "$TMP/cap.ptcap" > "$TMP/nt.out" 2> "$TMP/nt.err"
+ntrc=$?
+check "read with no TMPDIR to hold what waits: exits 0, one line says so" \
+	eval '[ $ntrc = 0 ] && [ "$(wc -l < "$TMP/nt.err")" = 1 ] && grep -q "held in memory instead" "$TMP/nt.err"'
+check "  ... and prints what read whole prints" sh -c \
+	"'$PODTAP' read -x - < '$TMP/cap.ptcap' | sed '1s|^# [^:]*: host|# F: host|' > '$TMP/nt.whole' &&
+	 sed '1s|^# [^:]*: host|# F: host|' '$TMP/nt.out' | cmp -s - '$TMP/nt.whole'"
+# a pipe cannot be read twice: read whole
+mkfifo "$TMP/fifo"
+(cat "$TMP/cap.ptcap" > "$TMP/fifo" &)
+check "read of a FIFO reads it whole, once" sh -c \
+	"timeout 60 '$PODTAP' read -x '$TMP/fifo' | sed '1s|^# [^:]*: host|# F: host|' | cmp -s - '$TMP/nt.whole'"
+# the file replaced between the two passes (its second open held back 2 s)
+# (strace: make deps installs it)
+cp "$TMP/cap.ptcap" "$TMP/victim.ptcap"
+strace -o /dev/null -P "$TMP/victim.ptcap" -e trace=openat \
+	-e inject=openat:delay_enter=2000000:when=2 \
+	"$PODTAP" read "$TMP/victim.ptcap" > "$TMP/victim.out" 2> "$TMP/victim.err" &
+vpid=$!
+sleep 1
+head -c 4096 "$TMP/cap.ptcap" > "$TMP/victim.new" && mv "$TMP/victim.new" "$TMP/victim.ptcap"
+wait $vpid
+vrc=$?
+check "read of a file replaced while it is read: exit 1, one line" \
+	eval '[ $vrc = 1 ] && [ "$(wc -l < "$TMP/victim.err")" = 1 ] && grep -q "changed while it was read" "$TMP/victim.err"'
 check "export har exits 0" "$PODTAP" export -f har -o "$TMP/out.har" "$TMP/cap.ptcap"
 check "export jsonl exits 0" "$PODTAP" export -f jsonl -o "$TMP/out.jsonl" "$TMP/cap.ptcap"
 check "export pcapng exits 0" "$PODTAP" export -f pcapng -o "$TMP/out.pcapng" "$TMP/cap.ptcap"
@@ -181,6 +206,11 @@ check "a bad second file: one line, nothing written" sh -c "
 	! '$PODTAP' export -f jsonl -o '$TMP/two.jsonl' '$TMP/cap.ptcap' /etc/hostname 2> '$TMP/two.err' &&
 	[ \$(wc -l < '$TMP/two.err') = 1 ] && grep -q 'not a podtap capture' '$TMP/two.err' &&
 	[ ! -e '$TMP/two.jsonl' ] && [ -z \"\$(ls '$TMP' | grep two.jsonl)\" ]"
+for bad in /etc/hostname "$TMP/cap.ptcap"; do
+	check "to standard output, a bad second file ($bad) is refused before a byte is written" sh -c "
+		! '$PODTAP' export -f jsonl '$TMP/cap.ptcap' '$bad' > '$TMP/two.out' 2> '$TMP/two.err' &&
+		[ \$(wc -l < '$TMP/two.err') = 1 ] && [ ! -s '$TMP/two.out' ]"
+done
 check "export --help" sh -c "'$PODTAP' export --help | grep -q keploy"
 
 echo "e2e_export: $pass passed, $fail failed"

@@ -640,3 +640,12 @@ unsigned long long pt_nofile_raise(void)
 	}
 	return rl.rlim_cur == RLIM_INFINITY ? 0 : rl.rlim_cur;
 }
+
+int pt_ferror(FILE *f)
+{
+	if (!ferror(f))
+		return 0;
+	errno = 0;
+	fflush(f);
+	return errno ? -errno : -EIO;
+}

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -90,6 +91,9 @@ void *pt_xrealloc(void *p, size_t n, size_t size);
 /* The soft limit on open files raised to the hard one; the limit now
  * (0 for none). */
 unsigned long long pt_nofile_raise(void);
+/* 0, or why writing to f failed (-errno): its buffer written once more,
+ * since the errno of the write that failed is long gone. */
+int pt_ferror(FILE *f);
 
 #include <pthread.h>
 /* Wait on cv (mu not held) up to ms, or until *stop is set and cv signalled. */

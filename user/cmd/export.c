@@ -91,7 +91,8 @@ static void usage(FILE *f)
 "                        for an earlier one. Past SIZE (default 1Gi) the open\n"
 "                        exchange holding the rest up is cut short (marked\n"
 "                        incomplete, and said) and its connection read on\n"
-"                        from there\n"
+"                        from there; the last second of records is always\n"
+"                        held, whatever SIZE\n"
 "  -h, --help            this text\n");
 }
 
@@ -437,18 +438,7 @@ int cmd_export(int argc, char **argv)
 			return 1;	/* nothing was read */
 		if (nredact)
 			pt_dbg("--redact: %zu values replaced", sw.redacted);
-		if (cap.cut_short)
-			pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
-				cap.cut_short, cap.cut_short == 1 ? "" : "s",
-				(unsigned long long)(pt_held_max >> 20));
-		if (cap.late_records)
-			pt_info("%zu record%s of bytes came more than 1 s after their connection closed, and were not used",
-				cap.late_records, cap.late_records == 1 ? "" : "s");
-		if (cap.out_of_order)
-			pt_info("%zu exchange%s written out of order: their records came more than 1 s after later ones",
-				cap.out_of_order, cap.out_of_order == 1 ? "" : "s");
-		pt_dbg("at most %llu bytes held in memory at once",
-		       (unsigned long long)cap.peak_held);
+		pt_stream_notes(&cap);
 		finish_export(&cap, fmt, out, &cnt, &sw.lo, sw.nleft,
 			      pt_creds_names(&sw.creds, cnames, sizeof(cnames)),
 			      cnames, allow_partial, &rc);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "capfile/capfile.h"
 #include "cmd/cmds.h"
@@ -425,8 +426,11 @@ static void usage(FILE *f)
 "connection in order), once for the exchanges, cut as they settle, so\n"
 "memory holds what is in flight, not the capture (docs/exports.md); the\n"
 "text of connections that wait for an older one to end waits in a file\n"
-"in $TMPDIR (default /tmp), deleted as it goes. With --dump, or from\n"
-"standard input, the capture is held whole.\n"
+"in $TMPDIR (default /tmp), deleted as it goes: up to the output's size\n"
+"when one connection lasts the whole capture, so point TMPDIR at a disk,\n"
+"not a tmpfs, for large ones. A file that changes between the two\n"
+"passes is an error. With --dump, or from standard input or a pipe, the\n"
+"capture is held whole.\n"
 "\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
@@ -439,8 +443,9 @@ static void usage(FILE *f)
 "                   (default and most: 16Gi); a longer one is said, not shown\n"
 "                   (streamed: a connection holding more than SIZE at once)\n"
 "      --max-held SIZE    streamed: hold at most about SIZE in memory\n"
-"                   (default 1Gi); past it the open exchange holding the\n"
-"                   rest up is cut short, marked incomplete\n"
+"                   (default 1Gi) besides the last second of records,\n"
+"                   which is always held; past it the open exchange\n"
+"                   holding the rest up is cut short, marked incomplete\n"
 "      --log-format FMT   text (default) or json, for podtap's own lines\n"
 "  FILE - is standard input.\n"
 "  -h, --help       this text\n");
@@ -478,9 +483,12 @@ struct rslot {
  * What waits is spooled to an unlinked file in $TMPDIR, in pieces of
  * about SPOOL_PIECE, so memory holds a piece per open connection and a
  * line per finished one; the space of what has been printed is given
- * back (a hole punched).
+ * back (a hole punched). Where no such file can be made or written, what
+ * waits stays in memory from then on (said once).
  */
 #define SPOOL_PIECE	(16 << 10)
+#define SPOOL_NOT_YET	(-1)
+#define SPOOL_NONE	(-2)
 
 struct rstream {
 	const struct pt_capture *meta;
@@ -489,8 +497,9 @@ struct rstream {
 	bool json, full;
 	const unsigned long long *want;
 	size_t nwant;
-	int spool;		/* -1 until needed */
+	int spool;		/* SPOOL_NOT_YET, SPOOL_NONE or a file */
 	const char *spool_dir;
+	bool spool_full;	/* nothing more goes in */
 	uint64_t spool_end;
 	bool failed;		/* said in a line */
 };
@@ -525,7 +534,15 @@ static struct rslot *slot_of(struct rstream *rs, const struct pt_conn *c)
 	return m->owner;
 }
 
-static int spool_open(struct rstream *rs)
+static void spool_give_up(struct rstream *rs, const char *what, int err)
+{
+	pt_info("cannot %s a file in %s (%s): text waiting for older connections is held in memory instead (set TMPDIR)",
+		what, rs->spool_dir, strerror(err));
+	/* what is in it already is read back from it */
+	rs->spool_full = true;
+}
+
+static void spool_open(struct rstream *rs)
 {
 	const char *dir = getenv("TMPDIR");
 	char path[PATH_MAX];
@@ -535,43 +552,40 @@ static int spool_open(struct rstream *rs)
 	rs->spool_dir = dir;
 	if (snprintf(path, sizeof(path), "%s/podtap-read.XXXXXX", dir) >=
 	    (int)sizeof(path)) {
-		pt_err("TMPDIR %s: too long a path", dir);
-		return -1;
+		rs->spool_dir = "$TMPDIR";
+		rs->spool = SPOOL_NONE;
+		spool_give_up(rs, "make", ENAMETOOLONG);
+		return;
 	}
 	rs->spool = mkostemp(path, O_CLOEXEC);
 	if (rs->spool < 0) {
-		pt_err("a file to hold what waits in %s: %s (set TMPDIR)", dir,
-		       strerror(errno));
-		return -1;
+		rs->spool = SPOOL_NONE;
+		spool_give_up(rs, "make", errno);
+		return;
 	}
 	unlink(path);
-	return 0;
 }
 
-/* The slot's piece in memory, appended to the spool. */
-static int spill(struct rstream *rs, struct rslot *sl)
+/* The slot's piece in memory appended to the spool, or kept. */
+static void spill(struct rstream *rs, struct rslot *sl)
 {
 	size_t done = 0;
 	ssize_t n;
 
-	if (sl->f) {
-		fclose(sl->f);
-		sl->f = NULL;
-	}
-	if (!sl->len)
-		goto out;
-	if (rs->spool < 0 && spool_open(rs))
-		goto fail;
+	if (rs->spool == SPOOL_NOT_YET)
+		spool_open(rs);
+	if (rs->spool_full || !sl->len)
+		return;
+	if (sl->f && fflush(sl->f))
+		pt_oom();
 	while (done < sl->len) {
 		n = pwrite(rs->spool, sl->buf + done, sl->len - done,
 			   rs->spool_end + done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			pt_err("holding what waits in %s: %s (set TMPDIR)",
-			       rs->spool_dir,
-			       n < 0 ? strerror(errno) : "nothing written");
-			goto fail;
+			spool_give_up(rs, "write to", n < 0 ? errno : EIO);
+			return;
 		}
 		done += n;
 	}
@@ -582,14 +596,12 @@ static int spill(struct rstream *rs, struct rslot *sl)
 	sl->ext[sl->next++] = (struct pt_range){ .start = rs->spool_end,
 						 .end = rs->spool_end + done };
 	rs->spool_end += done;
-out:
+	if (sl->f)
+		fclose(sl->f);
+	sl->f = NULL;
 	free(sl->buf);
 	sl->buf = NULL;
 	sl->len = 0;
-	return 0;
-fail:
-	rs->failed = true;
-	return -1;
 }
 
 /* The spooled pieces of a slot to stdout, their space given back. */
@@ -655,7 +667,9 @@ static int rs_x(void *ctx, const struct pt_capture *cap,
 	sl->nx++;
 	if (fflush(sl->f))
 		pt_oom();
-	return sl->len >= SPOOL_PIECE ? spill(rs, sl) : 0;
+	if (sl->len >= SPOOL_PIECE)
+		spill(rs, sl);
+	return 0;
 }
 
 /* The finished slots at the front, printed in order. */
@@ -667,7 +681,7 @@ static void rs_flush(struct rstream *rs, bool all)
 	       (all || rs->slot[rs->next].done)) {
 		struct rslot *sl = &rs->slot[rs->next++];
 
-		if (sl->done) {
+		if (sl->done && sl->head) {
 			fwrite(sl->head, 1, sl->headlen, stdout);
 			if (unspool(rs, sl))
 				return;
@@ -705,35 +719,60 @@ static void rs_conn(void *ctx, const struct pt_capture *cap,
 	fclose(f);
 	sl->done = true;
 	/* one behind the front waits with only its line in memory */
-	if (sl != &rs->slot[rs->next] && spill(rs, sl))
-		return;
+	if (sl != &rs->slot[rs->next])
+		spill(rs, sl);
 	rs_flush(rs, false);
 }
 
-/* 0, or 1 after one line (the capture could not be read). */
+/* Whether the files read in the first pass are what the second read. */
+static bool same_files(const struct pt_capture *meta,
+		       const struct pt_capture *cap, const char *const *paths,
+		       int n, const struct stat *st0)
+{
+	struct stat st;
+	int k;
+
+	for (k = 0; k < n; k++)
+		if (stat(paths[k], &st) || st.st_dev != st0[k].st_dev ||
+		    st.st_ino != st0[k].st_ino || st.st_size != st0[k].st_size ||
+		    st.st_mtim.tv_sec != st0[k].st_mtim.tv_sec ||
+		    st.st_mtim.tv_nsec != st0[k].st_mtim.tv_nsec)
+			break;
+	if (k == n && cap->info.records == meta->info.records &&
+	    cap->read_err == meta->read_err)
+		return true;
+	pt_err("%s changed while it was read: what was printed is not what it holds; read it again",
+	       k < n ? paths[k] : n > 1 ? "a file" : paths[0]);
+	return false;
+}
+
+/* 0, or 1 after one line (the capture could not be read, or changed). */
 static int read_streamed(struct pt_capture *meta, const char *const *paths,
-			 int n, bool json, bool full,
+			 int n, const struct stat *st0, bool json, bool full,
 			 const unsigned long long *want, size_t nwant)
 {
 	struct rstream rs = { .meta = meta, .json = json, .full = full,
-			      .want = want, .nwant = nwant, .spool = -1 };
+			      .want = want, .nwant = nwant,
+			      .spool = SPOOL_NOT_YET };
 	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
 	struct pt_capture cap;
 	size_t i;
 	int err;
 
 	rs.slot = pt_xcalloc(meta->conns.n + 1, sizeof(*rs.slot));
-	for (i = 0; i < meta->conns.n; i++)
+	for (i = 0; i < meta->conns.n; i++) {
 		meta->conns.v[i]->owner = &rs.slot[i];
+		/* those not asked for hold up nothing */
+		rs.slot[i].done = nwant && !wanted(want, nwant,
+						   meta->conns.v[i]->id);
+	}
 	err = pt_capture_stream(&cap, paths, n, &sink);
 	if (!err) {
 		rs_flush(&rs, true);
-		if (cap.cut_short)
-			pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
-				cap.cut_short, cap.cut_short == 1 ? "" : "s",
-				(unsigned long long)(pt_held_max >> 20));
-		pt_dbg("at most %llu bytes held in memory at once, %llu waited in a file",
-		       (unsigned long long)cap.peak_held,
+		if (!rs.failed && !same_files(meta, &cap, paths, n, st0))
+			rs.failed = true;
+		pt_stream_notes(&cap);
+		pt_dbg("%llu bytes of text waited in a file",
 		       (unsigned long long)rs.spool_end);
 		pt_capture_free(&cap);
 	}
@@ -760,6 +799,7 @@ int cmd_read(int argc, char **argv)
 		{}
 	};
 	bool dump = false, json = false, full = false, streamed;
+	struct stat *st0 = NULL;	/* each file as the first pass found it */
 	struct pt_capture cap;
 	struct pt_conns *conns = &cap.conns;
 	struct pt_capr_info *info = &cap.info;
@@ -792,6 +832,7 @@ int cmd_read(int argc, char **argv)
 				       "--conn %s: not a connection id (a decimal number, as read lists them)",
 				       optarg);
 				free(want);
+				free(st0);
 				return 1;
 			}
 			nwant++;
@@ -817,14 +858,17 @@ int cmd_read(int argc, char **argv)
 	if (optind >= argc) {
 		pt_err("read: give a capture file, or the segments of one session in order (see --help)");
 		free(want);
+		free(st0);
 		return 1;
 	}
 	/* a file can be read twice: streamed, in memory bounded by what is
 	 * in flight; standard input, or --dump (each direction whole), read
 	 * whole */
 	streamed = !dump;
+	st0 = pt_xcalloc(argc - optind, sizeof(*st0));
 	for (i = optind; i < (size_t)argc; i++)
-		streamed &= strcmp(argv[i], "-") != 0;
+		streamed &= !stat(argv[i], &st0[i - optind]) &&
+			    S_ISREG(st0[i - optind].st_mode);
 	if (streamed) {
 		const struct pt_load_hooks meta_hooks = {
 			.ctx = &cap.conns, .pre = meta_pre, .post = meta_post,
@@ -834,11 +878,13 @@ int cmd_read(int argc, char **argv)
 		if (pt_capture_load_hooked(&cap, (const char *const *)argv +
 					   optind, argc - optind, &meta_hooks)) {
 			free(want);
+			free(st0);
 			return 1;
 		}
 	} else if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
 					argc - optind, false)) {
 		free(want);
+		free(st0);
 		return 1;
 	}
 	for (i = 0; i < nwant; i++)
@@ -847,6 +893,7 @@ int cmd_read(int argc, char **argv)
 			       cap.files > 1 ? "these files" : argv[optind]);
 			pt_capture_free(&cap);
 			free(want);
+			free(st0);
 			return 1;
 		}
 	if (!json) {
@@ -883,8 +930,10 @@ int cmd_read(int argc, char **argv)
 		       "TX", "RX", "MISSING", "STATE");
 	}
 	if (streamed && read_streamed(&cap, (const char *const *)argv + optind,
-				      argc - optind, json, full, want, nwant)) {
+				      argc - optind, st0, json, full, want,
+				      nwant)) {
 		free(want);
+		free(st0);
 		fflush(stdout);
 		pt_capture_free(&cap);
 		return 1;
@@ -902,6 +951,7 @@ int cmd_read(int argc, char **argv)
 		pt_xconn_free(&xc);
 	}
 	free(want);
+	free(st0);
 	if (fflush(stdout)) {
 		pt_err("writing output: %s", strerror(errno));
 		pt_capture_free(&cap);

@@ -151,25 +151,68 @@ static int load_one(struct pt_capture *cap, const char *path,
 	return 0;
 }
 
-int pt_capture_load_hooked(struct pt_capture *cap, const char *const *paths,
-			   int n, const struct pt_load_hooks *hooks)
+static int stop_here(void *ctx, const struct pt_rec_hdr *h)
 {
-	int k;
+	return 1;
+}
 
-	memset(cap, 0, sizeof(*cap));
-	cap->path = paths[0];
-	pt_conns_init(&cap->conns);
+/*
+ * Before any record is taken: no file given twice, and every regular file
+ * a capture (its header read) of the first one's host, so that a bad
+ * later argument stops a stream before anything is written. A pipe is
+ * read once: it is checked as it comes.
+ */
+static int check_paths(const char *const *paths, int n)
+{
+	struct pt_capr_info info, first = {};
+	const char *fpath = NULL;
+	struct stat st;
+	int j, k, err;
+	FILE *f;
+
 	for (k = 0; k < n; k++) {
-		int j, err;
-
 		/* one file twice (or through a link) would double its records */
 		for (j = 0; j < k && strcmp(paths[k], "-"); j++)
 			if (strcmp(paths[j], "-") && pt_same_file(paths[j], paths[k])) {
 				pt_err("%s: the same file as %s, given twice",
 				       paths[k], paths[j]);
-				pt_conns_free(&cap->conns);
 				return -EINVAL;
 			}
+		if (!strcmp(paths[k], "-") || stat(paths[k], &st) ||
+		    !S_ISREG(st.st_mode) || !(f = fopen(paths[k], "rbe")))
+			continue;	/* said when it is read */
+		err = pt_capr_read(f, stop_here, NULL, &info);
+		fclose(f);
+		if (err && !info.end_offset) {
+			pt_err("%s: %s", paths[k], err == -EBADMSG ?
+			       info.error : strerror(-err));
+			return err;
+		}
+		if (!fpath) {
+			first = info;
+			fpath = paths[k];
+		} else if (strncmp(info.hdr.host, first.hdr.host,
+				   sizeof(info.hdr.host))) {
+			pt_err("%s: recorded on %.32s, not %.32s like %s: read captures of different hosts one by one",
+			       paths[k], info.hdr.host, first.hdr.host, fpath);
+			return -EXDEV;
+		}
+	}
+	return 0;
+}
+
+int pt_capture_load_hooked(struct pt_capture *cap, const char *const *paths,
+			   int n, const struct pt_load_hooks *hooks)
+{
+	int k, err;
+
+	memset(cap, 0, sizeof(*cap));
+	cap->path = paths[0];
+	err = check_paths(paths, n);
+	if (err)
+		return err;
+	pt_conns_init(&cap->conns);
+	for (k = 0; k < n; k++) {
 		err = load_one(cap, paths[k], hooks);
 		if (err) {
 			pt_conns_free(&cap->conns);

@@ -78,6 +78,9 @@ extern uint64_t pt_stream_step;
 extern size_t pt_stream_every;
 int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
 		      int n, const struct pt_xsink *sink);
+/* What a stream has to say at its end: exchanges cut short, records
+ * that came too late, the most it held. */
+void pt_stream_notes(const struct pt_capture *cap);
 /* --max-held SIZE: sets pt_held_max. */
 int pt_opt_max_held(const char *arg);
 /* --max-stream SIZE of read and export: lowers pt_assemble_max. */

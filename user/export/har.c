@@ -300,7 +300,7 @@ static int har_head(const struct pt_capture *cap, FILE *f)
 	fputs("\"comment\":", f);
 	pt_json_str(f, cap->info.hdr.host);
 	fputs(",\"pages\":[],\"entries\":[\n", f);
-	return ferror(f) ? -EIO : 0;
+	return pt_ferror(f);
 }
 
 static int har_one(const struct pt_capture *cap, FILE *f,
@@ -313,14 +313,14 @@ static int har_one(const struct pt_capture *cap, FILE *f,
 		fputs(",\n", f);
 	har_entry(f, cap, xc, x);
 	cnt->items++;
-	return ferror(f) ? -EIO : 0;
+	return pt_ferror(f);
 }
 
 static int har_tail(const struct pt_capture *cap, FILE *f,
 		    struct pt_export_counts *cnt)
 {
 	fputs("\n]}}\n", f);
-	return ferror(f) ? -EIO : 0;
+	return pt_ferror(f);
 }
 
 const struct pt_exporter pt_exporter_har = {

@@ -15,7 +15,7 @@ static int jsonl_one(const struct pt_capture *cap, FILE *f,
 	pt_x_json(f, cap, xc, x, true);
 	fputc('\n', f);
 	cnt->items++;
-	return ferror(f) ? -EIO : 0;
+	return pt_ferror(f);
 }
 
 const struct pt_exporter pt_exporter_jsonl = {

@@ -683,3 +683,23 @@ int pt_opt_max_held(const char *arg)
 {
 	return pt_opt_size("--max-held", arg, 1 << 20, 1ull << 50, &pt_held_max);
 }
+
+void pt_stream_notes(const struct pt_capture *cap)
+{
+	if (cap->cut_short)
+		pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
+			cap->cut_short, cap->cut_short == 1 ? "" : "s",
+			(unsigned long long)(pt_held_max >> 20));
+	else if (cap->peak_held > pt_held_max)
+		pt_info("%llu MiB was held in memory at once, more than --max-held %llu MiB: the last second of records is always held",
+			(unsigned long long)(cap->peak_held >> 20),
+			(unsigned long long)(pt_held_max >> 20));
+	if (cap->late_records)
+		pt_info("%zu record%s of bytes came more than 1 s after their connection closed, and were not used",
+			cap->late_records, cap->late_records == 1 ? "" : "s");
+	if (cap->out_of_order)
+		pt_info("%zu exchange%s written out of order: their records came more than 1 s after later ones",
+			cap->out_of_order, cap->out_of_order == 1 ? "" : "s");
+	pt_dbg("at most %llu bytes held in memory at once",
+	       (unsigned long long)cap->peak_held);
+}
