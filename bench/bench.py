@@ -36,6 +36,12 @@ With --offline SECONDS, only the offline side: nginx with 1 KiB responses
 recorded under wrk for SECONDS, then the time, CPU and peak RSS of podtap
 read and podtap export (jsonl, har) on that capture, written to
 DIR/benchmarks-offline.md.
+
+With --scale, only the scale runs: 10,000 keep-alive connections on a
+target against 32 (ns per packet-program run, the kernel memory charged to
+podtap record's memory cgroup, its RSS), and 500 targeted cgroups against
+one (time to start and stop, ns per packet-program run), written to
+DIR/benchmarks-scale.md and .json. Measured, not judged.
 """
 import argparse
 import datetime
@@ -43,6 +49,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -57,6 +64,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PODTAP = os.path.join(ROOT, "podtap")
 PORT_T, PORT_U, PORT_M, PORT_BULK = 18570, 18571, 18572, 18573
 PORT_T_TLS, PORT_U_TLS = 18574, 18575
+PORT_S, PORT_S2 = 18576, 18577
 CONNS = 32
 SIZES = (1024, 65536)
 
@@ -92,7 +100,8 @@ class Bench:
         self.cg_u = os.path.join(root, "podtap-bench-u-%d" % os.getpid())
         self.cg_o = os.path.join(root, "podtap-bench-o-%d" % os.getpid())
         self.procs = []
-        for cg in (self.cg_t, self.cg_u, self.cg_o):
+        self.cgs = [self.cg_t, self.cg_u, self.cg_o]
+        for cg in self.cgs:
             os.makedirs(cg, exist_ok=True)
 
     # ---- processes ----
@@ -133,7 +142,8 @@ class Bench:
         for p in list(self.procs):
             self.stop(p, signal.SIGKILL)
         # nginx workers outlive a killed master: empty the cgroups whole
-        for cg in (self.cg_t, self.cg_u, self.cg_o):
+        # (the ones made last, inside the others, first)
+        for cg in reversed(self.cgs):
             try:
                 with open(os.path.join(cg, "cgroup.kill"), "w") as f:
                     f.write("1")
@@ -158,7 +168,7 @@ class Bench:
             os.chmod(k, 0o644)
         return c, k
 
-    def nginx(self, name, port, cgroup, tls_port=None):
+    def nginx(self, name, port, cgroup, tls_port=None, conns=1024):
         d = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(d, "www"))
         os.makedirs(os.path.join(d, "tmp"))
@@ -171,7 +181,8 @@ class Bench:
 daemon off;
 pid %(d)s/nginx.pid;
 error_log %(d)s/error.log;
-events { worker_connections 1024; }
+worker_rlimit_nofile %(nofile)d;
+events { worker_connections %(conns)d; }
 http {
 	access_log off;
 	client_body_temp_path %(d)s/tmp;
@@ -182,7 +193,8 @@ http {
 	keepalive_requests 1000000;
 	server { listen 127.0.0.1:%(port)d; root %(d)s/www; %(tls)s}
 }
-""" % {"d": d, "port": port, "tls": (
+""" % {"d": d, "port": port, "conns": conns, "nofile": conns + 448,
+       "tls": (
                 "listen 127.0.0.1:%d ssl; ssl_certificate %s; "
                 "ssl_certificate_key %s; " % ((tls_port,) + self.cert())
                 if tls_port else "")})
@@ -213,7 +225,8 @@ http {
             die("wrk printed no Requests/sec:\n" + out)
         return float(m.group(1))
 
-    def record(self, targets, out, metrics=False, binary=PODTAP, extra=()):
+    def record(self, targets, out, metrics=False, binary=PODTAP, extra=(),
+               cgroup=None):
         """podtap record, returned once it says it is recording."""
         argv = [binary, "record", "-w", out]
         for kind, t in targets:
@@ -221,7 +234,7 @@ http {
         argv += list(extra)
         if metrics:
             argv += ["--metrics", "127.0.0.1:%d" % PORT_M]
-        p = self.spawn(argv, stderr=subprocess.PIPE, text=True)
+        p = self.spawn(argv, cgroup, stderr=subprocess.PIPE, text=True)
         # lines before it say what it found (the targets' TLS libraries)
         seen = []
         for _ in range(200):
@@ -424,6 +437,134 @@ http {
                 (name, wall, qru.ru_maxrss / 1024, out_bytes / 1e6))
         os.unlink(cap)
         return facts, rows
+
+    # ---- scale: many connections, many targets ----
+
+    def memcg(self):
+        """A memory cgroup for podtap record, so that the kernel memory it
+        owns (its maps' elements, socket storage among them) can be read:
+        (directory, function giving its kernel bytes)."""
+        root = cg2_root()
+        ctl = os.path.join(root, "cgroup.subtree_control")
+        if os.path.exists(ctl) and "memory" in open(ctl).read().split():
+            d = os.path.join(root, "podtap-bench-r-%d" % os.getpid())
+            os.makedirs(d, exist_ok=True)
+            self.cgs.append(d)
+
+            def kernel():
+                for line in open(os.path.join(d, "memory.stat")):
+                    k, v = line.split()
+                    if k == "kernel":
+                        return int(v)
+                return None
+            return d, kernel
+        v1 = "/sys/fs/cgroup/memory"
+        if os.path.exists(os.path.join(v1, "memory.kmem.usage_in_bytes")):
+            d = os.path.join(v1, "podtap-bench-r-%d" % os.getpid())
+            os.makedirs(d, exist_ok=True)
+            self.cgs.append(d)
+            return d, lambda: int(open(os.path.join(
+                d, "memory.kmem.usage_in_bytes")).read())
+        return None, lambda: None
+
+    def skb_cost(self, before, after):
+        """Packet-program runs and ns per run between two scrapes."""
+        runs = ns = 0
+        for prog in ("podtap_ingress", "podtap_egress"):
+            k = 'podtap_program_runs_total{program="%s"}' % prog
+            t = 'podtap_program_run_seconds_total{program="%s"}' % prog
+            runs += after.get(k, 0) - before.get(k, 0)
+            ns += (after.get(t, 0) - before.get(t, 0)) * 1e9
+        return int(runs), ns / runs if runs else None
+
+    def scale(self, nconns, ncgroups):
+        """Section 'scale': podtap's cost with nconns keep-alive
+        connections on a target against CONNS, and with ncgroups targeted
+        cgroups against one. Measured, not judged."""
+        res = {"connections": [], "cgroups": []}
+        memdir, kmem = self.memcg()
+        # wrk and nginx each hold a descriptor per connection
+        want = nconns + 512
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < want:
+            die("--scale needs %d open files per process; the hard limit "
+                "is %d" % (want, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+        self.nginx("scale", PORT_S, self.cg_t, conns=nconns + 64)
+        for n in (CONNS, nconns):
+            p = self.record([("-c", self.cg_t)], "/dev/null", metrics=True,
+                            cgroup=memdir)
+            self.wait_ready()
+            k0 = kmem()
+            before = self.scrape()
+            w = subprocess.Popen(
+                ["wrk", "-t2", "-c%d" % n, "-d%ds" % self.args.seconds,
+                 "--timeout", "30s",
+                 "http://127.0.0.1:%d/r1024.bin" % PORT_S],
+                stdout=subprocess.PIPE, text=True)
+            # in the middle of the load, every connection open
+            time.sleep(max(1, self.args.seconds * 2 / 3))
+            mid = self.scrape()
+            k1 = kmem()
+            with open("/proc/%d/status" % p.pid) as f:
+                rss = int(re.search(r"^VmRSS:\s+(\d+)", f.read(),
+                                    re.M).group(1))
+            out = w.communicate()[0]
+            after = self.scrape()
+            ru, _, payload, nlost = self.record_stop(p)
+            runs, ns = self.skb_cost(before, after)
+            m = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
+            err = re.search(r"Socket errors: (.*)", out)
+            row = {"connections": n,
+                   "tracked": int(mid.get("podtap_connections_tracked", 0)),
+                   "requests_per_s": float(m.group(1)) if m else None,
+                   "socket_errors": err.group(1) if err else None,
+                   "skb_runs": runs, "ns_per_skb_run": ns,
+                   "kernel_bytes": k1 - k0 if k0 is not None else None,
+                   "rss_kib": rss, "peak_rss_kib": ru.ru_maxrss,
+                   "lost_events": nlost}
+            res["connections"].append(row)
+            log("scale    %5d connections: %d tracked, %.1f ns per packet "
+                "run, kernel +%s, RSS %d MiB%s" % (
+                    n, row["tracked"], ns or 0,
+                    "%.1f MiB" % (row["kernel_bytes"] / 2**20)
+                    if row["kernel_bytes"] is not None else "?",
+                    rss >> 10, ", socket errors " + row["socket_errors"]
+                    if row["socket_errors"] else ""))
+        # many targets: the served one is the last of ncgroups siblings
+        parent = os.path.join(cg2_root(), "podtap-bench-s-%d" % os.getpid())
+        os.makedirs(parent, exist_ok=True)
+        self.cgs.append(parent)
+        kids = []
+        for i in range(ncgroups):
+            kids.append(os.path.join(parent, "c%d" % i))
+            os.makedirs(kids[-1], exist_ok=True)
+            self.cgs.append(kids[-1])
+        self.nginx("many", PORT_S2, kids[-1])
+        for k in (1, ncgroups):
+            t0 = time.monotonic()
+            p = self.record([("-c", c) for c in kids[-k:]], "/dev/null",
+                            metrics=True, cgroup=memdir)
+            attach_s = time.monotonic() - t0
+            self.wait_ready()
+            before = self.scrape()
+            rps = self.wrk(PORT_S2, 1024)
+            after = self.scrape()
+            t0 = time.monotonic()
+            ru, _, _, nlost = self.record_stop(p)
+            stop_s = time.monotonic() - t0
+            runs, ns = self.skb_cost(before, after)
+            row = {"cgroups": k,
+                   "attached": int(after.get("podtap_attached_cgroups", 0)),
+                   "start_s": attach_s, "stop_s": stop_s,
+                   "requests_per_s": rps, "skb_runs": runs,
+                   "ns_per_skb_run": ns, "peak_rss_kib": ru.ru_maxrss,
+                   "lost_events": nlost}
+            res["cgroups"].append(row)
+            log("scale    %5d cgroups: %d attached, started in %.2f s, "
+                "stopped in %.2f s, %.1f ns per packet run" % (
+                    k, row["attached"], attach_s, stop_s, ns or 0))
+        return res
 
     # ---- before/after: this build against another, section 1's load ----
 
@@ -1188,9 +1329,68 @@ def offline_report(facts, rows):
             "plus about a second of records). `read` reads the file twice: "
             "once for what the records say without their bytes, once for "
             "the exchanges, streamed; a connection's lines wait for those "
-            "that began before it. `export -f pcapng` and `-f keploy` still "
-            "load the whole capture.", ""]
+            "that began before it in a file in $TMPDIR, not in memory "
+            "(wrk's connections last the whole recording, so nearly all of "
+            "read's output waits there). `export -f pcapng` and `-f "
+            "keploy` still load the whole capture.", ""]
     return "\n".join(out)
+
+
+def scale_report(args, res):
+    c, g = res["connections"], res["cgroups"]
+    mib = lambda b: "%.1f MiB" % (b / 2**20) if b is not None else "not measurable here"
+    out = ["# podtap at scale", "",
+           "Written by `bench/bench.py --scale%s` on %s (%s, kernel %s). "
+           "Measured, not judged: nothing here passes or fails." % (
+               " --tiny" if args.tiny else "",
+               datetime.date.today().isoformat(),
+               subprocess.run([PODTAP, "--version"], capture_output=True,
+                              text=True).stdout.strip(), platform.release()),
+           "",
+           "## Many connections on one target", "",
+           "nginx (a target) serves 1 KiB responses to wrk over N keep-alive "
+           "connections for %d s while podtap records to /dev/null. "
+           "*Tracked* is podtap_connections_tracked two thirds into the load; "
+           "*kernel memory* is what the kernel charged podtap record's own "
+           "memory cgroup meanwhile (its maps' elements: the socket storage "
+           "of each connection, loss entries), over what it held when "
+           "recording began; RSS is podtap record's, at that moment and at "
+           "its peak." % args.seconds, "",
+           "| connections | tracked | requests/s | ns per packet-program run "
+           "| kernel memory | per connection | RSS | peak RSS | lost events |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in c:
+        per = "%.0f B" % (r["kernel_bytes"] / r["connections"]) \
+            if r["kernel_bytes"] is not None else "-"
+        out.append("| %d | %d | %.0f | %.1f | %s | %s | %d MiB | %d MiB | %d |" % (
+            r["connections"], r["tracked"], r["requests_per_s"] or 0,
+            r["ns_per_skb_run"] or 0, mib(r["kernel_bytes"]), per,
+            r["rss_kib"] >> 10, r["peak_rss_kib"] >> 10, r["lost_events"]))
+    errs = [r for r in c if r["socket_errors"]]
+    if errs:
+        out += ["", "wrk's socket errors: " + "; ".join(
+            "%d connections: %s" % (r["connections"], r["socket_errors"])
+            for r in errs)]
+    if len(c) == 2 and c[0]["ns_per_skb_run"] and c[1]["ns_per_skb_run"]:
+        out += ["", "Per packet-program run, %d connections cost %.2f times "
+                "what %d do." % (c[1]["connections"], c[1]["ns_per_skb_run"] /
+                                 c[0]["ns_per_skb_run"], c[0]["connections"])]
+    out += ["", "## Many targeted cgroups", "",
+            "N sibling cgroups are targets (`-c` N times); nginx runs in the "
+            "last, and wrk (%d connections, 1 KiB) loads it for %d s. "
+            "*Started* is from running podtap record to its `recording` "
+            "line (loading and verifying the programs, then attaching to "
+            "every cgroup); *stopped* from SIGINT to its exit." % (
+                CONNS, args.seconds), "",
+            "| cgroups | attached | started | stopped | requests/s | ns per "
+            "packet-program run | peak RSS |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in g:
+        out.append("| %d | %d | %.2f s | %.2f s | %.0f | %.1f | %d MiB |" % (
+            r["cgroups"], r["attached"], r["start_s"], r["stop_s"],
+            r["requests_per_s"], r["ns_per_skb_run"] or 0,
+            r["peak_rss_kib"] >> 10))
+    return "\n".join(out) + "\n"
 
 
 def main():
@@ -1218,6 +1418,11 @@ def main():
                     help="only the offline side: record nginx under wrk "
                     "for SECONDS, then time podtap read and export on the "
                     "capture; writes benchmarks-offline.md")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the scale runs: 10,000 keep-alive "
+                    "connections on a target against 32, and 500 targeted "
+                    "cgroups against one (200 and 10 with --tiny); writes "
+                    "benchmarks-scale.md")
     ap.add_argument("--out", help="directory for the results (default "
                     "docs/, or build/bench/ with --tiny)")
     args = ap.parse_args()
@@ -1258,6 +1463,16 @@ def main():
             path = os.path.join(outdir, "benchmarks-offline.md")
             with open(path, "w") as f:
                 f.write(offline_report(facts, rows))
+            print(open(path).read(), end="")
+            return
+        if args.scale:
+            res = b.scale(200 if args.tiny else 10000,
+                          10 if args.tiny else 500)
+            with open(os.path.join(outdir, "benchmarks-scale.json"), "w") as f:
+                json.dump(res, f, indent=1)
+            path = os.path.join(outdir, "benchmarks-scale.md")
+            with open(path, "w") as f:
+                f.write(scale_report(args, res))
             print(open(path).read(), end="")
             return
         mach = machine()

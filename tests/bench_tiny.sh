@@ -98,11 +98,38 @@ rows = re.findall(r"^\| `podtap ([^`]+)` \| ([0-9.]+) \| [0-9.]+ \| ([0-9]+) MiB
 names = [r[0] for r in rows]
 ok = names == ["read", "export -f jsonl", "export -f har"] and \
     all(float(r[1]) > 0 and int(r[2]) > 0 for r in rows) and \
-    all("MiB" in r[4] for r in rows[1:]) and "GiB of payload" in t
+    all("MiB" in r[4] for r in rows) and "GiB of payload" in t
 sys.exit(0 if ok else 1)
 PY
 check "nothing left behind after --offline: no cgroups" \
 	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
+# the scale runs, small: many connections, many targeted cgroups
+bench/bench.py --scale --tiny --out "$out" > "$log" 2>&1 &
+bpid=$!
+if wait $bpid; then
+	ok "bench/bench.py --scale --tiny exits 0"
+else
+	notok "bench/bench.py --scale --tiny exits 0"
+	tail -20 "$log"
+fi
+check "benchmarks-scale.json: every connection seen, every cgroup attached, programs ran" python3 - "$out/benchmarks-scale.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c, g = d["connections"], d["cgroups"]
+ok = [r["connections"] for r in c] == [32, 200] and \
+    all(r["tracked"] >= r["connections"] and r["skb_runs"] > 0 and
+        r["ns_per_skb_run"] > 0 for r in c) and \
+    [r["cgroups"] for r in g] == [1, 10] and \
+    all(r["attached"] >= r["cgroups"] and r["skb_runs"] > 0 and
+        r["requests_per_s"] > 0 for r in g)
+if not ok:
+    print(json.dumps(d))
+sys.exit(0 if ok else 1)
+PY
+check "benchmarks-scale.md has both tables" \
+	bash -c "grep -q '^## Many connections on one target' '$out/benchmarks-scale.md' && grep -q '^## Many targeted cgroups' '$out/benchmarks-scale.md'"
+check "nothing left behind after --scale: no cgroups" \
+	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid /sys/fs/cgroup/memory/podtap-bench-*-$bpid 2>/dev/null"
 check "nothing left behind: no nginx, wrk or podtap record" \
 	bash -c "! pgrep -f 'podtap-bench[.]|[p]odtap record' >/dev/null && ! pgrep -x wrk >/dev/null && ! pgrep -x perf >/dev/null"
 echo "bench: $pass passed, $fail failed"
