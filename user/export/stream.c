@@ -64,6 +64,7 @@ struct live {
 	uint64_t fed;		/* c's captured bytes at the last cut */
 	uint64_t kept;		/* what it held after the last cut */
 	bool too_big;		/* bytes over --max-stream were left out */
+	int big_dir;		/* the first direction that was */
 	struct pt_range *gaps[2];	/* of the bytes handed on */
 	size_t ngaps[2];
 	uint64_t last_x;	/* start of its latest exchange handed on */
@@ -308,6 +309,8 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 		 * and read on afresh after it */
 		bool tls = xc->tls;
 
+		if (!lv->too_big)
+			lv->big_dir = d;
 		while (d-- > 0)
 			pt_assembled_free(&a[d]);
 		lv->too_big = true;
@@ -398,8 +401,14 @@ static void finish(struct streamer *st, size_t i)
 	cut(st, lv, true, false, NULL);
 	if (!lv->begun)
 		pt_xconn_begin(&lv->xc, lv->c);	/* left out whole */
-	if (lv->too_big)
+	if (lv->too_big) {
 		lv->xc.assembled = false;	/* said as too large */
+		if (!lv->xc.error[0])
+			snprintf(lv->xc.error, sizeof(lv->xc.error),
+				 "%s stream: more than --max-stream %llu bytes held at once is too large to assemble; left out",
+				 lv->big_dir == PT_DIR_TX ? "tx" : "rx",
+				 (unsigned long long)pt_assemble_max);
+	}
 	/* told once its last exchange is handed on */
 	sl = pt_xcalloc(1, sizeof(*sl));
 	sl->xc = lv->xc;
