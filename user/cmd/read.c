@@ -487,17 +487,13 @@ struct rslot {
  * waits stays in memory from then on (said once).
  */
 #define SPOOL_PIECE	(16 << 10)
-#define SPOOL_NOT_YET	(-1)
-#define SPOOL_NONE	(-2)
 
 struct rstream {
 	const struct pt_capture *meta;
 	struct rslot *slot;	/* by meta->conns.v */
 	size_t next;		/* the first not printed yet */
 	bool json, full;
-	const unsigned long long *want;
-	size_t nwant;
-	int spool;		/* SPOOL_NOT_YET, SPOOL_NONE or a file */
+	int spool;		/* -1 until made */
 	const char *spool_dir;
 	bool spool_full;	/* nothing more goes in */
 	uint64_t spool_end;
@@ -524,14 +520,10 @@ static bool meta_failed(void *ctx)
 	return false;
 }
 
-static struct rslot *slot_of(struct rstream *rs, const struct pt_conn *c)
+/* What the first pass says of c; its slot is m->owner. */
+static struct pt_conn *meta_of(struct rstream *rs, const struct pt_conn *c)
 {
-	struct pt_conn *m = pt_conns_find((struct pt_conns *)&rs->meta->conns,
-					  c->id);
-
-	if (!m || !m->owner || (rs->nwant && !wanted(rs->want, rs->nwant, c->id)))
-		return NULL;
-	return m->owner;
+	return pt_conns_find((struct pt_conns *)&rs->meta->conns, c->id);
 }
 
 static void spool_give_up(struct rstream *rs, const char *what, int err)
@@ -553,13 +545,11 @@ static void spool_open(struct rstream *rs)
 	if (snprintf(path, sizeof(path), "%s/podtap-read.XXXXXX", dir) >=
 	    (int)sizeof(path)) {
 		rs->spool_dir = "$TMPDIR";
-		rs->spool = SPOOL_NONE;
 		spool_give_up(rs, "make", ENAMETOOLONG);
 		return;
 	}
 	rs->spool = mkostemp(path, O_CLOEXEC);
 	if (rs->spool < 0) {
-		rs->spool = SPOOL_NONE;
 		spool_give_up(rs, "make", errno);
 		return;
 	}
@@ -572,9 +562,11 @@ static void spill(struct rstream *rs, struct rslot *sl)
 	size_t done = 0;
 	ssize_t n;
 
-	if (rs->spool == SPOOL_NOT_YET)
-		spool_open(rs);
 	if (rs->spool_full || !sl->len)
+		return;
+	if (rs->spool < 0)
+		spool_open(rs);
+	if (rs->spool_full)
 		return;
 	if (sl->f && fflush(sl->f))
 		pt_oom();
@@ -649,7 +641,8 @@ static int rs_x(void *ctx, const struct pt_capture *cap,
 		const struct pt_xconn *xc, struct pt_exchange *x)
 {
 	struct rstream *rs = ctx;
-	struct rslot *sl = slot_of(rs, xc->conn);
+	struct pt_conn *m = meta_of(rs, xc->conn);
+	struct rslot *sl = m ? m->owner : NULL;
 
 	if (rs->failed)
 		return -1;
@@ -697,14 +690,13 @@ static void rs_conn(void *ctx, const struct pt_capture *cap,
 		    const struct pt_xconn *xc)
 {
 	struct rstream *rs = ctx;
-	struct rslot *sl = slot_of(rs, xc->conn);
-	const struct pt_conn *m;
+	struct pt_conn *m = meta_of(rs, xc->conn);
+	struct rslot *sl = m ? m->owner : NULL;
 	struct gaps g;
 	FILE *f;
 
 	if (rs->failed || !sl || sl->done)
 		return;
-	m = pt_conns_find((struct pt_conns *)&rs->meta->conns, xc->conn->id);
 	if (sl->f) {
 		fclose(sl->f);
 		sl->f = NULL;
@@ -752,8 +744,7 @@ static int read_streamed(struct pt_capture *meta, const char *const *paths,
 			 const unsigned long long *want, size_t nwant)
 {
 	struct rstream rs = { .meta = meta, .json = json, .full = full,
-			      .want = want, .nwant = nwant,
-			      .spool = SPOOL_NOT_YET };
+			      .spool = -1 };
 	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
 	struct pt_capture cap;
 	size_t i;

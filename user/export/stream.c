@@ -227,6 +227,21 @@ static void tally_gaps(struct live *lv, int d, const struct pt_assembled *a,
 	}
 }
 
+/* A slab for xc as it is now: the connection, none of what xc owns. */
+static struct slab *slab_new(const struct pt_xconn *xc)
+{
+	struct slab *sl = pt_xcalloc(1, sizeof(*sl));
+
+	sl->xc = *xc;
+	sl->xc.x = NULL;
+	sl->xc.nx = 0;
+	sl->xc.pstate = NULL;
+	sl->xc.owns_a = false;
+	memset(sl->xc.a, 0, sizeof(sl->xc.a));
+	sl->xc.sgaps[0] = sl->xc.sgaps[1] = NULL;
+	return sl;
+}
+
 /* Hand what settled in xc's last feed to the heap, with a[]. */
 static void take_settled(struct streamer *st, struct live *lv,
 			 struct pt_assembled a[2], bool final)
@@ -240,13 +255,7 @@ static void take_settled(struct streamer *st, struct live *lv,
 		pt_assembled_free(&a[1]);
 		return;
 	}
-	sl = pt_xcalloc(1, sizeof(*sl));
-	sl->xc = *xc;
-	sl->xc.x = NULL;
-	sl->xc.nx = 0;
-	sl->xc.pstate = NULL;
-	sl->xc.owns_a = false;
-	sl->xc.sgaps[0] = sl->xc.sgaps[1] = NULL;
+	sl = slab_new(xc);
 	sl->xc.a[0] = a[0];
 	sl->xc.a[1] = a[1];
 	if (!final)
@@ -410,12 +419,7 @@ static void finish(struct streamer *st, size_t i)
 				 (unsigned long long)pt_assemble_max);
 	}
 	/* told once its last exchange is handed on */
-	sl = pt_xcalloc(1, sizeof(*sl));
-	sl->xc = lv->xc;
-	sl->xc.x = NULL;
-	sl->xc.nx = 0;
-	sl->xc.pstate = NULL;
-	memset(sl->xc.a, 0, sizeof(sl->xc.a));
+	sl = slab_new(&lv->xc);
 	for (d = 0; d < 2; d++) {
 		sl->gaps[d] = lv->gaps[d];
 		sl->xc.sgaps[d] = lv->gaps[d];
@@ -457,18 +461,16 @@ static void emit(struct streamer *st, bool all)
 	}
 	while (st->nheap && (all || st->heap[0].ts < w)) {
 		heap_pop(st, &p);
-		if (p.done)
-			;
-		else if (p.ts < st->last_ts)
-			st->cap->out_of_order++;
-		else
-			st->last_ts = p.ts;
 		if (p.done) {
 			if (!st->err && st->sink->conn)
 				st->sink->conn(st->sink->ctx, st->cap, &p.sl->xc);
 			slab_put(st, p.sl);
 			continue;
 		}
+		if (p.ts < st->last_ts)
+			st->cap->out_of_order++;
+		else
+			st->last_ts = p.ts;
 		if (!st->err)
 			st->err = st->sink->x(st->sink->ctx, st->cap, &p.sl->xc,
 					      &p.x);
