@@ -412,7 +412,9 @@ http {
         for name, argv in (
                 ("read", ["read", "-v", cap]),
                 ("export -f jsonl", ["export", "-f", "jsonl", "-v", cap]),
-                ("export -f har", ["export", "-f", "har", "-v", cap])):
+                ("export -f har", ["export", "-f", "har", "-v", cap]),
+                ("export -f pcapng", ["export", "-f", "pcapng", "-v",
+                                      "-o", "-", cap])):
             t0 = time.monotonic()
             q = subprocess.Popen([PODTAP] + argv, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
@@ -1331,8 +1333,11 @@ def offline_report(facts, rows):
             "the exchanges, streamed; a connection's lines wait for those "
             "that began before it in a file in $TMPDIR, not in memory "
             "(wrk's connections last the whole recording, so nearly all of "
-            "read's output waits there). `export -f pcapng` and `-f "
-            "keploy` still load the whole capture.", ""]
+            "read's output waits there). `export -f pcapng` streams the "
+            "bytes: each connection's new bytes become packets that wait, "
+            "by time, until no record still to come can bring an earlier "
+            "one (about a second of records). Only `export -f keploy` "
+            "still loads the whole capture.", ""]
     return "\n".join(out)
 
 

@@ -38,14 +38,15 @@ static inline void add_data(struct pt_capw *w, uint64_t id, int dir, uint64_t of
 	add_rec(w, PT_REC_DATA, id, dir, off, s, ts);
 }
 
-static inline void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t lport,
-		     uint16_t rport)
+/* An OPEN at ts, as a recorder writes it when the connection begins. */
+static inline void add_open_at(struct pt_capw *w, uint64_t id, int role,
+			       uint16_t lport, uint16_t rport, uint64_t ts)
 {
 	struct pt_conn_open o = {};
 
 	o.h.type = PT_REC_CONN_OPEN;
 	o.h.size = sizeof(o);
-	o.h.ts_ns = 1000 * id;
+	o.h.ts_ns = ts;
 	o.h.conn_id = id;
 	o.role = role;
 	o.t.family = 2;
@@ -57,6 +58,12 @@ static inline void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t l
 	o.tgid = o.pid = 42;
 	memcpy(o.comm, "app", 4);
 	pt_capw_add(w, &o.h, sizeof(o));
+}
+
+static inline void add_open(struct pt_capw *w, uint64_t id, int role, uint16_t lport,
+		     uint16_t rport)
+{
+	add_open_at(w, id, role, lport, rport, 1000 * id);
 }
 
 /*

@@ -3,8 +3,9 @@
  * libFuzzer target: any bytes as a capture file. The reader and the
  * reassembly and exchanges behind `podtap read` must never crash, hang or read out of
  * bounds, whatever the file says; nor must the stream reader behind
- * `podtap export -f jsonl`, cutting as often as it can.
+ * `podtap export -f jsonl` and `-f pcapng`, cutting as often as it can.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +24,18 @@ static int write_x(void *ctx, const struct pt_capture *cap,
 	return 0;
 }
 
-/* The bytes as a file, read as a stream. */
-static void streamed(const uint8_t *data, size_t size)
+/* The bytes as a file, read as a stream: exchanges (jsonl), or the
+ * bytes themselves (pcapng). */
+static void streamed(const uint8_t *data, size_t size, bool raw)
 {
 	const struct pt_xsink sink = { .x = write_x };
+	struct pt_export_counts cnt = {};
 	struct pt_xsink s = sink;
 	struct pt_capture cap;
 	const char *paths[1];
 	char path[64], *out = NULL;
 	size_t outn = 0;
-	int fd = memfd_create("capture", 0);
+	int err, fd = memfd_create("capture", 0);
 
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size) {
 		if (fd >= 0)
@@ -46,7 +49,12 @@ static void streamed(const uint8_t *data, size_t size)
 	pt_stream_every = 4;
 	pt_held_max = 4096;
 	pt_assemble_max = 64u << 20;
-	if (!pt_capture_stream(&cap, paths, 1, &s))
+	if (raw)
+		pt_exporter_pcapng.raw_begin(&s, s.ctx, &cnt);
+	err = pt_capture_stream(&cap, paths, 1, &s);
+	if (raw)
+		pt_exporter_pcapng.raw_end(&s, &cap, err != 0);
+	if (!err)
 		pt_capture_free(&cap);
 	fclose(s.ctx);
 	free(out);
@@ -94,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	pt_conns_free(&c);
-	streamed(data, size);
+	streamed(data, size, false);
+	streamed(data, size, true);
 	return 0;
 }

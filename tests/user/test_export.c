@@ -181,12 +181,16 @@ static int stream_fmt(const struct pt_exporter *e, const char *path, FILE *f,
 		      struct pt_export_counts *cnt)
 {
 	struct stream_out so = { .e = e, .f = f, .cnt = cnt };
-	const struct pt_xsink sink = { .ctx = &so, .x = stream_one };
+	struct pt_xsink sink = { .ctx = &so, .x = stream_one };
 	const char *paths[1] = { path };
 	struct pt_capture cap;
-	int err;
+	int err, e2;
 
+	if (e->raw_begin)
+		e->raw_begin(&sink, f, cnt);
 	err = pt_capture_stream(&cap, paths, 1, &sink);
+	if (e->raw_end && (e2 = e->raw_end(&sink, &cap, err != 0)) && !err)
+		err = e2;
 	if (!err && !so.headed && e->head)
 		err = e->head(&cap, f);
 	if (!err && e->tail)
@@ -346,15 +350,14 @@ void test_exporters(void)
 		int err;
 
 		ASSERT_TRUE(e->name && e->help && e->item && e->items &&
-			    !!e->to_file + !!e->to_dir + !!e->one == 1, e->name);
+			    !!e->to_dir + !!e->one + !!e->raw_begin == 1 &&
+			    !e->raw_begin == !e->raw_end, e->name);
 		if (e->to_dir) {
 			snprintf(out, sizeof(out), "%s/%s", dir, e->name);
 			mkdir(out, 0700);
 			err = e->to_dir(&cap, out, &cnt);
-		} else if (e->one) {
-			CAPTURE_OUT(buf, len, err = stream_fmt(e, cap_path, ___f, &cnt));
 		} else {
-			CAPTURE_OUT(buf, len, err = e->to_file(&cap, ___f, &cnt));
+			CAPTURE_OUT(buf, len, err = stream_fmt(e, cap_path, ___f, &cnt));
 		}
 		if (!ASSERT_OK(err, e->name)) {
 			free(buf);
@@ -736,7 +739,8 @@ static int write_busy(const char *path, int ncalls, bool slow,
 			uint64_t id = 10 + i / 100;
 			int slot = 4 + i / 100;
 
-			add_open(w, id, PT_ROLE_CLIENT, 41000 + i, 80);
+			add_open_at(w, id, PT_ROLE_CLIENT, 41000 + i, 80,
+				    t + 4 * MS - 10);
 			for (k = 0; k < 3; k++) {
 				snprintf(q, sizeof(q), "GET /c/%d HTTP/1.1\r\nHost: up\r\n\r\n", k);
 				if (i == 550 && k == 1) {
@@ -826,10 +830,106 @@ static char *jsonl_streamed(const char *path, struct held_sink *hs,
 	return buf;
 }
 
+/* pcapng of the capture at path, read as a stream; what cap said. */
+static char *pcapng_streamed(const char *path, size_t *len,
+			     struct pt_capture *info,
+			     struct pt_export_counts *cnt)
+{
+	struct pt_xsink sink = {};
+	const char *paths[1] = { path };
+	struct pt_capture cap;
+	char *buf = NULL;
+	int err, e2;
+
+	memset(cnt, 0, sizeof(*cnt));
+	CAPTURE_OUT(buf, *len, (pt_exporter_pcapng.raw_begin(&sink, ___f, cnt),
+				err = pt_capture_stream(&cap, paths, 1, &sink),
+				e2 = pt_exporter_pcapng.raw_end(&sink, &cap, err)));
+	*info = cap;
+	pt_capture_free(&cap);
+	if (err || e2) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Its packets: how many, their payload, whether in order of time. */
+static size_t pcapng_walk(const uint8_t *p, size_t n, uint64_t *payload,
+			  bool *ordered)
+{
+	uint64_t last = 0;
+	size_t off = 0, packets = 0;
+
+	*payload = 0;
+	*ordered = true;
+	while (off + 12 <= n) {
+		uint32_t type, len, hdr[5];
+
+		memcpy(&type, p + off, 4);
+		memcpy(&len, p + off + 4, 4);
+		if (len < 12 || off + len > n)
+			break;
+		if (type == 6 && len >= 8 + sizeof(hdr)) {
+			uint64_t ts;
+
+			memcpy(hdr, p + off + 8, sizeof(hdr));
+			ts = (uint64_t)hdr[1] << 32 | hdr[2];
+			*ordered &= ts >= last;
+			last = ts;
+			/* Ethernet, IPv4, TCP: 54 bytes of headers */
+			*payload += hdr[3] - 54;
+			packets++;
+		}
+		off += len;
+	}
+	return off == n ? packets : 0;
+}
+
+/* pcapng of a write_busy capture of ncalls: the same file however often
+ * it is cut, every packet, in order of time; the most it held. */
+static uint64_t check_pcapng_streamed(const char *path, int ncalls,
+				      uint64_t payload)
+{
+	uint64_t step = pt_stream_step, got, peak;
+	size_t every = pt_stream_every, len[2], packets;
+	struct pt_export_counts cnt;
+	struct pt_capture info;
+	char *often, *seldom;
+	bool ordered;
+
+	seldom = pcapng_streamed(path, &len[0], &info, &cnt);
+	ASSERT_EQ(cnt.items, 2 + ncalls / 100, "pcapng: every connection");
+	/* cut as often as it can: every 16 records, at 256 bytes */
+	pt_stream_step = 256;
+	pt_stream_every = 16;
+	often = pcapng_streamed(path, &len[1], &info, &cnt);
+	pt_stream_step = step;
+	pt_stream_every = every;
+	peak = info.peak_held;
+	if (ASSERT_TRUE(seldom && often, "pcapng: both written")) {
+		ASSERT_TRUE(len[0] == len[1] && !memcmp(seldom, often, len[0]),
+			    "pcapng: the same packets however often it is cut");
+		packets = pcapng_walk((const uint8_t *)often, len[1], &got,
+				      &ordered);
+		/* 1: a handshake and 2 segments a call; 2: a handshake and
+		 * 2 segments every 10th; the closing ones: a handshake, 6
+		 * segments and 2 FINs, one segment lost in one of them */
+		ASSERT_EQ(packets, 3 + 2 * ncalls + 3 + 2 * (ncalls / 10) +
+			  11 * (ncalls / 100) - 1, "pcapng: every packet");
+		ASSERT_EQ(got, payload, "pcapng: every byte captured, once");
+		ASSERT_TRUE(ordered && !info.cut_short,
+			    "pcapng: in order of time");
+	}
+	free(seldom);
+	free(often);
+	return peak;
+}
+
 void test_stream_same_as_whole(void)
 {
 	char dir[] = "/tmp/podtap-stream.XXXXXX", path[PATH_MAX];
-	uint64_t step = pt_stream_step, payload, peak[2];
+	uint64_t step = pt_stream_step, payload, peak[2], raw_peak[2];
 	size_t every = pt_stream_every;
 	struct held_sink hs;
 	struct pt_capture info;
@@ -861,6 +961,8 @@ void test_stream_same_as_whole(void)
 			    "the last calls are there");
 		ASSERT_EQ(info.cut_short, 0, "nothing cut short");
 		peak[k] = info.peak_held;
+		raw_peak[k] = check_pcapng_streamed(path, 1000 + 2000 * k,
+						    payload);
 		free(whole);
 		free(streamed);
 		if (k)
@@ -876,6 +978,8 @@ void test_stream_same_as_whole(void)
 	/* held: what a second of records brings, whatever the length */
 	ASSERT_TRUE(peak[0] > 0 && peak[1] < peak[0] + peak[0] / 4,
 		    "memory does not grow with the capture");
+	ASSERT_TRUE(raw_peak[0] > 0 && raw_peak[1] < raw_peak[0] + raw_peak[0] / 4,
+		    "pcapng: memory does not grow with the capture");
 	unlink(path);
 	rmdir(dir);
 }

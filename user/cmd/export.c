@@ -82,17 +82,19 @@ static void usage(FILE *f)
 "                        Cookie, API key fields) are still in what was written\n"
 "      --max-stream SIZE assemble each direction of a connection in memory\n"
 "                        up to SIZE (default and most: 16Gi); a longer one is\n"
-"                        left out, and said. har and jsonl, which assemble\n"
-"                        only what is in flight, leave out the bytes of a\n"
-"                        connection holding more than SIZE at once\n"
-"      --max-held SIZE   har and jsonl are written as the capture is read, in\n"
-"                        order by start, holding only what is in flight:\n"
-"                        bytes of exchanges still open and exchanges waiting\n"
-"                        for an earlier one. Past SIZE (default 1Gi) the open\n"
-"                        exchange holding the rest up is cut short (marked\n"
-"                        incomplete, and said) and its connection read on\n"
-"                        from there; the last second of records is always\n"
-"                        held, whatever SIZE\n"
+"                        left out, and said. pcapng, har and jsonl, which\n"
+"                        assemble only what is in flight, leave out the\n"
+"                        bytes of a connection holding more than SIZE at once\n"
+"      --max-held SIZE   pcapng, har and jsonl are written as the capture is\n"
+"                        read, in order of time, holding only what is in\n"
+"                        flight: bytes of exchanges still open and exchanges\n"
+"                        waiting for an earlier one (pcapng: packets waiting\n"
+"                        for an earlier one). Past SIZE (default 1Gi) the\n"
+"                        open exchange holding the rest up is cut short\n"
+"                        (marked incomplete, and said) and its connection\n"
+"                        read on from there (pcapng: bytes still awaited are\n"
+"                        taken as not captured); the last second of records\n"
+"                        is always held, whatever SIZE\n"
 "  -h, --help            this text\n");
 }
 
@@ -195,31 +197,6 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 	pt_info("%s", buf);
 }
 
-static int write_file(const struct pt_capture *cap, const struct pt_exporter *fmt,
-		      const char *out, struct pt_export_counts *cnt)
-{
-	struct pt_out o;
-	int err;
-
-	if (pt_out_open(&o, out, PT_OUT_ATOMIC |
-			(fmt->binary ? PT_OUT_BINARY : 0), "--out"))
-		return -1;
-	err = fmt->to_file(cap, o.f, cnt);
-	if (err) {
-		pt_out_abort(&o);
-		pt_err("writing %s: %s", o.is_stdout ? "standard output" : out,
-		       strerror(-err));
-		return err;
-	}
-	err = pt_out_commit(&o);
-	if (err) {
-		pt_err("writing %s: %s", o.is_stdout ? "standard output" : out,
-		       strerror(-err));
-		return err;
-	}
-	return 0;
-}
-
 /* What every export ends with: damage, the summary, credentials. */
 static void finish_export(const struct pt_capture *cap,
 			  const struct pt_exporter *fmt, const char *out,
@@ -300,25 +277,35 @@ static void stream_conn(void *ctx, const struct pt_capture *cap,
 static int stream_file(struct pt_capture *cap, const char *const *paths,
 		       int n, struct streaming *sw, const char *out)
 {
-	const struct pt_xsink sink = {
+	struct pt_xsink sink = {
 		.ctx = sw, .x = stream_x, .conn = stream_conn,
 	};
+	const struct pt_exporter *fmt = sw->fmt;
 	struct pt_out o;
 	int err;
 
 	if (pt_out_open(&o, out, PT_OUT_ATOMIC |
-			(sw->fmt->binary ? PT_OUT_BINARY : 0), "--out"))
+			(fmt->binary ? PT_OUT_BINARY : 0), "--out"))
 		return 1;
 	sw->f = o.f;
+	if (fmt->raw_begin)
+		fmt->raw_begin(&sink, o.f, sw->cnt);
 	err = pt_capture_stream(cap, paths, n, &sink);
+	if (fmt->raw_end) {
+		/* a write that failed, then or now */
+		int e = fmt->raw_end(&sink, cap, err != 0);
+
+		if (e)
+			sw->werr = err = e;
+	}
 	if (err && !sw->werr) {
 		pt_out_abort(&o);
 		return 1;	/* the capture could not be read: said */
 	}
-	if (!err && !sw->headed && sw->fmt->head)
-		err = sw->fmt->head(cap, o.f);
-	if (!err && sw->fmt->tail)
-		err = sw->fmt->tail(cap, o.f, sw->cnt);
+	if (!err && !sw->headed && fmt->head)
+		err = fmt->head(cap, o.f);
+	if (!err && fmt->tail)
+		err = fmt->tail(cap, o.f, sw->cnt);
 	if (err)
 		pt_out_abort(&o);
 	else
@@ -427,7 +414,7 @@ int cmd_export(int argc, char **argv)
 		pt_err("export: cannot set up signal handling");
 		return 1;
 	}
-	if (fmt->one) {
+	if (fmt->one || fmt->raw_begin) {
 		struct streaming sw = { .fmt = fmt, .cnt = &cnt,
 					.redact = redact, .nredact = nredact };
 
@@ -451,13 +438,8 @@ int cmd_export(int argc, char **argv)
 	if (nredact)
 		pt_dbg("--redact: %zu values replaced",
 		       pt_redact(&cap, redact, nredact));
-	if (fmt->to_dir) {
-		out = out ? out : ".";
-		rc = fmt->to_dir(&cap, out, &cnt) ? 1 : 0;
-	} else {
-		out = out ? out : "-";
-		rc = write_file(&cap, fmt, out, &cnt) ? 1 : 0;
-	}
+	out = out ? out : ".";
+	rc = fmt->to_dir(&cap, out, &cnt) ? 1 : 0;
 	nleft = left_out_count(&cap, fmt, &lo);
 	creds = pt_credentials(&cap, cnames, sizeof(cnames));
 	finish_export(&cap, fmt, out, &cnt, &lo, nleft, creds, cnames,

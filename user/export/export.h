@@ -25,6 +25,7 @@ struct pt_capture {
 	size_t cut_short;	/* exchanges cut at --max-held */
 	size_t late_records;	/* data after its connection was done */
 	size_t out_of_order;	/* exchanges whose records came too late */
+	bool raw;		/* streamed as bytes, not exchanges */
 };
 
 /*
@@ -68,6 +69,24 @@ struct pt_xsink {
 		 const struct pt_xconn *xc, struct pt_exchange *x);
 	void (*conn)(void *ctx, const struct pt_capture *cap,
 		     const struct pt_xconn *xc);
+	/*
+	 * Or, with bytes set, the bytes themselves and no exchanges (x is
+	 * not called): each connection's streams in pieces as they come,
+	 * xc->a[d] holding its direction's bytes from xc->base[d] on (the
+	 * sink may take a[d].buf, leaving NULL), once its role and protocol
+	 * are decided; final: the last piece, the connection is done (FIN
+	 * and close are known). *state is the sink's for the connection,
+	 * NULL at first, kept between calls; at final the sink frees it.
+	 * xc->assembled false: the connection went past --max-stream, and
+	 * what follows of it is left out. flush: no byte earlier than before
+	 * can still come (UINT64_MAX at the end). held: what the sink keeps,
+	 * counted with the rest against pt_held_max.
+	 */
+	void *bctx;
+	int (*bytes)(void *bctx, const struct pt_capture *cap,
+		     struct pt_xconn *xc, void **state, bool final);
+	int (*flush)(void *bctx, const struct pt_capture *cap, uint64_t before);
+	uint64_t (*held)(void *bctx);
 };
 #define PT_HELD_MAX		(1ull << 30)
 extern uint64_t pt_held_max;
@@ -193,26 +212,31 @@ enum pt_holds {
 
 /*
  * An output format: one file (export/NAME.c) defining one of these, and
- * one entry in pt_exporters[] (export/exporters.c). A file format writes
- * to a FILE, a directory format under a path; either fills the counts and
- * returns 0 or < 0 (with one line said).
+ * one entry in pt_exporters[] (export/exporters.c). A directory format
+ * writes under a path from a capture read whole, filling the counts and
+ * returning 0 or < 0 (with one line said).
  */
 struct pt_exporter {
 	const char *name;	/* --format NAME */
-	int (*to_file)(const struct pt_capture *, FILE *,
-		       struct pt_export_counts *);
 	int (*to_dir)(const struct pt_capture *, const char *,
 		      struct pt_export_counts *);
 	/*
-	 * Or streamed, with memory bounded by what is in flight: head once
-	 * the first file's header is read, each exchange in order by start,
-	 * tail after the last. Each returns 0 or < 0 (an errno).
+	 * Or streamed to a FILE, with memory bounded by what is in flight:
+	 * head once the first file's header is read, each exchange in order
+	 * by start, tail after the last. Each returns 0 or < 0 (an errno).
 	 */
 	int (*head)(const struct pt_capture *, FILE *);
 	int (*one)(const struct pt_capture *, FILE *, const struct pt_xconn *,
 		   const struct pt_exchange *, struct pt_export_counts *);
 	int (*tail)(const struct pt_capture *, FILE *,
 		    struct pt_export_counts *);
+	/*
+	 * Or streamed as bytes: raw_begin sets the sink's bytes, flush, held
+	 * and bctx to write to f; raw_end writes what is left (unless abort:
+	 * the output is thrown away) and frees it all. 0 or < 0 (an errno).
+	 */
+	void (*raw_begin)(struct pt_xsink *, FILE *, struct pt_export_counts *);
+	int (*raw_end)(struct pt_xsink *, const struct pt_capture *, bool abort);
 	bool binary;		/* never to a terminal */
 	enum pt_holds holds;
 	const char *item, *items;	/* what it counts: one, many */

@@ -5,6 +5,11 @@
  * data segments where bytes were captured, nothing where they were not,
  * FIN or RST at the end. Sequence and acknowledgment numbers follow the
  * stream offsets, so Wireshark's "Follow TCP Stream" gives back the bytes.
+ *
+ * Written as the capture is read (export/stream.c's raw sink): each piece
+ * of a connection's streams becomes packets that wait in a heap by time,
+ * holding the piece's bytes, until no record still to come can bring an
+ * earlier one.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -19,55 +24,153 @@
 
 enum { P_DATA, P_SYN, P_SYNACK, P_ACK, P_FIN, P_RST };
 
+/* A connection while packets of it wait to be written. */
+struct wconn {
+	struct wconn *prev, *next;	/* every one, to free them all */
+	uint64_t id, order;
+	struct pt_tuple t;
+	int req_dir;
+	char *comment;		/* for its first packet written */
+	uint64_t sent[2];	/* highest stream offset written + 1, by dir */
+	bool fin[2];		/* a FIN written */
+	bool fin_queued[2];
+	bool dead;		/* past --max-stream: the rest is left out */
+	size_t refs;		/* packets waiting, and 1 while it is live */
+};
+
+/* The bytes of one piece of a stream, while packets point into them. */
+struct blob {
+	uint8_t *buf;
+	uint64_t len;
+	size_t refs;
+};
+
 struct pkt {
-	uint64_t ts;
-	uint32_t conn;		/* index in cap->conns.v */
-	uint8_t dir;		/* sender: enum pt_dir */
-	uint8_t kind;
+	uint64_t ts, seq;
+	struct wconn *wc;
+	struct blob *b;		/* the payload's, for data */
 	uint64_t off;		/* stream offset of the first byte */
 	uint32_t len;
-	uint64_t gap_before;	/* bytes not captured just before off */
+	uint8_t dir;		/* sender: enum pt_dir */
+	uint8_t kind;
 	uint8_t gap_reason;
+	uint64_t gap_before;	/* bytes not captured just before off */
+	const uint8_t *data;
 };
 
-struct pkts {
-	struct pkt *v;
+struct writer {
+	FILE *f;
+	struct pt_export_counts *cnt;
+	struct pkt *heap;	/* by time */
 	size_t n, cap;
+	struct wconn *conns;
+	uint64_t seq, norder, held, last_ts;
+	size_t out_of_order;
+	bool headed;
+	int err;		/* the first write that failed */
+	uint8_t *pkt, *blk;
 };
 
-static struct pkt *pkt_add(struct pkts *p)
-{
-	if (p->n == p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 1024;
-		p->v = pt_xrealloc(p->v, p->cap, sizeof(*p->v));
-	}
-	memset(&p->v[p->n], 0, sizeof(p->v[0]));
-	return &p->v[p->n++];
-}
+/* A connection with no OPEN: no addresses, no packets. */
+static struct wconn no_open;
 
-static int cmp_pkt(const void *a, const void *b)
+static bool pkt_before(const struct pkt *x, const struct pkt *y)
 {
 	/* at the same instant: handshake, data, then FIN and RST */
 	static const uint8_t rank[] = { [P_SYN] = 0, [P_SYNACK] = 1,
 					[P_ACK] = 2, [P_DATA] = 3,
 					[P_FIN] = 4, [P_RST] = 5 };
-	const struct pkt *x = a, *y = b;
 
 	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	if (x->conn != y->conn)
-		return x->conn < y->conn ? -1 : 1;
+		return x->ts < y->ts;
+	if (x->wc != y->wc)
+		return x->wc->order < y->wc->order;
 	if (x->kind != y->kind)
-		return rank[x->kind] < rank[y->kind] ? -1 : 1;
+		return rank[x->kind] < rank[y->kind];
 	if (x->dir != y->dir)
-		return x->dir < y->dir ? -1 : 1;
-	return x->off < y->off ? -1 : x->off > y->off;
+		return x->dir < y->dir;
+	if (x->off != y->off)
+		return x->off < y->off;
+	return x->seq < y->seq;
 }
 
-static void data_pkts(struct pkts *p, const struct pt_xconn *xc, uint32_t ci,
-		      int dir)
+static struct pkt *pkt_push(struct writer *w, struct wconn *wc, uint64_t ts,
+			    int kind, int dir, uint64_t off)
 {
-	const struct pt_assembled *a = &xc->a[dir];
+	struct pkt k = { .ts = ts, .seq = w->seq++, .wc = wc, .kind = kind,
+			 .dir = dir, .off = off };
+	size_t i;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 1024;
+		w->heap = pt_xrealloc(w->heap, w->cap, sizeof(*w->heap));
+	}
+	i = w->n++;
+	while (i && pkt_before(&k, &w->heap[(i - 1) / 2])) {
+		w->heap[i] = w->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	w->heap[i] = k;
+	wc->refs++;
+	return &w->heap[i];
+}
+
+static void pkt_pop(struct writer *w, struct pkt *out)
+{
+	struct pkt last;
+	size_t i = 0, k;
+
+	*out = w->heap[0];
+	last = w->heap[--w->n];
+	for (;;) {
+		k = 2 * i + 1;
+		if (k >= w->n)
+			break;
+		if (k + 1 < w->n && pkt_before(&w->heap[k + 1], &w->heap[k]))
+			k++;
+		if (!pkt_before(&w->heap[k], &last))
+			break;
+		w->heap[i] = w->heap[k];
+		i = k;
+	}
+	if (w->n)
+		w->heap[i] = last;
+}
+
+static void conn_put(struct writer *w, struct wconn *wc)
+{
+	if (--wc->refs)
+		return;
+	if (wc->prev)
+		wc->prev->next = wc->next;
+	else
+		w->conns = wc->next;
+	if (wc->next)
+		wc->next->prev = wc->prev;
+	w->held -= sizeof(*wc);
+	free(wc->comment);
+	free(wc);
+}
+
+/* A packet written (or thrown away): let go of what it held. */
+static void pkt_done(struct writer *w, struct pkt *k)
+{
+	if (k->b && !--k->b->refs) {
+		w->held -= k->b->len + sizeof(*k->b);
+		free(k->b->buf);
+		free(k->b);
+	}
+	conn_put(w, k->wc);
+}
+
+/* Data segments of xc->a[dir], the bytes from xc->base[dir] on: one or
+ * more per mark, none over a gap. */
+static void data_pkts(struct writer *w, struct wconn *wc,
+		      struct pt_xconn *xc, int dir)
+{
+	struct pt_assembled *a = &xc->a[dir];
+	uint64_t base = xc->base[dir];
+	struct blob *b = NULL;
 	size_t m, g = 0;
 
 	for (m = 0; m < a->nmarks; m++) {
@@ -86,63 +189,108 @@ static void data_pkts(struct pkts *p, const struct pt_xconn *xc, uint32_t ci,
 		    a->gaps[g].start >= off)
 			end = a->gaps[g].start;
 		while (off < end) {
-			struct pkt *k = pkt_add(p);
 			uint64_t n = end - off > SEG_MAX ? SEG_MAX : end - off;
+			struct pkt *k;
 
-			k->ts = a->marks[m].ts;
-			k->conn = ci;
-			k->dir = dir;
-			k->kind = P_DATA;
-			k->off = off;
+			if (!b) {
+				/* the packets keep the piece's bytes */
+				b = pt_xcalloc(1, sizeof(*b));
+				b->buf = a->buf;
+				b->len = a->len;
+				a->buf = NULL;
+				w->held += b->len + sizeof(*b);
+			}
+			k = pkt_push(w, wc, a->marks[m].ts, P_DATA, dir,
+				     base + off);
 			k->len = n;
+			k->data = b->buf + off;
+			k->b = b;
 			k->gap_before = gap;
 			k->gap_reason = reason;
+			b->refs++;
 			gap = 0;
 			off += n;
 		}
 	}
 }
 
-static void conn_pkts(struct pkts *p, const struct pt_capture *cap,
-		      uint32_t ci)
-{
-	const struct pt_xconn *xc = &cap->xc[ci];
-	const struct pt_conn *c = xc->conn;
-	int cdir = xc->req_dir, d;
-	uint64_t t0 = c->first_ts;
-	struct pkt *k;
+static void conn_comment(char *buf, size_t n, const struct pt_capture *cap,
+			 const struct pt_xconn *xc);
 
+static struct wconn *conn_new(struct writer *w, const struct pt_capture *cap,
+			      const struct pt_xconn *xc)
+{
+	const struct pt_conn *c = xc->conn;
+	struct wconn *wc = pt_xcalloc(1, sizeof(*wc));
+	char comment[512];
+	int d;
+
+	wc->id = c->id;
+	wc->order = w->norder++;
+	wc->t = c->open.t;
+	wc->req_dir = xc->req_dir;
+	conn_comment(comment, sizeof(comment), cap, xc);
+	wc->comment = pt_xstrdup(comment);
+	wc->refs = 1;
+	wc->next = w->conns;
+	if (w->conns)
+		w->conns->prev = wc;
+	w->conns = wc;
+	w->held += sizeof(*wc);
+	w->cnt->items++;
 	if (!(c->open.h.flags & PT_F_PREEXISTING)) {
 		static const uint8_t kinds[3] = { P_SYN, P_SYNACK, P_ACK };
+		uint64_t t0 = c->first_ts;
 
-		for (d = 0; d < 3; d++) {
-			k = pkt_add(p);
-			k->ts = t0 > 3 ? t0 - 3 + d : t0;
-			k->conn = ci;
-			k->kind = kinds[d];
-			k->dir = d == 1 ? !cdir : cdir;
+		for (d = 0; d < 3; d++)
+			pkt_push(w, wc, t0 > 3 ? t0 - 3 + d : t0, kinds[d],
+				 d == 1 ? !wc->req_dir : wc->req_dir, 0);
+	}
+	return wc;
+}
+
+/* The next piece of a connection: its packets, queued by time. */
+static int pcapng_bytes(void *ctx, const struct pt_capture *cap,
+			struct pt_xconn *xc, void **state, bool final)
+{
+	const struct pt_conn *c = xc->conn;
+	struct writer *w = ctx;
+	struct wconn *wc = *state;
+	int d;
+
+	if (!wc) {
+		wc = c->has_open ? conn_new(w, cap, xc) : &no_open;
+		*state = wc;
+	}
+	if (wc == &no_open) {
+		if (final)
+			*state = NULL;
+		return 0;
+	}
+	if (!xc->assembled)
+		wc->dead = true;
+	for (d = 0; d < 2 && !wc->dead; d++) {
+		uint64_t end = xc->base[d] + xc->a[d].len;
+
+		data_pkts(w, wc, xc, d);
+		/* a FIN once the bytes before it are all here */
+		if (!wc->fin_queued[d] &&
+		    (final ? pt_conn_ended(c, d) : xc->ended[d])) {
+			pkt_push(w, wc, c->has_close ? c->close.h.ts_ns :
+				 c->last_ts, P_FIN, d, end);
+			wc->fin_queued[d] = true;
 		}
 	}
-	for (d = 0; d < 2; d++) {
-		data_pkts(p, xc, ci, d);
-		if (c->s[d].fin || (c->has_close && !(c->close_flags & PT_F_RST))) {
-			k = pkt_add(p);
-			k->ts = c->has_close ? c->close.h.ts_ns : c->last_ts;
-			k->conn = ci;
-			k->dir = d;
-			k->kind = P_FIN;
-			k->off = xc->a[d].len;
-		}
-	}
-	if (c->has_close && (c->close_flags & PT_F_RST)) {
-		k = pkt_add(p);
-		k->ts = c->close.h.ts_ns;
-		k->conn = ci;
-		k->dir = PT_DIR_TX;
-		k->kind = P_RST;
+	if (final && !wc->dead && c->has_close && (c->close_flags & PT_F_RST))
 		/* after a FIN of ours, a reset's sequence is one past it */
-		k->off = xc->a[PT_DIR_TX].len + !!c->s[PT_DIR_TX].fin;
+		pkt_push(w, wc, c->close.h.ts_ns, P_RST, PT_DIR_TX,
+			 xc->base[PT_DIR_TX] + xc->a[PT_DIR_TX].len +
+			 !!c->s[PT_DIR_TX].fin);
+	if (final) {
+		conn_put(w, wc);
+		*state = NULL;
 	}
+	return 0;
 }
 
 /* pcapng writing */
@@ -194,19 +342,11 @@ static uint32_t isn(uint64_t id, int dir)
 	return (uint32_t)(x * 0xbf58476d1ce4e5b9ull >> 32);
 }
 
-struct tcp_state {
-	uint64_t sent[2];	/* highest stream offset sent + 1, by dir */
-	bool fin[2];
-	bool syn;		/* a handshake was written */
-	bool commented;
-};
-
 /* Build one packet at buf; returns its length. */
-static size_t build(uint8_t *buf, const struct pt_capture *cap,
-		    const struct pkt *k, const struct tcp_state *st)
+static size_t build(uint8_t *buf, const struct pkt *k)
 {
-	const struct pt_xconn *xc = &cap->xc[k->conn];
-	const struct pt_tuple *t = &xc->conn->open.t;
+	const struct wconn *st = k->wc;
+	const struct pt_tuple *t = &st->t;
 	bool v6 = t->family == AF_INET6, tx = k->dir == PT_DIR_TX;
 	const uint8_t *src = tx ? t->laddr : t->raddr;
 	const uint8_t *dst = tx ? t->raddr : t->laddr;
@@ -216,7 +356,7 @@ static size_t build(uint8_t *buf, const struct pt_capture *cap,
 	uint8_t *ip = buf + 14, *tcp = ip + l3;
 	uint32_t seq, ack, s;
 	uint8_t flags = 0x10;	/* ACK */
-	bool client = k->dir == xc->req_dir;
+	bool client = k->dir == st->req_dir;
 
 	/* Ethernet: locally administered addresses, client :01 server :02 */
 	memcpy(buf, (uint8_t[6]){ 2, 0, 0, 0, 0, client ? 2 : 1 }, 6);
@@ -224,8 +364,8 @@ static size_t build(uint8_t *buf, const struct pt_capture *cap,
 	buf[12] = v6 ? 0x86 : 0x08;
 	buf[13] = v6 ? 0xdd : 0x00;
 
-	seq = isn(xc->conn->id, k->dir) + 1 + (uint32_t)k->off;
-	ack = isn(xc->conn->id, !k->dir) + 1 + (uint32_t)st->sent[!k->dir] +
+	seq = isn(st->id, k->dir) + 1 + (uint32_t)k->off;
+	ack = isn(st->id, !k->dir) + 1 + (uint32_t)st->sent[!k->dir] +
 	      st->fin[!k->dir];
 	switch (k->kind) {
 	case P_SYN:
@@ -248,8 +388,7 @@ static size_t build(uint8_t *buf, const struct pt_capture *cap,
 		break;
 	}
 	if (k->kind == P_DATA)
-		memcpy(tcp + 20, pt_span_bytes(xc, &(struct pt_span){
-			.dir = k->dir, .off = k->off }), plen);
+		memcpy(tcp + 20, k->data, plen);
 	memset(tcp, 0, 20);
 	*(uint16_t *)tcp = htons(sport);
 	*(uint16_t *)(tcp + 2) = htons(dport);
@@ -305,9 +444,8 @@ static void conn_comment(char *buf, size_t n, const struct pt_capture *cap,
 {
 	const struct pt_conn_open *o = &xc->conn->open;
 	const char *tn = target_name(cap, o);
-	size_t i, len, amb = 0;
 
-	len = (size_t)snprintf(buf, n, "podtap conn %llu: %s side, pid %u tid %u (%s), cgroup %llu, session %u%s%s%s%s%s",
+	snprintf(buf, n, "podtap conn %llu: %s side, pid %u tid %u (%s), cgroup %llu, session %u%s%s%s%s%s",
 		 (unsigned long long)xc->conn->id, pt_role_name(o->role),
 		 o->tgid, o->pid, o->comm[0] ? o->comm : "?",
 		 (unsigned long long)o->cgroup_id, o->session_id,
@@ -317,27 +455,21 @@ static void conn_comment(char *buf, size_t n, const struct pt_capture *cap,
 		 xc->proto == PT_XP_TLS ? ", TLS ciphertext (not decrypted)" :
 		 xc->tls ? ", TLS: the plaintext from the library calls as TCP payload (the ciphertext is left out)" : "",
 		 xc->proto == PT_XP_HTTP2 ? ", HTTP/2" : "");
-	for (i = 0; i < xc->nx; i++)
-		if (xc->x[i].ambiguous && len < n)
-			len += (size_t)snprintf(buf + len, n - len,
-				"%s #%zu (%s)", amb++ ? "," :
-				"; framing ambiguous in exchange", i + 1,
-				xc->x[i].ambiguous);
 }
 
 static int write_pkt(FILE *f, const struct pt_capture *cap,
-		     const struct pkt *k, struct tcp_state *st, uint8_t *pkt,
-		     uint8_t *blk)
+		     const struct pkt *k, uint8_t *pkt, uint8_t *blk)
 {
-	const struct pt_xconn *xc = &cap->xc[k->conn];
+	struct wconn *st = k->wc;
 	uint64_t ns = pt_wall_ns(cap, k->ts);
-	uint32_t hdr[5], len = build(pkt, cap, k, st);
-	char comment[512] = "";
+	uint32_t hdr[5], len = build(pkt, k);
+	char comment[640] = "";
 	uint8_t *w = blk;
 
-	if (!st->commented) {
-		conn_comment(comment, sizeof(comment), cap, xc);
-		st->commented = true;
+	if (st->comment) {
+		snprintf(comment, sizeof(comment), "%s", st->comment);
+		free(st->comment);
+		st->comment = NULL;
 	}
 	if (k->gap_before) {
 		size_t l = strlen(comment);
@@ -402,37 +534,94 @@ static int write_headers(FILE *f, const struct pt_capture *cap)
 	return put_block(f, 1, b, w - b);
 }
 
-static int export_pcapng(const struct pt_capture *cap, FILE *f,
-		     struct pt_export_counts *cnt)
+/* Write what nothing still to come can precede. */
+static int pcapng_flush(void *ctx, const struct pt_capture *cap,
+			uint64_t before)
 {
-	struct pkts p = {};
-	struct tcp_state *st;
-	uint8_t *pkt, *blk;
-	size_t i;
-	int err;
+	struct writer *w = ctx;
+	struct pkt k;
+	int err = 0;
 
-	for (i = 0; i < cap->conns.n; i++)
-		if (cap->xc[i].assembled && cap->conns.v[i]->has_open) {
-			conn_pkts(&p, cap, i);
-			cnt->items++;
-		}
-	qsort(p.v, p.n, sizeof(*p.v), cmp_pkt);
-	st = pt_xcalloc(cap->conns.n + 1, sizeof(*st));
-	pkt = pt_xcalloc(1, 14 + 40 + 20 + SEG_MAX);
-	blk = pt_xcalloc(1, 20 + 14 + 40 + 20 + SEG_MAX + 4 + 1024);
-	err = write_headers(f, cap);
-	for (i = 0; !err && i < p.n; i++)
-		err = write_pkt(f, cap, &p.v[i], &st[p.v[i].conn], pkt, blk);
-	free(blk);
-	free(pkt);
-	free(st);
-	free(p.v);
+	if (!w->n)
+		return 0;
+	if (w->err)
+		return w->err;
+	if (!w->headed) {
+		w->headed = true;
+		err = write_headers(w->f, cap);
+	}
+	while (!err && w->n && w->heap[0].ts < before) {
+		pkt_pop(w, &k);
+		if (k.ts < w->last_ts)
+			w->out_of_order++;
+		else
+			w->last_ts = k.ts;
+		err = write_pkt(w->f, cap, &k, w->pkt, w->blk);
+		pkt_done(w, &k);
+	}
+	if (err && !w->err)
+		w->err = err;
+	return err;
+}
+
+static uint64_t pcapng_held(void *ctx)
+{
+	const struct writer *w = ctx;
+
+	return w->held + w->cap * sizeof(*w->heap);
+}
+
+static void pcapng_begin(struct pt_xsink *sink, FILE *f,
+			 struct pt_export_counts *cnt)
+{
+	struct writer *w = pt_xcalloc(1, sizeof(*w));
+
+	w->f = f;
+	w->cnt = cnt;
+	w->pkt = pt_xcalloc(1, 14 + 40 + 20 + SEG_MAX);
+	w->blk = pt_xcalloc(1, 20 + 14 + 40 + 20 + SEG_MAX + 4 + 1024);
+	sink->bctx = w;
+	sink->bytes = pcapng_bytes;
+	sink->flush = pcapng_flush;
+	sink->held = pcapng_held;
+}
+
+static int pcapng_end(struct pt_xsink *sink, const struct pt_capture *cap,
+		      bool abort)
+{
+	struct writer *w = sink->bctx;
+	struct pkt k;
+	int err = w->err;
+
+	if (!abort && !err) {
+		err = pcapng_flush(w, cap, UINT64_MAX);
+		if (!err && !w->headed)
+			err = write_headers(w->f, cap);
+		if (!err && w->out_of_order)
+			pt_info("%zu packet%s written out of order: their records came more than 1 s after later ones",
+				w->out_of_order, w->out_of_order == 1 ? "" : "s");
+	}
+	while (w->n) {
+		pkt_pop(w, &k);
+		pkt_done(w, &k);
+	}
+	while (w->conns) {
+		/* live ones, when reading stopped part way */
+		w->conns->refs = 1;
+		conn_put(w, w->conns);
+	}
+	free(w->heap);
+	free(w->blk);
+	free(w->pkt);
+	free(w);
+	sink->bctx = NULL;
 	return err;
 }
 
 const struct pt_exporter pt_exporter_pcapng = {
 	.name = "pcapng",
-	.to_file = export_pcapng,
+	.raw_begin = pcapng_begin,
+	.raw_end = pcapng_end,
 	.binary = true,
 	.holds = PT_HOLDS_OPENED,
 	.item = "connection", .items = "connections",

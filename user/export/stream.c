@@ -20,6 +20,13 @@
  * ended, its open exchange said cut short, and it starts afresh after
  * those bytes. So memory holds at most about pt_held_max, and what
  * SETTLE_NS of records bring.
+ *
+ * Read raw (the sink takes bytes, not exchanges: pcapng), a connection is
+ * cut once its role and protocol can be told, as for exchanges, and then
+ * whenever it has new bytes: each piece goes to the sink and is let go.
+ * The sink is told how far records have come: the oldest byte a
+ * connection keeps, the handshake of one not yet cut, a close not yet
+ * done, or what SETTLE_NS ago was, whichever is earliest.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,6 +75,9 @@ struct live {
 	struct pt_range *gaps[2];	/* of the bytes handed on */
 	size_t ngaps[2];
 	uint64_t last_x;	/* start of its latest exchange handed on */
+	/* raw */
+	void *state;		/* the sink's */
+	uint8_t ends;		/* FINs and close as of the last cut */
 };
 
 struct streamer {
@@ -81,6 +91,7 @@ struct streamer {
 	uint64_t last_ts;	/* start of the last exchange handed on */
 	size_t since;
 	int err;
+	bool raw;		/* sink->bytes: no exchanges */
 };
 
 /* Marks a connection that is done: its later records are counted, not kept. */
@@ -394,6 +405,88 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 	lv->kept = lv->held;
 }
 
+static uint8_t ends_of(const struct pt_conn *c)
+{
+	return c->s[0].fin | c->s[1].fin << 1 | c->has_close << 2;
+}
+
+/* Raw: the earliest a packet of lv still to come can be. */
+static uint64_t raw_oldest(const struct live *lv)
+{
+	const struct pt_conn *c = lv->c;
+	uint64_t t = oldest(c), hs = c->first_ts > 3 ? c->first_ts - 3 : 0;
+
+	/* its handshake, not told yet (plaintext with no socket has none:
+	 * joined, its bytes are its socket's) */
+	if (!lv->xc.p && !pt_conn_pseudo(c) && hs < t)
+		t = hs;
+	if (c->has_close && c->close.h.ts_ns < t)
+		t = c->close.h.ts_ns;
+	return t;
+}
+
+/*
+ * Raw: hand the sink lv's bytes from where the last cut ended, as far as
+ * they go on without a hole still to be filled (live), or all of them;
+ * then let them go. decide: tell the role and protocol even from no
+ * bytes. A connection past --max-stream is left out from there on.
+ */
+static void raw_cut(struct streamer *st, struct live *lv, bool final,
+		    bool live, bool decide)
+{
+	struct pt_conn *c = lv->c;
+	struct pt_xconn *xc = &lv->xc;
+	int d, k;
+
+	if (!lv->begun) {
+		pt_xconn_begin(xc, c);
+		xc->streamed = true;
+		lv->begun = true;
+	}
+	if (!xc->p)
+		xc->tls = c->has_tls;	/* its plaintext, if it has any */
+	for (d = 0; !lv->too_big && d < 2; d++) {
+		if (!pt_stream_assemble_from(c, d, xc->tls, xc->base[d], live,
+					     &xc->a[d]))
+			continue;
+		for (k = 0; k < d; k++)
+			pt_assembled_free(&xc->a[k]);
+		lv->too_big = true;
+		lv->big_dir = d;
+		xc->assembled = false;
+	}
+	if (!lv->too_big) {
+		bool some = xc->a[0].len || xc->a[1].len;
+
+		for (d = 0; d < 2; d++)
+			xc->ended[d] = pt_conn_ended(c, d) &&
+				       (final || (!xc->tls && xc->base[d] +
+						  xc->a[d].len >= pt_stream_end(c, d)));
+		if (!xc->p && (some || decide || final))
+			pt_xconn_decide(xc);
+		if (xc->p && xc->proto == PT_XP_NONE && some)
+			xc->proto = pt_xconn_label(xc);
+	}
+	if (xc->p && !st->err)
+		st->err = st->sink->bytes(st->sink->bctx, st->cap, xc,
+					  &lv->state, final);
+	for (d = 0; d < 2; d++) {
+		struct pt_stream *s = xc->tls ? &c->tls[d] : &c->s[d];
+
+		if (!lv->too_big)
+			xc->base[d] += xc->a[d].len;
+		pt_assembled_free(&xc->a[d]);
+		drop(st, lv, s, lv->too_big ? UINT64_MAX : xc->base[d]);
+		/* the other layer: the ciphertext of plaintext read, or
+		 * plaintext that came after the connection was told */
+		if (xc->p || lv->too_big)
+			drop(st, lv, xc->tls ? &c->s[d] : &c->tls[d], UINT64_MAX);
+	}
+	lv->fed = all_captured(c);
+	lv->ends = ends_of(c);
+	lv->kept = lv->held;
+}
+
 static void unlist(struct streamer *st, size_t i)
 {
 	st->v[i] = st->v[--st->n];
@@ -407,7 +500,10 @@ static void finish(struct streamer *st, size_t i)
 	struct slab *sl;
 	int d;
 
-	cut(st, lv, true, false, NULL);
+	if (st->raw)
+		raw_cut(st, lv, true, false, true);
+	else
+		cut(st, lv, true, false, NULL);
 	if (!lv->begun)
 		pt_xconn_begin(&lv->xc, lv->c);	/* left out whole */
 	if (lv->too_big) {
@@ -454,7 +550,8 @@ static void emit(struct streamer *st, bool all)
 	size_t i;
 
 	for (i = 0; !all && i < st->n; i++) {
-		uint64_t t = oldest(st->v[i]->c);
+		uint64_t t = st->raw ? raw_oldest(st->v[i]) :
+			     oldest(st->v[i]->c);
 
 		if (t < w)
 			w = t;
@@ -477,12 +574,42 @@ static void emit(struct streamer *st, bool all)
 		pt_x_release(&p.x);
 		slab_put(st, p.sl);
 	}
+	if (st->raw && !st->err)
+		st->err = st->sink->flush(st->sink->bctx, st->cap, w);
+}
+
+static uint64_t all_held(const struct streamer *st)
+{
+	return st->held + st->heap_bytes +
+	       (st->raw && st->sink->held ? st->sink->held(st->sink->bctx) : 0);
 }
 
 static void note_peak(struct streamer *st)
 {
-	if (st->held + st->heap_bytes > st->cap->peak_held)
-		st->cap->peak_held = st->held + st->heap_bytes;
+	uint64_t n = all_held(st);
+
+	if (n > st->cap->peak_held)
+		st->cap->peak_held = n;
+}
+
+/* Raw: cut what has news; a connection not yet told, once it has waited
+ * to be told (as cut is in check), or holds a step. */
+static void raw_check(struct streamer *st, struct live *lv)
+{
+	struct pt_conn *c = lv->c;
+	uint64_t t;
+	bool waited;
+
+	if (lv->xc.p) {
+		if (all_captured(c) != lv->fed || ends_of(c) != lv->ends)
+			raw_cut(st, lv, false, true, false);
+		return;
+	}
+	t = oldest(c) < c->first_ts ? oldest(c) : c->first_ts;
+	waited = st->now > t + SETTLE_NS &&
+		 (st->now > c->first_ts + FIRST_NS || !may_be_tls(c));
+	if (waited || lv->held >= pt_stream_step || lv->held > pt_assemble_max)
+		raw_cut(st, lv, false, true, waited);
 }
 
 static void check(struct streamer *st)
@@ -503,6 +630,10 @@ static void check(struct streamer *st)
 			finish(st, i - 1);
 			continue;
 		}
+		if (st->raw) {
+			raw_check(st, lv);
+			continue;
+		}
 		if (all_captured(c) == lv->fed)
 			continue;	/* nothing new */
 		/* a message still arriving is parsed again at each cut:
@@ -521,20 +652,34 @@ static void check(struct streamer *st)
 	snprintf(why, sizeof(why),
 		 "cut short: more than --max-held %llu MiB was in memory",
 		 (unsigned long long)(pt_held_max >> 20));
-	while (st->held + st->heap_bytes > pt_held_max) {
+	while (all_held(st) > pt_held_max) {
 		struct live *lv = NULL;
 		uint64_t t, best = st->now > SETTLE_NS ? st->now - SETTLE_NS : 0;
 
-		for (i = 0; i < st->n; i++)
-			if (st->v[i]->held &&
-			    (t = oldest(st->v[i]->c)) < best) {
+		for (i = 0; i < st->n; i++) {
+			if (st->raw)
+				t = raw_oldest(st->v[i]);
+			else if (st->v[i]->held)
+				t = oldest(st->v[i]->c);
+			else
+				continue;
+			if (t < best) {
 				best = t;
 				lv = st->v[i];
 			}
+		}
 		if (!lv)
 			break;
-		cut(st, lv, true, false, why);
-		st->cap->cut_short++;
+		if (st->raw) {
+			/* what is still awaited is taken as not captured */
+			st->cap->cut_short += lv->held != 0;
+			raw_cut(st, lv, false, false, true);
+			if (raw_oldest(lv) <= best)
+				break;	/* nothing more to let go */
+		} else {
+			cut(st, lv, true, false, why);
+			st->cap->cut_short++;
+		}
 		emit(st, false);
 	}
 }
@@ -651,7 +796,7 @@ static bool hook_failed(void *ctx)
 int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
 		      int n, const struct pt_xsink *sink)
 {
-	struct streamer st = { .cap = cap, .sink = sink };
+	struct streamer st = { .cap = cap, .sink = sink, .raw = !!sink->bytes };
 	const struct pt_load_hooks hooks = {
 		.ctx = &st, .pre = hook_pre, .post = hook_post,
 		.failed = hook_failed,
@@ -680,6 +825,7 @@ int pt_capture_stream(struct pt_capture *cap, const char *const *paths,
 		free(st.heap);
 		return st.err ? st.err : err;
 	}
+	cap->raw = st.raw;
 	note_peak(&st);
 	while (st.n)
 		finish(&st, st.n - 1);
@@ -697,7 +843,11 @@ int pt_opt_max_held(const char *arg)
 
 void pt_stream_notes(const struct pt_capture *cap)
 {
-	if (cap->cut_short)
+	if (cap->cut_short && cap->raw)
+		pt_info("%zu time%s bytes still awaited were taken as not captured: more than --max-held %llu MiB was held in memory at once",
+			cap->cut_short, cap->cut_short == 1 ? "" : "s",
+			(unsigned long long)(pt_held_max >> 20));
+	else if (cap->cut_short)
 		pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
 			cap->cut_short, cap->cut_short == 1 ? "" : "s",
 			(unsigned long long)(pt_held_max >> 20));
