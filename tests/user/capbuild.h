@@ -6,9 +6,11 @@
 #ifndef __PT_CAPBUILD_H
 #define __PT_CAPBUILD_H
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "capfile/capfile.h"
+#include "export/export.h"
 
 /* A DATA or TLS_DATA record of s (a TLS_DATA of a pseudo-connection is
  * flagged as such). */
@@ -107,6 +109,41 @@ static inline int load_server_pair(char *dir, char *path, size_t pathn,
 	if (pt_capw_close(w))
 		return -1;
 	return pt_capture_load_many(cap, paths, 1, true) ? -1 : 0;
+}
+
+/* A directory format (keploy) of the capture at path, under out, as
+ * `podtap export` writes it: exchange by exchange as the file is read. */
+struct dir_out {
+	const struct pt_exporter *e;
+	void *w;
+	struct pt_export_counts *cnt;
+};
+
+static inline int dir_out_one(void *ctx, const struct pt_capture *cap,
+			      const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	struct dir_out *d = ctx;
+
+	return d->e->dir_one(d->w, cap, xc, x, d->cnt);
+}
+
+static inline int export_dir(const struct pt_exporter *e, const char *path,
+			     const char *out, struct pt_export_counts *cnt)
+{
+	struct dir_out d = { .e = e, .cnt = cnt };
+	const struct pt_xsink sink = { .ctx = &d, .x = dir_out_one };
+	const char *paths[1] = { path };
+	struct pt_capture cap;
+	int err = e->dir_open(out, &d.w);
+
+	if (err)
+		return err;
+	err = pt_capture_stream(&cap, paths, 1, &sink);
+	if (!err)
+		pt_capture_free(&cap);
+	if (e->dir_close(d.w, cnt, err != 0) && !err)
+		err = -EIO;
+	return err;
 }
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The JSON writer, the agent's spool, and every exporter of the table
- * run on one capture file written here: what each wrote is read back
+ * streamed from one capture file written here: what each wrote is read back
  * (JSON parsed, pcapng walked block by block, Keploy YAML looked at).
  */
 #include <dirent.h>
@@ -332,15 +332,12 @@ void test_exporters(void)
 {
 	char dir[] = "/tmp/podtap-exp.XXXXXX", cap_path[PATH_MAX], out[PATH_MAX];
 	char cmd[PATH_MAX + 16];
-	const char *paths[1] = { cap_path };
-	struct pt_capture cap;
 	size_t i, seen = 0;
 
 	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
 		return;
 	snprintf(cap_path, sizeof(cap_path), "%s/c.ptcap", dir);
-	if (!ASSERT_OK(write_capture(cap_path), "capture written") ||
-	    !ASSERT_OK(pt_capture_load_many(&cap, paths, 1, true), "loaded"))
+	if (!ASSERT_OK(write_capture(cap_path), "capture written"))
 		return;
 	for (i = 0; pt_exporters[i]; i++) {
 		const struct pt_exporter *e = pt_exporters[i];
@@ -350,12 +347,14 @@ void test_exporters(void)
 		int err;
 
 		ASSERT_TRUE(e->name && e->help && e->item && e->items &&
-			    !!e->to_dir + !!e->one + !!e->raw_begin == 1 &&
-			    !e->raw_begin == !e->raw_end, e->name);
-		if (e->to_dir) {
+			    !!e->dir_open + !!e->one + !!e->raw_begin == 1 &&
+			    !e->raw_begin == !e->raw_end &&
+			    !e->dir_open == !e->dir_one &&
+			    !e->dir_open == !e->dir_close, e->name);
+		if (e->dir_open) {
 			snprintf(out, sizeof(out), "%s/%s", dir, e->name);
 			mkdir(out, 0700);
-			err = e->to_dir(&cap, out, &cnt);
+			err = export_dir(e, cap_path, out, &cnt);
 		} else {
 			CAPTURE_OUT(buf, len, err = stream_fmt(e, cap_path, ___f, &cnt));
 		}
@@ -382,7 +381,6 @@ void test_exporters(void)
 		free(buf);
 	}
 	ASSERT_EQ(seen, 4, "every format of the table ran");
-	pt_capture_free(&cap);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ASSERT_OK(system(cmd), "cleanup");
 }
@@ -460,17 +458,19 @@ void test_redact(void)
 				"Content-Length: 20\r\n\r\nsession=xyz&ttl=3600";
 	char dir[] = "/tmp/podtap-redact.XXXXXX", path[PATH_MAX], names[128];
 	char *red[] = { "password", "token", "authorization", "session" };
-	const struct pt_exchange *x;
+	struct pt_exchange *x;
 	struct pt_capture cap;
+	struct pt_creds c = {};
 
 	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
 					r, sizeof(r) - 1, &cap), "a capture"))
 		return;
-	ASSERT_EQ(pt_credentials(&cap, names, sizeof(names)), 1, "one exchange with credentials");
-	ASSERT_STREQ(names, "Authorization, Set-Cookie", "which");
-	ASSERT_EQ(pt_redact(&cap, red, ARRAY_SIZE(red)), 5,
-		  "header, query, two JSON fields, one form field replaced");
 	x = &cap.xc[0].x[0];
+	pt_creds_add(&c, x);
+	ASSERT_EQ(pt_creds_names(&c, names, sizeof(names)), 1, "one exchange with credentials");
+	ASSERT_STREQ(names, "Authorization, Set-Cookie", "which");
+	ASSERT_EQ(pt_redact_x(x, red, ARRAY_SIZE(red)), 5,
+		  "header, query, two JSON fields, one form field replaced");
 	ASSERT_STREQ(x->req.target, "/login?token=[REDACTED]&keep=1", "the query");
 	ASSERT_STREQ(pt_http_field(&x->req, "Authorization"), "[REDACTED]", "the header");
 	ASSERT_BYTES_EQ(x->req.body, x->req.body_len,
@@ -479,9 +479,11 @@ void test_redact(void)
 	ASSERT_STREQ(pt_http_field(&x->req, "Content-Length"), "66", "its length");
 	ASSERT_BYTES_EQ(x->resp.body, x->resp.body_len, "session=[REDACTED]&ttl=3600", 27,
 			"a form field");
-	ASSERT_EQ(pt_credentials(&cap, names, sizeof(names)), 1, "Set-Cookie is still there");
+	memset(&c, 0, sizeof(c));
+	pt_creds_add(&c, x);
+	ASSERT_EQ(pt_creds_names(&c, names, sizeof(names)), 1, "Set-Cookie is still there");
 	ASSERT_STREQ(names, "Set-Cookie", "named");
-	ASSERT_EQ(pt_redact(&cap, red, ARRAY_SIZE(red)), 0, "a second pass changes nothing");
+	ASSERT_EQ(pt_redact_x(x, red, ARRAY_SIZE(red)), 0, "a second pass changes nothing");
 	pt_capture_free(&cap);
 	unlink(path);
 	rmdir(dir);
@@ -491,9 +493,7 @@ void test_redact(void)
 void test_keploy_server_first(void)
 {
 	char dir[] = "/tmp/podtap-greet.XXXXXX", path[PATH_MAX], out[PATH_MAX];
-	const char *paths[1] = { path };
 	struct pt_export_counts cnt = {};
-	struct pt_capture cap;
 	struct pt_capw *w;
 
 	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
@@ -508,15 +508,13 @@ void test_keploy_server_first(void)
 	add_open(w, 2, PT_ROLE_CLIENT, 40001, 6379);
 	add_data(w, 2, PT_DIR_TX, 0, "PING\r\n", 2100);
 	add_data(w, 2, PT_DIR_RX, 0, "+PONG\r\n", 2200);
-	if (!ASSERT_OK(pt_capw_close(w), "written") ||
-	    !ASSERT_OK(pt_capture_load_many(&cap, paths, 1, true), "loaded"))
+	if (!ASSERT_OK(pt_capw_close(w), "written"))
 		return;
 	snprintf(out, sizeof(out), "%s/out", dir);
 	mkdir(out, 0700);
-	ASSERT_OK(pt_exporter_keploy.to_dir(&cap, out, &cnt), "exported");
+	ASSERT_OK(export_dir(&pt_exporter_keploy, path, out, &cnt), "exported");
 	ASSERT_EQ(cnt.mocks, 1, "only the client-first connection is a mock");
 	ASSERT_EQ(cnt.server_first, 1, "the greeting's connection is counted");
-	pt_capture_free(&cap);
 	snprintf(out, sizeof(out), "rm -rf %s", dir);
 	ASSERT_OK(system(out), "cleanup");
 }

@@ -377,8 +377,8 @@ void test_keploy_roundtrip(void)
 	if (!ASSERT_OK(load_server_pair(dir, path, sizeof(path), q, sizeof(q) - 1,
 					r, sizeof(r) - 1, &cap), "a capture"))
 		return;
-	ASSERT_OK(pt_exporter_keploy.to_dir(&cap, dir, &cnt), "exported");
 	pt_capture_free(&cap);
+	ASSERT_OK(export_dir(&pt_exporter_keploy, path, dir, &cnt), "exported");
 	snprintf(set, sizeof(set), "%s/keploy/test-set-0", dir);
 	ASSERT_TRUE(pt_kset_is(set), "a Keploy test set");
 	if (!ASSERT_OK(pt_kset_load(&ks, set), "read back"))

@@ -82,11 +82,11 @@ static void usage(FILE *f)
 "                        Cookie, API key fields) are still in what was written\n"
 "      --max-stream SIZE assemble each direction of a connection in memory\n"
 "                        up to SIZE (default and most: 16Gi); a longer one is\n"
-"                        left out, and said. pcapng, har and jsonl, which\n"
-"                        assemble only what is in flight, leave out the\n"
-"                        bytes of a connection holding more than SIZE at once\n"
-"      --max-held SIZE   pcapng, har and jsonl are written as the capture is\n"
-"                        read, in order of time, holding only what is in\n"
+"                        left out, and said. Since exports assemble only\n"
+"                        what is in flight, this leaves out the bytes of a\n"
+"                        connection holding more than SIZE at once\n"
+"      --max-held SIZE   every format is written as the capture is read, in\n"
+"                        order of time, holding only what is in\n"
 "                        flight: bytes of exchanges still open and exchanges\n"
 "                        waiting for an earlier one (pcapng: packets waiting\n"
 "                        for an earlier one). Past SIZE (default 1Gi) the\n"
@@ -134,17 +134,6 @@ static size_t left_out_one(const struct pt_exporter *fmt,
 	return p != PT_XP_OTHER;
 }
 
-static size_t left_out_count(const struct pt_capture *cap,
-			     const struct pt_exporter *fmt, struct left_out *lo)
-{
-	size_t i, n = 0;
-
-	memset(lo, 0, sizeof(*lo));
-	for (i = 0; i < cap->conns.n; i++)
-		n += left_out_one(fmt, &cap->xc[i], lo);
-	return n;
-}
-
 /* "wrote 3 entries to x.har; left out: 2 connections of TLS ciphertext" */
 static void summary(const struct pt_exporter *fmt, const char *where,
 		    const struct pt_export_counts *c, const struct left_out *lo,
@@ -156,7 +145,7 @@ static void summary(const struct pt_exporter *fmt, const char *where,
 
 #define ADD(...) (len += (size_t)snprintf(buf + len, len < sizeof(buf) ? \
 				sizeof(buf) - len : 0, __VA_ARGS__))
-	if (fmt->to_dir)
+	if (fmt->dir_open)
 		ADD("wrote %s: %zu test%s, %zu mock%s", where, c->tests,
 		    c->tests == 1 ? "" : "s", c->mocks, c->mocks == 1 ? "" : "s");
 	else
@@ -211,7 +200,7 @@ static void finish_export(const struct pt_capture *cap,
 		*rc = 1;
 	if (*rc)
 		return;
-	if (fmt->to_dir)
+	if (fmt->dir_open)
 		snprintf(where, sizeof(where), "%s/keploy/test-set-%d",
 			 out, cnt->set);
 	else
@@ -238,6 +227,7 @@ struct streaming {
 	struct pt_creds creds;
 	char *const *redact;
 	size_t nredact, redacted;
+	void *dir;		/* a directory format's writer */
 	bool headed;
 	int werr;		/* writing failed */
 };
@@ -254,7 +244,8 @@ static int stream_x(void *ctx, const struct pt_capture *cap,
 			return sw->werr = err;
 	}
 	sw->redacted += pt_redact_x(x, sw->redact, sw->nredact);
-	err = sw->fmt->one(cap, sw->f, xc, x, sw->cnt);
+	err = sw->dir ? sw->fmt->dir_one(sw->dir, cap, xc, x, sw->cnt) :
+			sw->fmt->one(cap, sw->f, xc, x, sw->cnt);
 	if (err)
 		return sw->werr = err;
 	pt_creds_add(&sw->creds, x);
@@ -318,6 +309,24 @@ static int stream_file(struct pt_capture *cap, const char *const *paths,
 	return 0;
 }
 
+/* The same into a directory (said when it fails): 0, or 1. */
+static int stream_dir(struct pt_capture *cap, const char *const *paths,
+		      int n, struct streaming *sw, const char *out)
+{
+	const struct pt_xsink sink = {
+		.ctx = sw, .x = stream_x, .conn = stream_conn,
+	};
+	int err;
+
+	if (sw->fmt->dir_open(out, &sw->dir))
+		return 1;
+	err = pt_capture_stream(cap, paths, n, &sink);
+	if (sw->fmt->dir_close(sw->dir, sw->cnt, err != 0))
+		err = -1;
+	sw->dir = NULL;
+	return err ? 1 : 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -335,11 +344,11 @@ int cmd_export(int argc, char **argv)
 	const struct pt_exporter *fmt = NULL;
 	const char *name = NULL, *out = NULL;
 	struct pt_export_counts cnt = {};
+	struct streaming sw = { .cnt = &cnt };
 	struct pt_capture cap;
-	struct left_out lo;
 	bool allow_partial = false;
 	char *redact[64], cnames[256];
-	size_t i, nleft, nredact = 0, creds;
+	size_t i, nredact = 0;
 	char names[128];
 	int opt, rc;
 
@@ -403,7 +412,7 @@ int cmd_export(int argc, char **argv)
 		       fmt->name);
 		return 1;
 	}
-	if (fmt->to_dir && out && !strcmp(out, "-")) {
+	if (fmt->dir_open && out && !strcmp(out, "-")) {
 		pt_err("--out -: %s writes a directory, not a stream; give one",
 		       fmt->name);
 		return 1;
@@ -414,36 +423,26 @@ int cmd_export(int argc, char **argv)
 		pt_err("export: cannot set up signal handling");
 		return 1;
 	}
-	if (fmt->one || fmt->raw_begin) {
-		struct streaming sw = { .fmt = fmt, .cnt = &cnt,
-					.redact = redact, .nredact = nredact };
-
+	sw.fmt = fmt;
+	sw.redact = redact;
+	sw.nredact = nredact;
+	if (fmt->dir_open) {
+		out = out ? out : ".";
+		rc = stream_dir(&cap, (const char *const *)argv + optind,
+				argc - optind, &sw, out);
+	} else {
 		out = out ? out : "-";
 		rc = stream_file(&cap, (const char *const *)argv + optind,
 				 argc - optind, &sw, out);
-		if (rc && !cap.files && !cap.conns.n)
-			return 1;	/* nothing was read */
-		if (nredact)
-			pt_dbg("--redact: %zu values replaced", sw.redacted);
-		pt_stream_notes(&cap);
-		finish_export(&cap, fmt, out, &cnt, &sw.lo, sw.nleft,
-			      pt_creds_names(&sw.creds, cnames, sizeof(cnames)),
-			      cnames, allow_partial, &rc);
-		pt_capture_free(&cap);
-		return rc;
 	}
-	if (pt_capture_load_many(&cap, (const char *const *)argv + optind,
-				 argc - optind, true))
-		return 1;
+	if (rc && !cap.files && !cap.conns.n)
+		return 1;	/* nothing was read */
 	if (nredact)
-		pt_dbg("--redact: %zu values replaced",
-		       pt_redact(&cap, redact, nredact));
-	out = out ? out : ".";
-	rc = fmt->to_dir(&cap, out, &cnt) ? 1 : 0;
-	nleft = left_out_count(&cap, fmt, &lo);
-	creds = pt_credentials(&cap, cnames, sizeof(cnames));
-	finish_export(&cap, fmt, out, &cnt, &lo, nleft, creds, cnames,
-		      allow_partial, &rc);
+		pt_dbg("--redact: %zu values replaced", sw.redacted);
+	pt_stream_notes(&cap);
+	finish_export(&cap, fmt, out, &cnt, &sw.lo, sw.nleft,
+		      pt_creds_names(&sw.creds, cnames, sizeof(cnames)),
+		      cnames, allow_partial, &rc);
 	pt_capture_free(&cap);
 	return rc;
 }

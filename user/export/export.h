@@ -184,17 +184,14 @@ struct pt_export_counts {
 /*
  * --redact: header fields, JSON body fields (any depth), form fields and
  * query parameters with one of these names (case-insensitive) get the
- * value "[REDACTED]" in every HTTP message of cap; a body that changes is
+ * value "[REDACTED]" in every HTTP message of x; a body that changes is
  * left uncoded (no Content-Encoding) with its Content-Length. Returns the
  * values replaced.
  */
-size_t pt_redact(struct pt_capture *cap, char *const *names, size_t n);
-/* The same of one exchange. */
 size_t pt_redact_x(struct pt_exchange *x, char *const *names, size_t n);
 /* Exchanges that still carry credentials (Authorization, Cookie, API key
- * fields), and their field names, comma-separated, into names. */
-size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len);
-/* The same, an exchange at a time. */
+ * fields), an exchange at a time; pt_creds_names puts their field names,
+ * comma-separated, into names and returns how many exchanges. */
 struct pt_creds {
 	size_t n;		/* exchanges with credentials */
 	uint32_t seen;		/* which fields, a bit each */
@@ -212,18 +209,16 @@ enum pt_holds {
 
 /*
  * An output format: one file (export/NAME.c) defining one of these, and
- * one entry in pt_exporters[] (export/exporters.c). A directory format
- * writes under a path from a capture read whole, filling the counts and
- * returning 0 or < 0 (with one line said).
+ * one entry in pt_exporters[] (export/exporters.c). Every format is
+ * written as the capture is read, with memory bounded by what is in
+ * flight, in one of three ways.
  */
 struct pt_exporter {
 	const char *name;	/* --format NAME */
-	int (*to_dir)(const struct pt_capture *, const char *,
-		      struct pt_export_counts *);
 	/*
-	 * Or streamed to a FILE, with memory bounded by what is in flight:
-	 * head once the first file's header is read, each exchange in order
-	 * by start, tail after the last. Each returns 0 or < 0 (an errno).
+	 * To a FILE, exchange by exchange: head once the first file's
+	 * header is read, each exchange in order by start, tail after the
+	 * last. Each returns 0 or < 0 (an errno).
 	 */
 	int (*head)(const struct pt_capture *, FILE *);
 	int (*one)(const struct pt_capture *, FILE *, const struct pt_xconn *,
@@ -237,6 +232,18 @@ struct pt_exporter {
 	 */
 	void (*raw_begin)(struct pt_xsink *, FILE *, struct pt_export_counts *);
 	int (*raw_end)(struct pt_xsink *, const struct pt_capture *, bool abort);
+	/*
+	 * Or a directory, exchange by exchange: dir_open makes a writer
+	 * under a path, dir_one takes each exchange in order by start,
+	 * dir_close puts what was written in place (or, abort, throws it
+	 * away) and frees the writer. 0, or < 0 (an errno) after one line
+	 * (dir_one's is said by dir_close).
+	 */
+	int (*dir_open)(const char *path, void **w);
+	int (*dir_one)(void *w, const struct pt_capture *,
+		       const struct pt_xconn *, const struct pt_exchange *,
+		       struct pt_export_counts *);
+	int (*dir_close)(void *w, struct pt_export_counts *, bool abort);
 	bool binary;		/* never to a terminal */
 	enum pt_holds holds;
 	const char *item, *items;	/* what it counts: one, many */

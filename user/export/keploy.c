@@ -770,85 +770,96 @@ static void generic_mock(struct ye *y, const struct pt_capture *cap,
 	mock_tail(y, xc);
 }
 
-static const struct pt_exchange *first_x(const struct pt_xconn *xc)
+/* A set being written: aside, renamed into place when whole. */
+struct kw {
+	char tmp[4096], final[4096], root[4096];
+	int n;			/* the N of test-set-N it is to be */
+	FILE *f;		/* mocks.yaml */
+	struct ye y;
+	int err;		/* the first write that failed */
+	/* raw connections by id, once their first turn is seen: 1 the
+	 * client spoke first, 2 the server did */
+	struct kconn {
+		uint64_t id;
+		uint8_t first;
+	} *tab;
+	size_t tabsz, ntab;
+};
+
+/* Did the server speak before the client on this raw connection? Told
+ * by its first exchange with turns (counted once, in c). */
+static bool server_first(struct kw *w, const struct pt_xconn *xc,
+			 const struct pt_exchange *x,
+			 struct pt_export_counts *c)
 {
+	uint64_t id = xc->conn->id;
 	size_t i;
 
-	for (i = 0; i < xc->nx; i++)
-		if (xc->x[i].kind == PT_X_RAW && xc->x[i].nturns)
-			return &xc->x[i];
-	return NULL;
-}
+	if (w->ntab * 2 >= w->tabsz) {
+		struct kconn *old = w->tab;
+		size_t n = w->tabsz;
 
-/* Did the server speak before the client on this raw connection? */
-static bool server_first(const struct pt_xconn *xc)
-{
-	const struct pt_exchange *x = first_x(xc);
+		w->tabsz = n ? n * 2 : 256;
+		w->tab = pt_xcalloc(w->tabsz, sizeof(*w->tab));
+		for (i = 0; i < n; i++) {
+			size_t h;
 
-	return x && !pt_x_from_client(xc, x->turns[0].dir);
-}
-
-static int write_set(const struct pt_capture *cap, const char *dir,
-		     struct pt_export_counts *c)
-{
-	struct pt_xref *v;
-	char path[4096];
-	struct ye y;
-	size_t i, n;
-	FILE *f;
-	int err = 0;
-
-	if (PATHF(path, "%s/tests", dir))
-		return -ENAMETOOLONG;
-	if (mkdir(path, 0700))
-		return -errno;
-	if (PATHF(path, "%s/mocks.yaml", dir))
-		return -ENAMETOOLONG;
-	f = pt_out_create_excl(path);
-	if (!f)
-		return -errno;
-	err = ye_open(&y, f);
-	v = pt_x_sorted(cap, &n);
-	for (i = 0; !err && i < n; i++) {
-		const struct pt_xconn *xc = v[i].xc;
-		const struct pt_exchange *x = v[i].x;
-		bool http = x->kind == PT_X_HTTP;
-
-		/* not replayable at all: counted by connection, not here */
-		if ((!http && xc->inbound) || xc->proto == PT_XP_TLS)
-			continue;
-		/* a greeting first: Keploy answers only after the client
-		 * writes, so no mock of this connection can be served */
-		if (!http && server_first(xc)) {
-			c->server_first += x == first_x(xc);
-			continue;
+			if (!old[i].first)
+				continue;
+			for (h = old[i].id * 0x9e3779b97f4a7c15ull;
+			     w->tab[h & (w->tabsz - 1)].first; h++)
+				;
+			w->tab[h & (w->tabsz - 1)] = old[i];
 		}
-		/* what the server may have read otherwise is no test */
-		if (x->ambiguous) {
-			c->ambiguous++;
-			continue;
-		}
-		/* only what happened whole can be replayed */
-		if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
-		    (!http && !x->nturns)) {
-			c->partial++;
-			continue;
-		}
-		if (http && xc->inbound)
-			err = write_test(cap, dir, ++c->tests, xc, x);
-		else if (http)
-			http_mock(&y, cap, xc, x, c->mocks++);
-		else
-			generic_mock(&y, cap, xc, x, c->mocks++);
+		free(old);
 	}
-	free(v);
-	if (!err)
-		err = ye_close(&y);
+	for (i = id * 0x9e3779b97f4a7c15ull; w->tab[i & (w->tabsz - 1)].first; i++)
+		if (w->tab[i & (w->tabsz - 1)].id == id)
+			return w->tab[i & (w->tabsz - 1)].first == 2;
+	if (!x->nturns)
+		return false;	/* not told yet */
+	w->tab[i & (w->tabsz - 1)].id = id;
+	w->tab[i & (w->tabsz - 1)].first =
+		pt_x_from_client(xc, x->turns[0].dir) ? 1 : 2;
+	w->ntab++;
+	if (pt_x_from_client(xc, x->turns[0].dir))
+		return false;
+	c->server_first++;
+	return true;
+}
+
+static int keploy_one(void *ctx, const struct pt_capture *cap,
+		      const struct pt_xconn *xc, const struct pt_exchange *x,
+		      struct pt_export_counts *c)
+{
+	struct kw *w = ctx;
+	bool http = x->kind == PT_X_HTTP;
+
+	/* not replayable at all: counted by connection, not here */
+	if ((!http && xc->inbound) || xc->proto == PT_XP_TLS)
+		return 0;
+	/* a greeting first: Keploy answers only after the client writes,
+	 * so no mock of this connection can be served */
+	if (!http && server_first(w, xc, x, c))
+		return 0;
+	/* what the server may have read otherwise is no test */
+	if (x->ambiguous) {
+		c->ambiguous++;
+		return 0;
+	}
+	/* only what happened whole can be replayed */
+	if (x->incomplete || (http && (!x->has_req || !x->has_resp)) ||
+	    (!http && !x->nturns)) {
+		c->partial++;
+		return 0;
+	}
+	if (http && xc->inbound)
+		w->err = write_test(cap, w->tmp, ++c->tests, xc, x);
+	else if (http)
+		http_mock(&w->y, cap, xc, x, c->mocks++);
 	else
-		ye_close(&y);
-	if (fclose(f) && !err)
-		err = -errno;
-	return err;
+		generic_mock(&w->y, cap, xc, x, c->mocks++);
+	return w->err;
 }
 
 /* Partial sets that exports of this host left when they died: removed.
@@ -886,36 +897,48 @@ static void remove_stale(const char *dir, const char *prefix, const char *host)
 	closedir(d);
 }
 
-static int export_keploy(const struct pt_capture *cap, const char *out,
-		     struct pt_export_counts *c)
+static void kw_free(struct kw *w)
 {
-	char root[4096], tmp[4096], final[4096], host[64] = "";
-	struct stat st;
-	int n, err;
+	free(w->tab);
+	free(w);
+}
 
-	if (PATHF(root, "%s/keploy", out)) {
+/* Where the set goes: PATH/keploy/test-set-N, written aside first. */
+static int keploy_open(const char *out, void **wp)
+{
+	char host[64] = "", path[4096];
+	struct kw *w = pt_xcalloc(1, sizeof(*w));
+	struct stat st;
+	int err;
+
+	*wp = NULL;
+	if (PATHF(w->root, "%s/keploy", out)) {
 		pt_err("--out: path too long");
+		kw_free(w);
 		return -ENAMETOOLONG;
 	}
-	if (mkdir(out, 0755) && errno != EEXIST) {
-		pt_err("%s: %s", out, strerror(errno));
-		return -errno;
+	if ((mkdir(out, 0755) && errno != EEXIST) ||
+	    (mkdir(w->root, 0755) && errno != EEXIST)) {
+		err = -errno;
+		pt_err("%s: %s", access(out, F_OK) ? out : w->root,
+		       strerror(-err));
+		kw_free(w);
+		return err;
 	}
-	if (mkdir(root, 0755) && errno != EEXIST) {
-		pt_err("%s: %s", root, strerror(errno));
-		return -errno;
-	}
-	for (n = 0;; n++) {
-		if (PATHF(final, "%s/test-set-%d", root, n)) {
+	for (w->n = 0;; w->n++) {
+		if (PATHF(w->final, "%s/test-set-%d", w->root, w->n)) {
 			pt_err("--out: path too long");
+			kw_free(w);
 			return -ENAMETOOLONG;
 		}
-		if (!lstat(final, &st))
+		if (!lstat(w->final, &st))
 			continue;
 		if (errno == ENOENT)
 			break;
-		pt_err("%s: %s", final, strerror(errno));
-		return -errno;
+		err = -errno;
+		pt_err("%s: %s", w->final, strerror(-err));
+		kw_free(w);
+		return err;
 	}
 	/* written aside, outside keploy/ (Keploy takes every directory
 	 * there for a test set, even one a crash left half written), and
@@ -923,43 +946,85 @@ static int export_keploy(const struct pt_capture *cap, const char *out,
 	gethostname(host, sizeof(host) - 1);
 	host[strcspn(host, "/.")] = 0;
 	remove_stale(out, ".podtap-keploy-partial.", host);
-	remove_stale(root, ".test-set-", "");
-	if (PATHF(tmp, "%s/.podtap-keploy-partial.%s.%d", out, host, getpid())) {
+	remove_stale(w->root, ".test-set-", "");
+	if (PATHF(w->tmp, "%s/.podtap-keploy-partial.%s.%d", out, host,
+		  getpid()) || PATHF(path, "%s/tests", w->tmp)) {
 		pt_err("--out: path too long");
+		kw_free(w);
 		return -ENAMETOOLONG;
 	}
 	/* removed whole if the export is interrupted */
-	pt_out_pending_dir(tmp);
-	if (mkdir(tmp, 0700)) {
+	pt_out_pending_dir(w->tmp);
+	if (mkdir(w->tmp, 0700) || mkdir(path, 0700)) {
 		err = -errno;
-		pt_out_pending_dir(NULL);
-		pt_err("%s: %s", tmp, strerror(-err));
-		return err;
+		pt_err("%s: %s", path, strerror(-err));
+		goto fail;
 	}
-	err = write_set(cap, tmp, c);
+	if (PATHF(path, "%s/mocks.yaml", w->tmp)) {
+		err = -ENAMETOOLONG;
+		pt_err("--out: path too long");
+		goto fail;
+	}
+	w->f = pt_out_create_excl(path);
+	if (!w->f) {
+		err = -errno;
+		pt_err("%s: %s", path, strerror(-err));
+		goto fail;
+	}
+	err = ye_open(&w->y, w->f);
+	if (err) {
+		pt_err("YAML: %s", strerror(-err));
+		fclose(w->f);
+		goto fail;
+	}
+	*wp = w;
+	return 0;
+fail:
+	pt_rm_tree(w->tmp);
+	pt_out_pending_dir(NULL);
+	kw_free(w);
+	return err;
+}
+
+/* The set in place (or, abort, thrown away); says why when it cannot be. */
+static int keploy_close(void *ctx, struct pt_export_counts *c, bool abort)
+{
+	struct kw *w = ctx;
+	int err = ye_close(&w->y);
+
+	if (fclose(w->f) && !err)
+		err = -errno;
+	if (w->err)
+		err = w->err;
 	/* another export may have taken test-set-N meanwhile: the next one */
-	while (!err && (err = pt_out_commit_dir(final)) &&
-	       (err == -ENOTEMPTY || err == -EEXIST) && n < 100000) {
-		n++;
-		if (PATHF(final, "%s/test-set-%d", root, n))
+	while (!abort && !err && (err = pt_out_commit_dir(w->final)) &&
+	       (err == -ENOTEMPTY || err == -EEXIST) && w->n < 100000) {
+		w->n++;
+		if (PATHF(w->final, "%s/test-set-%d", w->root, w->n))
 			break;
 		err = 0;
 	}
-	if (err) {
-		pt_err("%s: %s", final, err == -EPROTO && yaml_problem[0] ?
-		       yaml_problem : strerror(-err));
-		pt_rm_tree(tmp);
+	if (err || abort) {
+		/* a capture that could not be read has been said */
+		if (err && (!abort || w->err))
+			pt_err("%s: %s", w->final, err == -EPROTO && yaml_problem[0] ?
+			       yaml_problem : strerror(-err));
+		pt_rm_tree(w->tmp);
 		pt_out_pending_dir(NULL);
+		kw_free(w);
 		return err;
 	}
-	c->set = n;
+	c->set = w->n;
 	c->items = c->tests + c->mocks;
+	kw_free(w);
 	return 0;
 }
 
 const struct pt_exporter pt_exporter_keploy = {
 	.name = "keploy",
-	.to_dir = export_keploy,
+	.dir_open = keploy_open,
+	.dir_one = keploy_one,
+	.dir_close = keploy_close,
 	.holds = PT_HOLDS_KEPLOY,
 	.item = "test or mock", .items = "tests and mocks",
 	.help = "a Keploy test set: PATH/keploy/test-set-N/tests/test-K.yaml for\n"

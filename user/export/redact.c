@@ -225,16 +225,6 @@ size_t pt_redact_x(struct pt_exchange *x, char *const *names, size_t n)
 	return count;
 }
 
-size_t pt_redact(struct pt_capture *cap, char *const *names, size_t n)
-{
-	size_t i, k, count = 0;
-
-	for (i = 0; n && i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++)
-			count += pt_redact_x(&cap->xc[i].x[k], names, n);
-	return count;
-}
-
 /* Does m carry one of the credential fields with a value left in it? */
 static void creds_of(const struct pt_http_msg *m, bool *seen)
 {
@@ -275,15 +265,4 @@ size_t pt_creds_names(const struct pt_creds *c, char *names, size_t len)
 			at += snprintf(names + at, len - at, "%s%s", at ? ", " : "",
 				       credential_fields[k]);
 	return c->n;
-}
-
-size_t pt_credentials(const struct pt_capture *cap, char *names, size_t len)
-{
-	struct pt_creds c = {};
-	size_t i, k;
-
-	for (i = 0; i < cap->conns.n; i++)
-		for (k = 0; k < cap->xc[i].nx; k++)
-			pt_creds_add(&c, &cap->xc[i].x[k]);
-	return pt_creds_names(&c, names, len);
 }
