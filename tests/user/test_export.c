@@ -1022,3 +1022,56 @@ void test_stream_held_max(void)
 	unlink(path);
 	rmdir(dir);
 }
+
+/* A LOSS of 256 MiB takes no memory: with --max-held 64 MiB nothing is
+ * cut, so the hole of an older connection, filled late (another CPU's
+ * record), is still filled. */
+void test_stream_loss_not_held(void)
+{
+	static const char q[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	char dir[] = "/tmp/podtap-lossheld.XXXXXX", path[PATH_MAX], hole[101];
+	uint64_t max = pt_held_max, got, payload;
+	size_t every = pt_stream_every, len;
+	struct pt_export_counts cnt;
+	struct pt_capture info;
+	struct pt_capw *w;
+	bool ordered;
+	char *out;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(pt_capw_open(&w, path, "test-host"), "open"))
+		return;
+	memset(hole, 'h', 100);
+	hole[100] = 0;
+	add_open_at(w, 2, PT_ROLE_CLIENT, 40001, 6379, MS / 2);
+	add_data(w, 2, PT_DIR_TX, 100, "PING\r\n", MS / 2 + 1);
+	add_open_at(w, 1, PT_ROLE_SERVER, 8080, 40000, 1 * MS);
+	add_data(w, 1, PT_DIR_RX, 0, q, 1 * MS + 1);
+	add_loss_rec(w, 1, PT_DIR_RX, strlen(q), 256u << 20, 1 * MS + 2);
+	add_data(w, 1, PT_DIR_RX, strlen(q) + (256u << 20), q, 2 * MS);
+	add_data(w, 1, PT_DIR_TX, 0, r, 3 * MS);
+	add_data(w, 1, PT_DIR_TX, strlen(r), r, 1200 * MS);
+	/* the bytes before PING, from a CPU whose records came late */
+	add_data(w, 2, PT_DIR_TX, 0, hole, 1500 * MS);
+	payload = 2 * strlen(r) + 2 * strlen(q) + 6 + 100;
+	if (!ASSERT_OK(pt_capw_close(w), "written"))
+		return;
+	pt_held_max = 64u << 20;
+	pt_stream_every = 1;
+	out = pcapng_streamed(path, &len, &info, &cnt);
+	pt_held_max = max;
+	pt_stream_every = every;
+	if (ASSERT_TRUE(out != NULL, "written")) {
+		ASSERT_EQ(info.cut_short, 0, "nothing cut short");
+		ASSERT_TRUE(info.peak_held < (1u << 20), "the loss is not held");
+		pcapng_walk((const uint8_t *)out, len, &got, &ordered);
+		ASSERT_EQ(got, payload, "the late bytes are there");
+		ASSERT_TRUE(ordered, "in order of time");
+	}
+	free(out);
+	unlink(path);
+	rmdir(dir);
+}

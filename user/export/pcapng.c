@@ -41,7 +41,7 @@ struct wconn {
 /* The bytes of one piece of a stream, while packets point into them. */
 struct blob {
 	uint8_t *buf;
-	uint64_t len;
+	uint64_t held;		/* what it takes: its bytes not in gaps */
 	size_t refs;
 };
 
@@ -156,7 +156,7 @@ static void conn_put(struct writer *w, struct wconn *wc)
 static void pkt_done(struct writer *w, struct pkt *k)
 {
 	if (k->b && !--k->b->refs) {
-		w->held -= k->b->len + sizeof(*k->b);
+		w->held -= k->b->held + sizeof(*k->b);
 		free(k->b->buf);
 		free(k->b);
 	}
@@ -196,9 +196,9 @@ static void data_pkts(struct writer *w, struct wconn *wc,
 				/* the packets keep the piece's bytes */
 				b = pt_xcalloc(1, sizeof(*b));
 				b->buf = a->buf;
-				b->len = a->len;
+				b->held = pt_assembled_held(a);
 				a->buf = NULL;
-				w->held += b->len + sizeof(*b);
+				w->held += b->held + sizeof(*b);
 			}
 			k = pkt_push(w, wc, a->marks[m].ts, P_DATA, dir,
 				     base + off);
@@ -267,8 +267,11 @@ static int pcapng_bytes(void *ctx, const struct pt_capture *cap,
 			*state = NULL;
 		return 0;
 	}
-	if (!xc->assembled)
+	if (!xc->assembled && !wc->dead) {
+		/* its packets so far are written; it is counted left out */
 		wc->dead = true;
+		w->cnt->items--;
+	}
 	for (d = 0; d < 2 && !wc->dead; d++) {
 		uint64_t end = xc->base[d] + xc->a[d].len;
 

@@ -272,7 +272,8 @@ static void take_settled(struct streamer *st, struct live *lv,
 	if (!final)
 		sl->xc.proto = pt_xconn_label(xc);
 	sl->refs = xc->nx;
-	sl->bytes = a[0].len + a[1].len + sizeof(*sl) +
+	sl->bytes = pt_assembled_held(&a[0]) + pt_assembled_held(&a[1]) +
+		    sizeof(*sl) +
 		    xc->nx * sizeof(struct pend);
 	st->heap_bytes += sl->bytes;
 	for (i = 0; i < xc->nx; i++) {
@@ -844,9 +845,9 @@ int pt_opt_max_held(const char *arg)
 void pt_stream_notes(const struct pt_capture *cap)
 {
 	if (cap->cut_short && cap->raw)
-		pt_info("%zu time%s bytes still awaited were taken as not captured: more than --max-held %llu MiB was held in memory at once",
-			cap->cut_short, cap->cut_short == 1 ? "" : "s",
-			(unsigned long long)(pt_held_max >> 20));
+		pt_info("more than --max-held %llu MiB was held in memory at once: bytes still awaited were taken as not captured (%zu time%s)",
+			(unsigned long long)(pt_held_max >> 20),
+			cap->cut_short, cap->cut_short == 1 ? "" : "s");
 	else if (cap->cut_short)
 		pt_info("%zu exchange%s cut short: more than --max-held %llu MiB was held in memory at once",
 			cap->cut_short, cap->cut_short == 1 ? "" : "s",

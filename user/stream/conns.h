@@ -134,6 +134,20 @@ int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
  * reaches past it stays whole), and the losses before it: bytes freed. */
 uint64_t pt_stream_drop_before(struct pt_stream *s, uint64_t off);
 void pt_assembled_free(struct pt_assembled *a);
+/* What a's bytes take in memory: its gaps are zero pages of a calloc
+ * never written (a LOSS of a GiB costs nothing), so not counted. */
+static inline uint64_t pt_assembled_held(const struct pt_assembled *a)
+{
+	uint64_t n = a->len;
+	size_t i;
+
+	for (i = 0; i < a->ngaps; i++) {
+		uint64_t g = a->gaps[i].end - a->gaps[i].start;
+
+		n = g < n ? n - g : 0;
+	}
+	return n;
+}
 /* When the byte at off arrived (ts_ns), 0 if it was not captured. */
 uint64_t pt_assembled_ts(const struct pt_assembled *a, uint64_t off);
 /* Free the captured bytes kept for assembly (once a stream is assembled). */
