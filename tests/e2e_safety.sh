@@ -201,6 +201,17 @@ done 2>/dev/null
 check "exports interrupted at 20 to 400 ms leave no temporary file or partial set" \
 	sh -c "! find '$TMP/int' -name '.*' | grep -q -e '\.tmp\.' -e partial"
 check "keploy -o - is refused (it writes a directory)" one_line_error "writes a directory" "$PODTAP" export -f keploy -o - "$TMP/cap.ptcap"
+cp "$TMP/cap.ptcap" "$TMP/self.ptcap"
+ln -f "$TMP/self.ptcap" "$TMP/self-link.ptcap"
+sum=$(sha256sum < "$TMP/self.ptcap")
+check "export over the capture it reads (a hard link to it) is refused" \
+	one_line_error "a capture being read" "$PODTAP" export -f pcapng -o "$TMP/self-link.ptcap" "$TMP/self.ptcap"
+check "  ... so is standard output appending to it" \
+	sh -c "! '$PODTAP' export -f jsonl '$TMP/self.ptcap' >> '$TMP/self.ptcap' 2>/dev/null"
+check "  ... and the capture is as it was" [ "$(sha256sum < "$TMP/self.ptcap")" = "$sum" ]
+( ulimit -f 64; exec "$PODTAP" export -f jsonl -o "$TMP/fsz.jsonl" "$TMP/large.ptcap" ) 2> "$TMP/fsz.err"
+check "a file past ulimit -f: a write error, no temporary file left" \
+	sh -c "grep -q 'File too large' '$TMP/fsz.err' && ! ls -a '$TMP' | grep -q 'fsz.jsonl.tmp'"
 
 # ---- sizes and durations: the Kubernetes and Go forms ----
 check "--max-bytes 64K: K is not a Kubernetes suffix" one_line_error "not a size" "$PODTAP" record -c "$CG" --max-bytes 64K

@@ -391,6 +391,11 @@ int pt_out_guard_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGALRM);
+	signal(SIGXFSZ, SIG_IGN);
 	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!err)
 		err = pthread_create(&t, NULL, signal_thread, &set);

@@ -68,10 +68,13 @@ void pt_out_abort(struct pt_out *o);
 FILE *pt_out_create_excl(const char *path);
 
 /*
- * Ctrl-C, SIGTERM or SIGHUP while an export writes: from here on the
- * calling thread (call it before making others) leaves them to a thread
- * that removes every PT_OUT_ATOMIC temporary file and the directory given
- * to pt_out_pending_dir, says so, and exits 130.
+ * Ctrl-C, SIGTERM, SIGHUP (or another signal that would end the process:
+ * SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM) while an export writes: from here
+ * on the calling thread (call it before making others) leaves them to a
+ * thread that removes every PT_OUT_ATOMIC temporary file and the
+ * directory given to pt_out_pending_dir, says so, and exits 128 + the
+ * signal. A file grown past `ulimit -f` is a write error (EFBIG), not
+ * SIGXFSZ.
  */
 int pt_out_guard_signals(void);
 /* A directory tree being written, removed if interrupted; NULL: none. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
@@ -309,6 +310,28 @@ static int stream_file(struct pt_capture *cap, const char *const *paths,
 	return 0;
 }
 
+/* Is --out (or standard output) a file being read? Writing it would
+ * replace the capture with its own export. Said in one line. */
+static bool out_is_input(const char *out, const char *const *paths, int n)
+{
+	struct stat o, st;
+	int i;
+
+	if (strcmp(out, "-") ? stat(out, &o) : fstat(STDOUT_FILENO, &o))
+		return false;
+	if (!S_ISREG(o.st_mode))
+		return false;
+	for (i = 0; i < n; i++)
+		if (strcmp(paths[i], "-") && !stat(paths[i], &st) &&
+		    st.st_dev == o.st_dev && st.st_ino == o.st_ino) {
+			pt_err("--out %s: is %s, a capture being read; give another path",
+			       strcmp(out, "-") ? out : "- (standard output)",
+			       paths[i]);
+			return true;
+		}
+	return false;
+}
+
 /* The same into a directory (said when it fails): 0, or 1. */
 static int stream_dir(struct pt_capture *cap, const char *const *paths,
 		      int n, struct streaming *sw, const char *out)
@@ -432,6 +455,9 @@ int cmd_export(int argc, char **argv)
 				argc - optind, &sw, out);
 	} else {
 		out = out ? out : "-";
+		if (out_is_input(out, (const char *const *)argv + optind,
+				 argc - optind))
+			return 1;
 		rc = stream_file(&cap, (const char *const *)argv + optind,
 				 argc - optind, &sw, out);
 	}
