@@ -91,12 +91,13 @@ else
 	notok "bench/bench.py --offline 2 exits 0"
 	tail -20 "$log"
 fi
-check "benchmarks-offline.md times read and the streamed exports" python3 - "$out/benchmarks-offline.md" <<'PY'
+check "benchmarks-offline.md times read and every export, streamed" python3 - "$out/benchmarks-offline.md" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 rows = re.findall(r"^\| `podtap ([^`]+)` \| ([0-9.]+) \| [0-9.]+ \| ([0-9]+) MiB \| ([0-9]+) MB \| ([^|]+) \|$", t, re.M)
 names = [r[0] for r in rows]
-ok = names == ["read", "export -f jsonl", "export -f har"] and \
+ok = names == ["read", "export -f jsonl", "export -f har",
+              "export -f pcapng", "export -f keploy"] and \
     all(float(r[1]) > 0 and int(r[2]) > 0 for r in rows) and \
     all("MiB" in r[4] for r in rows) and "GiB of payload" in t
 sys.exit(0 if ok else 1)
