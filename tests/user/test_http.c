@@ -403,6 +403,57 @@ void test_exchanges_gap(void)
 	pt_conns_free(&c);
 }
 
+/*
+ * Plaintext that begins between a request and its response (a TLS library
+ * hooked mid keep-alive): the first answer showed before any request
+ * captured was sent, so it answers one not captured, not the next.
+ */
+void test_exchanges_answer_before_request(void)
+{
+	static const char r1[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr1";
+	static const char r2[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nr2";
+	static const char q2[] = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+	static const char q3[] = "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
+	size_t n1 = strlen(r1), n2 = strlen(r2), m2 = strlen(q2);
+	char why[160];
+	struct pt_conns c;
+	struct pt_xconn xc;
+	size_t early;
+	const char *d;
+	int role;
+
+	for (role = 0; role < 2; role++) {
+		/* the client reads r1 at 20, sends /2 at 30 and reads r2 at 40;
+		 * the server side is the same with the directions turned */
+		int qd = role ? PT_DIR_RX : PT_DIR_TX;
+
+		pt_conns_init(&c);
+		open_conn(&c, 5, role ? PT_ROLE_SERVER : PT_ROLE_CLIENT);
+		feed(&c, 5, !qd, 0, r1, n1, 20, 0);
+		feed(&c, 5, qd, 0, q2, m2, 30, 0);
+		feed(&c, 5, !qd, n1, r2, n2, 40, 0);
+		feed(&c, 5, qd, m2, q3, strlen(q3), 50, 0);
+		feed(&c, 5, !qd, n1 + n2, r1, n1, 60, 0);
+		pt_xconn_build(pt_conns_find(&c, 5), &xc);
+		if (ASSERT_EQ(xc.nx, 3, "an orphan answer, then two pairs")) {
+			ASSERT_TRUE(!xc.x[0].has_req && xc.x[0].incomplete &&
+				    body_is(&xc.x[0].resp, "r1"),
+				    "the first answer has no request");
+			ASSERT_TRUE(!strcmp(xc.x[1].req.target, "/2") &&
+				    xc.x[1].resp.status == 404 &&
+				    !xc.x[1].incomplete, "/2 gets its own answer");
+			ASSERT_TRUE(!strcmp(xc.x[2].req.target, "/3") &&
+				    body_is(&xc.x[2].resp, "r1") &&
+				    !xc.x[2].incomplete, "/3 too");
+		}
+		pt_xconn_free(&xc);
+		d = feed_by_time_check(pt_conns_find(&c, 5), why, sizeof(why),
+				       &early);
+		ASSERT_TRUE(!d, d ? d : "read live: the same exchanges");
+		pt_conns_free(&c);
+	}
+}
+
 void test_exchanges_raw(void)
 {
 	static const char q[] = "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";

@@ -273,6 +273,44 @@ static void orphan_responses(struct pt_xconn *xc, struct h1_state *st)
 	}
 }
 
+/*
+ * Answers that first showed before the request at hand was sent cannot be
+ * its answers: they are to requests not captured (plaintext of a TLS
+ * session whose library was hooked between a request and its response,
+ * or a connection older than the recording). Each becomes an exchange of
+ * its own, so that this request is paired with its own response.
+ */
+static enum resp_result answers_before(struct pt_xconn *xc,
+				       struct h1_state *st, uint64_t req_ts,
+				       bool final)
+{
+	const struct pt_assembled *a = &xc->a[!xc->req_dir];
+	uint64_t *pos = &st->pos[!xc->req_dir], ts, gend;
+	struct pt_exchange *x;
+	enum resp_result go;
+
+	while (req_ts) {
+		/* after a gap, response() compares with the next request */
+		if (*pos >= a->len || pt_in_gap(a, *pos, &gend))
+			return RESP_GO_ON;
+		ts = pt_assembled_ts(a, *pos);
+		if (!ts || ts >= req_ts)
+			return RESP_GO_ON;
+		x = pt_x_new(xc, PT_X_HTTP);
+		go = response(xc, x, pos, NULL, 0, final);
+		if (go == RESP_WAIT || !x->has_resp) {
+			pt_x_release(x);
+			xc->nx--;
+			return go == RESP_WAIT ? RESP_WAIT : RESP_GO_ON;
+		}
+		x->incomplete = false;
+		pt_x_incomplete(x, "request not captured");
+		if (go != RESP_GO_ON)
+			return go;
+	}
+	return RESP_GO_ON;
+}
+
 static void h1_feed(struct pt_xconn *xc, bool final)
 {
 	struct h1_state *st = xc->pstate;
@@ -319,6 +357,18 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 		}
 		if (r == MSG_NONE) {
 			orphan_responses(xc, st);
+			break;
+		}
+		go = answers_before(xc, st, sp.ts, final);
+		if (go != RESP_GO_ON) {
+			pt_http_msg_free(&req);
+			if (go == RESP_WAIT) {
+				roll_back(xc, n, st, saved, was_http);
+				return;
+			}
+			/* a malformed answer: raw from this request on */
+			st->pos[qdir] = saved[qdir];
+			st->rest_raw = true;
 			break;
 		}
 		xc->http = true;
