@@ -28,6 +28,7 @@ METRICS_PORT=18509
 WWW_PORT=18510
 BORING_PORT=18519
 WHEEL_PORT=18520
+MNT_PORT=18521
 BORING_LIB=/usr/lib/x86_64-linux-gnu/android	# Debian's android-libboringssl
 PY=/usr/bin/python3
 
@@ -46,7 +47,7 @@ TMP=$(mktemp -d /tmp/podtap-tls.XXXXXX)
 CG=$CG2/podtap-tls-$$
 CGC=$CG2/podtap-tls-client-$$
 CGN=$CG2/podtap-tls-nginx-$$
-SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= BORING_PID= WHEEL_PID= S_SERVER=
+SRV= HTTP_SRV= REC_PID= NGINX_PID= STATIC_PID= STRIPPED_PID= BORING_PID= WHEEL_PID= MNT_PID= S_SERVER=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null && wait $REC_PID 2>/dev/null
@@ -55,6 +56,7 @@ cleanup() {
 	[ -n "$STATIC_PID" ] && kill $STATIC_PID $STRIPPED_PID 2>/dev/null && wait $STATIC_PID $STRIPPED_PID 2>/dev/null
 	[ -n "$BORING_PID" ] && kill $BORING_PID 2>/dev/null && wait $BORING_PID 2>/dev/null
 	[ -n "$WHEEL_PID" ] && kill $WHEEL_PID 2>/dev/null && wait $WHEEL_PID 2>/dev/null
+	[ -n "$MNT_PID" ] && kill $MNT_PID 2>/dev/null && wait $MNT_PID 2>/dev/null
 	[ -n "$NGINX_PID" ] && kill $NGINX_PID 2>/dev/null && wait $NGINX_PID 2>/dev/null
 	rmdir "$CG" "$CGC" "$CGN" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
@@ -113,6 +115,16 @@ cp "$(ldconfig -p | awk '/libssl.so.3 .*x86-64/ { print $NF; exit }')" "$TMP/whe
 	exec $PY tests/peers/tls_server.py $WHEEL_PORT "$TMP/cert.pem" "$TMP/key.pem") &
 WHEEL_PID=$!
 wait_port $WHEEL_PORT || { echo "the server with a wheel's libssl did not start"; exit 1; }
+# a container's own libssl: a copy on a tmpfs mounted in a mount
+# namespace of the server's own, at a path that does not exist outside
+mkdir -p "$TMP/mnt"
+(echo $BASHPID > "$CG/cgroup.procs" && exec unshare --mount --propagation private \
+	sh -c "mount -t tmpfs podtap-tls '$TMP/mnt' && cp '$TMP/wheel/libssl-1a2b3c4d.so.3' '$TMP/mnt/libssl.so.3' &&
+		LD_PRELOAD='$TMP/mnt/libssl.so.3' exec $PY tests/peers/tls_server.py $MNT_PORT '$TMP/cert.pem' '$TMP/key.pem'") &
+MNT_PID=$!
+wait_port $MNT_PORT || { echo "the server in a mount namespace of its own did not start"; exit 1; }
+check "its libssl is not there outside its mount namespace" \
+	sh -c "[ ! -e '$TMP/mnt/libssl.so.3' ] && grep -q ' $TMP/mnt/libssl.so.3\$' /proc/$MNT_PID/maps"
 
 # ---- record the server's cgroup and a client cgroup ----
 start_record --cgroup "$CG" --cgroup "$CGC" --cgroup "$CGN" --ring-size 64Mi \
@@ -134,6 +146,8 @@ check "record says BoringSSL's libssl is hooked" \
 	grep -q "TLS: pid $BORING_PID (tls_boring) uses $BORING_LIB/libssl.so.0 (BoringSSL): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 check "record says the wheel's libssl is hooked" \
 	grep -q "TLS: pid $WHEEL_PID (python3) uses $TMP/wheel/libssl-1a2b3c4d.so.3 (OpenSSL 3\.[^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
+check "record hooks the libssl of a process in another mount namespace" \
+	grep -q "TLS: pid $MNT_PID (python3) uses $TMP/mnt/libssl.so.3 (OpenSSL 3\.[^)]*): its SSL_read and SSL_write calls are hooked" "$TMP/rec.err"
 # podtap status: each target process's library, version, hooked or why not
 "$PODTAP" status > "$TMP/status.txt" 2>&1
 "$PODTAP" status --json > "$TMP/status.json" 2>&1
@@ -177,6 +191,7 @@ for n in 1 100 16384 70000; do
 	curl -sk --http1.1 -o "$TMP/boring-$n.out" "https://127.0.0.1:$BORING_PORT/n/$n"
 done
 curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$WHEEL_PORT/n/4321"
+curl -sk --http1.1 -o /dev/null "https://127.0.0.1:$MNT_PORT/n/5555"
 check "curl got the BoringSSL server's 70000 bytes" sh -c "[ \$(stat -c %s '$TMP/boring-70000.out') = 70000 ]"
 check "curl got the static server's 50000 bytes" sh -c "[ \$(stat -c %s '$TMP/static.out') = 50000 ]"
 # openssl s_server and s_client, both targets: the tools' own SSL_read
@@ -334,6 +349,19 @@ check "read names each target process's TLS library, hooked or why not" \
 "$PODTAP" export -f jsonl -o "$TMP/x.jsonl" "$TMP/cap.ptcap" 2> "$TMP/export.err"
 check "export jsonl exits 0" [ $? = 0 ]
 "$PODTAP" read --json "$TMP/cap.ptcap" > "$TMP/conns.json"
+check "the server in another mount namespace: its exchange in clear" $PY - "$TMP/x.jsonl" $MNT_PORT <<'PY'
+import json, sys
+sys.path.insert(0, "tests/peers")
+from tls_server import body
+xs = [x for x in map(json.loads, open(sys.argv[1]))
+      if x.get("local", "").endswith(":" + sys.argv[2])]
+ok = len(xs) == 1 and xs[0].get("tls") == "plaintext" and xs[0]["complete"] and \
+    xs[0]["request"]["target"] == "/n/5555" and \
+    xs[0]["response"].get("body", "").encode() == body(5555)
+if not ok:
+    print("  its exchanges:", json.dumps(xs)[:600])
+sys.exit(0 if ok else 1)
+PY
 check "read --json: the server's connections carry its tls_library" $PY - "$TMP/conns.json" $SRV <<'PY'
 import json, sys
 cs = [json.loads(l) for l in open(sys.argv[1])]
@@ -577,15 +605,19 @@ if "$PODTAP" record --tls-probes process --cgroup "$CG" --duration 1 -w "$TMP/pp
 	check "--tls-probes process: the target's calls do, and are in clear" \
 		sh -c "[ $((r2 - r1)) -ge 2 ] && grep -q 'tls:http1' '$TMP/probes-process.txt'"
 	"$PODTAP" read --json "$TMP/probes-process.ptcap" > "$TMP/probes-process.json"
-	check "--tls-probes process: a client hooked after its request is not presented as whole" \
+	# its first answer (to /n/300, sent unhooked) is an answer alone,
+	# and /n/200 is paired with its own
+	check "--tls-probes process: a client hooked after its request is not presented as whole, nor paired wrong" \
 		$PY - "$TMP/probes-process.json" "$(cat "$TMP/late-process.port")" <<'PY'
 import json, sys
 port = ":" + sys.argv[2]
 cs = [c for c in map(json.loads, open(sys.argv[1]))
       if c.get("local", "").endswith(port) and c.get("role") == "client"]
 xs = cs[0].get("exchanges", []) if len(cs) == 1 else []
-ok = xs and not xs[0].get("complete", True) and \
-    "hooked after the session began" in xs[0].get("note", "")
+ok = len(xs) == 2 and not xs[0].get("complete", True) and \
+    "request" not in xs[0] and xs[0]["response"]["body_size"] == 300 and \
+    xs[1].get("complete") and xs[1]["request"]["target"] == "/n/200" and \
+    xs[1]["response"]["body_size"] == 200
 if not ok:
     print("  the late client's connection:", json.dumps(cs)[:600])
 sys.exit(0 if ok else 1)
@@ -649,6 +681,6 @@ kill $MANY 2>/dev/null
 wait $MANY 2>/dev/null
 rmdir "$CGM"
 
-check "the servers are still alive" kill -0 $SRV $STATIC_PID $BORING_PID $WHEEL_PID
+check "the servers are still alive" kill -0 $SRV $STATIC_PID $BORING_PID $WHEEL_PID $MNT_PID
 echo "e2e_tls: $pass passed, $fail failed"
 [ $fail = 0 ]
