@@ -98,8 +98,23 @@ ntrc=$?
 check "read with no TMPDIR to hold what waits: exits 0, one line says so" \
 	eval '[ $ntrc = 0 ] && [ "$(wc -l < "$TMP/nt.err")" = 1 ] && grep -q "held in memory instead" "$TMP/nt.err"'
 check "  ... and prints what read whole prints" sh -c \
-	"'$PODTAP' read -x - < '$TMP/cap.ptcap' | sed '1s|^# [^:]*: host|# F: host|' > '$TMP/nt.whole' &&
+	"PODTAP_READ_WHOLE=1 '$PODTAP' read -x '$TMP/cap.ptcap' | sed '1s|^# [^:]*: host|# F: host|' > '$TMP/nt.whole' &&
 	 sed '1s|^# [^:]*: host|# F: host|' '$TMP/nt.out' | cmp -s - '$TMP/nt.whole'"
+# standard input from a pipe is kept in a file there to be read twice;
+# with no such file to be had, it is read whole, said in one line
+cat "$TMP/cap.ptcap" | TMPDIR=/no/such/dir "$PODTAP" read -x - > "$TMP/nt.out" 2> "$TMP/nt.err"
+ntrc=$?
+check "read - with no TMPDIR: exits 0, one line says it reads whole" \
+	eval '[ $ntrc = 0 ] && [ "$(wc -l < "$TMP/nt.err")" = 1 ] && grep -q "it is read whole, in memory" "$TMP/nt.err"'
+check "  ... and prints what read whole prints" sh -c \
+	"sed '1s|^# [^:]*: host|# F: host|' '$TMP/nt.out' | cmp -s - '$TMP/nt.whole'"
+# --dump streams too: its bytes come in a third pass, their text waits
+# in the spool file for the connections before it
+"$PODTAP" -v read --dump "$TMP/cap.ptcap" > "$TMP/dump.out" 2> "$TMP/dump.err"
+check "read --dump streamed: what read whole prints, its text through the spool" sh -c \
+	"PODTAP_READ_WHOLE=1 '$PODTAP' read --dump '$TMP/cap.ptcap' | cmp -s - '$TMP/dump.out' &&
+	 grep -q 'debug: [1-9][0-9]* bytes of text waited in a file' '$TMP/dump.err' &&
+	 [ \$(grep -c '^--- ' '$TMP/dump.out') -ge 4 ]"
 # a pipe cannot be read twice: read whole
 mkfifo "$TMP/fifo"
 (cat "$TMP/cap.ptcap" > "$TMP/fifo" &)

@@ -111,16 +111,21 @@ ok() { echo "ok - $1"; pass=$((pass + 1)); }
 notok() { echo "not ok - $1"; fail=$((fail + 1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
 
-# same_read FILE: podtap read of FILE as a stream (a file, read twice)
-# says what it says read whole (standard input), as text, --full and JSON;
-# only the header's name for the file differs. Needs $TMP and $PODTAP.
+# same_read FILE: podtap read of FILE as a stream (a file, read two or
+# three times; the same through a pipe, kept in a file to be) says what
+# it says read whole (PODTAP_READ_WHOLE=1), as text, --full, JSON and
+# --dump; only the header's name for the file differs. Needs $TMP and
+# $PODTAP.
 same_read() {
 	local f=$1 o
-	for o in "" -x -j; do
+	for o in "" -x -j --dump "-j --dump"; do
 		"$PODTAP" read $o "$f" 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.stream" || return 1
-		"$PODTAP" read $o - < "$f" 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.whole" || return 1
+		cat "$f" | "$PODTAP" read $o - 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.pipe" || return 1
+		PODTAP_READ_WHOLE=1 "$PODTAP" read $o "$f" 2>&1 | sed '1s|^# [^:]*: host|# F: host|' > "$TMP/sr.whole" || return 1
 		cmp -s "$TMP/sr.stream" "$TMP/sr.whole" ||
-			{ echo "  read $o differs:"; diff "$TMP/sr.stream" "$TMP/sr.whole" | head -5; return 1; }
+			{ echo "  read $o differs:"; diff "$TMP/sr.stream" "$TMP/sr.whole" | head -5 | cut -c1-300; return 1; }
+		cmp -s "$TMP/sr.pipe" "$TMP/sr.whole" ||
+			{ echo "  read $o - differs:"; diff "$TMP/sr.pipe" "$TMP/sr.whole" | head -5 | cut -c1-300; return 1; }
 	done
 }
 

@@ -144,13 +144,12 @@ void pt_json_str(FILE *f, const char *s)
 	pt_json_strn(f, s, strlen(s));
 }
 
-void pt_json_base64(FILE *f, const uint8_t *p, size_t n)
+void pt_base64_put(FILE *f, const uint8_t *p, size_t n)
 {
 	static const char t[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i;
 
-	fputc('"', f);
 	for (i = 0; i + 2 < n; i += 3) {
 		uint32_t v = p[i] << 16 | p[i + 1] << 8 | p[i + 2];
 
@@ -169,6 +168,12 @@ void pt_json_base64(FILE *f, const uint8_t *p, size_t n)
 		fputc(t[(p[i + 1] & 15) << 2], f);
 		fputc('=', f);
 	}
+}
+
+void pt_json_base64(FILE *f, const uint8_t *p, size_t n)
+{
+	fputc('"', f);
+	pt_base64_put(f, p, n);
 	fputc('"', f);
 }
 

@@ -16,6 +16,9 @@ char *pt_utf8_fix(const void *p, size_t n, size_t *outn);
 /* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
 void pt_json_strn(FILE *f, const void *p, size_t n);
 void pt_json_str(FILE *f, const char *s);
+/* n bytes in base64 (RFC 4648), padded, no quotes: a stream of them
+ * cut at multiples of 3 bytes reads as one. */
+void pt_base64_put(FILE *f, const uint8_t *p, size_t n);
 /* A JSON string of base64 (RFC 4648). */
 void pt_json_base64(FILE *f, const uint8_t *p, size_t n);
 /*

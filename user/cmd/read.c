@@ -69,14 +69,22 @@ static void put_str(FILE *f, const char *s)
 	put_text(f, (const uint8_t *)s, strlen(s));
 }
 
-/* A whole stream; gaps as a marked line. */
-static void dump_text(FILE *f, const struct pt_assembled *a)
+/*
+ * A direction's bytes as text, gaps as a marked line: a piece of them,
+ * *mid saying whether the text stopped inside a line (the next piece goes
+ * on there; the last ends it).
+ */
+static void dump_piece_text(FILE *f, bool *mid, const struct pt_assembled *a)
 {
 	size_t g = 0;
-	uint64_t i = 0, end;
+	uint64_t i = 0, k, end;
+	const uint8_t *p;
 
 	while (i < a->len) {
 		if (g < a->ngaps && a->gaps[g].start == i) {
+			if (*mid)
+				fputc('\n', f);
+			*mid = false;
 			fprintf(f, "[... %llu bytes not captured (%s) ...]\n",
 				(unsigned long long)(a->gaps[g].end - i),
 				pt_loss_reason_name(a->gaps[g].reason));
@@ -85,9 +93,27 @@ static void dump_text(FILE *f, const struct pt_assembled *a)
 			continue;
 		}
 		end = g < a->ngaps ? a->gaps[g].start : a->len;
-		put_text_ind(f, a->buf + i, end - i, PAYLOAD_INDENT);
-		i = end;
+		/* a line at a time: the indent before its first byte */
+		for (p = a->buf; i < end; i = k) {
+			const uint8_t *nl = memchr(p + i, '\n', end - i);
+
+			k = nl ? (uint64_t)(nl - p) + 1 : end;
+			if (!*mid)
+				fputs(PAYLOAD_INDENT, f);
+			put_text(f, p + i, k - i);
+			*mid = p[k - 1] != '\n';
+		}
 	}
+}
+
+/* A whole stream. */
+static void dump_text(FILE *f, const struct pt_assembled *a)
+{
+	bool mid = false;
+
+	dump_piece_text(f, &mid, a);
+	if (mid)
+		fputc('\n', f);
 }
 
 static void fmt_size(char *buf, size_t n, uint64_t v)
@@ -428,9 +454,11 @@ static void usage(FILE *f)
 "text of connections that wait for an older one to end waits in a file\n"
 "in $TMPDIR (default /tmp), deleted as it goes: up to the output's size\n"
 "when one connection lasts the whole capture, so point TMPDIR at a disk,\n"
-"not a tmpfs, for large ones. A file that changes between the two\n"
-"passes is an error. With --dump, or from standard input or a pipe, the\n"
-"capture is held whole.\n"
+"not a tmpfs, for large ones. With --dump, a third pass hands on each\n"
+"direction's bytes as they come, their text waiting the same way. A\n"
+"file that changes between passes is an error. Standard input (FILE -)\n"
+"is first copied to a file in $TMPDIR, deleted at once, and read from\n"
+"there: nothing is printed before it ends.\n"
 "\n"
 "Options:\n"
 "  -x, --full       also print each exchange whole: headers and bodies\n"
@@ -464,19 +492,35 @@ static bool wanted(const unsigned long long *v, size_t n, uint64_t id)
 /*
  * Read as a stream: a first pass takes what the records say without the
  * bytes (the header, every connection in order), the second cuts the
- * exchanges as they settle. A connection's text waits, with those after
- * it, until the connections before it are done: in a spool file, since a
- * connection as old as the capture holds up all the others' text.
+ * exchanges as they settle, and with --dump a third hands on each
+ * direction's bytes as they come. A connection's text waits, with those
+ * after it, until the connections before it are done: in a spool file,
+ * since a connection as old as the capture holds up all the others' text.
  */
-struct rslot {
-	FILE *f;		/* its latest exchanges, in memory */
+struct rpart {
+	FILE *f;		/* its latest text, in memory */
 	char *buf;
-	size_t len, nx;
-	char *head;		/* done: its connection's line(s) */
-	size_t headlen;
+	size_t len;
 	struct pt_range *ext;	/* what it has in the spool, in order */
 	size_t next, cap;
-	bool done;
+};
+
+/* A slot's parts: its exchanges, then each direction's bytes (--dump). */
+enum { PART_X, PART_DUMP, NPARTS = PART_DUMP + 2 };
+
+struct rslot {
+	struct rpart part[NPARTS];	/* PART_DUMP + enum pt_dir */
+	size_t nx;
+	char *head;		/* done: its connection's line(s) */
+	size_t headlen;
+	bool done;		/* its exchanges are all there */
+	bool dumped;		/* and its bytes, or no --dump */
+	bool dump_out;		/* its bytes are left out (--max-stream) */
+	int req_dir;
+	uint64_t dlen[2];	/* bytes of each direction */
+	bool mid[2];		/* text: the dump is inside a line */
+	uint8_t carry[2][3];	/* JSON: bytes short of a base64 group */
+	uint8_t ncarry[2];
 };
 
 /*
@@ -492,7 +536,7 @@ struct rstream {
 	const struct pt_capture *meta;
 	struct rslot *slot;	/* by meta->conns.v */
 	size_t next;		/* the first not printed yet */
-	bool json, full;
+	bool json, full, dump;
 	int spool;		/* -1 until made */
 	const char *spool_dir;
 	bool spool_full;	/* nothing more goes in */
@@ -526,6 +570,30 @@ static struct pt_conn *meta_of(struct rstream *rs, const struct pt_conn *c)
 	return pt_conns_find((struct pt_conns *)&rs->meta->conns, c->id);
 }
 
+static const char *tmp_dir(void)
+{
+	const char *dir = getenv("TMPDIR");
+
+	return dir && *dir ? dir : "/tmp";
+}
+
+/* An unlinked file in $TMPDIR, or -1 with errno set. */
+static int tmp_file(const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s.XXXXXX", tmp_dir(), name) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
 static void spool_give_up(struct rstream *rs, const char *what, int err)
 {
 	pt_info("cannot %s a file in %s (%s): text waiting for older connections is held in memory instead (set TMPDIR)",
@@ -536,42 +604,28 @@ static void spool_give_up(struct rstream *rs, const char *what, int err)
 
 static void spool_open(struct rstream *rs)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[PATH_MAX];
-
-	if (!dir || !*dir)
-		dir = "/tmp";
-	rs->spool_dir = dir;
-	if (snprintf(path, sizeof(path), "%s/podtap-read.XXXXXX", dir) >=
-	    (int)sizeof(path)) {
-		rs->spool_dir = "$TMPDIR";
-		spool_give_up(rs, "make", ENAMETOOLONG);
-		return;
-	}
-	rs->spool = mkostemp(path, O_CLOEXEC);
-	if (rs->spool < 0) {
+	rs->spool_dir = tmp_dir();
+	rs->spool = tmp_file("podtap-read");
+	if (rs->spool < 0)
 		spool_give_up(rs, "make", errno);
-		return;
-	}
-	unlink(path);
 }
 
-/* The slot's piece in memory appended to the spool, or kept. */
-static void spill(struct rstream *rs, struct rslot *sl)
+/* The part's text in memory appended to the spool, or kept. */
+static void spill(struct rstream *rs, struct rpart *pt)
 {
 	size_t done = 0;
 	ssize_t n;
 
-	if (rs->spool_full || !sl->len)
+	if (rs->spool_full || !pt->len)
 		return;
 	if (rs->spool < 0)
 		spool_open(rs);
 	if (rs->spool_full)
 		return;
-	if (sl->f && fflush(sl->f))
+	if (pt->f && fflush(pt->f))
 		pt_oom();
-	while (done < sl->len) {
-		n = pwrite(rs->spool, sl->buf + done, sl->len - done,
+	while (done < pt->len) {
+		n = pwrite(rs->spool, pt->buf + done, pt->len - done,
 			   rs->spool_end + done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -581,29 +635,38 @@ static void spill(struct rstream *rs, struct rslot *sl)
 		}
 		done += n;
 	}
-	if (sl->next == sl->cap) {
-		sl->cap = sl->cap ? 2 * sl->cap : 4;
-		sl->ext = pt_xrealloc(sl->ext, sl->cap, sizeof(*sl->ext));
+	if (pt->next == pt->cap) {
+		pt->cap = pt->cap ? 2 * pt->cap : 4;
+		pt->ext = pt_xrealloc(pt->ext, pt->cap, sizeof(*pt->ext));
 	}
-	sl->ext[sl->next++] = (struct pt_range){ .start = rs->spool_end,
+	pt->ext[pt->next++] = (struct pt_range){ .start = rs->spool_end,
 						 .end = rs->spool_end + done };
 	rs->spool_end += done;
-	if (sl->f)
-		fclose(sl->f);
-	sl->f = NULL;
-	free(sl->buf);
-	sl->buf = NULL;
-	sl->len = 0;
+	if (pt->f)
+		fclose(pt->f);
+	pt->f = NULL;
+	free(pt->buf);
+	pt->buf = NULL;
+	pt->len = 0;
 }
 
-/* The spooled pieces of a slot to stdout, their space given back. */
-static int unspool(struct rstream *rs, struct rslot *sl)
+static void spill_slot(struct rstream *rs, struct rslot *sl)
+{
+	int k;
+
+	for (k = 0; k < NPARTS; k++)
+		spill(rs, &sl->part[k]);
+}
+
+/* A part to stdout: its spooled pieces (their space given back), then
+ * what is in memory. */
+static int part_out(struct rstream *rs, struct rpart *pt)
 {
 	char buf[64 << 10];
 	size_t i;
 
-	for (i = 0; i < sl->next; i++) {
-		uint64_t off = sl->ext[i].start, end = sl->ext[i].end;
+	for (i = 0; i < pt->next; i++) {
+		uint64_t off = pt->ext[i].start, end = pt->ext[i].end;
 
 		while (off < end) {
 			size_t want = end - off < sizeof(buf) ? end - off : sizeof(buf);
@@ -622,18 +685,33 @@ static int unspool(struct rstream *rs, struct rslot *sl)
 			off += n;
 		}
 		fallocate(rs->spool, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  sl->ext[i].start, end - sl->ext[i].start);
+			  pt->ext[i].start, end - pt->ext[i].start);
 	}
+	if (pt->f && fflush(pt->f))
+		pt_oom();
+	fwrite(pt->buf, 1, pt->len, stdout);
 	return 0;
+}
+
+/* The part's text in memory, to append to. */
+static FILE *part_file(struct rpart *pt)
+{
+	if (!pt->f && !(pt->f = open_memstream(&pt->buf, &pt->len)))
+		pt_oom();
+	return pt->f;
 }
 
 static void slot_free(struct rslot *sl)
 {
-	if (sl->f)
-		fclose(sl->f);
-	free(sl->buf);
+	int k;
+
+	for (k = 0; k < NPARTS; k++) {
+		if (sl->part[k].f)
+			fclose(sl->part[k].f);
+		free(sl->part[k].buf);
+		free(sl->part[k].ext);
+	}
 	free(sl->head);
-	free(sl->ext);
 	memset(sl, 0, sizeof(*sl));
 }
 
@@ -643,25 +721,57 @@ static int rs_x(void *ctx, const struct pt_capture *cap,
 	struct rstream *rs = ctx;
 	struct pt_conn *m = meta_of(rs, xc->conn);
 	struct rslot *sl = m ? m->owner : NULL;
+	struct rpart *pt;
+	FILE *f;
 
 	if (rs->failed)
 		return -1;
 	if (!sl || sl->done)
 		return 0;
-	if (!sl->f && !(sl->f = open_memstream(&sl->buf, &sl->len)))
-		pt_oom();
+	pt = &sl->part[PART_X];
+	f = part_file(pt);
 	if (rs->json) {
 		if (sl->nx)
-			fputc(',', sl->f);
-		pt_x_json(sl->f, cap, xc, x, false);
+			fputc(',', f);
+		pt_x_json(f, cap, xc, x, false);
 	} else {
-		print_exchange(sl->f, xc, x, sl->nx, rs->full);
+		print_exchange(f, xc, x, sl->nx, rs->full);
 	}
 	sl->nx++;
-	if (fflush(sl->f))
+	if (fflush(f))
 		pt_oom();
-	if (sl->len >= SPOOL_PIECE)
-		spill(rs, sl);
+	if (pt->len >= SPOOL_PIECE)
+		spill(rs, pt);
+	return 0;
+}
+
+/* A slot's bytes after its exchanges, as print_conn_text and
+ * print_conn_json give them. */
+static int dump_out(struct rstream *rs, struct rslot *sl, uint64_t id)
+{
+	static const char *const dn[2] = { "rx", "tx" };
+	int d, dir;
+
+	if (rs->json) {
+		fputs("],\"payload\":{", stdout);
+		for (d = 0; d < 2; d++) {
+			printf("%s\"%s\":\"", d ? "," : "", dn[d]);
+			if (part_out(rs, &sl->part[PART_DUMP + d]))
+				return -1;
+			fputc('"', stdout);
+		}
+		fputs("}}\n", stdout);
+		return 0;
+	}
+	for (d = 0; d < 2; d++) {
+		dir = d == 0 ? sl->req_dir : !sl->req_dir;
+		printf("--- %llu %s %llu bytes ---\n", (unsigned long long)id,
+		       dir == PT_DIR_TX ? "tx" : "rx",
+		       (unsigned long long)sl->dlen[dir]);
+		if (part_out(rs, &sl->part[PART_DUMP + dir]))
+			return -1;
+		fputs("\n", stdout);
+	}
 	return 0;
 }
 
@@ -671,16 +781,21 @@ static void rs_flush(struct rstream *rs, bool all)
 	size_t n = rs->meta->conns.n;
 
 	while (!rs->failed && rs->next < n &&
-	       (all || rs->slot[rs->next].done)) {
-		struct rslot *sl = &rs->slot[rs->next++];
+	       (all || (rs->slot[rs->next].done &&
+			rs->slot[rs->next].dumped))) {
+		size_t i = rs->next++;
+		struct rslot *sl = &rs->slot[i];
 
 		if (sl->done && sl->head) {
 			fwrite(sl->head, 1, sl->headlen, stdout);
-			if (unspool(rs, sl))
+			if (part_out(rs, &sl->part[PART_X]))
 				return;
-			fwrite(sl->buf, 1, sl->len, stdout);
-			if (rs->json)
+			if (rs->dump && !sl->dump_out) {
+				if (dump_out(rs, sl, rs->meta->conns.v[i]->id))
+					return;
+			} else if (rs->json) {
 				fputs("]}\n", stdout);
+			}
 		}
 		slot_free(sl);
 	}
@@ -697,10 +812,6 @@ static void rs_conn(void *ctx, const struct pt_capture *cap,
 
 	if (rs->failed || !sl || sl->done)
 		return;
-	if (sl->f) {
-		fclose(sl->f);
-		sl->f = NULL;
-	}
 	if (!(f = open_memstream(&sl->head, &sl->headlen)))
 		pt_oom();
 	gaps_of(xc, &g);
@@ -712,11 +823,165 @@ static void rs_conn(void *ctx, const struct pt_capture *cap,
 	sl->done = true;
 	/* one behind the front waits with only its line in memory */
 	if (sl != &rs->slot[rs->next])
-		spill(rs, sl);
+		spill(rs, &sl->part[PART_X]);
 	rs_flush(rs, false);
 }
 
-/* Whether the files read in the first pass are what the second read. */
+/* JSON: a piece in base64, the bytes short of a group carried over. */
+static void dump_piece_b64(FILE *f, struct rslot *sl, int d, const uint8_t *p,
+			   uint64_t n)
+{
+	uint8_t *c = sl->carry[d];
+	uint64_t whole;
+
+	while (sl->ncarry[d] && sl->ncarry[d] < 3 && n) {
+		c[sl->ncarry[d]++] = *p++;
+		n--;
+	}
+	if (sl->ncarry[d] == 3) {
+		pt_base64_put(f, c, 3);
+		sl->ncarry[d] = 0;
+	}
+	if (!n)
+		return;
+	whole = n - n % 3;
+	pt_base64_put(f, p, whole);
+	memcpy(c, p + whole, n - whole);
+	sl->ncarry[d] = n - whole;
+}
+
+static int rs_bytes(void *ctx, const struct pt_capture *cap,
+		    struct pt_xconn *xc, void **state, bool final)
+{
+	struct rstream *rs = ctx;
+	struct pt_conn *m = meta_of(rs, xc->conn);
+	struct rslot *sl = m ? m->owner : NULL;
+	struct rpart *pt;
+	int d;
+
+	if (rs->failed)
+		return -1;
+	if (!sl || sl->dumped)
+		return 0;
+	sl->req_dir = xc->req_dir;
+	sl->dump_out |= !xc->assembled;
+	for (d = 0; d < 2 && !sl->dump_out; d++) {
+		const struct pt_assembled *a = &xc->a[d];
+
+		pt = &sl->part[PART_DUMP + d];
+		if (a->len) {
+			if (rs->json)
+				dump_piece_b64(part_file(pt), sl, d, a->buf,
+					       a->len);
+			else
+				dump_piece_text(part_file(pt), &sl->mid[d], a);
+			sl->dlen[d] += a->len;
+		}
+		if (final && rs->json && sl->ncarry[d])
+			pt_base64_put(part_file(pt), sl->carry[d],
+				      sl->ncarry[d]);
+		else if (final && !rs->json && sl->mid[d])
+			fputc('\n', part_file(pt));
+		if (pt->f && fflush(pt->f))
+			pt_oom();
+		if (pt->len >= SPOOL_PIECE)
+			spill(rs, pt);
+	}
+	if (!final)
+		return 0;
+	sl->dumped = true;
+	if (sl != &rs->slot[rs->next])
+		spill_slot(rs, sl);
+	rs_flush(rs, false);
+	return 0;
+}
+
+static int rs_flush_none(void *ctx, const struct pt_capture *cap,
+			 uint64_t before)
+{
+	return 0;
+}
+
+/* Standard input, when a file is read as "-": where it starts. */
+static off_t stdin_at = -1;
+
+/* Standard input back at its start, for the next pass. */
+static void rewind_stdin(void)
+{
+	if (stdin_at >= 0 && fseeko(stdin, stdin_at, SEEK_SET))
+		pt_dbg("-: cannot go back to its start: %s", strerror(errno));
+}
+
+/*
+ * So that standard input too is read twice, a pipe is first copied to
+ * an unlinked file in $TMPDIR that becomes standard input. 0; -1 when
+ * no such file can be made (said: then it is read whole, once); 1 after
+ * one line. A terminal is left to say it is one.
+ */
+static int keep_stdin(void)
+{
+	char buf[64 << 10];
+	struct stat st;
+	ssize_t n, w, k;
+	int fd;
+
+	if (fstat(STDIN_FILENO, &st) || isatty(STDIN_FILENO))
+		return 0;
+	if (S_ISREG(st.st_mode)) {
+		stdin_at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+		return 0;
+	}
+	fd = tmp_file("podtap-stdin");
+	if (fd < 0) {
+		pt_info("cannot make a file in %s (%s) to read standard input twice: it is read whole, in memory (set TMPDIR)",
+			tmp_dir(), strerror(errno));
+		return -1;
+	}
+	while (fd >= 0) {
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			pt_err("-: reading standard input: %s", strerror(errno));
+			close(fd);
+			return 1;
+		}
+		if (!n)
+			break;
+		for (k = 0; k < n; k += w) {
+			w = write(fd, buf + k, n - k);
+			if (w < 0 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w <= 0) {
+				if (!w)
+					errno = ENOSPC;
+				close(fd);
+				fd = -1;
+				break;
+			}
+		}
+	}
+	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+		pt_err("-: standard input is kept in a file in %s to be read twice: %s (set TMPDIR)",
+		       tmp_dir(), strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	close(fd);
+	stdin_at = 0;
+	rewind_stdin();
+	return 0;
+}
+
+static int stat_arg(const char *path, struct stat *st)
+{
+	return strcmp(path, "-") ? stat(path, st) : fstat(STDIN_FILENO, st);
+}
+
+/* Whether the files read in the first pass are what a later one read. */
 static bool same_files(const struct pt_capture *meta,
 		       const struct pt_capture *cap, const char *const *paths,
 		       int n, const struct stat *st0)
@@ -725,7 +990,7 @@ static bool same_files(const struct pt_capture *meta,
 	int k;
 
 	for (k = 0; k < n; k++)
-		if (stat(paths[k], &st) || st.st_dev != st0[k].st_dev ||
+		if (stat_arg(paths[k], &st) || st.st_dev != st0[k].st_dev ||
 		    st.st_ino != st0[k].st_ino || st.st_size != st0[k].st_size ||
 		    st.st_mtim.tv_sec != st0[k].st_mtim.tv_sec ||
 		    st.st_mtim.tv_nsec != st0[k].st_mtim.tv_nsec)
@@ -741,11 +1006,14 @@ static bool same_files(const struct pt_capture *meta,
 /* 0, or 1 after one line (the capture could not be read, or changed). */
 static int read_streamed(struct pt_capture *meta, const char *const *paths,
 			 int n, const struct stat *st0, bool json, bool full,
-			 const unsigned long long *want, size_t nwant)
+			 bool dump, const unsigned long long *want,
+			 size_t nwant)
 {
 	struct rstream rs = { .meta = meta, .json = json, .full = full,
-			      .spool = -1 };
+			      .dump = dump, .spool = -1 };
 	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
+	const struct pt_xsink dsink = { .bctx = &rs, .bytes = rs_bytes,
+					.flush = rs_flush_none };
 	struct pt_capture cap;
 	size_t i;
 	int err;
@@ -756,17 +1024,35 @@ static int read_streamed(struct pt_capture *meta, const char *const *paths,
 		/* those not asked for hold up nothing */
 		rs.slot[i].done = nwant && !wanted(want, nwant,
 						   meta->conns.v[i]->id);
+		rs.slot[i].dumped = rs.slot[i].done || !dump;
 	}
+	rewind_stdin();
 	err = pt_capture_stream(&cap, paths, n, &sink);
 	if (!err) {
-		rs_flush(&rs, true);
-		if (!rs.failed && !same_files(meta, &cap, paths, n, st0))
+		if (!same_files(meta, &cap, paths, n, st0))
 			rs.failed = true;
 		pt_stream_notes(&cap);
-		pt_dbg("%llu bytes of text waited in a file",
-		       (unsigned long long)rs.spool_end);
 		pt_capture_free(&cap);
 	}
+	if (!err && !rs.failed && dump) {
+		rewind_stdin();
+		err = pt_capture_stream(&cap, paths, n, &dsink);
+		if (!err) {
+			if (!rs.failed && !same_files(meta, &cap, paths, n, st0))
+				rs.failed = true;
+			pt_capture_free(&cap);
+		}
+	}
+	if (!err && !rs.failed) {
+		/* a connection never handed on whole is left out, as read
+		 * whole leaves one out that it cannot assemble */
+		for (i = 0; i < meta->conns.n; i++)
+			if (!rs.slot[i].dumped)
+				rs.slot[i].dump_out = true;
+		rs_flush(&rs, true);
+	}
+	pt_dbg("%llu bytes of text waited in a file",
+	       (unsigned long long)rs.spool_end);
 	for (i = 0; i < meta->conns.n; i++)
 		slot_free(&rs.slot[i]);
 	free(rs.slot);
@@ -852,13 +1138,27 @@ int cmd_read(int argc, char **argv)
 		free(st0);
 		return 1;
 	}
-	/* a file can be read twice: streamed, in memory bounded by what is
-	 * in flight; standard input, or --dump (each direction whole), read
-	 * whole */
-	streamed = !dump;
+	/*
+	 * Streamed, in memory bounded by what is in flight: files are read
+	 * two or three times, standard input kept in a file to be. Read
+	 * whole, as before streaming, with PODTAP_READ_WHOLE=1 (the tests
+	 * compare the two), or when an argument is not a regular file.
+	 */
+	streamed = !getenv("PODTAP_READ_WHOLE");
 	st0 = pt_xcalloc(argc - optind, sizeof(*st0));
+	for (i = optind; streamed && i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "-") || stdin_at >= 0)
+			continue;
+		opt = keep_stdin();
+		if (opt > 0) {
+			free(want);
+			free(st0);
+			return 1;
+		}
+		streamed = !opt;
+	}
 	for (i = optind; i < (size_t)argc; i++)
-		streamed &= !stat(argv[i], &st0[i - optind]) &&
+		streamed &= !stat_arg(argv[i], &st0[i - optind]) &&
 			    S_ISREG(st0[i - optind].st_mode);
 	if (streamed) {
 		const struct pt_load_hooks meta_hooks = {
@@ -921,8 +1221,8 @@ int cmd_read(int argc, char **argv)
 		       "TX", "RX", "MISSING", "STATE");
 	}
 	if (streamed && read_streamed(&cap, (const char *const *)argv + optind,
-				      argc - optind, st0, json, full, want,
-				      nwant)) {
+				      argc - optind, st0, json, full, dump,
+				      want, nwant)) {
 		free(want);
 		free(st0);
 		fflush(stdout);
