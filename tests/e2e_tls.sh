@@ -29,6 +29,7 @@ WWW_PORT=18510
 BORING_PORT=18519
 WHEEL_PORT=18520
 MNT_PORT=18521
+EXEC_PORT=18522
 BORING_LIB=/usr/lib/x86_64-linux-gnu/android	# Debian's android-libboringssl
 PY=/usr/bin/python3
 
@@ -626,6 +627,39 @@ else
 	check "--tls-probes process: refused in one line where the kernel has no session uprobes" \
 		grep -q "needs session uprobes, which this kernel does not have" "$TMP/pp-probe.err"
 fi
+# a target process that runs exec (python3 with ssl imported, then
+# openssl s_server -www): told anew under its new comm, its calls in
+# clear, with its link kept in process mode
+exec_mode() {	# MODE
+	(echo $BASHPID > "$CG/cgroup.procs" && exec $PY -c '
+import os, sys, time
+import ssl
+time.sleep(3)
+os.execv("/usr/bin/openssl", ["openssl", "s_server", "-www", "-accept", "127.0.0.1:" + sys.argv[1],
+                              "-cert", sys.argv[2], "-key", sys.argv[3]])' \
+		$EXEC_PORT "$TMP/cert.pem" "$TMP/key.pem" < /dev/null > /dev/null 2>&1) &
+	local pid=$!
+	for _ in $(seq 100); do grep -q "import ssl" /proc/$pid/cmdline 2>/dev/null && break; sleep 0.02; done
+	start_record --cgroup "$CG" --tls-probes $1 -w "$TMP/exec-$1.ptcap"
+	wait_listen $EXEC_PORT
+	sleep 2.5	# a scan after the exec
+	curl -sk --http1.1 -o "$TMP/exec-$1.out" "https://127.0.0.1:$EXEC_PORT/"
+	kill -INT $REC_PID
+	wait $REC_PID
+	REC_PID=
+	kill $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	"$PODTAP" read "$TMP/exec-$1.ptcap" > "$TMP/exec-$1.txt"
+	check "--tls-probes $1: a target that ran exec is told under its new comm, its calls in clear" \
+		sh -c "grep -q '^podtap: TLS: pid $pid (python3) uses ' '$TMP/rec.err' &&
+		       grep -q '^podtap: TLS: pid $pid (openssl) uses ' '$TMP/rec.err' &&
+		       grep -q '^# TLS: pid $pid (openssl) uses .*: hooked' '$TMP/exec-$1.txt' &&
+		       grep -q ' $pid openssl .* tls:http1 ' '$TMP/exec-$1.txt' &&
+		       grep -q '#1   GET https://127.0.0.1:$EXEC_PORT/ -> 200 ok .*resp body [1-9]' '$TMP/exec-$1.txt' &&
+		       ! grep -q incomplete '$TMP/exec-$1.txt' && [ -s '$TMP/exec-$1.out' ]"
+}
+exec_mode file
+grep -q "needs session uprobes" "$TMP/pp-probe.err" || exec_mode process
 check "--tls-probes process with --no-tls: one line" \
 	one_line_error "with --no-tls: there are no TLS probes to place" \
 	"$PODTAP" record --no-tls --tls-probes process -c "$CG" -w "$TMP/bad.ptcap"

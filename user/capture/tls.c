@@ -107,6 +107,8 @@ struct proc {
 	uint64_t gen;		/* the scan that last saw it */
 	int fd;			/* per process: its session link, if > 0 */
 	uint64_t start;		/* the process's start time: a pid is reused */
+	dev_t exe_dev;		/* its executable: a process runs exec */
+	ino_t exe_ino;
 	struct pt_tls_proc_rec r;
 };
 
@@ -125,6 +127,8 @@ struct pt_tls {
 	uint32_t session;
 	uint64_t target;
 	uint64_t start;		/* of the process being scanned */
+	dev_t exe_dev;		/* and its executable's file */
+	ino_t exe_ino;
 	pt_tls_emit_fn emit;
 	void *emit_ctx;
 	/* the libcrypto files seen, and the version each says */
@@ -645,17 +649,25 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	char why[sizeof(lib->why)];
 	struct pt_tls_proc_rec *r;
 	struct proc *p;
-	bool ok = lib->ok;
+	bool ok = lib->ok, kept = false;
 	size_t slot;
 	int fd = 0;
 
 	if (lib->kind == EXE_NONE)
 		return;
 	p = proc_find(t, pid, (size_t)(lib - t->libs), &slot);
-	if (p && p->start == t->start)
+	if (p && p->start == t->start && p->exe_dev == t->exe_dev &&
+	    p->exe_ino == t->exe_ino)
 		return;
 	if (p) {
-		/* the pid is another process's now: told as new */
+		/* the pid is another process's now (its own link with
+		 * --tls-probes process), or it ran exec (the same process:
+		 * its link kept, its new comm told) */
+		if (p->start == t->start && p->fd > 0) {
+			fd = p->fd;
+			p->fd = 0;
+			kept = true;
+		}
 		proc_unlink(t, p);
 		t->nprocs--;
 		memmove(p, p + 1, (t->nprocs - slot) * sizeof(*p));
@@ -666,7 +678,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	t->nprocs++;
 	t->changed = true;
 	snprintf(why, sizeof(why), "%s", lib->why);
-	if (ok && t->per_process && lib->kind != EXE_GO) {
+	if (ok && t->per_process && lib->kind != EXE_GO && !kept) {
 		if (!room(t, why, sizeof(why))) {
 			ok = false;
 		} else if ((fd = session_link(t, file, &lib->pts, pid)) < 0) {
@@ -682,6 +694,8 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	p->gen = t->gen;
 	p->fd = fd;
 	p->start = t->start;
+	p->exe_dev = t->exe_dev;
+	p->exe_ino = t->exe_ino;
 	comm_of(pid, comm, sizeof(comm));
 	r = &p->r;
 	r->h.type = PT_REC_TLS_PROC;
@@ -692,7 +706,7 @@ static void tell(struct pt_tls *t, pid_t pid, struct lib *lib,
 	r->tgid = (uint32_t)pid;
 	r->lib = lib->kind == LIB_SSL ? PT_TLS_LIB_SHARED :
 		 lib->kind == EXE_SSL ? PT_TLS_LIB_STATIC : PT_TLS_LIB_GO;
-	if (ok && (fd > 0 || lib->hooked_gen == t->gen))
+	if (ok && !kept && (fd > 0 || lib->hooked_gen == t->gen))
 		r->flags |= PT_TLS_PROC_HOOKED_NOW;
 	r->hook = !ok ? PT_TLS_NOT_HOOKED :
 		  lib->kind == EXE_GO && !lib->go_sockets ?
@@ -936,6 +950,8 @@ static void scan_pid(struct pt_tls *t, pid_t pid, bool quiet)
 		nfound++;
 	}
 	fclose(f);
+	t->exe_dev = x.found ? x.dev : 0;
+	t->exe_ino = x.found ? x.ino : 0;
 	for (i = 0; i < nfound; i++) {
 		struct lib *lib = &t->libs[found[i].lib];
 

@@ -240,11 +240,13 @@ static void add_tls_proc(struct pt_conns *c, const struct pt_tls_proc_rec *r)
 	n.version[sizeof(n.version) - 1] = 0;
 	n.path[sizeof(n.path) - 1] = 0;
 	n.why[sizeof(n.why) - 1] = 0;
-	/* each segment of a session says it again */
+	/* each segment of a session says it again; a process that ran
+	 * exec says it anew, under its new comm */
 	for (i = 0; i < c->ntls_procs; i++)
 		if (c->tls_procs[i].tgid == n.tgid &&
 		    c->tls_procs[i].session_id == n.session_id &&
-		    !strcmp(c->tls_procs[i].path, n.path))
+		    !strcmp(c->tls_procs[i].path, n.path) &&
+		    !strcmp(c->tls_procs[i].comm, n.comm))
 			return;
 	c->tls_procs = pt_xrealloc(c->tls_procs, c->ntls_procs + 1,
 				   sizeof(*c->tls_procs));
