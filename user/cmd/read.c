@@ -196,8 +196,7 @@ static void print_exchange(FILE *f, const struct pt_xconn *xc,
 			fputs(" -> (no response)", f);
 		}
 		if (x->has_req && x->has_resp)
-			fprintf(f, "  %.3f ms", (x->resp_span.ts_end -
-						 x->req_span.ts) / 1e6);
+			fprintf(f, "  %.3f ms", pt_x_latency_ns(x) / 1e6);
 		fprintf(f, "  req body %s  resp body %s", q, r);
 	} else {
 		uint64_t n[2] = {};

@@ -453,8 +453,7 @@ void pt_x_json(FILE *f, const struct pt_capture *cap,
 		}
 		if (x->has_req && x->has_resp)
 			fprintf(f, ",\"latency_ns\":%llu",
-				(unsigned long long)(x->resp_span.ts_end -
-						     x->req_span.ts));
+				(unsigned long long)pt_x_latency_ns(x));
 		if (x->has_req) {
 			fputs(",\"request\":", f);
 			json_msg(f, cap, &x->req, &x->req_span);

@@ -121,6 +121,14 @@ const char *pt_xproto_words(enum pt_xproto p);
 struct pt_exchange *pt_x_new(struct pt_xconn *xc, enum pt_xkind kind);
 void pt_x_incomplete(struct pt_exchange *x, const char *why);
 void pt_x_release(struct pt_exchange *x);
+/* From the request's first byte to the response's last: 0 where the
+ * stamps say otherwise (TLS plaintext of a write is stamped when the call
+ * returns, which for a large request can be after its early answer). */
+static inline uint64_t pt_x_latency_ns(const struct pt_exchange *x)
+{
+	return x->resp_span.ts_end > x->req_span.ts ?
+	       x->resp_span.ts_end - x->req_span.ts : 0;
+}
 void pt_span_set(struct pt_span *s, const struct pt_assembled *a, int dir,
 		 uint64_t off, uint64_t end);
 

@@ -24,8 +24,35 @@ struct h1_state {
 	bool started[2];	/* pos[d] set from d's first message start */
 	bool rest_raw;		/* a tunnel or unparsable bytes: raw from pos */
 	bool raw_begun;		/* raw.pos set */
+	/* requests may have been lost before pos[req_dir]: bytes not
+	 * captured there, or a request before it cut by them */
+	bool req_lost;
+	size_t reqs;		/* requests paired so far */
 	struct pt_raw_state raw;
 };
+
+/* A gap anywhere in [from, to) of a? */
+static bool gap_within(const struct pt_assembled *a, uint64_t from,
+		       uint64_t to)
+{
+	size_t i;
+
+	for (i = 0; i < a->ngaps && a->gaps[i].start < to; i++)
+		if (a->gaps[i].end > from)
+			return true;
+	return false;
+}
+
+/* The connection's first bytes were not captured, so its first request
+ * may not have been: older than the recording, plaintext with no socket
+ * or of a library hooked after it opened, or no OPEN at all. */
+static bool start_missed(const struct pt_xconn *xc)
+{
+	const struct pt_conn *c = xc->conn;
+
+	return !c->has_open || (c->open.h.flags & PT_F_PREEXISTING) ||
+	       (xc->tls && (pt_conn_pseudo(c) || c->tls_hooked_late));
+}
 
 /*
  * The next offset in [off, limit), at a line start, where a message seems
@@ -274,11 +301,15 @@ static void orphan_responses(struct pt_xconn *xc, struct h1_state *st)
 }
 
 /*
- * Answers that first showed before the request at hand was sent cannot be
- * its answers: they are to requests not captured (plaintext of a TLS
- * session whose library was hooked between a request and its response,
- * or a connection older than the recording). Each becomes an exchange of
- * its own, so that this request is paired with its own response.
+ * Where a request may be missing (see h1_feed), answers that first showed
+ * before the request at hand was sent cannot be its answers: they are to
+ * requests not captured (plaintext of a TLS session whose library was
+ * hooked between a request and its response, a connection older than the
+ * recording, requests lost to a full ring). Each becomes an exchange of
+ * its own, so that this request is paired with its own response. Only
+ * there: a write's plaintext is stamped when the call returns, so a
+ * large request a thread is still writing can look later than an early
+ * answer another thread read (a 413 before the body).
  */
 static enum resp_result answers_before(struct pt_xconn *xc,
 				       struct h1_state *st, uint64_t req_ts,
@@ -290,12 +321,18 @@ static enum resp_result answers_before(struct pt_xconn *xc,
 	enum resp_result go;
 
 	while (req_ts) {
-		/* after a gap, response() compares with the next request */
-		if (*pos >= a->len || pt_in_gap(a, *pos, &gend))
+		uint64_t at = *pos;
+
+		/* past a gap, the first answer after it (what the gap holds
+		 * of the answer before is lost with that answer's request) */
+		if (at < a->len && pt_in_gap(a, at, &gend))
+			at = next_start(a, gend, false, true);
+		if (at >= a->len)
 			return RESP_GO_ON;
-		ts = pt_assembled_ts(a, *pos);
+		ts = pt_assembled_ts(a, at);
 		if (!ts || ts >= req_ts)
 			return RESP_GO_ON;
+		*pos = at;
 		x = pt_x_new(xc, PT_X_HTTP);
 		go = response(xc, x, pos, NULL, 0, final);
 		if (go == RESP_WAIT || !x->has_resp) {
@@ -327,6 +364,7 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 		st->pos[qdir] = next_start(&xc->a[qdir], 0, true,
 					   final || xc->ended[qdir]);
 		st->started[qdir] = final || st->pos[qdir] < xc->a[qdir].len;
+		st->req_lost = gap_within(&xc->a[qdir], 0, st->pos[qdir]);
 	}
 	if (!st->started[!qdir]) {
 		st->pos[!qdir] = pt_in_gap(&xc->a[!qdir], 0, &gend) ? 0 :
@@ -344,6 +382,7 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 		enum msg_result r;
 		enum resp_result go;
 		struct pt_span sp;
+		bool lost;
 
 		r = one_msg(xc, qdir, &st->pos[qdir], true, NULL, &req, &sp,
 			    final);
@@ -359,7 +398,10 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 			orphan_responses(xc, st);
 			break;
 		}
-		go = answers_before(xc, st, sp.ts, final);
+		lost = st->req_lost ||
+		       gap_within(&xc->a[qdir], saved[qdir], sp.off) ||
+		       (!st->reqs && start_missed(xc));
+		go = lost ? answers_before(xc, st, sp.ts, final) : RESP_GO_ON;
 		if (go != RESP_GO_ON) {
 			pt_http_msg_free(&req);
 			if (go == RESP_WAIT) {
@@ -384,6 +426,8 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 			roll_back(xc, n, st, saved, was_http);
 			return;
 		}
+		st->reqs++;
+		st->req_lost = r == MSG_CUT;
 		x->ambiguous = x->req.ambiguous ? x->req.ambiguous :
 			       x->has_resp ? x->resp.ambiguous : NULL;
 		if (go == RESP_STOP) {
