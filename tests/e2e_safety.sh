@@ -55,6 +55,22 @@ stop_record() {
 	kill -INT $REC_PID
 	wait $REC_PID
 }
+# seen_closes N: wait (10 s at most) until the recorder's programs have
+# seen N connections close, so that what a test sent is all in the ring
+# when it stops the recorder (a fixed sleep is too short on a loaded host)
+seen_closes() {
+	local n
+	for _ in $(seq 200); do
+		n=$("$PODTAP" status --json 2>/dev/null | $PY -c '
+import json, sys
+for r in json.load(sys.stdin)["recorders"]:
+    if int(sys.argv[1]) in r["pids"]:
+        print(r["counters"]["closes"])' $REC_PID)
+		[ "${n:-0}" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "  (the recorder saw ${n:-no} closes, not $1)"
+}
 
 mknod "$TMP/null" c 1 3 && mknod "$TMP/full" c 1 7 && chmod 666 "$TMP/null" "$TMP/full" ||
 	{ echo "e2e_safety: mknod failed"; exit 1; }
@@ -120,7 +136,7 @@ curl -s -o /dev/null "http://127.0.0.1:$PA/a-first"
 curl -s -o /dev/null "http://127.0.0.2:$PA/b-second-addr"
 curl -s -o /dev/null "http://127.0.0.1:$PB/c-second-port"
 printf 'GET /x HTTP/1.1\r\nHost: a\r\nX-Path: C:\\temp\r\n\r\n' | $PY tests/peers/client_raw.py 127.0.0.1 $PA
-sleep 0.3
+seen_closes 4
 stop_record
 check "record exits 0" [ $? = 0 ]
 check "  ... the ready file is gone" [ ! -e "$TMP/ready" ]
@@ -332,7 +348,7 @@ PIDS="$PIDS $!"
 wait_port 127.0.0.1 $PT || exit 1
 check "record TLS" start_record -c "$CG" --no-tls -w "$TMP/tls.ptcap"
 curl -sk -o /dev/null "https://127.0.0.1:$PT/"
-sleep 0.3
+seen_closes 1
 stop_record
 check "read says TLS ciphertext" sh -c "'$PODTAP' read '$TMP/tls.ptcap' | grep -q 'TLS ciphertext (not decrypted)'"
 "$PODTAP" export -f keploy -o "$TMP/tlsk" "$TMP/tls.ptcap" 2> "$TMP/tls.err"
