@@ -6,7 +6,7 @@
 # statically (tests/peers/tls_static.c) in target cgroups, curl
 # (SSL_read/SSL_write) and python3 clients, one of
 # them in the target cgroup too, keep-alive with bodies from 1 byte to
-# 1 MiB, a client started after recording began, 20 parallel connections,
+# 1 MiB, a client started after recording began, 50 parallel connections,
 # openssl s_server and s_client, s_server -www (the SSL BIO), a library
 # hooked mid-session; the same
 # requests over HTTPS and plain HTTP must export the same exchanges.
@@ -260,8 +260,8 @@ def one(i):
     c.close()
     return {"local": local, "n": 1000 + i}
 
-with ThreadPoolExecutor(20) as ex:
-    truth["parallel"] = list(ex.map(one, range(20)))
+with ThreadPoolExecutor(50) as ex:
+    truth["parallel"] = list(ex.map(one, range(50)))
 json.dump(truth, open(out, "w"))
 PY
 )
@@ -439,7 +439,7 @@ else:
     got = [x["request"]["target"] for x in http if x["conn_id"] == sid]
     if got != ["/n/%d" % k for k in ka["sizes"]] + ["/echo"]:
         bad.append("keep-alive server side: %s" % got)
-# 20 parallel connections: each request on the connection its client had
+# 50 parallel connections: each request on the connection its client had
 for p in truth["parallel"]:
     for side, cs in zip(("client", "server"), between(p["local"], port)):
         got = [x["request"]["target"] for c in cs for x in http if x["conn_id"] == c["conn_id"]]
