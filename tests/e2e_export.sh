@@ -108,6 +108,9 @@ check "read - with no TMPDIR: exits 0, one line says it reads whole" \
 	eval '[ $ntrc = 0 ] && [ "$(wc -l < "$TMP/nt.err")" = 1 ] && grep -q "it is read whole, in memory" "$TMP/nt.err"'
 check "  ... and prints what read whole prints" sh -c \
 	"sed '1s|^# [^:]*: host|# F: host|' '$TMP/nt.out' | cmp -s - '$TMP/nt.whole'"
+check "read - of an endless pipe that is no capture: one line, at once" \
+	sh -c "yes | timeout 20 '$PODTAP' read - > /dev/null 2> '$TMP/yes.err'; [ \$? = 1 ] &&
+	       [ \$(wc -l < '$TMP/yes.err') = 1 ] && grep -q 'not a podtap capture' '$TMP/yes.err'"
 # --dump streams too: its bytes come in a third pass, their text waits
 # in the spool file for the connections before it
 "$PODTAP" -v read --dump "$TMP/cap.ptcap" > "$TMP/dump.out" 2> "$TMP/dump.err"

@@ -919,7 +919,8 @@ static void rewind_stdin(void)
  */
 static int keep_stdin(void)
 {
-	char buf[64 << 10];
+	char buf[64 << 10], head[sizeof(PT_FILE_MAGIC)];
+	size_t nhead = 0;
 	struct stat st;
 	ssize_t n, w, k;
 	int fd;
@@ -947,6 +948,13 @@ static int keep_stdin(void)
 		}
 		if (!n)
 			break;
+		/* what is no capture is kept only as far as its first bytes,
+		 * for the reader to say so (not copied whole: /dev/zero) */
+		if (nhead < sizeof(head)) {
+			k = (size_t)n < sizeof(head) - nhead ? n : sizeof(head) - nhead;
+			memcpy(head + nhead, buf, k);
+			nhead += k;
+		}
 		for (k = 0; k < n; k += w) {
 			w = write(fd, buf + k, n - k);
 			if (w < 0 && errno == EINTR) {
@@ -961,6 +969,8 @@ static int keep_stdin(void)
 				break;
 			}
 		}
+		if (nhead == sizeof(head) && memcmp(head, PT_FILE_MAGIC, nhead))
+			break;
 	}
 	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
 		pt_err("-: standard input is kept in a file in %s to be read twice: %s (set TMPDIR)",
