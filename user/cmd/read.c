@@ -895,12 +895,6 @@ static int rs_bytes(void *ctx, const struct pt_capture *cap,
 	return 0;
 }
 
-static int rs_flush_none(void *ctx, const struct pt_capture *cap,
-			 uint64_t before)
-{
-	return 0;
-}
-
 /* Standard input, when a file is read as "-": where it starts. */
 static off_t stdin_at = -1;
 
@@ -1021,8 +1015,7 @@ static int read_streamed(struct pt_capture *meta, const char *const *paths,
 	struct rstream rs = { .meta = meta, .json = json, .full = full,
 			      .dump = dump, .spool = -1 };
 	const struct pt_xsink sink = { .ctx = &rs, .x = rs_x, .conn = rs_conn };
-	const struct pt_xsink dsink = { .bctx = &rs, .bytes = rs_bytes,
-					.flush = rs_flush_none };
+	const struct pt_xsink dsink = { .bctx = &rs, .bytes = rs_bytes };
 	struct pt_capture cap;
 	size_t i;
 	int err;

@@ -78,9 +78,10 @@ struct pt_xsink {
 	 * and close are known). *state is the sink's for the connection,
 	 * NULL at first, kept between calls; at final the sink frees it.
 	 * xc->assembled false: the connection went past --max-stream, and
-	 * what follows of it is left out. flush: no byte earlier than before
-	 * can still come (UINT64_MAX at the end). held: what the sink keeps,
-	 * counted with the rest against pt_held_max.
+	 * what follows of it is left out. flush (optional): no byte earlier
+	 * than before can still come (UINT64_MAX at the end). held
+	 * (optional): what the sink keeps, counted with the rest against
+	 * pt_held_max.
 	 */
 	void *bctx;
 	int (*bytes)(void *bctx, const struct pt_capture *cap,

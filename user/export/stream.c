@@ -575,7 +575,7 @@ static void emit(struct streamer *st, bool all)
 		pt_x_release(&p.x);
 		slab_put(st, p.sl);
 	}
-	if (st->raw && !st->err)
+	if (st->raw && st->sink->flush && !st->err)
 		st->err = st->sink->flush(st->sink->bctx, st->cap, w);
 }
 

@@ -27,7 +27,7 @@ struct h1_state {
 	/* requests may have been lost before pos[req_dir]: bytes not
 	 * captured there, or a request before it cut by them */
 	bool req_lost;
-	size_t reqs;		/* requests paired so far */
+	bool paired;		/* a request was paired already */
 	struct pt_raw_state raw;
 };
 
@@ -277,27 +277,33 @@ static void roll_back(struct pt_xconn *xc, size_t n, struct h1_state *st,
 	xc->http = http;
 }
 
+/* The answer at *pos as an exchange of its own, its request not
+ * captured; false (nothing added) when none is there, or not yet (*go). */
+static bool orphan_one(struct pt_xconn *xc, uint64_t *pos, bool final,
+		       enum resp_result *go)
+{
+	struct pt_exchange *x = pt_x_new(xc, PT_X_HTTP);
+
+	*go = response(xc, x, pos, NULL, 0, final);
+	if (*go == RESP_WAIT || !x->has_resp) {
+		pt_x_release(x);
+		xc->nx--;
+		return false;
+	}
+	x->incomplete = false;
+	pt_x_incomplete(x, "request not captured");
+	return true;
+}
+
 /* Answers with no request: the server spoke first, or requests were lost. */
 static void orphan_responses(struct pt_xconn *xc, struct h1_state *st)
 {
-	int qdir = xc->req_dir;
-	struct pt_exchange *x;
+	uint64_t *pos = &st->pos[!xc->req_dir];
+	enum resp_result go;
 
-	while (st->pos[!qdir] < xc->a[!qdir].len) {
-		enum resp_result go;
-
-		x = pt_x_new(xc, PT_X_HTTP);
-		go = response(xc, x, &st->pos[!qdir], NULL, 0, true);
-		if (!x->has_resp) {
-			pt_x_release(x);
-			xc->nx--;
-			break;
-		}
-		x->incomplete = false;
-		pt_x_incomplete(x, "request not captured");
-		if (go != RESP_GO_ON)
-			break;
-	}
+	while (*pos < xc->a[!xc->req_dir].len &&
+	       orphan_one(xc, pos, true, &go) && go == RESP_GO_ON)
+		;
 }
 
 /*
@@ -317,7 +323,6 @@ static enum resp_result answers_before(struct pt_xconn *xc,
 {
 	const struct pt_assembled *a = &xc->a[!xc->req_dir];
 	uint64_t *pos = &st->pos[!xc->req_dir], ts, gend;
-	struct pt_exchange *x;
 	enum resp_result go;
 
 	while (req_ts) {
@@ -333,15 +338,8 @@ static enum resp_result answers_before(struct pt_xconn *xc,
 		if (!ts || ts >= req_ts)
 			return RESP_GO_ON;
 		*pos = at;
-		x = pt_x_new(xc, PT_X_HTTP);
-		go = response(xc, x, pos, NULL, 0, final);
-		if (go == RESP_WAIT || !x->has_resp) {
-			pt_x_release(x);
-			xc->nx--;
+		if (!orphan_one(xc, pos, final, &go))
 			return go == RESP_WAIT ? RESP_WAIT : RESP_GO_ON;
-		}
-		x->incomplete = false;
-		pt_x_incomplete(x, "request not captured");
 		if (go != RESP_GO_ON)
 			return go;
 	}
@@ -400,7 +398,7 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 		}
 		lost = st->req_lost ||
 		       gap_within(&xc->a[qdir], saved[qdir], sp.off) ||
-		       (!st->reqs && start_missed(xc));
+		       (!st->paired && start_missed(xc));
 		go = lost ? answers_before(xc, st, sp.ts, final) : RESP_GO_ON;
 		if (go != RESP_GO_ON) {
 			pt_http_msg_free(&req);
@@ -426,7 +424,7 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 			roll_back(xc, n, st, saved, was_http);
 			return;
 		}
-		st->reqs++;
+		st->paired = true;
 		st->req_lost = r == MSG_CUT;
 		x->ambiguous = x->req.ambiguous ? x->req.ambiguous :
 			       x->has_resp ? x->resp.ambiguous : NULL;
