@@ -5,7 +5,6 @@
  * parsing.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,78 +301,6 @@ void test_capfile_backoff(void)
 	ASSERT_EQ(got.n, 120, "every record back");
 	free(got.buf);
 	unlink(path);
-}
-
-/*
- * With the writer thread, and a queue small enough that the capture side
- * waits for it: every record comes back in order, byte for byte, from a
- * finished file and from an aborted one (what was flushed); and a write
- * that fails (a pipe with no reader) comes back from add or close as an
- * error, without a hang.
- */
-void test_capfile_background(void)
-{
-	static uint8_t rec[70000];
-	char *path = tmpfile_path();
-	struct sink exp = {}, got = {};
-	struct pt_capr_info info;
-	struct pt_capw *w;
-	int i, pass, err, p[2];
-	FILE *f;
-
-	for (pass = 0; pass < 2; pass++) {	/* close, then abort */
-		memset(&exp, 0, sizeof(exp));
-		memset(&got, 0, sizeof(got));
-		if (!ASSERT_OK(pt_capw_open(&w, path, "unit-host"), "open"))
-			return;
-		if (!ASSERT_OK(pt_capw_background(w, 256 << 10), "thread"))
-			return;
-		for (i = 0; i < 3000; i++) {
-			size_t n = make_data(rec, 1 + i % 7, i & 1, i * 100ull,
-					     (uint32_t)(i * 7919) % 65000, 0);
-
-			if (!ASSERT_OK(pt_capw_add(w, (void *)rec, n), "add"))
-				break;
-			sink_cb(&exp, (void *)rec);
-			if (i % 500 == 499)
-				ASSERT_OK(pt_capw_flush(w), "flush");
-		}
-		ASSERT_GT(pt_capw_size(w), 0, "size counts what waits");
-		if (pass == 0) {
-			ASSERT_OK(pt_capw_close(w), "close");
-		} else {
-			ASSERT_OK(pt_capw_flush(w), "last flush");
-			pt_capw_abort(w);
-		}
-		f = fopen(path, "rb");
-		ASSERT_OK(pt_capr_read(f, sink_cb, &got, &info), "read");
-		fclose(f);
-		ASSERT_EQ(info.clean_end, pass == 0, "finished only when closed");
-		ASSERT_EQ(got.n, exp.n, "records");
-		ASSERT_TRUE(got.len == exp.len && !memcmp(got.buf, exp.buf, exp.len),
-			    "records come back byte for byte, in order");
-		free(exp.buf);
-		free(got.buf);
-	}
-	unlink(path);
-
-	if (!ASSERT_OK(pipe(p), "pipe"))
-		return;
-	signal(SIGPIPE, SIG_IGN);
-	f = fdopen(p[1], "wb");
-	if (!ASSERT_OK(pt_capw_open_file(&w, f, "unit-host"), "open pipe"))
-		return;
-	ASSERT_OK(pt_capw_background(w, 256 << 10), "thread");
-	close(p[0]);	/* the reader goes away after the file's header */
-	for (i = 0, err = 0; i < 3000 && !err; i++)
-		err = pt_capw_add(w, (void *)rec,
-				  make_data(rec, 1, 0, i * 100ull, 60000, 0));
-	if (!err)
-		err = pt_capw_close(w);
-	else
-		pt_capw_abort(w);
-	ASSERT_EQ(err, -EPIPE, "the thread's write error reaches the caller");
-	fclose(f);
 }
 
 void test_capfile_unfinished(void)

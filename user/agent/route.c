@@ -12,9 +12,6 @@
 #include "capture/tls.h"
 #include "podtap.h"
 
-/* Raw bytes of records that may wait for a segment's writer thread. */
-#define AG_WRITE_QUEUE	(32u << 20)
-
 /* ---- connections ---- */
 
 static size_t conn_slot(struct agent *a, uint64_t id)
@@ -206,10 +203,6 @@ int ag_segment_open(struct agent *a, struct session *s)
 		ag_session_broken(a, s, err, "opening");
 		return err;
 	}
-	/* compression off the capture loop, on idle CPU time */
-	if ((err = pt_capw_background(s->w, AG_WRITE_QUEUE)))
-		pt_info("session %s/%s: compressing in the capture loop (no writer thread: %s)",
-			s->spec.ns, s->spec.name, strerror(-err));
 	s->seg_t0 = pt_now_mono_ns();
 	s->seg_data = 0;
 	for (i = 0; i < a->nt; i++)

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,37 +16,11 @@
 /* Blocks stored uncompressed after one that did not compress. */
 #define RAW_BLOCKS_AFTER_MISS	32
 
-/* A block of records on its way to the file (pt_capw_background). */
-struct job {
-	struct job *next;
-	uint8_t *buf;
-	size_t len, cap;
-	uint32_t nrec;
-};
-
-/* Jobs kept for reuse: a buffer of a MiB or more is mmap'd anew each time. */
-#define SPARE_JOBS	4
-
 struct pt_capw {
 	FILE *f;
 	uint8_t *buf;
 	size_t len, cap;
 	uint32_t nrec;
-	/*
-	 * With a writer thread: blocks wait in the queue, the thread
-	 * compresses and writes them; everything below is under mu, and the
-	 * fields above the queue (but buf, len, cap, nrec, records) are the
-	 * thread's.
-	 */
-	bool bg;
-	pthread_t thr;
-	pthread_mutex_t mu;
-	pthread_cond_t more, room;
-	struct job *head, *tail, *spare;
-	size_t nspare;
-	size_t queued, max_queued;	/* raw bytes waiting */
-	int bg_err;		/* the first write that failed: sticky */
-	bool quit, boosted;
 	uint8_t *zbuf;
 	size_t zcap;
 	ZSTD_CCtx *zc;		/* made at the first block compressed */
@@ -113,9 +84,8 @@ int pt_capw_open(struct pt_capw **out, const char *path, const char *host)
 	return 0;
 }
 
-/* Compress (when it pays) and write one block; *wrote: its bytes in the file. */
 static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
-		       size_t raw_len, uint32_t nrec, uint64_t *wrote)
+		       size_t raw_len, uint32_t nrec)
 {
 	struct pt_block_hdr bh = {
 		.magic = PT_BLOCK_MAGIC,
@@ -165,218 +135,28 @@ static int write_block(struct pt_capw *w, uint16_t type, const void *raw,
 	    (bh.stored_len && fwrite(stored, bh.stored_len, 1, w->f) != 1) ||
 	    fflush(w->f))
 		return errno ? -errno : -EIO;
-	*wrote = sizeof(bh) + bh.stored_len;
+	w->written += sizeof(bh) + bh.stored_len;
 	return 0;
 }
 
-/*
- * The writer thread runs at SCHED_IDLE: compression is most of the
- * recorder's CPU, and it takes it from what the node's workloads leave
- * idle. Once max_queued bytes wait, it is raised to SCHED_OTHER until the
- * queue is empty, so that a busy node delays the file, not the ring.
- */
-static void writer_priority(struct pt_capw *w, bool idle)
-{
-	struct sched_param sp = { 0 };
-
-	/* failing, it stays as it is: SCHED_IDLE still runs, only later */
-	pthread_setschedparam(w->thr, idle ? SCHED_IDLE : SCHED_OTHER, &sp);
-}
-
-static void job_put(struct pt_capw *w, struct job *j)
-{
-	if (w->nspare >= SPARE_JOBS) {
-		free(j->buf);
-		free(j);
-		return;
-	}
-	j->next = w->spare;
-	w->spare = j;
-	w->nspare++;
-}
-
-static void *writer_main(void *arg)
-{
-	struct pt_capw *w = arg;
-	uint64_t wrote = 0;
-	struct job *j;
-	int err;
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (!w->head && !w->quit)
-			pthread_cond_wait(&w->more, &w->mu);
-		j = w->head;
-		if (!j)
-			break;
-		w->head = j->next;
-		if (!w->head)
-			w->tail = NULL;
-		err = w->bg_err;	/* after an error, blocks are dropped */
-		pthread_mutex_unlock(&w->mu);
-		if (!err)
-			err = write_block(w, PT_BLOCK_RECORDS, j->buf, j->len,
-					  j->nrec, &wrote);
-		pthread_mutex_lock(&w->mu);
-		if (err && !w->bg_err)
-			w->bg_err = err;
-		if (!err) {
-			__atomic_fetch_add(&w->written, wrote, __ATOMIC_RELAXED);
-			w->blocks++;
-		}
-		__atomic_fetch_sub(&w->queued, j->len, __ATOMIC_RELAXED);
-		job_put(w, j);
-		if (!w->head && w->boosted && !w->quit) {
-			writer_priority(w, true);
-			w->boosted = false;
-		}
-		pthread_cond_broadcast(&w->room);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-int pt_capw_background(struct pt_capw *w, size_t max_queued)
-{
-	sigset_t all, old;
-	int err;
-
-	if (w->bg)
-		return 0;
-
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->more, NULL);
-	pthread_cond_init(&w->room, NULL);
-	w->max_queued = max_queued ? max_queued : FLUSH_AT;
-	/* signals are the capture loop's: the thread never takes one */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&w->thr, NULL, writer_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		pthread_cond_destroy(&w->room);
-		pthread_cond_destroy(&w->more);
-		pthread_mutex_destroy(&w->mu);
-		w->max_queued = 0;
-		return -err;
-	}
-	w->bg = true;
-	writer_priority(w, true);
-	return 0;
-}
-
-/*
- * Queue the buffered records as a block; waits while max_queued wait.
- * Unless forced, a lock the thread holds is not waited for (preempted
- * at SCHED_IDLE, it might hold it long): the records stay buffered, up
- * to a block's largest size.
- */
-static int hand_over(struct pt_capw *w, bool force)
-{
-	struct job *j = NULL;
-	size_t cap;
-	uint8_t *buf;
-	int err;
-
-	if (force)
-		pthread_mutex_lock(&w->mu);
-	else if (pthread_mutex_trylock(&w->mu))
-		return 0;
-	while (w->queued >= w->max_queued && !w->bg_err) {
-		if (!w->boosted) {
-			writer_priority(w, false);
-			w->boosted = true;
-		}
-		pthread_cond_wait(&w->room, &w->mu);
-	}
-	err = w->bg_err;
-	if (!err) {
-		j = w->spare;
-		if (j) {
-			w->spare = j->next;
-			w->nspare--;
-		} else {
-			j = pt_xcalloc(1, sizeof(*j));
-		}
-		/* the job takes the records; the writer, the job's old buffer */
-		buf = j->buf;
-		cap = j->cap;
-		j->buf = w->buf;
-		j->cap = w->cap;
-		j->len = w->len;
-		j->nrec = w->nrec;
-		j->next = NULL;
-		w->buf = buf;
-		w->cap = cap;
-		if (w->tail)
-			w->tail->next = j;
-		else
-			w->head = j;
-		w->tail = j;
-		__atomic_fetch_add(&w->queued, j->len, __ATOMIC_RELAXED);
-		pthread_cond_signal(&w->more);
-	}
-	pthread_mutex_unlock(&w->mu);
-	w->len = 0;
-	w->nrec = 0;
-	return err;
-}
-
-/* Write what waits and end the thread; the writer is inline again. */
-static int bg_finish(struct pt_capw *w)
-{
-	if (!w->bg)
-		return 0;
-	pthread_mutex_lock(&w->mu);
-	w->quit = true;
-	if (!w->boosted)
-		writer_priority(w, false);	/* closing waits on no idle time */
-	w->boosted = true;
-	pthread_cond_signal(&w->more);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thr, NULL);
-	w->bg = false;
-	return w->bg_err;
-}
-
-/*
- * Called for every record (the agent cuts segments by it), so no lock:
- * the thread's counters are read as they stand, which is near enough.
- */
 uint64_t pt_capw_size(const struct pt_capw *w)
 {
-	return __atomic_load_n(&w->written, __ATOMIC_RELAXED) +
-	       __atomic_load_n(&w->queued, __ATOMIC_RELAXED) + w->len;
-}
-
-static int flush(struct pt_capw *w, bool force)
-{
-	uint64_t wrote;
-	int err;
-
-	if (w->bg) {
-		if (w->len)
-			return hand_over(w, force);
-		pthread_mutex_lock(&w->mu);
-		err = w->bg_err;
-		pthread_mutex_unlock(&w->mu);
-		return err;
-	}
-	if (!w->len)
-		return 0;
-	err = write_block(w, PT_BLOCK_RECORDS, w->buf, w->len, w->nrec, &wrote);
-	if (err)
-		return err;
-	w->written += wrote;
-	w->blocks++;
-	w->len = 0;
-	w->nrec = 0;
-	return 0;
+	return w->written + w->len;
 }
 
 int pt_capw_flush(struct pt_capw *w)
 {
-	return flush(w, false);
+	int err;
+
+	if (!w->len)
+		return 0;
+	err = write_block(w, PT_BLOCK_RECORDS, w->buf, w->len, w->nrec);
+	if (err)
+		return err;
+	w->blocks++;
+	w->len = 0;
+	w->nrec = 0;
+	return 0;
 }
 
 int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size)
@@ -392,7 +172,7 @@ int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size)
 		return -EINVAL;
 	padded = (keep + 7) & ~(size_t)7;
 	if (w->len + padded > PT_BLOCK_MAX_RAW) {
-		int err = flush(w, true);
+		int err = pt_capw_flush(w);
 
 		if (err)
 			return err;
@@ -409,24 +189,12 @@ int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size)
 	w->nrec++;
 	w->records++;
 	if (w->len >= FLUSH_AT)
-		return flush(w, false);
+		return pt_capw_flush(w);
 	return 0;
 }
 
 static void capw_free(struct pt_capw *w)
 {
-	struct job *j;
-
-	while ((j = w->spare)) {
-		w->spare = j->next;
-		free(j->buf);
-		free(j);
-	}
-	if (w->max_queued) {	/* the thread was started */
-		pthread_cond_destroy(&w->room);
-		pthread_cond_destroy(&w->more);
-		pthread_mutex_destroy(&w->mu);
-	}
 	ZSTD_freeCCtx(w->zc);
 	free(w->buf);
 	free(w->zbuf);
@@ -436,17 +204,13 @@ static void capw_free(struct pt_capw *w)
 int pt_capw_close(struct pt_capw *w)
 {
 	struct pt_block_end end;
-	uint64_t wrote;
-	int err, e2;
+	int err;
 
-	err = flush(w, true);
-	e2 = bg_finish(w);
-	if (!err)
-		err = e2;
+	err = pt_capw_flush(w);
 	if (!err) {
 		end.records = w->records;
 		end.blocks = w->blocks;
-		err = write_block(w, PT_BLOCK_END, &end, sizeof(end), 0, &wrote);
+		err = write_block(w, PT_BLOCK_END, &end, sizeof(end), 0);
 	}
 	if (!err && fflush(w->f))
 		err = -errno;
@@ -458,8 +222,7 @@ int pt_capw_close(struct pt_capw *w)
 
 void pt_capw_abort(struct pt_capw *w)
 {
-	flush(w, true);
-	bg_finish(w);
+	pt_capw_flush(w);
 	if (w->own)
 		fclose(w->f);
 	else

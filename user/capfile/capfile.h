@@ -67,13 +67,6 @@ int pt_capw_add(struct pt_capw *w, const struct pt_rec_hdr *rec, size_t size);
 int pt_capw_flush(struct pt_capw *w);
 /* Bytes written to the file, and records waiting to be (raw). */
 uint64_t pt_capw_size(const struct pt_capw *w);
-/*
- * Compress and write blocks on a thread of their own, at SCHED_IDLE while
- * fewer than max_queued raw bytes wait (then at normal priority until none
- * do); add and flush then only queue. An error of the thread's is returned
- * by the next add, flush or close. The file's bytes are the same.
- */
-int pt_capw_background(struct pt_capw *w, size_t max_queued);
 /* Flush, write the END block, close (the file, if pt_capw_open opened it). */
 int pt_capw_close(struct pt_capw *w);
 /* Close without the END block (the file reads as unfinished). */

@@ -37,9 +37,6 @@ struct rec_target {
 	char name[256];
 };
 
-/* Raw bytes of records that may wait for the writer thread. */
-#define WRITE_QUEUE	(32u << 20)
-
 /* The capture file: the sink of `podtap record`. */
 struct rec_state {
 	struct pt_runtime *rt;
@@ -753,10 +750,6 @@ static int record(struct rec_args *a)
 		pt_err("-w %s: %s", a->out, strerror(-err));
 		goto fail_file;
 	}
-	/* compression off the capture loop, on idle CPU time */
-	if ((err = pt_capw_background(st.w, WRITE_QUEUE)))
-		pt_info("note: compressing in the capture loop (no writer thread: %s)",
-			strerror(-err));
 	started = true;
 	pt_runtime_started(&rt);
 	name_targets(a->tg, a->ntg);
