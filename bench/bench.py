@@ -299,11 +299,13 @@ http {
                     (argv[0], r.stderr.strip()))
         self.floor_obj, self.floor_exe = obj, exe
 
-    def floor(self, cgroup, stats=False):
-        """The floor configuration on cgroup, once it is attached."""
+    def floor(self, cgroup, stats=False, mode="copy"):
+        """The floor configuration on cgroup, once it is attached; mode
+        copy (one ring, as podtap), pcpu (a ring per CPU) or pass (programs
+        that do nothing)."""
         self.build_floor()
         p = self.spawn([self.floor_exe] + (["-s"] if stats else []) +
-                       [self.floor_obj, cgroup],
+                       ["-m", mode, self.floor_obj, cgroup],
                        stderr=subprocess.PIPE, text=True)
         line = p.stderr.readline()
         if "capturing" not in line:
@@ -853,12 +855,13 @@ http {
 
     # ---- 3. capture throughput ----
 
-    def throughput(self):
+    def throughput(self, binary=PODTAP):
         rates = (100, 1000) if self.args.tiny else \
             (250, 500, 1000, 1500, 2000, 3000)
         secs = 0.5 if self.args.tiny else 2.0
         steps = []
-        p = self.record([("-c", self.cg_t)], "/dev/null", metrics=True)
+        p = self.record([("-c", self.cg_t)], "/dev/null", metrics=True,
+                        binary=binary)
         self.wait_ready()
         for rate in list(rates) + [None]:
             before = self.scrape()
@@ -880,6 +883,28 @@ http {
                                        step["lost_bytes"]))
         self.record_stop(p)
         return steps
+
+    def compare_bulk(self, other):
+        """--compare with --load bulk: section 3's paced steps, this build
+        against another, run after run; the medians of each step."""
+        cfgs = (("this build", PODTAP), ("other build", other))
+        res = {c: [] for c, _ in cfgs}
+        for run in range(self.args.runs):
+            for cfg, binary in cfgs:
+                res[cfg].append(self.throughput(binary))
+                log("compare  run %d  bulk  %-11s done" % (run + 1, cfg))
+        lines = ["| offered MB/s | config | sent MB/s | captured | "
+                 "lost bytes |", "|---:|---|---:|---:|---:|"]
+        for i, step in enumerate(res["this build"][0]):
+            for cfg, _ in cfgs:
+                runs = [r[i] for r in res[cfg]]
+                lines.append("| %s | %s | %.0f | %.4f | %d |" % (
+                    step["offered_MBps"] or "unpaced", cfg,
+                    median([r["achieved_MBps"] for r in runs]),
+                    median([r["captured_bytes"] / r["sent_bytes"]
+                            for r in runs]),
+                    median([r["lost_bytes"] for r in runs])))
+        return "\n".join(lines) + "\n"
 
     def wait_ready(self):
         for _ in range(100):
@@ -976,15 +1001,23 @@ c.close()
                 sum(x["runs"] * (x["ns_per_run"] or 0) for x in skb))
             log("kernel   %-16s %9d packet-program runs, %6.1f ns each; "
                 "%d events captured%s" % (
-                    name, runs, res[name]["ns_per_skb_run"] or 0, events,
+                    name, res[name]["skb_runs"],
+                    res[name]["ns_per_skb_run"] or 0, events,
                     ", %.0f ns per captured event" % res[name]["ns_per_event"]
                     if events else ""))
         self.stop(idle, signal.SIGKILL)
-        # the floor under the same loads: what a copy alone costs
-        for size in SIZES:
-            name = "floor, captured %d KiB" % (size >> 10)
-            p = self.floor(self.cg_t, stats=True)
-            self.wrk(PORT_T, size)
+        # the floors under the same loads: what a copy alone costs, with
+        # one ring and with a ring per CPU; what a program passed over
+        # costs when it does nothing (on the root cgroup, as podtap's)
+        floors = [("floor, captured %d KiB" % (s >> 10), "copy", self.cg_t,
+                   PORT_T, s) for s in SIZES] + \
+            [("floor, per-CPU rings, captured %d KiB" % (s >> 10), "pcpu",
+              self.cg_t, PORT_T, s) for s in SIZES] + \
+            [("floor, doing nothing (passed over)", "pass", cg2_root(),
+              PORT_U, SIZES[0])]
+        for name, mode, cg, port, size in floors:
+            p = self.floor(cg, stats=True, mode=mode)
+            self.wrk(port, size)
             records, nbytes, _, progs = self.floor_stop(p)
             res[name] = kernel_row(
                 {k: {"runs": r, "ns_per_run": t / r if r else None}
@@ -993,7 +1026,8 @@ c.close()
                 sum(t for _, t in progs.values()))
             log("kernel   %-22s %9d packet-program runs, %6.1f ns each; "
                 "%d records, %.0f ns per record" % (
-                    name, runs, res[name]["ns_per_skb_run"] or 0, records,
+                    name, res[name]["skb_runs"],
+                    res[name]["ns_per_skb_run"] or 0, records,
                     res[name]["ns_per_event"] or 0))
         return res
 
@@ -1168,7 +1202,12 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
       "packet programs run on the root cgroup and pass it over. Captured: "
       "the traced nginx above. Floor: the floor configuration under the "
       "same loads (its statistics turned on by its own consumer); an "
-      "event is one record there.\n")
+      "event is one record there. The per-CPU floor copies the same way "
+      "into a ring of the CPU it runs on (the same 64 MiB in all): how "
+      "much of a copy's cost is CPUs sharing one ring. The floor doing "
+      "nothing is a pair of programs that return at once, on the root "
+      "cgroup under the filtered-out load: what any packet program "
+      "passed over costs here, statistics included.\n")
     w("| case | packet-program runs | ns per run | captured events | ns per captured event |")
     w("|---|---:|---:|---:|---:|")
     for name, k in kern.items():
@@ -1425,10 +1464,12 @@ def main():
                     help="only one load (--load): this build's podtap "
                     "against another podtap binary (before/after a "
                     "change), interleaved; prints a table, writes nothing")
-    ap.add_argument("--load", choices=("http", "tls"), default="http",
+    ap.add_argument("--load", choices=("http", "tls", "bulk"),
+                    default="http",
                     help="with --compare: section 1's load (http, the "
-                    "default) or section 6's (tls: the traced nginx over "
-                    "HTTPS, and the one that is not a target)")
+                    "default), section 6's (tls: the traced nginx over "
+                    "HTTPS, and the one that is not a target) or section "
+                    "3's (bulk: one connection at paced rates)")
     ap.add_argument("--offline", type=int, metavar="SECONDS",
                     help="only the offline side: record nginx under wrk "
                     "for SECONDS, then time podtap read and export on the "
@@ -1464,7 +1505,9 @@ def main():
         if args.compare:
             if not os.access(args.compare, os.X_OK):
                 die("--compare %s: not an executable" % args.compare)
-            if args.load == "tls":
+            if args.load == "bulk":
+                print(b.compare_bulk(os.path.abspath(args.compare)), end="")
+            elif args.load == "tls":
                 b.nginx("target", PORT_T, b.cg_t, PORT_T_TLS)
                 b.nginx("other", PORT_U, b.cg_u, PORT_U_TLS)
                 print(b.compare_tls(os.path.abspath(args.compare)), end="")

@@ -7,6 +7,11 @@
  * attribution, no time stamps, no counters but one for what did not
  * fit. What podtap costs above this is podtap's own work; this much any
  * recorder of every byte pays.
+ *
+ * Two more floors, one per question the benchmark asks of them:
+ * floor_pcpu_* copy the same way into a ring of the CPU they run on (is
+ * one ring shared by all CPUs what a copy costs?), and floor_pass_* do
+ * nothing at all (what a packet program passed over costs, at least).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -24,6 +29,19 @@ struct {
 	__uint(max_entries, 64 << 20);	/* podtap record's default ring */
 } floor_ring SEC(".maps");
 
+/* One ring per CPU, made and sized by the consumer (bench/floor.c). */
+struct floor_cpu_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct floor_cpu_ring);
+} floor_rings SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -38,17 +56,16 @@ struct floor_rec {
 };
 
 /* One chunk of 1..CHUNK_MAX bytes at off, in the smallest class it fits. */
-__noinline int floor_copy(struct __sk_buff *skb, __u32 off, __u32 len)
+static __always_inline int copy_to(void *ring, struct __sk_buff *skb,
+				   __u32 off, __u32 len)
 {
 	struct floor_rec *r;
 	__u32 zero = 0;
 	__u64 *lost;
 
-	if (!skb)
-		return 0;
 #define CLASS(N)							\
 	if (len <= N) {							\
-		r = bpf_ringbuf_reserve(&floor_ring, sizeof(*r) + N, 0);\
+		r = bpf_ringbuf_reserve(ring, sizeof(*r) + N, 0);	\
 		if (!r)							\
 			goto lost;					\
 		if (bpf_skb_load_bytes(skb, off, r->payload,		\
@@ -74,7 +91,27 @@ lost:
 	return 0;
 }
 
-static __always_inline int floor_skb(struct __sk_buff *skb)
+__noinline int floor_copy(struct __sk_buff *skb, __u32 off, __u32 len)
+{
+	if (!skb)
+		return 0;
+	return copy_to(&floor_ring, skb, off, len);
+}
+
+__noinline int floor_copy_pcpu(struct __sk_buff *skb, __u32 off, __u32 len)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring;
+
+	if (!skb)
+		return 0;
+	ring = bpf_map_lookup_elem(&floor_rings, &cpu);
+	if (!ring)
+		return 0;
+	return copy_to(ring, skb, off, len);
+}
+
+static __always_inline int floor_skb(struct __sk_buff *skb, bool pcpu)
 {
 	__u32 hl, off, len, done = 0;
 	__u8 b;
@@ -108,7 +145,10 @@ static __always_inline int floor_skb(struct __sk_buff *skb)
 	for (i = 0; i < MAX_CHUNKS && done < len; i++) {
 		__u32 n = len - done > CHUNK_MAX ? CHUNK_MAX : len - done;
 
-		floor_copy(skb, off + done, n);
+		if (pcpu)
+			floor_copy_pcpu(skb, off + done, n);
+		else
+			floor_copy(skb, off + done, n);
 		done += n;
 	}
 	return 1;
@@ -117,13 +157,37 @@ static __always_inline int floor_skb(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int floor_ingress(struct __sk_buff *skb)
 {
-	return floor_skb(skb);
+	return floor_skb(skb, false);
 }
 
 SEC("cgroup_skb/egress")
 int floor_egress(struct __sk_buff *skb)
 {
-	return floor_skb(skb);
+	return floor_skb(skb, false);
+}
+
+SEC("cgroup_skb/ingress")
+int floor_pcpu_ingress(struct __sk_buff *skb)
+{
+	return floor_skb(skb, true);
+}
+
+SEC("cgroup_skb/egress")
+int floor_pcpu_egress(struct __sk_buff *skb)
+{
+	return floor_skb(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int floor_pass_ingress(struct __sk_buff *skb)
+{
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int floor_pass_egress(struct __sk_buff *skb)
+{
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The floor configuration's consumer (bench/floor.bpf.c): attach the two
- * programs to a cgroup, drain the ring every 10 ms and throw the records
- * away, until SIGINT or SIGTERM; then say how much went through.
+ * programs of a mode to a cgroup, drain the ring every 10 ms and throw the
+ * records away, until SIGINT or SIGTERM; then say how much went through.
  *
- *   floor [-s] OBJECT CGROUP
+ *   floor [-s] [-m copy|pcpu|pass] OBJECT CGROUP
  *
- * prints "floor: capturing" once attached, and at the end "floor: N
- * records, B bytes, L bytes lost"; with -s (the kernel's BPF run-time
- * statistics on while it runs) also "floor: PROGRAM R runs T ns" for each.
+ * copy (the default): one ring, as podtap; pcpu: a ring per CPU, the same
+ * memory in all; pass: programs that do nothing. Prints "floor:
+ * capturing" once attached, and at the end "floor: N records, B bytes, L
+ * bytes lost"; with -s (the kernel's BPF run-time statistics on while it
+ * runs) also "floor: PROGRAM R runs T ns" for each.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +54,54 @@ static unsigned long long lost_bytes(struct bpf_object *obj)
 	return sum;
 }
 
+#define RING_BYTES	(64u << 20)	/* podtap record's default ring */
+
+static const char *const modes[][3] = {
+	{ "copy", "floor_ingress", "floor_egress" },
+	{ "pcpu", "floor_pcpu_ingress", "floor_pcpu_egress" },
+	{ "pass", "floor_pass_ingress", "floor_pass_egress" },
+};
+
+/* Before load: only the mode's programs; as many inner rings as CPUs. */
+static int pick(struct bpf_object *obj, int mode)
+{
+	struct bpf_program *p;
+	int ncpu = libbpf_num_possible_cpus();
+
+	bpf_object__for_each_program(p, obj)
+		bpf_program__set_autoload(p,
+			!strcmp(bpf_program__name(p), modes[mode][1]) ||
+			!strcmp(bpf_program__name(p), modes[mode][2]));
+	if (ncpu <= 0)
+		return -1;
+	return bpf_map__set_max_entries(
+		bpf_object__find_map_by_name(obj, "floor_rings"), ncpu);
+}
+
+/* After load: the CPUs' rings, RING_BYTES in all, each read by rb. */
+static int cpu_rings(struct bpf_object *obj, struct ring_buffer **rb)
+{
+	int outer = bpf_map__fd(bpf_object__find_map_by_name(obj, "floor_rings"));
+	int ncpu = libbpf_num_possible_cpus(), cpu, fd;
+	__u32 size = RING_BYTES;
+
+	while (size > 4096 && size / 2 * ncpu >= RING_BYTES)
+		size /= 2;
+	for (cpu = 0; cpu < ncpu; cpu++) {
+		fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, NULL, 0, 0, size, NULL);
+		if (fd < 0 || bpf_map_update_elem(outer, &cpu, &fd, 0))
+			return -1;
+		if (!*rb)
+			*rb = ring_buffer__new(fd, on_rec, NULL, NULL);
+		else if (ring_buffer__add(*rb, fd, on_rec, NULL))
+			return -1;
+		close(fd);	/* the outer map and rb hold it */
+		if (!*rb)
+			return -1;
+	}
+	return 0;
+}
+
 static void print_stats(struct bpf_object *obj, const char *const *progs)
 {
 	int i;
@@ -72,31 +123,49 @@ int main(int argc, char **argv)
 {
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	struct bpf_link *links[2] = {};
-	const char *progs[2] = { "floor_ingress", "floor_egress" };
+	const char *const *progs;
 	struct ring_buffer *rb = NULL;
-	bool stats = argc == 4 && !strcmp(argv[1], "-s");
+	bool stats = false;
 	struct bpf_object *obj;
-	int cg, i, rc = 1, stats_fd = -1;
+	int cg, i, rc = 1, stats_fd = -1, mode = 0, opt;
 
-	argv += stats;
-	argc -= stats;
-	if (argc != 3) {
-		fprintf(stderr, "usage: floor [-s] OBJECT CGROUP\n");
+	while ((opt = getopt(argc, argv, "sm:")) != -1) {
+		if (opt == 's') {
+			stats = true;
+			continue;
+		}
+		for (mode = 0; opt == 'm' && mode < 3; mode++)
+			if (!strcmp(optarg, modes[mode][0]))
+				break;
+		if (opt != 'm' || mode == 3)
+			goto usage;
+	}
+	if (argc - optind != 2) {
+usage:
+		fprintf(stderr, "usage: floor [-s] [-m copy|pcpu|pass] OBJECT CGROUP\n");
 		return 2;
 	}
+	argv += optind - 1;
+	progs = modes[mode] + 1;
 	cg = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0) {
 		fprintf(stderr, "floor: %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
 	obj = bpf_object__open_file(argv[1], NULL);
-	if (!obj || bpf_object__load(obj)) {
+	if (!obj || pick(obj, mode) || bpf_object__load(obj)) {
 		fprintf(stderr, "floor: cannot load %s\n", argv[1]);
 		return 1;
 	}
 	if (stats && (stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0) {
 		fprintf(stderr, "floor: BPF statistics: %s\n", strerror(errno));
 		return 1;
+	}
+	if (mode == 1 ? cpu_rings(obj, &rb) :
+	    !(rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj,
+				"floor_ring")), on_rec, NULL, NULL))) {
+		fprintf(stderr, "floor: cannot make its rings\n");
+		goto out;
 	}
 	for (i = 0; i < 2; i++) {
 		struct bpf_program *p =
@@ -108,10 +177,6 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj,
-				"floor_ring")), on_rec, NULL, NULL);
-	if (!rb)
-		goto out;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	fprintf(stderr, "floor: capturing\n");

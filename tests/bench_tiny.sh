@@ -46,13 +46,21 @@ if len(steps) < 2 or not all(s["sent_bytes"] > 0 and s["captured_bytes"] > 0
 for name, k in d["kernel"].items():
     if not k["skb_runs"] > 0:
         bad.append("kernel " + name)
-    if name.startswith(("captured", "floor")) and not k["events"] > 0:
+    copies = name.startswith(("captured", "floor")) and "nothing" not in name
+    if copies and not k["events"] > 0:
         bad.append("kernel events " + name)
-if sorted(n for n in d["kernel"] if n.startswith("floor")) != \
-        ["floor, captured 1 KiB", "floor, captured 64 KiB"] or \
+floors = sorted(n for n in d["kernel"] if n.startswith("floor"))
+if floors != ["floor, captured 1 KiB", "floor, captured 64 KiB",
+              "floor, doing nothing (passed over)",
+              "floor, per-CPU rings, captured 1 KiB",
+              "floor, per-CPU rings, captured 64 KiB"] or \
         not all(k["payload_bytes"] > 0 and k["ns_per_skb_run"]
-                for n, k in d["kernel"].items() if n.startswith("floor")):
-    bad.append("kernel: the floor's cost per run")
+                for n, k in d["kernel"].items()
+                if n.startswith("floor") and "nothing" not in n):
+    bad.append("kernel: the floors' cost per run")
+nothing = d["kernel"].get("floor, doing nothing (passed over)", {})
+if nothing.get("events") != 0 or not nothing.get("ns_per_skb_run"):
+    bad.append("kernel: the floor doing nothing ran, and copied nothing")
 for size, prof in d["profile"].items():
     if not prof["samples"] > 0 or not prof["parts"].get("podtap BPF programs", 0) > 0 or \
             not prof["parts"].get("podtap record, userspace", 0) > 0:
@@ -104,6 +112,25 @@ sys.exit(0 if ok else 1)
 PY
 check "nothing left behind after --offline: no cgroups" \
 	bash -c "! ls -d '$(cg2_root)'/podtap-bench-*-$bpid 2>/dev/null"
+# --compare with the bulk load: this build against itself, each step twice
+bench/bench.py --tiny --compare ./podtap --load bulk > "$out/compare-bulk.md" 2> "$log" &
+bpid=$!
+if wait $bpid; then
+	ok "bench/bench.py --compare --load bulk exits 0"
+else
+	notok "bench/bench.py --compare --load bulk exits 0"
+	tail -20 "$log"
+fi
+check "the bulk comparison gives both builds a capture at every step" python3 - "$out/compare-bulk.md" <<'PY'
+import re, sys
+rows = re.findall(r"^\| (\w+) \| (this build|other build) \| ([0-9]+) \| ([0-9.]+) \| ([0-9]+) \|$",
+                  open(sys.argv[1]).read(), re.M)
+steps = [r[0] for r in rows]
+ok = steps == ["100", "100", "1000", "1000", "unpaced", "unpaced"] and \
+    [r[1] for r in rows] == ["this build", "other build"] * 3 and \
+    all(int(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+sys.exit(0 if ok else 1)
+PY
 # the scale runs, small: many connections, many targeted cgroups
 bench/bench.py --scale --tiny --out "$out" > "$log" 2>&1 &
 bpid=$!
