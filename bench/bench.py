@@ -1032,6 +1032,32 @@ c.close()
         return res
 
 
+def kernel_bounds(kern):
+    """Section 4's reading: podtap above the floor, the floor with a ring
+    per CPU against one ring, and what a program passed over costs at
+    least; None when a row is missing (an older run's data)."""
+    def ns(name, key="ns_per_event"):
+        return (kern.get(name) or {}).get(key)
+    parts = []
+    for size in SIZES:
+        kib = size >> 10
+        pt, fl = ns("captured %d KiB" % kib), ns("floor, captured %d KiB" % kib)
+        pc = ns("floor, per-CPU rings, captured %d KiB" % kib)
+        if None in (pt, fl, pc):
+            return None
+        parts.append("at %d KiB podtap costs %.0f ns per captured event "
+                     "above the floor (%.0f against %.0f); a ring per CPU "
+                     "makes the floor's copy %.0f ns cheaper (%.0f)" %
+                     (kib, pt - fl, pt, fl, fl - pc, pc))
+    nothing = ns("floor, doing nothing (passed over)", "ns_per_skb_run")
+    passed = ns("filtered out", "ns_per_skb_run")
+    if nothing is None or passed is None:
+        return None
+    return ("Read together: " + "; ".join(parts) + ". A program that "
+            "does nothing costs %.1f ns per run here, statistics included; "
+            "podtap's, passing a packet over, %.1f." % (nothing, passed))
+
+
 def kernel_row(progs, events, payload, runs, ns):
     """Section 4's row: packet-program runs and their ns, per run and per
     captured event."""
@@ -1221,6 +1247,9 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
             "%s %.0f" % (p.replace("podtap_", ""), v["ns_per_run"])
             for p, v in sorted(k["programs"].items()) if v["ns_per_run"]))
         for name, k in kern.items()) + ".\n")
+    bounds = kernel_bounds(kern)
+    if bounds:
+        w(bounds + "\n")
     w("## 5. Userspace\n")
     w("`podtap record` in the traced runs of section 1, from its rusage: "
       "CPU seconds (user + system) per GB of payload captured, counted "

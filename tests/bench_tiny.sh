@@ -27,6 +27,8 @@ for h in "1. Overhead on a traced server" "2. Overhead on processes that are not
 	 "7. Where the time goes"; do
 	check "benchmarks.md has '$h'" grep -qF "## $h" "$out/benchmarks.md"
 done
+check "benchmarks.md reads section 4's floors together" \
+	grep -q "^Read together: at 1 KiB podtap costs" "$out/benchmarks.md"
 # every configuration measured something, and the counters moved
 check "benchmarks.json holds a measurement for every configuration" python3 - "$out/benchmarks.json" <<'PY'
 import json, sys
