@@ -1009,12 +1009,9 @@ c.close()
         # the floors under the same loads: what a copy alone costs, with
         # one ring and with a ring per CPU; what a program passed over
         # costs when it does nothing (on the root cgroup, as podtap's)
-        floors = [("floor, captured %d KiB" % (s >> 10), "copy", self.cg_t,
-                   PORT_T, s) for s in SIZES] + \
-            [("floor, per-CPU rings, captured %d KiB" % (s >> 10), "pcpu",
-              self.cg_t, PORT_T, s) for s in SIZES] + \
-            [("floor, doing nothing (passed over)", "pass", cg2_root(),
-              PORT_U, SIZES[0])]
+        floors = [(floor_row(m, s), m, self.cg_t, PORT_T, s)
+                  for m in ("copy", "pcpu") for s in SIZES] + \
+            [(floor_row("pass"), "pass", cg2_root(), PORT_U, SIZES[0])]
         for name, mode, cg, port, size in floors:
             p = self.floor(cg, stats=True, mode=mode)
             self.wrk(port, size)
@@ -1032,6 +1029,14 @@ c.close()
         return res
 
 
+def floor_row(mode, size=None):
+    """Section 4's name for a floor's row (floor.c's modes)."""
+    if mode == "pass":
+        return "floor, doing nothing (passed over)"
+    return "floor, %scaptured %d KiB" % (
+        "per-CPU rings, " if mode == "pcpu" else "", size >> 10)
+
+
 def kernel_bounds(kern):
     """Section 4's reading: podtap above the floor, the floor with a ring
     per CPU against one ring, and what a program passed over costs at
@@ -1041,15 +1046,15 @@ def kernel_bounds(kern):
     parts = []
     for size in SIZES:
         kib = size >> 10
-        pt, fl = ns("captured %d KiB" % kib), ns("floor, captured %d KiB" % kib)
-        pc = ns("floor, per-CPU rings, captured %d KiB" % kib)
+        pt = ns("captured %d KiB" % kib)
+        fl, pc = ns(floor_row("copy", size)), ns(floor_row("pcpu", size))
         if None in (pt, fl, pc):
             return None
         parts.append("at %d KiB podtap costs %.0f ns per captured event "
                      "above the floor (%.0f against %.0f); a ring per CPU "
                      "makes the floor's copy %.0f ns cheaper (%.0f)" %
                      (kib, pt - fl, pt, fl, fl - pc, pc))
-    nothing = ns("floor, doing nothing (passed over)", "ns_per_skb_run")
+    nothing = ns(floor_row("pass"), "ns_per_skb_run")
     passed = ns("filtered out", "ns_per_skb_run")
     if nothing is None or passed is None:
         return None

@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,10 +55,13 @@ static unsigned long long lost_bytes(struct bpf_object *obj)
 
 #define RING_BYTES	(64u << 20)	/* podtap record's default ring */
 
-static const char *const modes[][3] = {
-	{ "copy", "floor_ingress", "floor_egress" },
-	{ "pcpu", "floor_pcpu_ingress", "floor_pcpu_egress" },
-	{ "pass", "floor_pass_ingress", "floor_pass_egress" },
+enum { COPY, PCPU, PASS, NMODES };
+
+/* Each mode's name, and its ingress and egress programs. */
+static const char *const modes[NMODES][3] = {
+	[COPY] = { "copy", "floor_ingress", "floor_egress" },
+	[PCPU] = { "pcpu", "floor_pcpu_ingress", "floor_pcpu_egress" },
+	[PASS] = { "pass", "floor_pass_ingress", "floor_pass_egress" },
 };
 
 /* Before load: only the mode's programs; as many inner rings as CPUs. */
@@ -88,15 +90,18 @@ static int cpu_rings(struct bpf_object *obj, struct ring_buffer **rb)
 	while (size > 4096 && size / 2 * ncpu >= RING_BYTES)
 		size /= 2;
 	for (cpu = 0; cpu < ncpu; cpu++) {
+		int err;
+
 		fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, NULL, 0, 0, size, NULL);
-		if (fd < 0 || bpf_map_update_elem(outer, &cpu, &fd, 0))
+		if (fd < 0)
 			return -1;
-		if (!*rb)
-			*rb = ring_buffer__new(fd, on_rec, NULL, NULL);
-		else if (ring_buffer__add(*rb, fd, on_rec, NULL))
-			return -1;
-		close(fd);	/* the outer map and rb hold it */
-		if (!*rb)
+		err = bpf_map_update_elem(outer, &cpu, &fd, 0);
+		if (!err && !*rb)
+			err = !(*rb = ring_buffer__new(fd, on_rec, NULL, NULL));
+		else if (!err)
+			err = ring_buffer__add(*rb, fd, on_rec, NULL);
+		close(fd);	/* the outer map and rb hold the ring */
+		if (err)
 			return -1;
 	}
 	return 0;
@@ -127,17 +132,17 @@ int main(int argc, char **argv)
 	struct ring_buffer *rb = NULL;
 	bool stats = false;
 	struct bpf_object *obj;
-	int cg, i, rc = 1, stats_fd = -1, mode = 0, opt;
+	int cg, i, rc = 1, stats_fd = -1, mode = COPY, opt;
 
 	while ((opt = getopt(argc, argv, "sm:")) != -1) {
 		if (opt == 's') {
 			stats = true;
 			continue;
 		}
-		for (mode = 0; opt == 'm' && mode < 3; mode++)
+		for (mode = 0; opt == 'm' && mode < NMODES; mode++)
 			if (!strcmp(optarg, modes[mode][0]))
 				break;
-		if (opt != 'm' || mode == 3)
+		if (opt != 'm' || mode == NMODES)
 			goto usage;
 	}
 	if (argc - optind != 2) {
@@ -161,7 +166,7 @@ usage:
 		fprintf(stderr, "floor: BPF statistics: %s\n", strerror(errno));
 		return 1;
 	}
-	if (mode == 1 ? cpu_rings(obj, &rb) :
+	if (mode == PCPU ? cpu_rings(obj, &rb) :
 	    !(rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj,
 				"floor_ring")), on_rec, NULL, NULL))) {
 		fprintf(stderr, "floor: cannot make its rings\n");
