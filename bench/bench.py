@@ -808,7 +808,8 @@ http {
         out = os.path.join(self.tmp, "cap")
         p = self.record([("-c", self.cg_t)], out)
         perf = self.spawn(["perf", "record", "-a", "-g", "-e", "cpu-clock",
-                           "-F", "999", "-o", data, "--", "sleep",
+                           "-F", str(profile_hz(self.args)), "-o", data,
+                           "--", "sleep",
                            str(self.args.seconds)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
@@ -847,6 +848,7 @@ http {
             "%s %.1f%%" % (nm, 100.0 * v / total) for nm, v in parts.items()
             if v)) if total else "profile  no samples")
         return {"samples": total, "req_per_s": rps,
+                "hz": profile_hz(self.args),
                 "parts": {nm: 100.0 * v / total if total else 0
                           for nm, v in parts.items()},
                 "top": {nm: [[s, 100.0 * v / total] for s, v in
@@ -1072,6 +1074,16 @@ def kernel_row(progs, events, payload, runs, ns):
 
 
 # Who a profile sample's own function belongs to, first match wins.
+def profile_hz(args):
+    """Samples a second per CPU for section 7: 999, or with --tiny (one
+    second) 4999, so that a part of 0.1% still gets samples; never above
+    what the kernel allows now (it lowers its maximum when sampling is
+    slow)."""
+    with open("/proc/sys/kernel/perf_event_max_sample_rate") as f:
+        top = int(f.read())
+    return min(4999 if args.tiny else 999, top)
+
+
 PARTS = (
     ("podtap BPF programs",
      lambda comm, k, sym: sym.startswith("bpf_prog_") and "podtap" in sym),
@@ -1307,13 +1319,13 @@ def report(args, mach, traced, usr, lost, other, bulk, kern, tls, prof,
       "on this machine, against 0.5 us on an emulated one): "
       "`podtap_tls_probes` in `--metrics` counts each kind.")
     w("\n## 7. Where the time goes\n")
-    w("`perf record -a -g -e cpu-clock -F 999` over the whole machine for "
+    w("`perf record -a -g -e cpu-clock -F %d` over the whole machine for "
       "%d s while podtap records the traced nginx under each of section "
       "1's loads. Each sample is counted for its own function (`perf "
       "report --no-children`), grouped by who runs it: BPF programs and "
       "helpers run in the context of the process whose packet it is, "
       "nginx's or wrk's; a function with no symbol is named by its file.\n"
-      % args.seconds)
+      % (profile_hz(args), args.seconds))
     for size in SIZES:
         pr = prof[str(size)]
         w("%d KiB responses, %.0f req/s under the profiler, %d samples:\n" % (
