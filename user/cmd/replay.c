@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* podtap replay: send a capture's inbound HTTP requests again, compare. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +50,13 @@ static void usage(FILE *f)
 		fprintf(f, "%s%s", i % 6 ? " " : "\n", pt_noise_default_headers[i]);
 	fprintf(f,
 ",\nand with --learn-noise what differs between two replays of the same\n"
-"build (everything is sent twice).\n"
+"build (each connection's requests are sent again once its first run is\n"
+"over).\n"
+"\n"
+"The capture is read as a stream: requests go out as they are read, and\n"
+"wait in a file in $TMPDIR (default /tmp, deleted at once) until their\n"
+"connection's turn; memory holds the connections under way. Reports list\n"
+"the cases in the order their requests were recorded.\n"
 "\n"
 "Options:\n"
 "      --to URL            http://HOST:PORT or https://...; a path there is\n"
@@ -77,13 +84,14 @@ static void usage(FILE *f)
 "                          values, text bodies and JSON values before\n"
 "                          comparing\n"
 "      --no-auto-noise     compare time-, epoch- and UUID-like values too\n"
-"      --learn-noise       replay twice; what the two runs disagree on is\n"
-"                          noise\n"
+"      --learn-noise       send each connection's requests twice; what the\n"
+"                          two runs disagree on is noise\n"
 "      --report FORMAT     text (default), json or junit\n"
 "  -o, --out FILE          the report there (default: standard output); a\n"
 "                          regular file is replaced only when complete\n"
 "      --dry-run           list what would be sent and skipped, send nothing\n"
 "      --max-stream SIZE   as for read and export\n"
+"      --max-held SIZE     as for read and export (default 1GiB)\n"
 "  -h, --help              this text\n"
 "\n"
 "One summary line goes to standard error. Exit status: 0 when every\n"
@@ -117,6 +125,52 @@ static bool is_input(const char *out, char **in, int n)
 	return false;
 }
 
+static int feed_x(void *ctx, const struct pt_capture *cap,
+		  const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	return pt_replay_x(ctx, xc, x, NULL, 0) ? -EINTR : 0;
+}
+
+static void feed_conn(void *ctx, const struct pt_capture *cap,
+		      const struct pt_xconn *xc)
+{
+	pt_replay_conn_done(ctx, xc);
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct pt_xconn *x = *(const struct pt_xconn *const *)a;
+	const struct pt_xconn *y = *(const struct pt_xconn *const *)b;
+
+	return x->conn->first_ts < y->conn->first_ts ? -1 :
+	       x->conn->first_ts > y->conn->first_ts;
+}
+
+/* A Keploy test set, read whole (it is small): its connections in the
+ * order they started, each test with its noise keys. */
+static void feed_kset(struct pt_replay *rp, const struct pt_kset *k)
+{
+	const struct pt_capture *cap = &k->cap;
+	const struct pt_xconn **v = pt_xcalloc(cap->conns.n + 1, sizeof(*v));
+	size_t i, j, n = 0;
+
+	for (i = 0; i < cap->conns.n; i++)
+		v[n++] = &cap->xc[i];
+	qsort(v, n, sizeof(*v), by_start);
+	for (i = 0; i < n; i++) {
+		size_t ci = v[i] - cap->xc;
+		bool stopped = false;
+
+		for (j = 0; j < v[i]->nx && !stopped; j++)
+			stopped = pt_replay_x(rp, v[i], &v[i]->x[j],
+					      k->noise[ci], k->nnoise[ci]);
+		pt_replay_conn_done(rp, v[i]);
+		if (stopped)
+			break;
+	}
+	free(v);
+}
+
 static int write_report(struct pt_out *o, const struct pt_replay *rp,
 			const char *fmt, const char *out)
 {
@@ -141,7 +195,7 @@ int cmd_replay(int argc, char **argv)
 {
 	enum { O_TO = 256, O_SPEED, O_MAXGAP, O_RATE, O_FILTER, O_WRITES,
 	       O_REHOST, O_TIMEOUT, O_NOISE, O_NOISE_RE, O_NO_AUTO, O_LEARN,
-	       O_REPORT, O_DRY, O_MAXSTREAM };
+	       O_REPORT, O_DRY, O_MAXSTREAM, O_MAXHELD };
 	static const struct option opts[] = {
 		{ "to", required_argument, NULL, O_TO },
 		{ "speed", required_argument, NULL, O_SPEED },
@@ -162,6 +216,7 @@ int cmd_replay(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "dry-run", no_argument, NULL, O_DRY },
 		{ "max-stream", required_argument, NULL, O_MAXSTREAM },
+		{ "max-held", required_argument, NULL, O_MAXHELD },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -177,7 +232,7 @@ int cmd_replay(int argc, char **argv)
 	struct pt_replay rp;
 	char *line;
 	uint64_t u;
-	int opt, rc = 2;
+	int opt, kset, err = 0, rc = 2;
 
 	optind = 1;
 	opterr = 0;
@@ -260,6 +315,10 @@ int cmd_replay(int argc, char **argv)
 			if (pt_opt_max_stream(optarg))
 				goto out;
 			break;
+		case O_MAXHELD:
+			if (pt_opt_max_held(optarg))
+				goto out;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = 0;
@@ -289,27 +348,54 @@ int cmd_replay(int argc, char **argv)
 		       outp);
 		goto out;
 	}
-	if (pt_input_load(&in, (const char *const *)argv + optind,
-			  argc - optind))
+	kset = pt_input_kset(&in, (const char *const *)argv + optind,
+			     argc - optind);
+	if (kset < 0)
 		goto out;
 	/* the report's file is checked before anything is sent */
 	if (pt_out_open(&of, outp ? outp : "-", PT_OUT_ATOMIC, "--out")) {
 		pt_kset_free(&in);
 		goto out;
 	}
-	pt_capture_warn(&in.cap);
-	o.kset = in.noise ? &in : NULL;
-	pt_replay_plan(&rp, &in.cap, &o);
 	if (!o.dry_run) {
 		signal(SIGPIPE, SIG_IGN);
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		pt_replay_run(&rp, &stop);
+	}
+	if (pt_replay_begin(&rp, &o, &stop)) {
+		err = -1;
+	} else if (kset) {
+		feed_kset(&rp, &in);
+	} else {
+		struct pt_xsink sink = { .ctx = &rp, .x = feed_x,
+					 .conn = feed_conn };
+
+		err = pt_capture_stream(&in.cap, (const char *const *)argv +
+					optind, argc - optind, &sink);
+		if (err == -EINTR)
+			err = 0;	/* stopped: said below */
+	}
+	if (rp.sp)
+		pt_replay_end(&rp);
+	if (!o.dry_run)
 		curl_global_cleanup();
+	if (err || pt_replay_error(&rp)) {
+		/* said: the capture could not be read, or the spool failed;
+		 * no report is written as if it were whole */
+		pt_out_abort(&of);
+		pt_replay_free(&rp);
+		pt_kset_free(&in);
+		goto out;
+	}
+	if (!kset) {
+		pt_stream_notes(&in.cap);
+		pt_capture_warn(&in.cap);
 	}
 	rp.damaged = in.cap.read_err ? in.cap.info.error : NULL;
 	rc = write_report(&of, &rp, report, outp) ? 2 : 0;
+	if (pt_replay_error(&rp))
+		rc = 2;		/* a result could not be read back: said */
 	line = pt_replay_summary(&rp);
 	pt_info("%s", line);
 	free(line);

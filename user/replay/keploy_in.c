@@ -442,10 +442,11 @@ void pt_kset_free(struct pt_kset *ks)
 	memset(ks, 0, sizeof(*ks));
 }
 
-int pt_input_load(struct pt_kset *ks, const char *const *paths, int n)
+int pt_input_kset(struct pt_kset *ks, const char *const *paths, int n)
 {
 	int i;
 
+	memset(ks, 0, sizeof(*ks));
 	for (i = 0; i < n; i++) {
 		struct stat st;
 
@@ -461,9 +462,17 @@ int pt_input_load(struct pt_kset *ks, const char *const *paths, int n)
 				       paths[i]);
 				return -EINVAL;
 			}
-			return pt_kset_load(ks, paths[i]);
+			return pt_kset_load(ks, paths[i]) < 0 ? -EINVAL : 1;
 		}
 	}
-	memset(ks, 0, sizeof(*ks));
+	return 0;
+}
+
+int pt_input_load(struct pt_kset *ks, const char *const *paths, int n)
+{
+	int err = pt_input_kset(ks, paths, n);
+
+	if (err)
+		return err < 0 ? err : 0;
 	return pt_capture_load_many(&ks->cap, paths, n, true);
 }

@@ -27,5 +27,9 @@ void pt_kset_free(struct pt_kset *k);
 /* What replay and mock read: one Keploy test set directory, or capture
  * files (k->noise is then NULL). 0, or < 0 after one line. */
 int pt_input_load(struct pt_kset *k, const char *const *paths, int n);
+/* The same, loading only a Keploy test set: 1 when it was one (loaded),
+ * 0 for capture files (nothing read: the caller streams them), or < 0
+ * after one line. */
+int pt_input_kset(struct pt_kset *k, const char *const *paths, int n);
 
 #endif

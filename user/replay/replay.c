@@ -9,6 +9,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include "base/common.h"
 #include "replay/replay.h"
+#include "replay/spool.h"
 
 /* Never sent as recorded: hop-by-hop fields (RFC 9110 7.6.1) and the
  * framing libcurl sets itself. */
@@ -269,11 +271,9 @@ static const char *why_not(const struct pt_replay_opts *o,
 	return NULL;
 }
 
-static const char *conn_skip(const struct pt_xconn *xc, bool *filtered)
-{
-	size_t i;
 
-	*filtered = false;
+static const char *conn_skip(const struct pt_xconn *xc)
+{
 	if (!xc->assembled)
 		return "too large to assemble (--max-stream)";
 	switch (xc->proto) {
@@ -284,20 +284,8 @@ static const char *conn_skip(const struct pt_xconn *xc, bool *filtered)
 	case PT_XP_OTHER:
 		return "not HTTP/1";
 	default:
-		break;
+		return NULL;
 	}
-	for (i = 0; i < xc->nx; i++)
-		if (xc->x[i].kind == PT_X_HTTP)
-			return NULL;
-	return xc->nx ? "no HTTP request from its start: picked up mid-stream" :
-			NULL;
-}
-
-static struct pt_rcase *new_case(struct pt_replay *rp)
-{
-	rp->c = pt_xrealloc(rp->c, rp->n + 1, sizeof(*rp->c));
-	memset(&rp->c[rp->n], 0, sizeof(rp->c[0]));
-	return &rp->c[rp->n++];
 }
 
 static char *case_name(const struct pt_exchange *x)
@@ -307,67 +295,6 @@ static char *case_name(const struct pt_exchange *x)
 	if (asprintf(&s, "%s %s", x->req.method, x->req.target) < 0)
 		pt_oom();
 	return s;
-}
-
-static int cmp_at(const void *a, const void *b)
-{
-	const struct pt_rcase *x = *(struct pt_rcase *const *)a;
-	const struct pt_rcase *y = *(struct pt_rcase *const *)b;
-
-	return x->x->req_span.ts < y->x->req_span.ts ? -1 :
-	       x->x->req_span.ts > y->x->req_span.ts;
-}
-
-/* Send times: as recorded (speed), evenly (rate) or at once. */
-static void schedule(struct pt_replay *rp)
-{
-	const struct pt_replay_opts *o = rp->o;
-	struct pt_rcase **v = pt_xcalloc(rp->n + 1, sizeof(*v));
-	size_t i, k = 0;
-	uint64_t at = 0;
-
-	for (i = 0; i < rp->n; i++)
-		if (rp->c[i].state == PT_R_PLANNED)
-			v[k++] = &rp->c[i];
-	qsort(v, k, sizeof(*v), cmp_at);
-	for (i = 0; i < k; i++) {
-		if (o->rate > 0) {
-			v[i]->at_ns = (uint64_t)(i * 1e9 / o->rate);
-		} else if (o->speed > 0 && i) {
-			uint64_t gap = v[i]->x->req_span.ts - v[i - 1]->x->req_span.ts;
-
-			if (o->max_gap_ns && gap > o->max_gap_ns)
-				gap = o->max_gap_ns;
-			at += (uint64_t)(gap / o->speed);
-			v[i]->at_ns = at;
-		}
-	}
-	free(v);
-}
-
-static int cmp_start(const void *a, const void *b)
-{
-	const struct pt_xconn *x = *(const struct pt_xconn *const *)a;
-	const struct pt_xconn *y = *(const struct pt_xconn *const *)b;
-
-	return x->conn->first_ts < y->conn->first_ts ? -1 :
-	       x->conn->first_ts > y->conn->first_ts;
-}
-
-/* One connection that has nothing to send, and why. */
-static void skip_conn(struct pt_replay *rp, const struct pt_xconn *xc,
-		      const char *why)
-{
-	struct pt_rcase *c = new_case(rp);
-	char ep[64];
-
-	pt_fmt_ep(ep, sizeof(ep), &xc->conn->open.t, false);
-	c->xc = xc;
-	c->conn_id = xc->conn->id;
-	if (asprintf(&c->name, "connection from %s", ep) < 0)
-		pt_oom();
-	c->why = why;
-	c->state = PT_R_SKIPPED;
 }
 
 /* Does a port= filter leave the whole connection out? */
@@ -383,95 +310,68 @@ static bool port_filtered(const struct pt_replay_opts *o,
 	return false;
 }
 
-static void plan_conn(struct pt_replay *rp, const struct pt_xconn *xc)
+/* A filter on what requests say leaves out a connection that has none
+ * to say it. */
+static bool request_filters(const struct pt_replay_opts *o)
 {
-	size_t first = rp->n, seq = 0, k;
-	bool filtered;
-	const char *why = conn_skip(xc, &filtered);
+	size_t i;
 
-	if (port_filtered(rp->o, xc)) {
-		skip_conn(rp, xc, "left out by --filter");
-		rp->c[rp->n - 1].state = PT_R_FILTERED;
-		return;
-	}
-	if (why) {
-		skip_conn(rp, xc, why);
-		/* a filter on what requests say leaves out a connection
-		 * that has none to say it */
-		for (k = 0; xc->assembled && k < rp->o->nfilters; k++)
-			if (rp->o->filters[k].key != PT_F_PORT) {
-				rp->c[rp->n - 1].state = PT_R_FILTERED;
-				break;
-			}
-		return;
-	}
-	for (k = 0; k < xc->nx; k++) {
-		const struct pt_exchange *x = &xc->x[k];
-		struct pt_rcase *c;
-
-		if (x->kind != PT_X_HTTP && !x->nturns)
-			continue;
-		c = new_case(rp);
-		c->xc = xc;
-		c->x = x;
-		c->conn_id = xc->conn->id;
-		c->seq = ++seq;
-		c->name = x->kind == PT_X_HTTP && x->has_req ?
-			  case_name(x) : pt_xstrdup("(raw bytes)");
-		c->why = why_not(rp->o, xc, x, &filtered);
-		c->state = !c->why ? PT_R_PLANNED :
-			   filtered ? PT_R_FILTERED : PT_R_SKIPPED;
-		if (rp->o->kset) {
-			size_t ci = xc - rp->o->kset->cap.xc;
-
-			c->kkeys = rp->o->kset->noise[ci];
-			c->nkkeys = rp->o->kset->nnoise[ci];
-		}
-	}
-	if (rp->n > first) {
-		rp->conns = pt_xrealloc(rp->conns, rp->nconns + 1,
-					sizeof(*rp->conns));
-		rp->conns[rp->nconns++] = (struct pt_rconn){ first,
-							     rp->n - first };
-	}
+	for (i = 0; i < o->nfilters; i++)
+		if (o->filters[i].key != PT_F_PORT)
+			return true;
+	return false;
 }
 
-void pt_replay_plan(struct pt_replay *rp, const struct pt_capture *cap,
-		    const struct pt_replay_opts *o)
-{
-	const struct pt_xconn **v = pt_xcalloc(cap->conns.n + 1, sizeof(*v));
-	size_t i, n = 0;
+/* ---- the spool, and the threads that send from it ---- */
 
-	memset(rp, 0, sizeof(*rp));
-	rp->o = o;
-	/* inbound connections in the order they started */
-	for (i = 0; i < cap->conns.n; i++)
-		if (cap->xc[i].inbound && (!cap->xc[i].assembled ||
-					   cap->xc[i].proto != PT_XP_NONE))
-			v[n++] = &cap->xc[i];
-	qsort(v, n, sizeof(*v), cmp_start);
-	for (i = 0; i < n; i++)
-		plan_conn(rp, v[i]);
-	free(v);
-	for (i = 0; i < rp->n; i++) {
-		rp->planned += rp->c[i].state == PT_R_PLANNED;
-		rp->skipped += rp->c[i].state == PT_R_SKIPPED;
-		rp->filtered += rp->c[i].state == PT_R_FILTERED;
-	}
-	schedule(rp);
+
+/* A captured connection as the replay knows it. */
+struct rconn {
+	uint64_t id;
+	struct rconn *hnext;		/* in sp->tab */
+	struct rconn *qnext;		/* in the queue of connections to send */
+	uint64_t first, head, tail;	/* its requests in the spool */
+	size_t seq;			/* cases so far */
+	size_t raw_before;		/* not HTTP, before its first HTTP one */
+	char *const *kkeys;		/* a Keploy test's noise keys */
+	size_t nkkeys;
+	char ep[64];			/* the client's end */
+	bool decided, dead;		/* its fate as a whole: left out */
+	bool http;			/* an HTTP exchange seen */
+	bool queued;			/* a request planned: in the queue */
+	bool in_tab, ended;		/* the reader still has it, or is done */
+	bool finished;			/* the sender is done with it */
+	bool sent;			/* a request went out on it */
+};
+
+struct pt_rspool {
+	struct pt_replay *rp;
+	pthread_mutex_t mu;
+	pthread_cond_t work;		/* senders: a request, an end */
+	pthread_cond_t room;		/* the reader: requests went out */
+	struct pt_rfile f;
+	struct rconn **tab;		/* by id, the reader's */
+	size_t tabsz;
+	struct rconn *qhead, *qtail;	/* connections not yet taken */
+	uint64_t *res;			/* each case's result in the spool */
+	size_t cap;
+	uint64_t ahead;			/* request bytes waiting */
+	uint64_t last_ts, at;		/* the schedule */
+	pthread_t *t;
+	int nthreads, waiting;		/* senders, those waiting to be fed */
+	bool done;			/* the reader is done */
+	volatile int err;		/* the spool failed: an errno */
+	volatile int *stop;
+	uint64_t t0;			/* CLOCK_MONOTONIC ns at the start */
+	char *host;			/* authority of --to, for --rewrite-host */
+};
+
+static bool halted(const struct pt_rspool *r)
+{
+	return *r->stop || r->err;
 }
 
 /* ---- sending ---- */
-
-struct run {
-	struct pt_replay *rp;
-	int pass;		/* 0, or 1 for the second run */
-	volatile int *stop;
-	pthread_mutex_t mu;
-	size_t next;		/* connection to take */
-	uint64_t t0;		/* CLOCK_MONOTONIC ns at the start */
-	char *host;		/* authority of --to, for --rewrite-host */
-};
 
 static bool forwarded(const char *name)
 {
@@ -494,16 +394,16 @@ static bool set_by_user(const struct pt_replay_opts *o, const char *name)
 	return false;
 }
 
-static struct curl_slist *headers_of(const struct run *r,
-				     const struct pt_exchange *x)
+static struct curl_slist *headers_of(const struct pt_rspool *r,
+				     const struct pt_http_msg *req)
 {
 	const struct pt_replay_opts *o = r->rp->o;
 	struct curl_slist *l = NULL, *t;
 	size_t i;
 	char *s;
 
-	for (i = 0; i < x->req.nfields; i++) {
-		const struct pt_http_field *f = &x->req.fields[i];
+	for (i = 0; i < req->nfields; i++) {
+		const struct pt_http_field *f = &req->fields[i];
 
 		if (!forwarded(f->name) || set_by_user(o, f->name) ||
 		    (r->host && !strcasecmp(f->name, "Host")))
@@ -519,9 +419,9 @@ static struct curl_slist *headers_of(const struct run *r,
 		l = t;
 	}
 	/* what libcurl would add on its own, unless the request had it */
-	if (!pt_http_field(&x->req, "Accept") && !set_by_user(o, "Accept"))
+	if (!pt_http_field(req, "Accept") && !set_by_user(o, "Accept"))
 		l = curl_slist_append(l, "Accept:");
-	if (!pt_http_field(&x->req, "Content-Type") &&
+	if (!pt_http_field(req, "Content-Type") &&
 	    !set_by_user(o, "Content-Type"))
 		l = curl_slist_append(l, "Content-Type:");
 	l = curl_slist_append(l, "Expect:");
@@ -530,7 +430,7 @@ static struct curl_slist *headers_of(const struct run *r,
 			pt_oom();
 		l = curl_slist_append(l, s);
 		free(s);
-	} else if (!r->host && !pt_http_field(&x->req, "Host") &&
+	} else if (!r->host && !pt_http_field(req, "Host") &&
 		   !set_by_user(o, "Host")) {
 		/* sent without one (HTTP/1.0): so it goes again */
 		l = curl_slist_append(l, "Host:");
@@ -600,9 +500,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 		       curl_off_t d)
 {
-	const struct run *r = arg;
-
-	return *r->stop != 0;
+	return halted(arg);
 }
 
 /* The request target sent: the recorded one as it was (absolute-form,
@@ -618,13 +516,13 @@ static char *target_of(const char *prefix, const char *target)
 	return t;
 }
 
-static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
+static void send_one(struct pt_rspool *r, CURL *h, struct pt_rcase *c, int pass)
 {
 	const struct pt_replay_opts *o = r->rp->o;
-	const struct pt_exchange *x = c->x;
-	struct pt_rresult *res = &c->r[r->pass];
-	struct curl_slist *hdrs = headers_of(r, x);
-	char *target = target_of(o->to_prefix, x->req.target);
+	const struct pt_http_msg *req = &c->req;
+	struct pt_rresult *res = &c->r[pass];
+	struct curl_slist *hdrs = headers_of(r, req);
+	char *target = target_of(o->to_prefix, req->target);
 	char errbuf[CURL_ERROR_SIZE];
 	uint64_t t;
 	long code = 0;
@@ -633,19 +531,19 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 	curl_easy_setopt(h, CURLOPT_URL, o->to_base);
 	curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, target);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, x->req.minor == 0 ?
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, req->minor == 0 ?
 			 CURL_HTTP_VERSION_1_0 : CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(h, CURLOPT_NOBODY, (long)!strcmp(x->req.method, "HEAD"));
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, !strcmp(x->req.method, "HEAD") ?
-			 NULL : x->req.method);
-	if (x->req.body_len || !is_read_method(x->req.method)) {
+	curl_easy_setopt(h, CURLOPT_NOBODY, (long)!strcmp(req->method, "HEAD"));
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, !strcmp(req->method, "HEAD") ?
+			 NULL : req->method);
+	if (req->body_len || !is_read_method(req->method)) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)x->req.body_len);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->req.body_len ?
-				 (const char *)x->req.body : "");
-	} else if (strcmp(x->req.method, "HEAD")) {
+				 (curl_off_t)req->body_len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body_len ?
+				 (const char *)req->body : "");
+	} else if (strcmp(req->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->req.method);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	}
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, res);
@@ -661,7 +559,7 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 	if (rc != CURLE_OK) {
 		if (!res->err[0])
 			snprintf(res->err, sizeof(res->err), "%s",
-				 *r->stop ? "interrupted" : errbuf[0] ? errbuf :
+				 halted(r) ? "interrupted" : errbuf[0] ? errbuf :
 				 curl_easy_strerror(rc));
 	} else {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -671,9 +569,9 @@ static void send_one(struct run *r, CURL *h, struct pt_rcase *c)
 	free(target);
 }
 
-static void wait_until(const struct run *r, uint64_t at)
+static void wait_until(const struct pt_rspool *r, uint64_t at)
 {
-	while (!*r->stop) {
+	while (!halted(r)) {
 		uint64_t now = pt_now_mono_ns() - r->t0;
 		struct timespec ts;
 
@@ -683,86 +581,6 @@ static void wait_until(const struct run *r, uint64_t at)
 			(ts = (struct timespec){ 0, (long)(at - now) });
 		nanosleep(&ts, NULL);
 	}
-}
-
-static void replay_conn(struct run *r, const struct pt_rconn *rc)
-{
-	const struct pt_replay_opts *o = r->rp->o;
-	CURL *h = NULL;
-	size_t i;
-
-	for (i = rc->first; i < rc->first + rc->n && !*r->stop; i++) {
-		struct pt_rcase *c = &r->rp->c[i];
-
-		if (c->state != PT_R_PLANNED)
-			continue;
-		if (!h) {
-			h = curl_easy_init();
-			if (!h)
-				pt_oom();
-			curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-			curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-					 (long)(o->timeout_ns / 1000000));
-			curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-			curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-			curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-			curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
-			curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-			if (o->insecure) {
-				curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-				curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-			}
-		}
-		wait_until(r, c->at_ns);
-		if (*r->stop)
-			break;
-		send_one(r, h, c);
-	}
-	if (h)
-		curl_easy_cleanup(h);
-}
-
-static void *worker(void *arg)
-{
-	struct run *r = arg;
-
-	for (;;) {
-		size_t k;
-
-		pthread_mutex_lock(&r->mu);
-		k = r->next++;
-		pthread_mutex_unlock(&r->mu);
-		if (k >= r->rp->nconns || *r->stop)
-			return NULL;
-		replay_conn(r, &r->rp->conns[k]);
-	}
-}
-
-static int run_once(struct pt_replay *rp, int pass, volatile int *stop,
-		    char *host)
-{
-	struct run r = { .rp = rp, .pass = pass, .stop = stop, .host = host,
-			 .mu = PTHREAD_MUTEX_INITIALIZER };
-	size_t i, n = rp->o->concurrency > 0 ? (size_t)rp->o->concurrency : 1;
-	pthread_t *t;
-	int err;
-
-	if (n > rp->nconns)
-		n = rp->nconns;
-	t = pt_xcalloc(n + 1, sizeof(*t));
-	r.t0 = pt_now_mono_ns();
-	for (i = 0; i < n; i++) {
-		err = pthread_create(&t[i], NULL, worker, &r);
-		if (err) {
-			pt_err("replay: cannot start a thread: %s", strerror(err));
-			*stop = 1;
-			break;
-		}
-	}
-	while (i--)
-		pthread_join(t[i], NULL);
-	free(t);
-	return 0;
 }
 
 /* ---- comparing ---- */
@@ -809,10 +627,11 @@ static void learn(struct pt_rcase *c)
 	pt_body_free(&fb);
 }
 
-static void judge(struct pt_replay *rp, struct pt_rcase *c)
+/* Judge c: what came back against what was recorded. */
+static void judge(const struct pt_replay_opts *o, struct pt_rcase *c,
+		  char *const *kkeys, size_t nkkeys)
 {
-	const struct pt_exchange *x = c->x;
-	struct pt_noise nz = rp->o->noise;
+	struct pt_noise nz = o->noise;
 	struct pt_resp want, got;
 	struct pt_body fw, fg;
 
@@ -820,54 +639,19 @@ static void judge(struct pt_replay *rp, struct pt_rcase *c)
 		return;		/* interrupted before it */
 	if (c->r[0].err[0]) {
 		c->state = PT_R_ERROR;
-		rp->errors++;
 		return;
 	}
-	if (rp->o->learn_noise)
+	if (o->learn_noise)
 		learn(c);
-	decoded(x->resp.fields, x->resp.nfields, x->resp.body,
-		x->resp.body_len, x->resp.status, &want, &fw);
+	decoded(c->resp.fields, c->resp.nfields, c->resp.body,
+		c->resp.body_len, c->resp.status, &want, &fw);
 	result_resp(&c->r[0], &got, &fg);
-	nz.kkeys = c->kkeys;
-	nz.nkkeys = c->nkkeys;
+	nz.kkeys = kkeys;
+	nz.nkkeys = nkkeys;
 	pt_resp_diff(&nz, &want, &got, c->learned, c->nlearned, &c->diffs);
 	pt_body_free(&fw);
 	pt_body_free(&fg);
 	c->state = c->diffs.n ? PT_R_FAIL : PT_R_PASS;
-	rp->pass += c->state == PT_R_PASS;
-	rp->fail += c->state == PT_R_FAIL;
-	rp->noise_auto += c->diffs.noise_auto;
-	rp->noise_rule += c->diffs.noise_rule;
-	rp->noise_learned += c->diffs.noise_learned;
-}
-
-int pt_replay_run(struct pt_replay *rp, volatile int *stop)
-{
-	const struct pt_replay_opts *o = rp->o;
-	uint64_t t0 = pt_now_mono_ns();
-	char *host = NULL;
-	size_t i;
-
-	if (o->rewrite_host)
-		host = pt_xstrdup(o->to_base + (o->to_base[4] == 's' ? 8 : 7));
-	run_once(rp, 0, stop, host);
-	if (o->learn_noise && !*stop)
-		run_once(rp, 1, stop, host);
-	free(host);
-	rp->interrupted = *stop != 0;
-	for (i = 0; i < rp->n; i++)
-		if (rp->c[i].state == PT_R_PLANNED)
-			judge(rp, &rp->c[i]);
-	for (i = 0; i < rp->nconns; i++) {
-		size_t k = rp->conns[i].first, end = k + rp->conns[i].n;
-
-		while (k < end && !rp->c[k].r[0].done)
-			k++;
-		rp->conns_sent += k < end;
-	}
-	/* sending and comparing */
-	rp->secs = (pt_now_mono_ns() - t0) / 1e9;
-	return 0;
 }
 
 static void result_free(struct pt_rresult *r)
@@ -882,22 +666,650 @@ static void result_free(struct pt_rresult *r)
 	free(r->body);
 }
 
+
+/* ---- planning, as the capture is read ---- */
+
+/* A spool error: said once; everything stops. Under mu. */
+static void spool_failed(struct pt_rspool *sp, int err)
+{
+	if (!err || sp->err)
+		return;
+	pt_err("replay: the file in %s that keeps requests and results: %s (set TMPDIR)",
+	       sp->f.dir, strerror(err));
+	sp->err = err;
+	pthread_cond_broadcast(&sp->work);
+	pthread_cond_broadcast(&sp->room);
+}
+
+/* Wait on cv at most 100 ms (Ctrl-C is only a flag). Under mu. */
+static void wait_a_little(struct pt_rspool *sp, pthread_cond_t *cv)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cv, &sp->mu, &ts);
+}
+
+/* A sender waits for the reader. Under mu. */
+static void wait_fed(struct pt_rspool *sp)
+{
+	sp->waiting++;
+	pthread_cond_signal(&sp->room);
+	wait_a_little(sp, &sp->work);
+	sp->waiting--;
+}
+
+static struct rconn **slot(struct pt_rspool *sp, uint64_t id)
+{
+	struct rconn **p = &sp->tab[(id * 0x9e3779b97f4a7c15ull) >> 48 &
+				    (sp->tabsz - 1)];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->hnext;
+	return p;
+}
+
+static struct rconn *conn_of(struct pt_rspool *sp, const struct pt_xconn *xc)
+{
+	struct rconn **p = slot(sp, xc->conn->id), *cn;
+
+	if (*p)
+		return *p;
+	cn = pt_xcalloc(1, sizeof(*cn));
+	cn->id = xc->conn->id;
+	cn->in_tab = true;
+	pt_fmt_ep(cn->ep, sizeof(cn->ep), &xc->conn->open.t, false);
+	*p = cn;
+	return cn;
+}
+
+/* A case's result (the first, or a later one) goes into the spool. Under
+ * mu. */
+static void put_result(struct pt_rspool *sp, size_t idx,
+		       const struct pt_rcase *c)
+{
+	struct pt_rbuf b = {};
+	uint64_t off;
+
+	pt_rbuf_case(&b, c);
+	if (b.n > UINT32_MAX) {
+		/* diffs are short: this is not a result */
+		pt_rbuf_free(&b);
+		spool_failed(sp, EFBIG);
+		return;
+	}
+	off = pt_rfile_reserve(&sp->f, b.n);
+	spool_failed(sp, pt_rfile_put(&sp->f, off, NULL, &b));
+	sp->res[idx] = off;
+	pt_rbuf_free(&b);
+}
+
+/* A new case, numbered in the order planned. Under mu. */
+static size_t new_case(struct pt_rspool *sp)
+{
+	struct pt_replay *rp = sp->rp;
+
+	if (rp->n == sp->cap) {
+		sp->cap = sp->cap ? sp->cap * 2 : 1024;
+		sp->res = pt_xrealloc(sp->res, sp->cap, sizeof(*sp->res));
+	}
+	sp->res[rp->n] = 0;
+	return rp->n++;
+}
+
+static void count_plan(struct pt_replay *rp, enum pt_rstate s)
+{
+	rp->planned += s == PT_R_PLANNED;
+	rp->skipped += s == PT_R_SKIPPED;
+	rp->filtered += s == PT_R_FILTERED;
+}
+
+/* The connection as a whole is left out, and why. Under mu. */
+static void skip_conn(struct pt_rspool *sp, struct rconn *cn,
+		      const char *why, enum pt_rstate s)
+{
+	struct pt_rcase c = { .conn_id = cn->id, .why = (char *)why,
+			      .state = s, .recorded_status = -1 };
+	size_t idx = new_case(sp);
+
+	if (asprintf(&c.name, "connection from %s", cn->ep) < 0)
+		pt_oom();
+	count_plan(sp->rp, s);
+	put_result(sp, idx, &c);
+	free(c.name);
+}
+
+/* Its fate as a whole, told by its first exchange. Under mu. */
+static void decide_conn(struct pt_rspool *sp, struct rconn *cn,
+			const struct pt_xconn *xc)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+	const char *why = conn_skip(xc);
+
+	cn->decided = true;
+	if (port_filtered(o, xc)) {
+		skip_conn(sp, cn, "left out by --filter", PT_R_FILTERED);
+		cn->dead = true;
+	} else if (why) {
+		skip_conn(sp, cn, why, request_filters(o) ? PT_R_FILTERED :
+			  PT_R_SKIPPED);
+		cn->dead = true;
+	}
+}
+
+/* When a planned request goes out, from the run's start: as recorded
+ * (--speed), evenly (--rate) or at once. Under mu. */
+static uint64_t schedule(struct pt_rspool *sp, uint64_t ts)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+	size_t k = sp->rp->planned;
+
+	if (o->rate > 0) {
+		sp->at = (uint64_t)(k * 1e9 / o->rate);
+	} else if (o->speed > 0 && k) {
+		uint64_t gap = ts > sp->last_ts ? ts - sp->last_ts : 0;
+
+		if (o->max_gap_ns && gap > o->max_gap_ns)
+			gap = o->max_gap_ns;
+		sp->at += (uint64_t)(gap / o->speed);
+	}
+	sp->last_ts = ts;
+	return sp->at;
+}
+
+/* A planned request, with its recorded response, to the spool and its
+ * connection's list; the connection is queued to be sent. Under mu. */
+static void spool_request(struct pt_rspool *sp, struct rconn *cn, size_t idx,
+			  const struct pt_rcase *c, const struct pt_exchange *x)
+{
+	struct pt_rbuf b = {};
+	uint64_t off, len;
+	int err;
+
+	pt_rbuf_u64(&b, idx);
+	pt_rbuf_case(&b, c);
+	pt_rbuf_msg(&b, &x->req);
+	pt_rbuf_msg(&b, &x->resp);
+	if (b.n > UINT32_MAX) {
+		pt_rbuf_free(&b);
+		spool_failed(sp, EFBIG);
+		return;
+	}
+	len = sizeof(struct pt_rhdr) + b.n;
+	off = pt_rfile_reserve(&sp->f, b.n);
+	err = pt_rfile_put(&sp->f, off, NULL, &b);
+	if (!err && cn->tail)
+		err = pt_rfile_set(&sp->f, cn->tail,
+				   offsetof(struct pt_rhdr, next), off);
+	pt_rbuf_free(&b);
+	if (err) {
+		spool_failed(sp, err);
+		return;
+	}
+	if (!cn->first)
+		cn->first = off;
+	if (!cn->head)
+		cn->head = off;
+	cn->tail = off;
+	sp->ahead += len;
+	if (!cn->queued) {
+		cn->queued = true;
+		if (sp->qtail)
+			sp->qtail->qnext = cn;
+		else
+			sp->qhead = cn;
+		sp->qtail = cn;
+	}
+	pthread_cond_broadcast(&sp->work);
+}
+
+/* One exchange of cn becomes a case. Under mu. */
+static void plan_x(struct pt_rspool *sp, struct rconn *cn,
+		   const struct pt_xconn *xc, const struct pt_exchange *x)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+	struct pt_rcase c = { .conn_id = cn->id, .seq = ++cn->seq,
+			      .recorded_status = -1 };
+	size_t idx = new_case(sp);
+	bool filtered;
+
+	sp->rp->nconns += c.seq == 1;
+	c.name = x->kind == PT_X_HTTP && x->has_req ? case_name(x) :
+		 pt_xstrdup("(raw bytes)");
+	c.why = (char *)why_not(o, xc, x, &filtered);
+	c.state = !c.why ? PT_R_PLANNED : filtered ? PT_R_FILTERED :
+		  PT_R_SKIPPED;
+	if (x->kind == PT_X_HTTP && x->has_resp)
+		c.recorded_status = x->resp.status;
+	if (c.state == PT_R_PLANNED)
+		c.at_ns = schedule(sp, x->req_span.ts);
+	count_plan(sp->rp, c.state);
+	put_result(sp, idx, &c);
+	if (c.state == PT_R_PLANNED && !o->dry_run)
+		spool_request(sp, cn, idx, &c, x);
+	free(c.name);
+}
+
+int pt_replay_x(struct pt_replay *rp, const struct pt_xconn *xc,
+		const struct pt_exchange *x, char *const *kkeys, size_t nkkeys)
+{
+	struct pt_rspool *sp = rp->sp;
+	struct rconn *cn;
+	size_t i;
+
+	if (!xc->inbound)
+		return halted(sp);
+	pthread_mutex_lock(&sp->mu);
+	cn = conn_of(sp, xc);
+	cn->kkeys = kkeys;
+	cn->nkkeys = nkkeys;
+	if (!cn->decided)
+		decide_conn(sp, cn, xc);
+	if (cn->dead || (x->kind != PT_X_HTTP && !x->nturns))
+		goto out;
+	if (x->kind != PT_X_HTTP && !cn->http) {
+		/* said as a whole if no HTTP comes after */
+		cn->raw_before++;
+		goto out;
+	}
+	if (x->kind == PT_X_HTTP && !cn->http) {
+		struct pt_exchange raw = { .kind = PT_X_RAW, .nturns = 1 };
+
+		cn->http = true;
+		for (i = 0; i < cn->raw_before; i++)
+			plan_x(sp, cn, xc, &raw);
+	}
+	plan_x(sp, cn, xc, x);
+	/* not too far ahead of the senders, unless they all wait for it */
+	while (sp->ahead > PT_REPLAY_AHEAD && sp->waiting < sp->nthreads &&
+	       !halted(sp))
+		wait_a_little(sp, &sp->room);
+out:
+	pthread_mutex_unlock(&sp->mu);
+	return halted(sp);
+}
+
+static void conn_free(struct rconn *cn)
+{
+	free(cn);
+}
+
+void pt_replay_conn_done(struct pt_replay *rp, const struct pt_xconn *xc)
+{
+	struct pt_rspool *sp = rp->sp;
+	const struct pt_replay_opts *o = rp->o;
+	struct rconn **p, *cn;
+
+	pthread_mutex_lock(&sp->mu);
+	p = slot(sp, xc->conn->id);
+	cn = *p;
+	if (!cn && xc->inbound && (!xc->assembled || xc->proto != PT_XP_NONE))
+		cn = conn_of(sp, xc), p = slot(sp, xc->conn->id);
+	if (!cn)
+		goto out;
+	if (!cn->decided)
+		decide_conn(sp, cn, xc);
+	if (!cn->dead && !xc->assembled)
+		skip_conn(sp, cn, cn->http ?
+			  "too large to assemble (--max-stream): the rest of it is left out" :
+			  "too large to assemble (--max-stream)", PT_R_SKIPPED);
+	else if (!cn->dead && !cn->http && cn->raw_before)
+		skip_conn(sp, cn, "no HTTP request from its start: picked up mid-stream",
+			  request_filters(o) ? PT_R_FILTERED : PT_R_SKIPPED);
+	*p = cn->hnext;
+	cn->in_tab = false;
+	cn->ended = true;
+	if (!cn->queued || cn->finished)
+		conn_free(cn);
+	pthread_cond_broadcast(&sp->work);
+out:
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* The request at off back from the spool: c ready to send; *next, the
+ * connection's next; *r0, its first run's response. 0, or an errno. */
+static int get_request(struct pt_rspool *sp, uint64_t off, struct pt_rcase *c,
+		       size_t *idx, struct pt_rhdr *h)
+{
+	struct pt_rbuf b = {};
+	int err = pt_rfile_get(&sp->f, off, h, &b);
+
+	if (!err) {
+		*idx = pt_rbuf_get_u64(&b);
+		pt_rbuf_get_case(&b, c);
+		pt_rbuf_get_msg(&b, &c->req, true);
+		pt_rbuf_get_msg(&b, &c->resp, false);
+		if (b.bad || *idx >= sp->rp->n)
+			err = EIO;
+	}
+	pt_rbuf_free(&b);
+	return err;
+}
+
+static void case_free(struct pt_rcase *c)
+{
+	size_t k;
+
+	free(c->name);
+	free(c->why);
+	pt_http_msg_free(&c->req);
+	pt_http_msg_free(&c->resp);
+	result_free(&c->r[0]);
+	result_free(&c->r[1]);
+	pt_diffs_free(&c->diffs);
+	for (k = 0; k < c->nlearned; k++)
+		free(c->learned[k]);
+	free(c->learned);
+	memset(c, 0, sizeof(*c));
+}
+
+/* c is judged: counted, and its result replaces the planned one. Under
+ * mu. */
+static void count_judged(struct pt_rspool *sp, size_t idx,
+			 const struct pt_rcase *c)
+{
+	struct pt_replay *rp = sp->rp;
+
+	if (c->state == PT_R_PLANNED)
+		return;		/* interrupted before it went out */
+	rp->pass += c->state == PT_R_PASS;
+	rp->fail += c->state == PT_R_FAIL;
+	rp->errors += c->state == PT_R_ERROR;
+	rp->noise_auto += c->diffs.noise_auto;
+	rp->noise_rule += c->diffs.noise_rule;
+	rp->noise_learned += c->diffs.noise_learned;
+	put_result(sp, idx, c);
+}
+
+static CURL *handle(const struct pt_rspool *sp)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+	CURL *h = curl_easy_init();
+
+	if (!h)
+		pt_oom();
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ns / 1000000));
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, sp);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (o->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return h;
+}
+
+/* The first run of cn: its requests as the reader plans them, each judged
+ * as its response comes (with --learn-noise kept for the second run). */
+static void first_run(struct pt_rspool *sp, struct rconn *cn, CURL **h)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+
+	for (;;) {
+		struct pt_rcase c = {};
+		struct pt_rhdr hd;
+		struct pt_rbuf b = {};
+		uint64_t off;
+		size_t idx;
+		int err;
+
+		pthread_mutex_lock(&sp->mu);
+		while (!cn->head && !cn->ended && !halted(sp))
+			wait_fed(sp);
+		if (!cn->head || halted(sp)) {
+			pthread_mutex_unlock(&sp->mu);
+			return;
+		}
+		off = cn->head;
+		err = get_request(sp, off, &c, &idx, &hd);
+		if (err) {
+			spool_failed(sp, err);
+			pthread_mutex_unlock(&sp->mu);
+			case_free(&c);
+			return;
+		}
+		cn->head = hd.next;
+		sp->ahead -= sizeof(hd) + hd.len;
+		pthread_cond_signal(&sp->room);
+		pthread_mutex_unlock(&sp->mu);
+
+		if (!*h)
+			*h = handle(sp);
+		wait_until(sp, c.at_ns);
+		if (!halted(sp)) {
+			send_one(sp, *h, &c, 0);
+			cn->sent = true;
+		}
+		if (!o->learn_noise && c.r[0].done)
+			judge(o, &c, cn->kkeys, cn->nkkeys);
+		pthread_mutex_lock(&sp->mu);
+		if (!o->learn_noise) {
+			count_judged(sp, idx, &c);
+		} else if (c.r[0].done) {
+			pt_rbuf_result(&b, &c.r[0]);
+			if (b.n > UINT32_MAX) {
+				spool_failed(sp, EFBIG);
+			} else {
+				uint64_t r0 = pt_rfile_reserve(&sp->f, b.n);
+
+				err = pt_rfile_put(&sp->f, r0, NULL, &b);
+				spool_failed(sp, err ? err :
+					     pt_rfile_set(&sp->f, off,
+							  offsetof(struct pt_rhdr, r0),
+							  r0));
+			}
+		}
+		pthread_mutex_unlock(&sp->mu);
+		pt_rbuf_free(&b);
+		case_free(&c);
+	}
+}
+
+/* --learn-noise: cn's requests again, once the first run of all of them
+ * is in; each judged against both. */
+static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
+{
+	const struct pt_replay_opts *o = sp->rp->o;
+	uint64_t off = cn->first;
+
+	while (off && !halted(sp)) {
+		struct pt_rcase c = {};
+		struct pt_rhdr hd;
+		struct pt_rbuf b = {};
+		size_t idx;
+		int err;
+
+		pthread_mutex_lock(&sp->mu);
+		err = get_request(sp, off, &c, &idx, &hd);
+		if (!err && hd.r0) {
+			err = pt_rfile_get(&sp->f, hd.r0, NULL, &b);
+			if (!err) {
+				pt_rbuf_get_result(&b, &c.r[0]);
+				err = b.bad ? EIO : 0;
+			}
+		}
+		spool_failed(sp, err);
+		pthread_mutex_unlock(&sp->mu);
+		pt_rbuf_free(&b);
+		if (!err && hd.r0) {
+			if (!c.r[0].err[0])
+				send_one(sp, h, &c, 1);
+			/* a second run cut short by Ctrl-C teaches nothing,
+			 * and the first is judged all the same */
+			judge(o, &c, cn->kkeys, cn->nkkeys);
+			pthread_mutex_lock(&sp->mu);
+			count_judged(sp, idx, &c);
+			pthread_mutex_unlock(&sp->mu);
+		}
+		case_free(&c);
+		off = err ? 0 : hd.next;
+	}
+}
+
+static void replay_conn(struct pt_rspool *sp, struct rconn *cn)
+{
+	CURL *h = NULL;
+
+	first_run(sp, cn, &h);
+	if (sp->rp->o->learn_noise && h && !halted(sp))
+		second_run(sp, cn, h);
+	if (h)
+		curl_easy_cleanup(h);
+	pthread_mutex_lock(&sp->mu);
+	sp->rp->conns_sent += cn->sent;
+	cn->finished = true;
+	if (!cn->in_tab)
+		conn_free(cn);
+	pthread_mutex_unlock(&sp->mu);
+}
+
+static void *worker(void *arg)
+{
+	struct pt_rspool *sp = arg;
+
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		struct rconn *cn;
+
+		while (!sp->qhead && !sp->done && !halted(sp))
+			wait_fed(sp);
+		if (!sp->qhead || halted(sp))
+			break;
+		cn = sp->qhead;
+		sp->qhead = cn->qnext;
+		if (!sp->qhead)
+			sp->qtail = NULL;
+		cn->qnext = NULL;
+		pthread_mutex_unlock(&sp->mu);
+		replay_conn(sp, cn);
+		pthread_mutex_lock(&sp->mu);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+int pt_replay_begin(struct pt_replay *rp, const struct pt_replay_opts *o,
+		    volatile int *stop)
+{
+	struct pt_rspool *sp = pt_xcalloc(1, sizeof(*sp));
+	int i, err;
+
+	memset(rp, 0, sizeof(*rp));
+	rp->o = o;
+	rp->sp = sp;
+	sp->rp = rp;
+	sp->stop = stop;
+	sp->f.fd = -1;
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->work, NULL);
+	pthread_cond_init(&sp->room, NULL);
+	sp->tabsz = 1 << 16;
+	sp->tab = pt_xcalloc(sp->tabsz, sizeof(*sp->tab));
+	err = pt_rfile_open(&sp->f);
+	if (err)
+		return err;
+	if (o->rewrite_host)
+		sp->host = pt_xstrdup(o->to_base + (o->to_base[4] == 's' ? 8 : 7));
+	sp->t0 = pt_now_mono_ns();
+	if (o->dry_run)
+		return 0;
+	sp->t = pt_xcalloc(o->concurrency + 1, sizeof(*sp->t));
+	for (i = 0; i < o->concurrency; i++) {
+		err = pthread_create(&sp->t[i], NULL, worker, sp);
+		if (err) {
+			pt_err("replay: cannot start a thread: %s", strerror(err));
+			break;
+		}
+		sp->nthreads++;
+	}
+	if (!sp->nthreads) {
+		pt_replay_end(rp);
+		return -err;
+	}
+	return 0;
+}
+
+void pt_replay_end(struct pt_replay *rp)
+{
+	struct pt_rspool *sp = rp->sp;
+	int i;
+
+	pthread_mutex_lock(&sp->mu);
+	sp->done = true;
+	pthread_cond_broadcast(&sp->work);
+	pthread_mutex_unlock(&sp->mu);
+	for (i = 0; i < sp->nthreads; i++)
+		pthread_join(sp->t[i], NULL);
+	sp->nthreads = 0;
+	rp->interrupted = *sp->stop != 0;
+	rp->spooled = sp->f.end;
+	rp->secs = (pt_now_mono_ns() - sp->t0) / 1e9;
+}
+
+void pt_replay_case(const struct pt_replay *rp, size_t i, struct pt_rcase *c)
+{
+	struct pt_rspool *sp = rp->sp;
+	struct pt_rbuf b = {};
+	int err = pt_rfile_get(&sp->f, sp->res[i], NULL, &b);
+
+	if (!err) {
+		pt_rbuf_get_case(&b, c);
+		err = b.bad ? EIO : 0;
+	}
+	pt_rbuf_free(&b);
+	if (err) {
+		/* said once; the report is not written whole */
+		pthread_mutex_lock(&sp->mu);
+		spool_failed(sp, err);
+		pthread_mutex_unlock(&sp->mu);
+	}
+}
+
+void pt_rcase_free(struct pt_rcase *c)
+{
+	case_free(c);
+}
+
+int pt_replay_error(const struct pt_replay *rp)
+{
+	return rp->sp ? rp->sp->err : 0;
+}
+
 void pt_replay_free(struct pt_replay *rp)
 {
-	size_t i, k;
+	struct pt_rspool *sp = rp->sp;
+	struct rconn *cn, *next;
+	size_t i;
 
-	for (i = 0; i < rp->n; i++) {
-		struct pt_rcase *c = &rp->c[i];
-
-		free(c->name);
-		result_free(&c->r[0]);
-		result_free(&c->r[1]);
-		pt_diffs_free(&c->diffs);
-		for (k = 0; k < c->nlearned; k++)
-			free(c->learned[k]);
-		free(c->learned);
+	if (!sp)
+		return;
+	/* what no sender took, then what the reader still had */
+	for (cn = sp->qhead; cn; cn = next) {
+		next = cn->qnext;
+		if (!cn->in_tab)
+			conn_free(cn);
 	}
-	free(rp->c);
-	free(rp->conns);
+	for (i = 0; i < sp->tabsz; i++)
+		for (cn = sp->tab[i]; cn; cn = next) {
+			next = cn->hnext;
+			conn_free(cn);
+		}
+	free(sp->tab);
+	free(sp->res);
+	free(sp->t);
+	free(sp->host);
+	pt_rfile_close(&sp->f);
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->work);
+	pthread_cond_destroy(&sp->room);
+	free(sp);
 	memset(rp, 0, sizeof(*rp));
 }

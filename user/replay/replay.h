@@ -38,7 +38,6 @@ struct pt_replay_opts {
 	char **set_headers;		/* "Name: value" */
 	size_t nset_headers;
 	struct pt_noise noise;
-	const struct pt_kset *kset;	/* replaying a Keploy test set */
 };
 
 enum pt_rstate {
@@ -63,39 +62,55 @@ struct pt_rresult {
 	char err[256];			/* why there is no response */
 };
 
-/* One request of the capture, or one connection that has none to send. */
+/*
+ * One request of the capture, or one connection that has none to send:
+ * while it is sent, with the request and the recorded response read back
+ * from the spool; for the reports, its result read back (r[0] without
+ * fields or body).
+ */
 struct pt_rcase {
-	const struct pt_xconn *xc;
-	const struct pt_exchange *x;	/* NULL: a whole connection skipped */
 	uint64_t conn_id;
-	size_t seq;			/* its place on the connection, from 1 */
+	size_t seq;			/* its place on the connection, from 1;
+					 * 0: a whole connection */
 	char *name;			/* "GET /path", or the connection */
-	const char *why;		/* skipped or filtered: why */
+	char *why;			/* skipped or filtered: why */
 	enum pt_rstate state;
 	uint64_t at_ns;			/* when to send, from the run's start */
+	int recorded_status;		/* the recorded response's, or -1 */
+	struct pt_http_msg req, resp;	/* while it is sent */
 	struct pt_rresult r[2];		/* the run, and the second one */
 	struct pt_diffs diffs;
 	char **learned;			/* where run 2 differed from run 1 */
 	size_t nlearned;
-	char *const *kkeys;		/* a Keploy test's noise keys */
-	size_t nkkeys;
 };
 
+struct pt_rspool;
+
+/*
+ * A replay is fed as the capture is read: pt_replay_x with each exchange
+ * of an inbound connection in order by start, pt_replay_conn_done when
+ * the connection is over. Requests go to a spool file in $TMPDIR and are
+ * sent from there by --concurrency threads, a captured connection on a
+ * connection of its own, as soon as they are planned; the reader waits
+ * while more than PT_REPLAY_AHEAD bytes of requests wait, unless every
+ * thread waits for it. Each case is judged once its response (with
+ * --learn-noise, its connection's second run) is in, and only its result
+ * is kept, in the spool: memory holds the connections under way, and 8
+ * bytes a case.
+ */
+#define PT_REPLAY_AHEAD		(64u << 20)
 struct pt_replay {
 	const struct pt_replay_opts *o;
-	struct pt_rcase *c;		/* in order of first byte */
-	size_t n;
-	/* connections to replay: ranges of c[] in order of start */
-	struct pt_rconn {
-		size_t first, n;
-	} *conns;
-	size_t nconns;
+	size_t n;			/* cases, in the order planned */
+	size_t nconns;			/* connections with a request */
 	size_t planned, skipped, filtered, pass, fail, errors;
 	size_t conns_sent;		/* connections with a request sent */
 	size_t noise_auto, noise_rule, noise_learned;
 	double secs;			/* wall time of the run */
 	bool interrupted;
 	const char *damaged;		/* the capture is damaged: where */
+	uint64_t spooled;		/* bytes the spool took, at most */
+	struct pt_rspool *sp;
 };
 
 /* Check --to and split it into to_base and to_prefix; -EINVAL after one
@@ -107,12 +122,23 @@ int pt_set_header_add(struct pt_replay_opts *o, const char *arg);
 int pt_filter_add(struct pt_replay_opts *o, const char *arg);
 void pt_replay_opts_free(struct pt_replay_opts *o);
 
-/* Decide what is sent, skipped and filtered, and when. */
-void pt_replay_plan(struct pt_replay *rp, const struct pt_capture *cap,
-		    const struct pt_replay_opts *o);
-/* Send it (twice with learn_noise) and compare; 0, or < 0 (said) when
- * nothing could be sent (the URL is bad). */
-int pt_replay_run(struct pt_replay *rp, volatile int *stop);
+/* Start a replay: the spool, and the threads that send (none with
+ * --dry-run). 0, or < 0 after one line. */
+int pt_replay_begin(struct pt_replay *rp, const struct pt_replay_opts *o,
+		    volatile int *stop);
+/* An exchange of a connection, in order by start; kkeys: a Keploy
+ * test's noise keys. Non-zero once the replay is stopped (Ctrl-C). */
+int pt_replay_x(struct pt_replay *rp, const struct pt_xconn *xc,
+		const struct pt_exchange *x, char *const *kkeys, size_t nkkeys);
+/* The connection is over: nothing more of it comes. */
+void pt_replay_conn_done(struct pt_replay *rp, const struct pt_xconn *xc);
+/* Nothing more comes: wait for what is being sent, count it. */
+void pt_replay_end(struct pt_replay *rp);
+/* Case i (0 <= i < n) as the reports see it; pt_rcase_free after. */
+void pt_replay_case(const struct pt_replay *rp, size_t i, struct pt_rcase *c);
+void pt_rcase_free(struct pt_rcase *c);
+/* The spool failed (said): an errno, or 0. */
+int pt_replay_error(const struct pt_replay *rp);
 void pt_replay_free(struct pt_replay *rp);
 
 /* Reports: text for people, JSON, JUnit XML. */

@@ -22,7 +22,7 @@ static const char *state_name(enum pt_rstate s)
 
 static void case_id(char *buf, size_t n, const struct pt_rcase *c)
 {
-	if (c->x)
+	if (c->seq)
 		snprintf(buf, n, "conn %llu #%zu", (unsigned long long)c->conn_id,
 			 c->seq);
 	else
@@ -60,8 +60,9 @@ void pt_replay_report_text(FILE *f, const struct pt_replay *rp)
 	char id[64];
 
 	for (i = 0; i < rp->n; i++) {
-		const struct pt_rcase *c = &rp->c[i];
+		struct pt_rcase cb, *c = &cb;
 
+		pt_replay_case(rp, i, c);
 		case_id(id, sizeof(id), c);
 		switch (c->state) {
 		case PT_R_PASS:
@@ -92,6 +93,7 @@ void pt_replay_report_text(FILE *f, const struct pt_replay *rp)
 					id, c->at_ns / 1e9);
 			break;
 		}
+		pt_rcase_free(c);
 	}
 }
 
@@ -100,7 +102,7 @@ static void json_case(FILE *f, const struct pt_rcase *c)
 	size_t k;
 
 	fprintf(f, "{\"conn\":%llu", (unsigned long long)c->conn_id);
-	if (c->x)
+	if (c->seq)
 		fprintf(f, ",\"seq\":%zu", c->seq);
 	fputs(",\"name\":", f);
 	pt_json_str(f, c->name);
@@ -109,8 +111,8 @@ static void json_case(FILE *f, const struct pt_rcase *c)
 		fputs(",\"reason\":", f);
 		pt_json_str(f, c->why);
 	}
-	if (c->x && c->x->has_resp)
-		fprintf(f, ",\"recorded_status\":%d", c->x->resp.status);
+	if (c->recorded_status >= 0)
+		fprintf(f, ",\"recorded_status\":%d", c->recorded_status);
 	if (c->r[0].done && !c->r[0].err[0])
 		fprintf(f, ",\"status\":%d,\"latency_ns\":%llu", c->r[0].status,
 			(unsigned long long)c->r[0].ns);
@@ -157,9 +159,13 @@ void pt_replay_report_json(FILE *f, const struct pt_replay *rp)
 		rp->noise_rule, rp->noise_learned, rp->secs,
 		rp->interrupted ? "true" : "false");
 	for (i = 0; i < rp->n; i++) {
+		struct pt_rcase c;
+
 		if (i)
 			fputc(',', f);
-		json_case(f, &rp->c[i]);
+		pt_replay_case(rp, i, &c);
+		json_case(f, &c);
+		pt_rcase_free(&c);
 	}
 	fputs("]}\n", f);
 }
@@ -194,16 +200,12 @@ static void xml(FILE *f, const char *s)
 
 void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
 {
-	size_t i, k, tests = 0, skipped = 0;
+	/* not sent (Ctrl-C) is written as skipped too */
+	size_t i, k, tests = rp->n - rp->filtered + (rp->damaged != NULL);
+	size_t skipped = rp->skipped + rp->planned - rp->pass - rp->fail -
+			 rp->errors;
 	char id[64];
 
-	for (i = 0; i < rp->n; i++) {
-		tests += rp->c[i].state != PT_R_FILTERED;
-		/* not sent (Ctrl-C) is written as skipped too */
-		skipped += rp->c[i].state == PT_R_SKIPPED ||
-			   rp->c[i].state == PT_R_PLANNED;
-	}
-	tests += rp->damaged != NULL;
 	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
 	fprintf(f, "<testsuites tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
 		tests, rp->fail, rp->errors + (rp->damaged != NULL), skipped, rp->secs);
@@ -217,10 +219,13 @@ void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
 		fputs("\"/>\n    </testcase>\n", f);
 	}
 	for (i = 0; i < rp->n; i++) {
-		const struct pt_rcase *c = &rp->c[i];
+		struct pt_rcase cb, *c = &cb;
 
-		if (c->state == PT_R_FILTERED)
+		pt_replay_case(rp, i, c);
+		if (c->state == PT_R_FILTERED) {
+			pt_rcase_free(c);
 			continue;
+		}
 		case_id(id, sizeof(id), c);
 		fputs("    <testcase classname=\"", f);
 		xml(f, id);
@@ -230,6 +235,7 @@ void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
 		switch (c->state) {
 		case PT_R_PASS:
 			fputs("/>\n", f);
+			pt_rcase_free(c);
 			continue;
 		case PT_R_FAIL:
 			fprintf(f, ">\n      <failure message=\"%zu difference%s\">",
@@ -256,6 +262,7 @@ void pt_replay_report_junit(FILE *f, const struct pt_replay *rp)
 			break;
 		}
 		fputs("    </testcase>\n", f);
+		pt_rcase_free(c);
 	}
 	fputs("  </testsuite>\n</testsuites>\n", f);
 }
