@@ -45,6 +45,9 @@
 uint64_t pt_held_max = PT_HELD_MAX;
 uint64_t pt_stream_step = 4u << 20;
 size_t pt_stream_every = 8192;	/* records between looks at the connections */
+/* ... or payload bytes, whichever comes first: 8192 records of 64 KiB
+ * would be half a gigabyte held between looks */
+#define LOOK_BYTES	(16u << 20)
 
 /* Assembled bytes of one cut, kept while an exchange points into them. */
 struct slab {
@@ -90,6 +93,7 @@ struct streamer {
 	uint64_t held, heap_bytes, now, seq;
 	uint64_t last_ts;	/* start of the last exchange handed on */
 	size_t since;
+	uint64_t since_bytes;	/* payload since the last look */
 	int err;
 	bool raw;		/* sink->bytes: no exchanges */
 };
@@ -619,6 +623,7 @@ static void check(struct streamer *st)
 	size_t i;
 
 	st->since = 0;
+	st->since_bytes = 0;
 	for (i = st->n; i > 0; i--) {
 		struct live *lv = st->v[i - 1];
 		struct pt_conn *c = lv->c;
@@ -779,11 +784,12 @@ static int hook_post(void *ctx, const struct pt_rec_hdr *h)
 
 		lv->held += n;
 		st->held += n;
+		st->since_bytes += n;
 	}
 out:
 	/* over the bound, sooner (but not at every record: a second of
 	 * records may hold more than the bound whatever is cut) */
-	if (++st->since >= pt_stream_every ||
+	if (++st->since >= pt_stream_every || st->since_bytes >= LOOK_BYTES ||
 	    (st->held > pt_held_max && st->since >= 64))
 		check(st);
 	return st->err;
