@@ -30,12 +30,13 @@ CG2=$(cg2_root)
 TMP=$(mktemp -d /tmp/podtap-replay.XXXXXX)
 CG=$CG2/podtap-replay-$$
 CGC=$CG2/podtap-replay-changed-$$
-NGINX_PID= PIDS= REC_PID=
+NGINX_PID= PIDS= REC_PID= SMALL=
 
 cleanup() {
 	[ -n "$REC_PID" ] && kill -INT $REC_PID 2>/dev/null
 	for p in $PIDS $NGINX_PID; do kill $p 2>/dev/null; done
 	wait 2>/dev/null
+	[ -n "$SMALL" ] && umount "$SMALL"
 	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" "$CG2/podtap-replay-mockc-$$" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
@@ -300,6 +301,57 @@ check "10,000 short connections: all mirrored, delivered whole" \
 	grep -q "10000 connections mirrored of 10000 inbound, 10000 delivered whole" "$TMP/rec.err"
 grep mirror "$TMP/rec.err" | grep -v " 10000 delivered whole"
 check "...and no mirror state left once they closed" grep -qx "podtap_mirror_open_connections 0" "$TMP/many.prom"
+
+# ---- a capture bigger than replay's memory: it streams ----
+# 4 keep-alive clients, 480 GETs of a 256 KiB file each: 480 MiB of
+# payload (a compressible file, so the capture file stays small), over
+# 12 s. Reading holds about a second of the recorded traffic (records
+# late from another CPU are put in order) and the exchanges under way.
+$PY -c '
+import random, sys
+r = random.Random(7)
+open(sys.argv[1], "wb").write(bytes(r.getrandbits(8) for _ in range(4096)) * 64)' "$TMP/www/big.bin"
+start_record -c "${CG#$CG2}" -w "$TMP/big.ptcap" || { cat "$TMP/rec.err"; exit 1; }
+cpids=
+for _ in 1 2 3 4; do
+	curl -s --rate 40/s -o /dev/null "http://127.0.0.1:$NGX/big.bin?[1-480]" &
+	cpids="$cpids $!"
+done
+wait $cpids
+sleep 0.5
+stop_rec
+grep -q "4 connections, 480.[0-9] MiB of payload, .* 0 lost" "$TMP/rec.err" ||
+	{ echo "  the big capture is not what the test needs:"; tail -1 "$TMP/rec.err"; }
+# peak RSS of the replay (KiB, from wait4) to $TMP/big.rss
+maxrss() {
+	$PY -c '
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, st, ru = os.wait4(pid, 0)
+open(sys.argv[1], "w").write("%d\n" % ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(st))' "$TMP/big.rss" "$@"
+}
+mkdir -p "$TMP/spool"
+TMPDIR=$TMP/spool maxrss "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 "$TMP/big.ptcap" \
+	> "$TMP/big.out" 2> "$TMP/big.err"
+check "replay of 480 MiB of responses, one connection at a time: 1920 passed, exit 0" \
+	eval 'test $? = 0 && grep -q "1920 sent on 4 connections.*1920 passed, 0 failed" "$TMP/big.err"' ||
+	cat "$TMP/big.err"
+check "...with a peak RSS under a third of the payload (got $(($(cat "$TMP/big.rss") / 1024)) MiB)" \
+	test "$(cat "$TMP/big.rss")" -lt $((480 * 1024 / 3))
+check "...and nothing left in TMPDIR" test -z "$(ls -A "$TMP/spool")"
+echo '{"old": "report"}' > "$TMP/big.json"
+check "replay with TMPDIR not there is one line, exit 2" one_line_error "cannot make a file in $TMP/nowhere" \
+	env TMPDIR=$TMP/nowhere "$PODTAP" replay --to http://127.0.0.1:$NGX -o "$TMP/big.json" "$TMP/big.ptcap"
+mkdir -p "$TMP/small"
+mount -t tmpfs -o size=1m podtap-test "$TMP/small" && SMALL=$TMP/small
+check "replay whose TMPDIR fills is one line, exit 2" one_line_error "No space left" \
+	env TMPDIR=$TMP/small "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 -o "$TMP/big.json" "$TMP/big.ptcap"
+check "...and the report file is left as it was" grep -qx '{"old": "report"}' "$TMP/big.json"
+umount "$TMP/small" && SMALL=
+rm -f "$TMP/big.ptcap" "$TMP/www/big.bin"
 
 # ---- mock: the outbound side, recorded from clients in the cgroup ----
 CGM=$CG2/podtap-replay-mockc-$$
