@@ -34,8 +34,9 @@ Writes DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png.
 
 With --offline SECONDS, only the offline side: nginx with 1 KiB responses
 recorded under wrk for SECONDS, then the time, CPU and peak RSS of podtap
-read and podtap export (jsonl, har) on that capture, written to
-DIR/benchmarks-offline.md.
+read, podtap export (jsonl, har, pcapng, keploy) and podtap replay (a dry
+run, and every request sent again to that nginx) on that capture, written
+to DIR/benchmarks-offline.md. --readers read,export,replay picks some.
 
 With --scale, only the scale runs: 10,000 keep-alive connections on a
 target against 32 (ns per packet-program run, the kernel memory charged to
@@ -66,6 +67,7 @@ PORT_T, PORT_U, PORT_M, PORT_BULK = 18570, 18571, 18572, 18573
 PORT_T_TLS, PORT_U_TLS = 18574, 18575
 PORT_S, PORT_S2 = 18576, 18577
 CONNS = 32
+OFFLINE_GROUPS = ("read", "export", "replay")
 SIZES = (1024, 65536)
 
 
@@ -393,9 +395,10 @@ http {
 
     # ---- the offline side: reading one large capture ----
 
-    def offline(self, secs):
+    def offline(self, secs, groups):
         """Record nginx (1 KiB) under wrk for secs, then run the readers
-        on the capture: (capture facts, [row per reader])."""
+        of groups (read, export, replay) on the capture: (capture facts,
+        [row per reader])."""
         cap = os.path.join(self.tmp, "big.ptcap")
         p = self.record([("-c", self.cg_t)], cap)
         t0 = time.monotonic()
@@ -412,14 +415,27 @@ http {
                           nlost))
         rows = []
         kdir = os.path.join(self.tmp, "keploy-out")
-        for name, argv in (
-                ("read", ["read", "-v", cap]),
-                ("export -f jsonl", ["export", "-f", "jsonl", "-v", cap]),
-                ("export -f har", ["export", "-f", "har", "-v", cap]),
-                ("export -f pcapng", ["export", "-f", "pcapng", "-v",
-                                      "-o", "-", cap]),
-                ("export -f keploy", ["export", "-f", "keploy", "-v",
-                                      "-o", kdir, cap])):
+        to = "http://127.0.0.1:%d" % PORT_T
+        for group, name, argv in (
+                ("read", "read", ["read", "-v", cap]),
+                ("export", "export -f jsonl",
+                 ["export", "-f", "jsonl", "-v", cap]),
+                ("export", "export -f har",
+                 ["export", "-f", "har", "-v", cap]),
+                ("export", "export -f pcapng",
+                 ["export", "-f", "pcapng", "-v", "-o", "-", cap]),
+                ("export", "export -f keploy",
+                 ["export", "-f", "keploy", "-v", "-o", kdir, cap]),
+                # the service recorded, still up: every request again,
+                # one connection per recorded one, all at once (-v
+                # would list every pass: the dry run alone says what
+                # it held)
+                ("replay", "replay --dry-run",
+                 ["replay", "--to", to, "--dry-run", "-v", cap]),
+                ("replay", "replay -j %d" % CONNS,
+                 ["replay", "--to", to, "-j", str(CONNS), cap])):
+            if group not in groups:
+                continue
             t0 = time.monotonic()
             q = subprocess.Popen([PODTAP] + argv, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
@@ -434,7 +450,7 @@ http {
             wall = time.monotonic() - t0
             if os.waitstatus_to_exitcode(status):
                 die("podtap %s failed: %s" % (" ".join(argv), err[-400:]))
-            if argv[2] == "keploy":
+            if "keploy" in argv:
                 # a directory: what its files hold
                 for d, _, files in os.walk(kdir):
                     out_bytes += sum(os.path.getsize(os.path.join(d, f))
@@ -1394,16 +1410,17 @@ unset multiplot
         die("gnuplot: " + r.stderr.strip())
 
 
-def offline_report(facts, rows):
+def offline_report(facts, rows, groups):
     gib = facts["payload_bytes"] / 2**30
+    only = "" if groups == OFFLINE_GROUPS else " --readers " + ",".join(groups)
     out = ["# Reading a large capture", "",
-           "Written by `bench/bench.py --offline %d` on %s (%s). nginx "
+           "Written by `bench/bench.py --offline %d%s` on %s (%s). nginx "
            "served 1 KiB responses to wrk (%d keep-alive connections) for "
            "%.0f s while podtap recorded it: **%.2f GiB of payload** in a "
            "%.0f MB capture file, %d events lost, podtap record's peak RSS "
            "%.0f MiB. Then each reader ran alone on that file, its output "
            "read and thrown away." % (
-               round(facts["seconds"]),
+               round(facts["seconds"]), only,
                datetime.date.today().isoformat(),
                subprocess.run([PODTAP, "--version"], capture_output=True,
                               text=True).stdout.strip(), CONNS,
@@ -1432,7 +1449,12 @@ def offline_report(facts, rows):
             "by time, until no record still to come can bring an earlier "
             "one (about a second of records). `export -f keploy` streams "
             "exchanges as jsonl does, into a test set written aside and "
-            "renamed into place when whole.", ""]
+            "renamed into place when whole. `replay` sends each request "
+            "again to the nginx that was recorded, one connection per "
+            "recorded one (-j %d: all at once), as the capture is read; "
+            "requests a connection cannot send yet, and the results, wait "
+            "in a file in $TMPDIR. With `--dry-run` it plans and lists "
+            "them, sending nothing." % CONNS, ""]
     return "\n".join(out)
 
 
@@ -1520,6 +1542,10 @@ def main():
                     help="only the offline side: record nginx under wrk "
                     "for SECONDS, then time podtap read and export on the "
                     "capture; writes benchmarks-offline.md")
+    ap.add_argument("--readers", default=",".join(OFFLINE_GROUPS),
+                    help="with --offline: which of read, export, replay "
+                    "(default all); a subset writes "
+                    "benchmarks-offline-GROUPS.md instead")
     ap.add_argument("--scale", action="store_true",
                     help="only the scale runs: 10,000 keep-alive "
                     "connections on a target against 32, and 500 targeted "
@@ -1532,6 +1558,12 @@ def main():
     args.seconds = args.seconds or (1 if args.tiny else 5)
     if args.load != "http" and not args.compare:
         die("--load goes with --compare")
+    groups = tuple(g for g in OFFLINE_GROUPS
+                   if g in args.readers.split(","))
+    bad = set(args.readers.split(",")) - set(OFFLINE_GROUPS)
+    if bad or not groups:
+        die("--readers: %s is not read, export or replay" %
+            ",".join(sorted(bad)) if bad else "--readers: name one")
     if args.runs < 1 or args.seconds < 1:
         die("--runs and --seconds must be at least 1")
     outdir = args.out or os.path.join(ROOT, "build/bench" if args.tiny
@@ -1563,10 +1595,12 @@ def main():
             return
         if args.offline:
             b.nginx("target", PORT_T, b.cg_t)
-            facts, rows = b.offline(args.offline)
-            path = os.path.join(outdir, "benchmarks-offline.md")
+            facts, rows = b.offline(args.offline, groups)
+            name = "benchmarks-offline%s.md" % (
+                "" if groups == OFFLINE_GROUPS else "-" + "-".join(groups))
+            path = os.path.join(outdir, name)
             with open(path, "w") as f:
-                f.write(offline_report(facts, rows))
+                f.write(offline_report(facts, rows, groups))
             print(open(path).read(), end="")
             return
         if args.scale:
