@@ -37,7 +37,8 @@ cleanup() {
 	for p in $PIDS $NGINX_PID; do kill $p 2>/dev/null; done
 	wait 2>/dev/null
 	[ -n "$SMALL" ] && umount "$SMALL"
-	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" "$CG2/podtap-replay-mockc-$$" 2>/dev/null
+	rmdir "$CG" "$CGC" "$CG2/podtap-replay-local-$$" "$CG2/podtap-replay-mockc-$$" \
+		"$CG2/podtap-replay-mockb-$$" 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -311,18 +312,30 @@ $PY -c '
 import random, sys
 r = random.Random(7)
 open(sys.argv[1], "wb").write(bytes(r.getrandbits(8) for _ in range(4096)) * 64)' "$TMP/www/big.bin"
-start_record -c "${CG#$CG2}" -w "$TMP/big.ptcap" || { cat "$TMP/rec.err"; exit 1; }
-cpids=
-for _ in 1 2 3 4; do
-	curl -s --rate 40/s -o /dev/null "http://127.0.0.1:$NGX/big.bin?[1-480]" &
-	cpids="$cpids $!"
-done
-wait $cpids
-sleep 0.5
-stop_rec
-grep -q "4 connections, 480.[0-9] MiB of payload, .* 0 lost" "$TMP/rec.err" ||
-	{ echo "  the big capture is not what the test needs:"; tail -1 "$TMP/rec.err"; }
-# peak RSS of the replay (KiB, from wait4) to $TMP/big.rss
+# big_capture CGROUP FILE: record CGROUP to FILE while 4 curl clients in
+# CLIENTS (a cgroup directory) fetch big.bin 480 times each
+big_capture() {
+	local cpids= i
+	start_record -c "${1#$CG2}" -w "$2" || { cat "$TMP/rec.err"; exit 1; }
+	for i in 1 2 3 4; do
+		incg "$CLIENTS" curl -s --rate 40/s -o /dev/null "http://127.0.0.1:$NGX/big.bin?[1-480]" &
+		cpids="$cpids $!"
+	done
+	wait $cpids
+	sleep 0.5
+	stop_rec
+	grep -q "4 connections, 480.[0-9] MiB of payload, .* 0 lost" "$TMP/rec.err" ||
+		{ echo "  the big capture is not what the test needs:"; tail -1 "$TMP/rec.err"; }
+}
+# small_and_clean: the last maxrss under a third of the payload, and
+# nothing left in its TMPDIR
+small_and_clean() {
+	check "...with a peak RSS under a third of the payload (got $(($(cat "$TMP/big.rss") / 1024)) MiB)" \
+		test "$(cat "$TMP/big.rss")" -lt $((480 * 1024 / 3))
+	check "...and nothing left in TMPDIR" test -z "$(ls -A "$TMP/spool")"
+}
+CLIENTS=$CG2 big_capture "$CG" "$TMP/big.ptcap"
+# maxrss CMD...: run CMD; its peak RSS (KiB, from wait4) to $TMP/big.rss
 maxrss() {
 	$PY -c '
 import os, sys
@@ -339,9 +352,7 @@ TMPDIR=$TMP/spool maxrss "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 "$TMP/
 check "replay of 480 MiB of responses, one connection at a time: 1920 passed, exit 0" \
 	eval 'test $? = 0 && grep -q "1920 sent on 4 connections.*1920 passed, 0 failed" "$TMP/big.err"' ||
 	cat "$TMP/big.err"
-check "...with a peak RSS under a third of the payload (got $(($(cat "$TMP/big.rss") / 1024)) MiB)" \
-	test "$(cat "$TMP/big.rss")" -lt $((480 * 1024 / 3))
-check "...and nothing left in TMPDIR" test -z "$(ls -A "$TMP/spool")"
+small_and_clean
 echo '{"old": "report"}' > "$TMP/big.json"
 check "replay with TMPDIR not there is one line, exit 2" one_line_error "cannot make a file in $TMP/nowhere" \
 	env TMPDIR=$TMP/nowhere "$PODTAP" replay --to http://127.0.0.1:$NGX -o "$TMP/big.json" "$TMP/big.ptcap"
@@ -351,7 +362,7 @@ check "replay whose TMPDIR fills is one line, exit 2" one_line_error "No space l
 	env TMPDIR=$TMP/small "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 -o "$TMP/big.json" "$TMP/big.ptcap"
 check "...and the report file is left as it was" grep -qx '{"old": "report"}' "$TMP/big.json"
 umount "$TMP/small" && SMALL=
-rm -f "$TMP/big.ptcap" "$TMP/www/big.bin"
+rm -f "$TMP/big.ptcap"
 
 # ---- mock: the outbound side, recorded from clients in the cgroup ----
 CGM=$CG2/podtap-replay-mockc-$$
@@ -411,6 +422,25 @@ check "mock serves a Keploy test set's mocks: in order, a gzip answer coded agai
 	eval 'cmp -s "$TMP/r1" "$TMP/k1" && cmp -s "$TMP/r2" "$TMP/k2" && cmp -s "$TMP/r5" "$TMP/k6"'
 kill -INT $MOCK_PID
 wait $MOCK_PID
+# the same 480 MiB of 256 KiB answers, asked for by clients in a cgroup
+# recorded: outbound calls; the mock keeps the requests, not the answers
+CGB=$CG2/podtap-replay-mockb-$$
+mkdir -p "$CGB"
+CLIENTS=$CGB big_capture "$CGB" "$TMP/bigout.ptcap"
+rmdir "$CGB"
+TMPDIR=$TMP/spool maxrss "$PODTAP" mock --listen 127.0.0.1:$MOCK --duration 4s --strict \
+	"$TMP/bigout.ptcap" 2> "$TMP/bigmock.err" &
+MOCK_PID=$!
+wait_port $MOCK
+curl -s -o "$TMP/b1" "http://127.0.0.1:$MOCK/big.bin?17" -o "$TMP/b2" "http://127.0.0.1:$MOCK/big.bin?480"
+wait $MOCK_PID
+check "mock of 480 MiB of recorded answers serves them exactly, exit 0" \
+	eval 'test $? = 0 && cmp -s "$TMP/b1" "$TMP/www/big.bin" && cmp -s "$TMP/b2" "$TMP/www/big.bin"' ||
+	cat "$TMP/bigmock.err"
+small_and_clean
+check "mock with TMPDIR not there is one line, exit 2" one_line_error "cannot make a file in $TMP/nowhere" \
+	env TMPDIR=$TMP/nowhere "$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/bigout.ptcap"
+rm -f "$TMP/bigout.ptcap" "$TMP/www/big.bin"
 check "mock of a capture with no outbound HTTP is one line" one_line_error "no complete outbound" \
 	"$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/stall.ptcap"
 check "mock --listen that is not an address is one line" one_line_error "--listen" \

@@ -29,6 +29,7 @@ struct mock_srv {
 	pthread_mutex_t mu;
 	char **listed;
 	size_t nlisted, unlisted;
+	size_t read_err;		/* answers that could not be read back */
 };
 
 /* A request's body as it arrives. */
@@ -59,6 +60,10 @@ static void usage(FILE *f)
 "--duration) one line counts what was served; misses and closest answers\n"
 "are listed.\n"
 "\n"
+"The capture is read as a stream: the outbound requests are kept in\n"
+"memory to be matched, their recorded answers in a file in $TMPDIR\n"
+"(default /tmp, deleted at once). A Keploy test set is read whole.\n"
+"\n"
 "Options:\n"
 "  -l, --listen ADDR      HOST:PORT, [V6]:PORT or :PORT (every address)\n"
 "      --tls-cert FILE    serve HTTPS with this PEM certificate chain...\n"
@@ -67,7 +72,12 @@ static void usage(FILE *f)
 "                         by repetition (a miss or a closest answer)\n"
 "      --duration D       stop after D (e.g. 30s); default: until a signal\n"
 "      --max-stream SIZE  as for read and export\n"
-"  -h, --help             this text\n");
+"      --max-held SIZE    as for read and export (default 1GiB)\n"
+"  -h, --help             this text\n"
+"\n"
+"Exit status: 0, or 1 with --strict after a miss or a closest answer; 2\n"
+"for bad options, a capture that cannot be read, or a file in TMPDIR\n"
+"that cannot be written or read back.\n");
 }
 
 static void listed(struct mock_srv *s, const char *what, const char *method,
@@ -120,9 +130,9 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 }
 
 static enum MHD_Result answer(struct MHD_Connection *conn,
-			      const struct pt_exchange *x)
+			      const struct pt_mock *mk,
+			      const struct pt_http_msg *r)
 {
-	const struct pt_http_msg *r = &x->resp;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	size_t i;
@@ -131,7 +141,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn,
 
 	/* a HEAD answer says the length its GET would have had: a response
 	 * of that size whose body is never asked for */
-	if (!strcmp(x->req.method, "HEAD") && pt_http_field(r, "Content-Length") &&
+	if (!strcmp(mk->method, "HEAD") && pt_http_field(r, "Content-Length") &&
 	    !pt_parse_u64(pt_http_field(r, "Content-Length"), 0, UINT64_MAX,
 			  &head_len))
 		resp = MHD_create_response_from_callback(head_len, 4096, no_body,
@@ -195,8 +205,7 @@ static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 	if (near) {
 		char *n;
 
-		if (asprintf(&n, "%s %s", near->x->req.method,
-			     near->x->req.target) < 0)
+		if (asprintf(&n, "%s %s", near->method, near->target) < 0)
 			pt_oom();
 		fputs(",\"nearest_recorded\":", f);
 		pt_json_str(f, n);
@@ -206,6 +215,22 @@ static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 	fclose(f);
 	return json_reply(conn, MHD_HTTP_BAD_GATEWAY, body, len,
 			  MHD_RESPMEM_MUST_FREE);
+}
+
+/* The recorded answer could not be read back from $TMPDIR: said once,
+ * and a 500 for each such request. */
+static enum MHD_Result cannot_answer(struct mock_srv *s,
+				     struct MHD_Connection *conn, int err)
+{
+	static const char b[] = "{\"error\":\"podtap mock: the recorded answer could not be read back\"}\n";
+
+	pthread_mutex_lock(&s->mu);
+	if (!s->read_err++)
+		pt_err("mock: reading a recorded answer back from the file in %s: %s",
+		       s->m.f.dir, strerror(err));
+	pthread_mutex_unlock(&s->mu);
+	return json_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, (char *)b,
+			  sizeof(b) - 1, MHD_RESPMEM_PERSISTENT);
 }
 
 static enum MHD_Result too_large(struct MHD_Connection *conn)
@@ -284,12 +309,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		listed(s, "unmatched", method, url, q.s ? q.s : "");
 		ret = bad_gateway(conn, method, url, q.s ? q.s : "", near);
 	} else {
-		ret = answer(conn, mk->x);
+		struct pt_http_msg rec;
+		int err = pt_mock_answer(&s->m, mk, &rec);
+
+		if (err) {
+			ret = cannot_answer(s, conn, err);
+		} else {
+			ret = answer(conn, mk, &rec);
+			pt_http_msg_free(&rec);
+		}
 	}
 	pt_body_free(&b);
 	pt_query_free((struct pt_qparam *)r.q, r.nq);
 	free(q.s);
 	return ret;
+}
+
+static int add_x(void *ctx, const struct pt_capture *cap,
+		 const struct pt_xconn *xc, struct pt_exchange *x)
+{
+	return pt_mocks_add(ctx, xc, x);
 }
 
 /* libmicrohttpd's complaints (a client that is not TLS, ...): debug lines */
@@ -370,7 +409,8 @@ static void report(struct mock_srv *s)
 
 int cmd_mock(int argc, char **argv)
 {
-	enum { O_CERT = 256, O_KEY, O_STRICT, O_DURATION, O_MAXSTREAM };
+	enum { O_CERT = 256, O_KEY, O_STRICT, O_DURATION, O_MAXSTREAM,
+	       O_MAXHELD };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "tls-cert", required_argument, NULL, O_CERT },
@@ -378,6 +418,7 @@ int cmd_mock(int argc, char **argv)
 		{ "strict", no_argument, NULL, O_STRICT },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "max-stream", required_argument, NULL, O_MAXSTREAM },
+		{ "max-held", required_argument, NULL, O_MAXHELD },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -390,6 +431,7 @@ int cmd_mock(int argc, char **argv)
 	struct sockaddr_storage ss;
 	struct pt_kset in;
 	bool strict = false, v6 = false, loaded = false;
+	int kset;
 	uint64_t duration = 0;
 	unsigned int flags, climit = 896;
 	sigset_t set;
@@ -421,6 +463,10 @@ int cmd_mock(int argc, char **argv)
 			if (pt_opt_max_stream(optarg))
 				return 2;
 			break;
+		case O_MAXHELD:
+			if (pt_opt_max_held(optarg))
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -450,12 +496,25 @@ int cmd_mock(int argc, char **argv)
 	if (certf && (!(cert = slurp("--tls-cert", certf)) ||
 		      !(key = slurp("--tls-key", keyf))))
 		goto out;
-	if (pt_input_load(&in, (const char *const *)argv + optind,
-			  argc - optind))
+	kset = pt_input_kset(&in, (const char *const *)argv + optind,
+			     argc - optind);
+	if (kset < 0)
 		goto out;
 	loaded = true;
+	if (kset) {
+		if (pt_mocks_load(&s.m, &in.cap))
+			goto out;
+	} else {
+		struct pt_xsink sink = { .ctx = &s.m, .x = add_x };
+
+		if (pt_mocks_begin(&s.m) ||
+		    pt_capture_stream(&in.cap, (const char *const *)argv +
+				      optind, argc - optind, &sink))
+			goto out;	/* said */
+		pt_mocks_end(&s.m);
+		pt_stream_notes(&in.cap);
+	}
 	pt_capture_warn(&in.cap);
-	pt_mocks_load(&s.m, &in.cap);
 	if (!s.m.n) {
 		pt_err("mock: the capture has no complete outbound HTTP/1 exchange to serve%s",
 		       s.m.skipped ? " (its outbound exchanges are incomplete)" : "");
@@ -516,7 +575,7 @@ int cmd_mock(int argc, char **argv)
 	serve_until(duration);
 	MHD_stop_daemon(d);
 	report(&s);
-	rc = strict && (s.m.missed || s.m.closest) ? 1 : 0;
+	rc = s.read_err ? 2 : strict && (s.m.missed || s.m.closest) ? 1 : 0;
 out:
 	if (loaded) {
 		pt_mocks_free(&s.m);

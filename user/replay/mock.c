@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Choosing a recorded answer for a request: see mock.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "base/common.h"
 #include "replay/diff.h"
 #include "replay/mock.h"
+#include "replay/spool.h"
 
 /* Parameters of a found in b, each used once; *keys: keys alone. */
 static size_t q_common(const struct pt_qparam *a, size_t na,
@@ -62,8 +64,7 @@ static size_t body_diffs(const uint8_t *a, size_t na, const uint8_t *b,
 
 static bool same_request(const struct pt_mock *a, const struct pt_mock *b)
 {
-	return !strcmp(a->x->req.method, b->x->req.method) &&
-	       !strcmp(a->path, b->path) &&
+	return !strcmp(a->method, b->method) && !strcmp(a->path, b->path) &&
 	       !strcasecmp(a->host ? a->host : "", b->host ? b->host : "") &&
 	       q_equal(a->q, a->nq, b->q, b->nq) &&
 	       !body_diffs(a->body.p, a->body.n, b->body.p, b->body.n);
@@ -77,46 +78,158 @@ static bool usable(const struct pt_exchange *x)
 	       x->resp.status != 101;
 }
 
-void pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
+#define BUCKETS		4096
+
+/* Identical requests have the same method, path and host (any case). */
+static size_t bucket_of(const struct pt_mock *mk)
 {
-	struct pt_xref *xs;
-	size_t nx, i, k;
+	uint32_t h = 2166136261u;
+	const char *s;
+
+	for (s = mk->method; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (s = mk->path; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (s = mk->host ? mk->host : ""; *s; s++)
+		h = (h ^ (uint8_t)(*s | 0x20)) * 16777619u;
+	return h % BUCKETS;
+}
+
+static int spool_failed(const struct pt_mocks *m, int err)
+{
+	pt_err("mock: the file in %s that keeps the recorded answers: %s (set TMPDIR)",
+	       m->f.dir, strerror(err));
+	return -err;
+}
+
+int pt_mocks_begin(struct pt_mocks *m)
+{
+	size_t i;
 
 	memset(m, 0, sizeof(*m));
+	m->f.fd = -1;
 	pthread_mutex_init(&m->mu, NULL);
-	xs = pt_x_sorted(cap, &nx);
-	for (i = 0; i < nx; i++) {
-		const struct pt_xconn *xc = xs[i].xc;
-		const struct pt_exchange *x = xs[i].x;
-		struct pt_mock *mk;
-		const char *query, *h;
+	m->bucket = pt_xcalloc(BUCKETS, sizeof(*m->bucket));
+	for (i = 0; i < BUCKETS; i++)
+		m->bucket[i] = SIZE_MAX;
+	return pt_rfile_open(&m->f, "mock", "the recorded answers");
+}
 
-		if (xc->inbound || x->kind != PT_X_HTTP)
-			continue;
-		if (!usable(x)) {
-			m->skipped++;
-			continue;
-		}
-		m->v = pt_xrealloc(m->v, m->n + 1, sizeof(*m->v));
-		mk = &m->v[m->n++];
-		memset(mk, 0, sizeof(*mk));
-		mk->xc = xc;
-		mk->x = x;
-		pt_target_split(x->req.target, &mk->host, &mk->path, &query);
-		h = pt_http_field(&x->req, "Host");
-		if (h) {
-			free(mk->host);
-			mk->host = pt_xstrdup(h);
-		}
-		pt_query_parse(query, &mk->q, &mk->nq);
-		pt_body_get(&x->req, &mk->body);
-		for (k = 0; k < m->n - 1; k++)
-			if (same_request(&m->v[k], mk))
-				break;
-		mk->group = k < m->n - 1 ? m->v[k].group : m->ngroups++;
+/* A group for the mock just added at idx: an identical request's, or a
+ * new one. */
+static void group(struct pt_mocks *m, size_t idx)
+{
+	struct pt_mock *mk = &m->v[idx];
+	size_t b = bucket_of(mk), k;
+
+	for (k = m->bucket[b]; k != SIZE_MAX; k = m->v[k].chain)
+		if (same_request(&m->v[k], mk))
+			break;
+	mk->next = mk->chain = SIZE_MAX;
+	if (k != SIZE_MAX) {
+		mk->group = m->v[k].group;
+		m->v[m->last[mk->group]].next = idx;
+		m->last[mk->group] = idx;
+		return;
 	}
-	free(xs);
+	mk->group = m->ngroups++;
+	m->first = pt_xrealloc(m->first, m->ngroups, sizeof(*m->first));
+	m->last = pt_xrealloc(m->last, m->ngroups, sizeof(*m->last));
+	m->first[mk->group] = m->last[mk->group] = idx;
+	mk->chain = m->bucket[b];
+	m->bucket[b] = idx;
+}
+
+int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
+		 const struct pt_exchange *x)
+{
+	struct pt_rbuf b = {};
+	struct pt_mock *mk;
+	const char *query, *h;
+	int err;
+
+	if (xc->inbound || x->kind != PT_X_HTTP)
+		return 0;
+	if (!usable(x)) {
+		m->skipped++;
+		return 0;
+	}
+	pt_rbuf_msg(&b, &x->resp);
+	if (b.n > UINT32_MAX) {
+		pt_rbuf_free(&b);
+		pt_err("mock: a recorded answer of over 4 GiB (%s %s) cannot be served",
+		       x->req.method, x->req.target);
+		return -EFBIG;
+	}
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->v = pt_xrealloc(m->v, m->cap, sizeof(*m->v));
+	}
+	mk = &m->v[m->n];
+	memset(mk, 0, sizeof(*mk));
+	mk->resp = pt_rfile_reserve(&m->f, b.n);
+	err = pt_rfile_put(&m->f, mk->resp, NULL, &b);
+	pt_rbuf_free(&b);
+	if (err)
+		return spool_failed(m, err);
+	mk->method = pt_xstrdup(x->req.method);
+	mk->target = pt_xstrdup(x->req.target);
+	pt_target_split(x->req.target, &mk->host, &mk->path, &query);
+	h = pt_http_field(&x->req, "Host");
+	if (h) {
+		free(mk->host);
+		mk->host = pt_xstrdup(h);
+	}
+	pt_query_parse(query, &mk->q, &mk->nq);
+	pt_body_get(&x->req, &mk->body);
+	if (!mk->body.alloc && mk->body.n) {
+		/* it pointed into the exchange, which is not kept */
+		mk->body.alloc = pt_xrealloc(NULL, mk->body.n, 1);
+		memcpy(mk->body.alloc, mk->body.p, mk->body.n);
+		mk->body.p = mk->body.alloc;
+	}
+	group(m, m->n++);
+	return 0;
+}
+
+void pt_mocks_end(struct pt_mocks *m)
+{
 	m->cursor = pt_xcalloc(m->ngroups + 1, sizeof(*m->cursor));
+}
+
+int pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
+{
+	struct pt_xref *xs;
+	size_t nx, i;
+	int err = pt_mocks_begin(m);
+
+	if (err)
+		return err;
+	xs = pt_x_sorted(cap, &nx);
+	for (i = 0; i < nx && !err; i++)
+		err = pt_mocks_add(m, xs[i].xc, xs[i].x);
+	free(xs);
+	pt_mocks_end(m);
+	return err;
+}
+
+int pt_mock_answer(struct pt_mocks *m, const struct pt_mock *mk,
+		   struct pt_http_msg *resp)
+{
+	struct pt_rbuf b = {};
+	int err = pt_rfile_get(&m->f, mk->resp, NULL, &b);
+
+	if (!err) {
+		pt_rbuf_get_msg(&b, resp, false);
+		if (b.bad) {
+			pt_http_msg_free(resp);
+			err = EIO;
+		}
+	}
+	pt_rbuf_free(&b);
+	return err;
 }
 
 void pt_mocks_free(struct pt_mocks *m)
@@ -124,13 +237,20 @@ void pt_mocks_free(struct pt_mocks *m)
 	size_t i;
 
 	for (i = 0; i < m->n; i++) {
+		free(m->v[i].method);
+		free(m->v[i].target);
 		free(m->v[i].host);
 		free(m->v[i].path);
 		pt_query_free(m->v[i].q, m->v[i].nq);
 		pt_body_free(&m->v[i].body);
 	}
 	free(m->v);
+	free(m->first);
+	free(m->last);
 	free(m->cursor);
+	if (m->bucket)
+		pt_rfile_close(&m->f);
+	free(m->bucket);
 	pthread_mutex_destroy(&m->mu);
 	memset(m, 0, sizeof(*m));
 }
@@ -139,20 +259,14 @@ void pt_mocks_free(struct pt_mocks *m)
 static struct pt_mock *nth_of_group(struct pt_mocks *m, size_t group,
 				    size_t k, bool *past_end)
 {
-	struct pt_mock *last = NULL;
-	size_t i, seen = 0;
+	size_t i = m->first[group];
 
-	for (i = 0; i < m->n; i++) {
-		if (m->v[i].group != group)
-			continue;
-		if (seen++ == k) {
-			*past_end = false;
-			return &m->v[i];
-		}
-		last = &m->v[i];
+	while (k && m->v[i].next != SIZE_MAX) {
+		i = m->v[i].next;
+		k--;
 	}
-	*past_end = true;
-	return last;
+	*past_end = k > 0;
+	return &m->v[i];
 }
 
 static size_t common_prefix(const char *a, const char *b)
@@ -190,7 +304,7 @@ const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 			}
 			continue;
 		}
-		if (strcmp(mk->x->req.method, r->method)) {
+		if (strcmp(mk->method, r->method)) {
 			if (!nearest || nearest_len < SIZE_MAX) {
 				nearest = mk;
 				nearest_len = SIZE_MAX;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "export/export.h"
+#include "replay/spool.h"
 
 /* The request a mock is asked. */
 struct pt_mreq {
@@ -33,21 +34,33 @@ struct pt_mreq {
 };
 
 struct pt_mock {
-	const struct pt_xconn *xc;
-	const struct pt_exchange *x;
+	char *method, *target;		/* as recorded */
 	char *host, *path;
 	struct pt_qparam *q;
 	size_t nq;
-	struct pt_body body;		/* the request's, decoded */
+	struct pt_body body;		/* the request's, decoded, owned */
 	size_t group;			/* mocks with an identical request */
+	size_t next;			/* the group's next mock, or SIZE_MAX */
+	size_t chain;			/* a group's first: the next first in
+					 * its hash bucket, or SIZE_MAX */
+	uint64_t resp;			/* the recorded response, in the file */
 };
 
+/*
+ * The mocks of a capture read as a stream: each outbound exchange's
+ * request is kept to be matched, its recorded response goes to an
+ * unlinked file in $TMPDIR and is read back when served, so memory holds
+ * the outbound requests, not the capture.
+ */
 struct pt_mocks {
 	struct pt_mock *v;		/* in recorded order */
-	size_t n;
+	size_t n, cap;
+	size_t *first, *last;		/* per group: its first, last mock */
 	size_t *cursor;			/* per group: next to serve */
 	size_t ngroups;
+	size_t *bucket;			/* groups by method, path and host */
 	size_t skipped;			/* outbound exchanges not usable */
+	struct pt_rfile f;
 	pthread_mutex_t mu;
 	/* what was served */
 	size_t exact, reused, closest, missed;
@@ -55,13 +68,26 @@ struct pt_mocks {
 
 enum pt_match { PT_M_EXACT, PT_M_REUSED, PT_M_CLOSEST, PT_M_MISS };
 
-void pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap);
+/* Make the file; 0, or < 0 after one line. */
+int pt_mocks_begin(struct pt_mocks *m);
+/* An exchange of the capture, in order by start (inbound ones and what
+ * cannot be served are passed over); 0, or < 0 after one line. */
+int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
+		 const struct pt_exchange *x);
+/* Every exchange has been added. */
+void pt_mocks_end(struct pt_mocks *m);
+/* A capture read whole (a Keploy test set): begin, add, end. */
+int pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap);
 /* The mock to answer with (NULL on a miss; then *near, if not NULL, is
  * the nearest recorded request, for the 502's body). Thread-safe. */
 const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 				     const struct pt_mreq *r,
 				     enum pt_match *how,
 				     const struct pt_mock **near);
+/* mk's recorded response read back into *resp (pt_http_msg_free it);
+ * 0 or an errno. Thread-safe. */
+int pt_mock_answer(struct pt_mocks *m, const struct pt_mock *mk,
+		   struct pt_http_msg *resp);
 void pt_mocks_free(struct pt_mocks *m);
 
 #endif

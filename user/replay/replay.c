@@ -1213,7 +1213,7 @@ int pt_replay_begin(struct pt_replay *rp, const struct pt_replay_opts *o,
 	pthread_cond_init(&sp->room, NULL);
 	sp->tabsz = 1 << 16;
 	sp->tab = pt_xcalloc(sp->tabsz, sizeof(*sp->tab));
-	err = pt_rfile_open(&sp->f);
+	err = pt_rfile_open(&sp->f, "replay", "the requests and results");
 	if (err)
 		return err;
 	if (o->rewrite_host)

@@ -256,23 +256,23 @@ void pt_rbuf_get_case(struct pt_rbuf *b, struct pt_rcase *c)
 		c->name = pt_xstrdup("?");
 }
 
-int pt_rfile_open(struct pt_rfile *f)
+int pt_rfile_open(struct pt_rfile *f, const char *who, const char *what)
 {
 	const char *dir = getenv("TMPDIR");
 	char path[PATH_MAX];
 
 	f->dir = dir && *dir ? dir : "/tmp";
-	if (snprintf(path, sizeof(path), "%s/podtap-replay.XXXXXX", f->dir) >=
+	if (snprintf(path, sizeof(path), "%s/podtap-%s.XXXXXX", f->dir, who) >=
 	    (int)sizeof(path)) {
-		pt_err("replay: TMPDIR %s: the name is too long", f->dir);
+		pt_err("%s: TMPDIR %s: the name is too long", who, f->dir);
 		return -ENAMETOOLONG;
 	}
 	f->fd = mkostemp(path, O_CLOEXEC);
 	if (f->fd < 0) {
 		int err = errno;
 
-		pt_err("replay: cannot make a file in %s to keep the requests and results in: %s (set TMPDIR)",
-		       f->dir, strerror(err));
+		pt_err("%s: cannot make a file in %s to keep %s in: %s (set TMPDIR)",
+		       who, f->dir, what, strerror(err));
 		return -err;
 	}
 	unlink(path);

@@ -3,8 +3,9 @@
  * Replay's spool: an unlinked file in $TMPDIR holding what is planned and
  * not yet sent (a request with its recorded response), what a first run
  * got back (--learn-noise), and every case's result, so that memory does
- * not grow with the capture. Records are written once, at the end, and
- * read back whole by their offset; 0 is no record.
+ * not grow with the capture; mock keeps its recorded answers in one too.
+ * Records are written once, at the end, and read back whole by their
+ * offset; 0 is no record.
  */
 #ifndef __PODTAP_REPLAY_SPOOL_H
 #define __PODTAP_REPLAY_SPOOL_H
@@ -57,8 +58,9 @@ struct pt_rfile {
 	const char *dir;
 };
 
-/* Make it; 0, or < 0 after one line. */
-int pt_rfile_open(struct pt_rfile *f);
+/* Make it, for who (a command: "replay") to keep what in (for the
+ * error); 0, or < 0 after one line. */
+int pt_rfile_open(struct pt_rfile *f, const char *who, const char *what);
 void pt_rfile_close(struct pt_rfile *f);
 /* Reserve room for a record of len bytes (under the caller's lock). */
 uint64_t pt_rfile_reserve(struct pt_rfile *f, size_t len);
