@@ -191,8 +191,9 @@ check "--dry-run lists the 8 requests it would send and exits 0" \
 "$PODTAP" export -f keploy -o "$TMP/k" "$TMP/c.ptcap" 2>/dev/null
 "$PODTAP" replay --to http://127.0.0.1:$APP --filter port=$APP "$TMP/k/keploy/test-set-0" \
 	> "$TMP/kset.out" 2>&1
+rc=$?
 check "a Keploy test set replays against the same build: 8 passed, exit 0" \
-	eval '[ $? = 0 ] && grep -q "8 sent on 8 connections.*8 passed, 0 failed" "$TMP/kset.out"' || cat "$TMP/kset.out"
+	eval '[ $rc = 0 ] && grep -q "8 sent on 8 connections.*8 passed, 0 failed" "$TMP/kset.out"' || cat "$TMP/kset.out"
 "$PODTAP" replay --to http://127.0.0.1:$CHANGED --filter port=$APP --report json \
 	-o "$TMP/kchanged.json" "$TMP/k/keploy/test-set-0" 2>/dev/null
 check "...against the changed build, the same 4 differences" jpy "$TMP/kchanged.json" \
@@ -302,6 +303,13 @@ check "10,000 short connections: all mirrored, delivered whole" \
 	grep -q "10000 connections mirrored of 10000 inbound, 10000 delivered whole" "$TMP/rec.err"
 grep mirror "$TMP/rec.err" | grep -v " 10000 delivered whole"
 check "...and no mirror state left once they closed" grep -qx "podtap_mirror_open_connections 0" "$TMP/many.prom"
+# more connections at once than open files allow: fewer at once, said
+(ulimit -n 512 && exec "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1024 "$TMP/many.ptcap") \
+	> "$TMP/fd.out" 2> "$TMP/fd.err"
+check "replay -j 1024 under a limit of 512 open files: 112 at once, all 10,000 passed" \
+	eval 'grep -q "the limit (512) allows: 112 at once" "$TMP/fd.err" &&
+		grep -q "10000 sent on 10000 connections.*10000 passed, 0 failed, 0 errors" "$TMP/fd.err"' ||
+	cat "$TMP/fd.err"
 
 # ---- a capture bigger than replay's memory: it streams ----
 # 4 keep-alive clients, 480 GETs of a 256 KiB file each: 480 MiB of
@@ -349,8 +357,9 @@ sys.exit(os.waitstatus_to_exitcode(st))' "$TMP/big.rss" "$@"
 mkdir -p "$TMP/spool"
 TMPDIR=$TMP/spool maxrss "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 "$TMP/big.ptcap" \
 	> "$TMP/big.out" 2> "$TMP/big.err"
+rc=$?
 check "replay of 480 MiB of responses, one connection at a time: 1920 passed, exit 0" \
-	eval 'test $? = 0 && grep -q "1920 sent on 4 connections.*1920 passed, 0 failed" "$TMP/big.err"' ||
+	eval '[ $rc = 0 ] && grep -q "1920 sent on 4 connections.*1920 passed, 0 failed" "$TMP/big.err"' ||
 	cat "$TMP/big.err"
 small_and_clean
 echo '{"old": "report"}' > "$TMP/big.json"
@@ -362,6 +371,30 @@ check "replay whose TMPDIR fills is one line, exit 2" one_line_error "No space l
 	env TMPDIR=$TMP/small "$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 -o "$TMP/big.json" "$TMP/big.ptcap"
 check "...and the report file is left as it was" grep -qx '{"old": "report"}' "$TMP/big.json"
 umount "$TMP/small" && SMALL=
+# Ctrl-C: what went out is reported, and that the capture was not all read
+INTERRUPTED='j["summary"]["interrupted"] and not j["summary"]["all_read"] and
+	j["summary"]["passed"] >= 50 and
+	j["summary"]["passed"] == sum(c["result"] == "passed" for c in j["cases"])'
+"$PODTAP" replay --to http://127.0.0.1:$NGX -j 1 --rate 100 --learn-noise --report json \
+	-o "$TMP/int.json" "$TMP/big.ptcap" 2> "$TMP/int.err" &
+p=$!
+sleep 2
+kill -INT $p
+wait $p
+rc=$?
+check "--learn-noise stopped by Ctrl-C: exit 130, and what was answered is reported as passed" \
+	eval '[ $rc = 130 ] && jpy "$TMP/int.json" "$INTERRUPTED"' || tail -1 "$TMP/int.err"
+check "...and the summary line says the rest of the capture was not read" \
+	grep -q "interrupted: .* not sent, and the rest of the capture not read" "$TMP/int.err"
+"$PODTAP" replay --dry-run "$TMP/big.ptcap" > "$TMP/dint.out" 2> "$TMP/dint.err" &
+p=$!
+sleep 0.2
+kill -INT $p
+wait $p
+rc=$?
+check "a dry run stops on Ctrl-C too: exit 130" \
+	eval '[ $rc = 130 ] && grep -q "interrupted before the capture was all read" "$TMP/dint.err"' ||
+	cat "$TMP/dint.err"
 rm -f "$TMP/big.ptcap"
 
 # ---- mock: the outbound side, recorded from clients in the cgroup ----
@@ -434,8 +467,9 @@ MOCK_PID=$!
 wait_port $MOCK
 curl -s -o "$TMP/b1" "http://127.0.0.1:$MOCK/big.bin?17" -o "$TMP/b2" "http://127.0.0.1:$MOCK/big.bin?480"
 wait $MOCK_PID
+rc=$?
 check "mock of 480 MiB of recorded answers serves them exactly, exit 0" \
-	eval 'test $? = 0 && cmp -s "$TMP/b1" "$TMP/www/big.bin" && cmp -s "$TMP/b2" "$TMP/www/big.bin"' ||
+	eval '[ $rc = 0 ] && cmp -s "$TMP/b1" "$TMP/www/big.bin" && cmp -s "$TMP/b2" "$TMP/www/big.bin"' ||
 	cat "$TMP/bigmock.err"
 small_and_clean
 check "mock with TMPDIR not there is one line, exit 2" one_line_error "cannot make a file in $TMP/nowhere" \

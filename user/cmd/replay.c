@@ -66,7 +66,8 @@ static void usage(FILE *f)
 "      --max-gap DURATION  with --speed (default 1s)\n"
 "      --rate R            R requests per second, evenly\n"
 "                          (neither: as fast as the service answers)\n"
-"  -j, --concurrency N     connections replayed at once (default 8)\n"
+"  -j, --concurrency N     connections replayed at once (default 8; fewer,\n"
+"                          said, if open files are too few)\n"
 "      --filter KEY=V,...  send only requests matching: method=GET,HEAD\n"
 "                          path=/api/* (a glob) host=GLOB header=NAME or\n"
 "                          header=NAME:GLOB port=N (the server's); repeat\n"
@@ -102,13 +103,18 @@ static void usage(FILE *f)
 "anything is sent); 130 when interrupted. docs/replay.md has the details.\n");
 }
 
-static int opt_double(const char *opt, const char *arg, double *v)
+static int opt_double(const char *opt, const char *arg, double lo,
+		      double *v)
 {
 	char *end;
 
 	*v = strtod(arg, &end);
-	if (end == arg || *end || !(*v > 0) || *v > 1e9) {
+	if (end == arg || *end || !(*v > 0)) {
 		pt_err("%s %s: want a positive number", opt, arg);
+		return -1;
+	}
+	if (*v < lo || *v > 1e9) {
+		pt_err("%s %s: want a number from %g to 1e9", opt, arg, lo);
 		return -1;
 	}
 	return 0;
@@ -165,8 +171,10 @@ static void feed_kset(struct pt_replay *rp, const struct pt_kset *k)
 			stopped = pt_replay_x(rp, v[i], &v[i]->x[j],
 					      k->noise[ci], k->nnoise[ci]);
 		pt_replay_conn_done(rp, v[i]);
-		if (stopped)
+		if (stopped) {
+			rp->unread = j < v[i]->nx || i + 1 < n;
 			break;
+		}
 	}
 	free(v);
 }
@@ -242,11 +250,11 @@ int cmd_replay(int argc, char **argv)
 			to = optarg;
 			break;
 		case O_SPEED:
-			if (opt_double("--speed", optarg, &o.speed))
+			if (opt_double("--speed", optarg, 1e-3, &o.speed))
 				goto out;
 			break;
 		case O_RATE:
-			if (opt_double("--rate", optarg, &o.rate))
+			if (opt_double("--rate", optarg, 1e-3, &o.rate))
 				goto out;
 			break;
 		case O_MAXGAP:
@@ -343,6 +351,19 @@ int cmd_replay(int argc, char **argv)
 		pt_err("replay: give a capture file (see --help)");
 		goto out;
 	}
+	if (!o.dry_run) {
+		/* a connection, and the socket pair of libcurl's threaded
+		 * resolver, each, with room */
+		unsigned long long lim = pt_nofile_raise();
+
+		if ((unsigned long long)o.concurrency * 4 + 64 > lim) {
+			int j = lim > 68 ? (int)((lim - 64) / 4) : 1;
+
+			pt_info("replay: -j %d needs more open files than the limit (%llu) allows: %d at once",
+				o.concurrency, lim, j);
+			o.concurrency = j;
+		}
+	}
 	if (is_input(outp, argv + optind, argc - optind)) {
 		pt_err("--out %s: that is the capture being replayed; give another file",
 		       outp);
@@ -357,10 +378,12 @@ int cmd_replay(int argc, char **argv)
 		pt_kset_free(&in);
 		goto out;
 	}
+	/* a dry run of a large capture takes a while too */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	if (!o.dry_run) {
 		signal(SIGPIPE, SIG_IGN);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 	}
 	if (pt_replay_begin(&rp, &o, &stop)) {
@@ -373,8 +396,10 @@ int cmd_replay(int argc, char **argv)
 
 		err = pt_capture_stream(&in.cap, (const char *const *)argv +
 					optind, argc - optind, &sink);
-		if (err == -EINTR)
+		if (err == -EINTR) {
 			err = 0;	/* stopped: said below */
+			rp.unread = true;
+		}
 	}
 	if (rp.sp)
 		pt_replay_end(&rp);

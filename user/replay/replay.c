@@ -341,6 +341,7 @@ struct rconn {
 	bool queued;			/* a request planned: in the queue */
 	bool in_tab, ended;		/* the reader still has it, or is done */
 	bool finished;			/* the sender is done with it */
+	bool planned;			/* a request is to go out on it */
 	bool sent;			/* a request went out on it */
 };
 
@@ -878,7 +879,6 @@ static void plan_x(struct pt_rspool *sp, struct rconn *cn,
 	size_t idx = new_case(sp);
 	bool filtered;
 
-	sp->rp->nconns += c.seq == 1;
 	c.name = x->kind == PT_X_HTTP && x->has_req ? case_name(x) :
 		 pt_xstrdup("(raw bytes)");
 	c.why = (char *)why_not(o, xc, x, &filtered);
@@ -886,8 +886,11 @@ static void plan_x(struct pt_rspool *sp, struct rconn *cn,
 		  PT_R_SKIPPED;
 	if (x->kind == PT_X_HTTP && x->has_resp)
 		c.recorded_status = x->resp.status;
-	if (c.state == PT_R_PLANNED)
+	if (c.state == PT_R_PLANNED) {
 		c.at_ns = schedule(sp, x->req_span.ts);
+		sp->rp->nconns += !cn->planned;
+		cn->planned = true;
+	}
 	count_plan(sp->rp, c.state);
 	put_result(sp, idx, &c);
 	if (c.state == PT_R_PLANNED && !o->dry_run)
@@ -1114,13 +1117,14 @@ static void first_run(struct pt_rspool *sp, struct rconn *cn, CURL **h)
 }
 
 /* --learn-noise: cn's requests again, once the first run of all of them
- * is in; each judged against both. */
+ * is in; each judged against both. Once halted (Ctrl-C), nothing more is
+ * sent, and what the first run got is judged alone. */
 static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
 {
 	const struct pt_replay_opts *o = sp->rp->o;
 	uint64_t off = cn->first;
 
-	while (off && !halted(sp)) {
+	while (off && !sp->err) {
 		struct pt_rcase c = {};
 		struct pt_rhdr hd;
 		struct pt_rbuf b = {};
@@ -1132,6 +1136,7 @@ static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
 		if (!err && hd.r0) {
 			err = pt_rfile_get(&sp->f, hd.r0, NULL, &b);
 			if (!err) {
+				result_free(&c.r[0]);	/* the planned one's */
 				pt_rbuf_get_result(&b, &c.r[0]);
 				err = b.bad ? EIO : 0;
 			}
@@ -1140,7 +1145,7 @@ static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
 		pthread_mutex_unlock(&sp->mu);
 		pt_rbuf_free(&b);
 		if (!err && hd.r0) {
-			if (!c.r[0].err[0])
+			if (h && !halted(sp) && !c.r[0].err[0])
 				send_one(sp, h, &c, 1);
 			/* a second run cut short by Ctrl-C teaches nothing,
 			 * and the first is judged all the same */
@@ -1159,7 +1164,7 @@ static void replay_conn(struct pt_rspool *sp, struct rconn *cn)
 	CURL *h = NULL;
 
 	first_run(sp, cn, &h);
-	if (sp->rp->o->learn_noise && h && !halted(sp))
+	if (sp->rp->o->learn_noise)
 		second_run(sp, cn, h);
 	if (h)
 		curl_easy_cleanup(h);

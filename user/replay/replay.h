@@ -102,12 +102,13 @@ struct pt_rspool;
 struct pt_replay {
 	const struct pt_replay_opts *o;
 	size_t n;			/* cases, in the order planned */
-	size_t nconns;			/* connections with a request */
+	size_t nconns;			/* connections with a request to send */
 	size_t planned, skipped, filtered, pass, fail, errors;
 	size_t conns_sent;		/* connections with a request sent */
 	size_t noise_auto, noise_rule, noise_learned;
 	double secs;			/* wall time of the run */
 	bool interrupted;
+	bool unread;			/* ... before the capture was all read */
 	const char *damaged;		/* the capture is damaged: where */
 	uint64_t spooled;		/* bytes the spool took, at most */
 	struct pt_rspool *sp;

@@ -47,9 +47,13 @@ char *pt_replay_summary(const struct pt_replay *rp)
 	fprintf(f, "; %zu skipped, %zu filtered", rp->skipped, rp->filtered);
 	fprintf(f, "; noise ignored: %zu found, %zu by rules, %zu learned",
 		rp->noise_auto, rp->noise_rule, rp->noise_learned);
-	if (rp->interrupted)
-		fprintf(f, "; interrupted: %zu not sent",
-			rp->planned - rp->pass - rp->fail - rp->errors);
+	if (rp->interrupted && !rp->o->dry_run)
+		fprintf(f, "; interrupted: %zu not sent%s",
+			rp->planned - rp->pass - rp->fail - rp->errors,
+			rp->unread ? ", and the rest of the capture not read" : "");
+	else if (rp->interrupted)
+		fprintf(f, "; interrupted%s",
+			rp->unread ? " before the capture was all read" : "");
 	fclose(f);
 	return line;
 }
@@ -152,12 +156,13 @@ void pt_replay_report_json(FILE *f, const struct pt_replay *rp)
 		fputs("null", f);
 	fprintf(f, ",\"summary\":{\"sent\":%zu,\"connections\":%zu,\"passed\":%zu,"
 		"\"failed\":%zu,\"errors\":%zu,\"skipped\":%zu,\"filtered\":%zu,"
+		"\"planned\":%zu,\"planned_connections\":%zu,"
 		"\"noise\":{\"found\":%zu,\"rules\":%zu,\"learned\":%zu},"
-		"\"seconds\":%.3f,\"interrupted\":%s},\"cases\":[",
+		"\"seconds\":%.3f,\"interrupted\":%s,\"all_read\":%s},\"cases\":[",
 		rp->pass + rp->fail + rp->errors, rp->conns_sent, rp->pass, rp->fail,
-		rp->errors, rp->skipped, rp->filtered, rp->noise_auto,
-		rp->noise_rule, rp->noise_learned, rp->secs,
-		rp->interrupted ? "true" : "false");
+		rp->errors, rp->skipped, rp->filtered, rp->planned, rp->nconns,
+		rp->noise_auto, rp->noise_rule, rp->noise_learned, rp->secs,
+		rp->interrupted ? "true" : "false", rp->unread ? "false" : "true");
 	for (i = 0; i < rp->n; i++) {
 		struct pt_rcase c;
 
