@@ -1075,3 +1075,63 @@ void test_stream_loss_not_held(void)
 	unlink(path);
 	rmdir(dir);
 }
+
+/*
+ * A request whose record is missing, with no LOSS record to say so (the
+ * ring was full for that too): the bytes after it are known to be all
+ * that will come once they have waited a second, so the connection is
+ * not held from there to its end, and its exchanges come out as read
+ * whole.
+ */
+void test_stream_unnamed_hole(void)
+{
+	char dir[] = "/tmp/podtap-hole.XXXXXX", path[PATH_MAX], q[64];
+	char *r = malloc(4096 + 64), *whole, *streamed;
+	uint64_t off[2] = {}, payload = 0, t;
+	size_t every = pt_stream_every;
+	struct held_sink hs;
+	struct pt_capture info;
+	struct pt_capw *w;
+	int i, n;
+
+	if (!ASSERT_TRUE(r && mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	n = snprintf(r, 64, "HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n");
+	memset(r + n, 'b', 4000);
+	r[n + 4000] = 0;
+	snprintf(path, sizeof(path), "%s/c.ptcap", dir);
+	if (!ASSERT_OK(pt_capw_open(&w, path, "test-host"), "open"))
+		return;
+	add_open(w, 1, PT_ROLE_SERVER, 8080, 40000);
+	/* 2000 calls over 40 s; the records of the 10th request are not
+	 * there, nor those of the 20th and the answer before it (so that
+	 * the answer's place is not known, nor when the next request came) */
+	for (i = 0; i < 2000; i++) {
+		t = (uint64_t)i * 20 * MS + 10;
+		snprintf(q, sizeof(q), "GET /item/%04d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+		if (i != 10 && i != 20)
+			add_data(w, 1, PT_DIR_RX, off[0], q, t);
+		if (i != 19)
+			add_data(w, 1, PT_DIR_TX, off[1], r, t + MS);
+		off[0] += strlen(q);
+		off[1] += strlen(r);
+		payload += strlen(q) + strlen(r);
+	}
+	if (!ASSERT_OK(pt_capw_close(w), "written"))
+		return;
+	whole = jsonl_whole(path);
+	pt_stream_every = 16;
+	streamed = jsonl_streamed(path, &hs, &info);
+	pt_stream_every = every;
+	ASSERT_TRUE(whole && streamed && !strcmp(whole, streamed),
+		    "the same exchanges as read whole");
+	ASSERT_TRUE(streamed && strstr(streamed, "\"target\":\"/item/1999\""),
+		    "the last call is there");
+	ASSERT_TRUE(info.peak_held < payload / 8,
+		    "the connection is not held from the hole on");
+	free(whole);
+	free(streamed);
+	free(r);
+	unlink(path);
+	rmdir(dir);
+}

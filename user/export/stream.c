@@ -156,6 +156,13 @@ static void slab_put(struct streamer *st, struct slab *sl)
 	free(sl);
 }
 
+/* Records stamped before this have had SETTLE_NS for any earlier one to
+ * come: what is still missing then is not coming. */
+static uint64_t settled_before(const struct streamer *st)
+{
+	return st->now > SETTLE_NS ? st->now - SETTLE_NS : 0;
+}
+
 static uint64_t all_captured(const struct pt_conn *c)
 {
 	return c->s[0].captured + c->s[1].captured + c->tls[0].captured +
@@ -327,6 +334,7 @@ static void cut(struct streamer *st, struct live *lv, bool final,
 	}
 	for (d = 0; d < 2; d++)
 		if (pt_stream_assemble_from(c, d, xc->tls, xc->base[d], !final,
+					    settled_before(st),
 					    &a[d]))
 			break;
 	if (d < 2) {
@@ -452,6 +460,7 @@ static void raw_cut(struct streamer *st, struct live *lv, bool final,
 		xc->tls = c->has_tls;	/* its plaintext, if it has any */
 	for (d = 0; !lv->too_big && d < 2; d++) {
 		if (!pt_stream_assemble_from(c, d, xc->tls, xc->base[d], live,
+					     settled_before(st),
 					     &xc->a[d]))
 			continue;
 		for (k = 0; k < d; k++)
@@ -549,8 +558,7 @@ static void finish(struct streamer *st, size_t i)
 /* Hand on the exchanges that nothing still to come can precede. */
 static void emit(struct streamer *st, bool all)
 {
-	uint64_t w = all ? UINT64_MAX :
-		     st->now > SETTLE_NS ? st->now - SETTLE_NS : 0;
+	uint64_t w = all ? UINT64_MAX : settled_before(st);
 	struct pend p;
 	size_t i;
 

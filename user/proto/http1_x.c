@@ -191,6 +191,14 @@ static uint64_t next_start_ts(const struct pt_assembled *a, uint64_t pos)
 	return pt_assembled_ts(a, pos);
 }
 
+/* Is pos in bytes not captured (so that nothing can come there)? */
+static bool in_gap_at(const struct pt_assembled *a, uint64_t pos)
+{
+	uint64_t gend;
+
+	return pos < a->len && pt_in_gap(a, pos, &gend);
+}
+
 enum resp_result { RESP_GO_ON, RESP_STOP, RESP_WAIT };
 
 /*
@@ -199,7 +207,8 @@ enum resp_result { RESP_GO_ON, RESP_STOP, RESP_WAIT };
  */
 static enum resp_result response(struct pt_xconn *xc, struct pt_exchange *x,
 				 uint64_t *pos, const char *method,
-				 uint64_t next_req_ts, bool final)
+				 uint64_t next_req_ts, bool next_req_lost,
+				 bool final)
 {
 	int rdir = !xc->req_dir;
 	struct pt_http_msg m;
@@ -215,8 +224,10 @@ static enum resp_result response(struct pt_xconn *xc, struct pt_exchange *x,
 	 * this: this one's answer was lost.
 	 */
 	if (at < xc->a[rdir].len && pt_in_gap(&xc->a[rdir], at, &gend)) {
-		if (!next_req_ts && !final)
-			return RESP_WAIT;	/* no next request to compare */
+		/* no next request to compare yet; one in bytes not
+		 * captured is never known: then nothing is waited for */
+		if (!next_req_ts && !next_req_lost && !final)
+			return RESP_WAIT;
 		if (next_req_ts) {
 			r = one_msg(xc, rdir, &at, false, method, &m, &sp, final);
 			if (r == MSG_WAIT)
@@ -284,7 +295,7 @@ static bool orphan_one(struct pt_xconn *xc, uint64_t *pos, bool final,
 {
 	struct pt_exchange *x = pt_x_new(xc, PT_X_HTTP);
 
-	*go = response(xc, x, pos, NULL, 0, final);
+	*go = response(xc, x, pos, NULL, 0, false, final);
 	if (*go == RESP_WAIT || !x->has_resp) {
 		pt_x_release(x);
 		xc->nx--;
@@ -419,7 +430,8 @@ static void h1_feed(struct pt_xconn *xc, bool final)
 		if (r == MSG_CUT)
 			pt_x_incomplete(x, "request runs into bytes not captured");
 		go = response(xc, x, &st->pos[!qdir], x->req.method,
-			      next_start_ts(&xc->a[qdir], st->pos[qdir]), final);
+			      next_start_ts(&xc->a[qdir], st->pos[qdir]),
+			      in_gap_at(&xc->a[qdir], st->pos[qdir]), final);
 		if (go == RESP_WAIT) {
 			roll_back(xc, n, st, saved, was_http);
 			return;

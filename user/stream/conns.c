@@ -463,7 +463,7 @@ int pt_stream_assemble(const struct pt_conn *conn, int dir,
 int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
 			     struct pt_assembled *a)
 {
-	return pt_stream_assemble_from(conn, dir, tls, 0, false, a);
+	return pt_stream_assemble_from(conn, dir, tls, 0, false, 0, a);
 }
 
 /* Is [start, end) inside a range a LOSS record named? */
@@ -479,7 +479,8 @@ static bool loss_covers(const struct pt_stream *s, uint64_t start,
 }
 
 int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
-			    uint64_t from, bool live, struct pt_assembled *a)
+			    uint64_t from, bool live, uint64_t lost_before,
+			    struct pt_assembled *a)
 {
 	const struct pt_stream *s = tls ? &conn->tls[dir & 1] : &conn->s[dir & 1];
 	struct pt_chunk *v;
@@ -491,13 +492,21 @@ int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
 	memcpy(v, s->chunks, s->nchunks * sizeof(*v));
 	qsort(v, s->nchunks, sizeof(*v), cmp_chunk);
 	if (live) {
-		/* as far as the bytes go on without a hole no record named */
+		/* as far as the bytes go on without a hole no record named,
+		 * or one with bytes stamped before lost_before beyond it */
+		uint64_t settled = 0;
+
+		for (i = 0; i < s->nchunks; i++)
+			if (v[i].ts < lost_before &&
+			    v[i].off + v[i].len > settled)
+				settled = v[i].off + v[i].len;
 		for (i = 0; i < s->nchunks; i++) {
 			uint64_t cend = v[i].off + v[i].len;
 
 			if (cend < v[i].off || cend <= cur)
 				continue;
-			if (v[i].off > cur && !loss_covers(s, cur, v[i].off))
+			if (v[i].off > cur && !loss_covers(s, cur, v[i].off) &&
+			    cur >= settled)
 				break;
 			cur = cend;
 		}

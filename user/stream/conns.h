@@ -126,10 +126,14 @@ int pt_stream_assemble_layer(const struct pt_conn *conn, int dir, bool tls,
 /*
  * The same from offset from on, offsets in out counted from there. Live
  * (more records may come): only as far as the bytes go on without a hole
- * that no LOSS record named, with no gap at the end.
+ * that no LOSS record named, with no gap at the end; a hole with bytes
+ * stamped before lost_before beyond it is a gap all the same (its bytes
+ * would come too late: when the ring was full, the LOSS record may have
+ * been lost too).
  */
 int pt_stream_assemble_from(const struct pt_conn *conn, int dir, bool tls,
-			    uint64_t from, bool live, struct pt_assembled *out);
+			    uint64_t from, bool live, uint64_t lost_before,
+			    struct pt_assembled *out);
 /* Free a stream's captured bytes that all lie before off (a chunk that
  * reaches past it stays whole), and the losses before it: bytes freed. */
 uint64_t pt_stream_drop_before(struct pt_stream *s, uint64_t off);
