@@ -226,6 +226,11 @@ check "replay of a file that is not there is one line" one_line_error "nothing.p
 check "replay --speed with --rate is one line" one_line_error "give one" "$PODTAP" replay --to http://x --speed 2 --rate 5 "$TMP/c.ptcap"
 check "replay --set-header with CR LF is one line" one_line_error "control characters" "$PODTAP" replay --to http://x -H $'X-A: b\r\nX-B: c' "$TMP/c.ptcap"
 check "replay of a directory that is not a test set is one line" one_line_error "not a Keploy test set" "$PODTAP" replay --to http://x "$TMP/k/keploy"
+check "replay of one capture by name and on standard input is one line" one_line_error "given twice" \
+	sh -c '"$0" replay --dry-run - "$1" < "$1"' "$PODTAP" "$TMP/c.ptcap"
+cp -r "$TMP/k/keploy/test-set-0" "$TMP/kbad" && mkdir "$TMP/kbad/tests/sub.yaml"
+check "a Keploy test set with a directory for a test is one line" one_line_error "sub.yaml: not a regular file" \
+	"$PODTAP" replay --to http://x "$TMP/kbad"
 check "replay --noise-regex that does not compile is one line" one_line_error "noise-regex" "$PODTAP" replay --to http://x --noise-regex '(' "$TMP/c.ptcap"
 
 # ---- mirror from the file ----

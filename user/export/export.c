@@ -156,6 +156,19 @@ static int stop_here(void *ctx, const struct pt_rec_hdr *h)
 	return 1;
 }
 
+/* Are a and b the same file, "-" being standard input? */
+static bool same_input(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	if (!strcmp(a, "-") && !strcmp(b, "-"))
+		return false;	/* said by the reader */
+	return !(strcmp(a, "-") ? stat(a, &x) : fstat(0, &x)) &&
+	       !(strcmp(b, "-") ? stat(b, &y) : fstat(0, &y)) &&
+	       S_ISREG(x.st_mode) && x.st_dev == y.st_dev &&
+	       x.st_ino == y.st_ino;
+}
+
 /*
  * Before any record is taken: no file given twice, and every regular file
  * a capture (its header read) of the first one's host, so that a bad
@@ -172,8 +185,8 @@ static int check_paths(const char *const *paths, int n)
 
 	for (k = 0; k < n; k++) {
 		/* one file twice (or through a link) would double its records */
-		for (j = 0; j < k && strcmp(paths[k], "-"); j++)
-			if (strcmp(paths[j], "-") && pt_same_file(paths[j], paths[k])) {
+		for (j = 0; j < k; j++)
+			if (same_input(paths[j], paths[k])) {
 				pt_err("%s: the same file as %s, given twice",
 				       paths[k], paths[j]);
 				return -EINVAL;

@@ -303,11 +303,17 @@ static int read_file(struct pt_kset *ks, const char *path, bool tests)
 	yaml_parser_t p;
 	struct kdoc k = { .file = path };
 	FILE *f = fopen(path, "r");
+	struct stat st;
 	int err = 0;
 
 	if (!f) {
 		pt_err("%s: %s", path, strerror(errno));
 		return -errno;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		pt_err("%s: not a regular file", path);
+		fclose(f);
+		return -EINVAL;
 	}
 	yaml_parser_initialize(&p);
 	yaml_parser_set_input_file(&p, f);
