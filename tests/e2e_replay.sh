@@ -470,13 +470,29 @@ TMPDIR=$TMP/spool maxrss "$PODTAP" mock --listen 127.0.0.1:$MOCK --duration 4s -
 	"$TMP/bigout.ptcap" 2> "$TMP/bigmock.err" &
 MOCK_PID=$!
 wait_port $MOCK
-curl -s -o "$TMP/b1" "http://127.0.0.1:$MOCK/big.bin?17" -o "$TMP/b2" "http://127.0.0.1:$MOCK/big.bin?480"
+# 16 clients at once, each a different answer, sent from the file
+cpids=
+for i in $(seq 16); do
+	curl -s -o "$TMP/b$i" "http://127.0.0.1:$MOCK/big.bin?$((i * 29))" &
+	cpids="$cpids $!"
+done
+wait $cpids
 wait $MOCK_PID
 rc=$?
-check "mock of 480 MiB of recorded answers serves them exactly, exit 0" \
-	eval '[ $rc = 0 ] && cmp -s "$TMP/b1" "$TMP/www/big.bin" && cmp -s "$TMP/b2" "$TMP/www/big.bin"' ||
-	cat "$TMP/bigmock.err"
+same=0
+for i in $(seq 16); do cmp -s "$TMP/b$i" "$TMP/www/big.bin" && same=$((same + 1)); done
+check "mock of 480 MiB of recorded answers serves 16 at once exactly, exit 0 (got $same)" \
+	eval '[ $rc = 0 ] && [ $same = 16 ]' || cat "$TMP/bigmock.err"
 small_and_clean
+"$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/bigout.ptcap" 2> "$TMP/mint.err" &
+p=$!
+sleep 0.3
+kill -INT $p
+wait $p
+rc=$?
+check "Ctrl-C while mock reads the capture stops it: exit 130" \
+	eval '[ $rc = 130 ] && grep -q "stopped while the capture was read" "$TMP/mint.err"' ||
+	cat "$TMP/mint.err"
 check "mock with TMPDIR not there is one line, exit 2" one_line_error "cannot make a file in $TMP/nowhere" \
 	env TMPDIR=$TMP/nowhere "$PODTAP" mock --listen 127.0.0.1:$MOCK "$TMP/bigout.ptcap"
 rm -f "$TMP/bigout.ptcap" "$TMP/www/big.bin"

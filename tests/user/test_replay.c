@@ -210,7 +210,7 @@ static const char *served(struct pt_mocks *m, const char *method,
 	pt_query_free(r.q, r.nq);
 	if (!mk)
 		return "(none)";
-	if (pt_mock_answer(m, mk, &resp))
+	if (pt_mock_answer(m, mk, &resp, true))
 		return "(not read back)";
 	snprintf(out, sizeof(out), "%.*s", (int)resp.body_len,
 		 (const char *)resp.body);

@@ -5,6 +5,7 @@
  * server is libmicrohttpd (as for --metrics), HTTPS through its GnuTLS.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include "cmd/cmds.h"
 #include "base/common.h"
@@ -35,9 +37,17 @@ struct mock_srv {
 /* A request's body as it arrives. */
 struct upload {
 	uint8_t *p;
-	size_t n;
+	size_t n, cap;
 	bool too_big;
 };
+
+/* Ctrl-C, SIGTERM or SIGHUP while the capture is read */
+static volatile sig_atomic_t stopped;
+
+static void on_signal(int sig)
+{
+	stopped = sig;
+}
 
 static void usage(FILE *f)
 {
@@ -62,7 +72,8 @@ static void usage(FILE *f)
 "\n"
 "The capture is read as a stream: the outbound requests are kept in\n"
 "memory to be matched, their recorded answers in a file in $TMPDIR\n"
-"(default /tmp, deleted at once). A Keploy test set is read whole.\n"
+"(default /tmp, deleted at once), sent from there. A Keploy test set is\n"
+"read whole.\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR      HOST:PORT, [V6]:PORT or :PORT (every address)\n"
@@ -72,12 +83,12 @@ static void usage(FILE *f)
 "                         by repetition (a miss or a closest answer)\n"
 "      --duration D       stop after D (e.g. 30s); default: until a signal\n"
 "      --max-stream SIZE  as for read and export\n"
-"      --max-held SIZE    as for read and export (default 1GiB)\n"
+"      --max-held SIZE    as for read and export (default 1Gi)\n"
 "  -h, --help             this text\n"
 "\n"
 "Exit status: 0, or 1 with --strict after a miss or a closest answer; 2\n"
 "for bad options, a capture that cannot be read, or a file in TMPDIR\n"
-"that cannot be written or read back.\n");
+"that cannot be written or read back; 130 when stopped before serving.\n");
 }
 
 static void listed(struct mock_srv *s, const char *what, const char *method,
@@ -129,26 +140,37 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* The recorded answer: its body sent from the file it waits in (a
+ * descriptor of its own, which libmicrohttpd closes), not from memory. */
 static enum MHD_Result answer(struct MHD_Connection *conn,
 			      const struct pt_mock *mk,
-			      const struct pt_http_msg *r)
+			      const struct pt_http_msg *r, int fd)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	size_t i;
-
 	uint64_t head_len;
+	size_t i;
+	int bfd;
 
 	/* a HEAD answer says the length its GET would have had: a response
 	 * of that size whose body is never asked for */
 	if (!strcmp(mk->method, "HEAD") && pt_http_field(r, "Content-Length") &&
 	    !pt_parse_u64(pt_http_field(r, "Content-Length"), 0, UINT64_MAX,
-			  &head_len))
+			  &head_len)) {
 		resp = MHD_create_response_from_callback(head_len, 4096, no_body,
 							 NULL, NULL);
-	else
-		resp = MHD_create_response_from_buffer(r->body_len, (void *)r->body,
-						       MHD_RESPMEM_MUST_COPY);
+	} else if (!mk->body_len) {
+		resp = MHD_create_response_from_buffer(0, NULL,
+						       MHD_RESPMEM_PERSISTENT);
+	} else {
+		bfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (bfd < 0)
+			return MHD_NO;
+		resp = MHD_create_response_from_fd_at_offset64(mk->body_len, bfd,
+							       mk->body_off);
+		if (!resp)
+			close(bfd);
+	}
 	if (!resp)
 		return MHD_NO;
 	for (i = 0; i < r->nfields; i++) {
@@ -220,10 +242,17 @@ static enum MHD_Result bad_gateway(struct MHD_Connection *conn,
 /* The recorded answer could not be read back from $TMPDIR: said once,
  * and a 500 for each such request. */
 static enum MHD_Result cannot_answer(struct mock_srv *s,
-				     struct MHD_Connection *conn, int err)
+				     struct MHD_Connection *conn, int err,
+				     enum pt_match how)
 {
 	static const char b[] = "{\"error\":\"podtap mock: the recorded answer could not be read back\"}\n";
 
+	/* not served after all */
+	pthread_mutex_lock(&s->m.mu);
+	s->m.exact -= how == PT_M_EXACT;
+	s->m.reused -= how == PT_M_REUSED;
+	s->m.closest -= how == PT_M_CLOSEST;
+	pthread_mutex_unlock(&s->m.mu);
 	pthread_mutex_lock(&s->mu);
 	if (!s->read_err++)
 		pt_err("mock: reading a recorded answer back from the file in %s: %s",
@@ -265,9 +294,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		if (up->n + *data_size > PT_HTTP_DECODED_MAX) {
 			up->too_big = true;
 		} else {
-			up->p = pt_xrealloc(up->p, up->n + *data_size + 1, 1);
+			if (up->n + *data_size + 1 > up->cap) {
+				up->cap = 2 * (up->n + *data_size + 1);
+				up->p = pt_xrealloc(up->p, up->cap, 1);
+			}
 			memcpy(up->p + up->n, data, *data_size);
 			up->n += *data_size;
+			up->p[up->n] = 0;	/* for the JSON parser */
 		}
 		*data_size = 0;
 		return MHD_YES;
@@ -310,12 +343,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 		ret = bad_gateway(conn, method, url, q.s ? q.s : "", near);
 	} else {
 		struct pt_http_msg rec;
-		int err = pt_mock_answer(&s->m, mk, &rec);
+		int err = pt_mock_answer(&s->m, mk, &rec, false);
 
 		if (err) {
-			ret = cannot_answer(s, conn, err);
+			ret = cannot_answer(s, conn, err, how);
 		} else {
-			ret = answer(conn, mk, &rec);
+			ret = answer(conn, mk, &rec, s->m.f.fd);
 			pt_http_msg_free(&rec);
 		}
 	}
@@ -328,7 +361,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 static int add_x(void *ctx, const struct pt_capture *cap,
 		 const struct pt_xconn *xc, struct pt_exchange *x)
 {
-	return pt_mocks_add(ctx, xc, x);
+	return stopped ? -EINTR : pt_mocks_add(ctx, xc, x);
 }
 
 /* libmicrohttpd's complaints (a client that is not TLS, ...): debug lines */
@@ -402,9 +435,10 @@ static void report(struct mock_srv *s)
 		fprintf(stderr, "  %s\n", s->listed[i]);
 	if (s->unlisted)
 		fprintf(stderr, "  ... and %zu more\n", s->unlisted);
-	pt_info("mock: served %zu requests: %zu exact, %zu reused (recorded answers ran out), %zu closest, %zu unmatched (502)",
-		s->m.exact + s->m.reused + s->m.closest + s->m.missed,
-		s->m.exact, s->m.reused, s->m.closest, s->m.missed);
+	pt_info("mock: served %zu requests: %zu exact, %zu reused (recorded answers ran out), %zu closest, %zu unmatched (502, or 413 for a body over 64 MiB)%s",
+		s->m.exact + s->m.reused + s->m.closest + s->m.missed +
+		s->read_err, s->m.exact, s->m.reused, s->m.closest,
+		s->m.missed, s->read_err ? "; some answers could not be read back (500)" : "");
 }
 
 int cmd_mock(int argc, char **argv)
@@ -496,6 +530,11 @@ int cmd_mock(int argc, char **argv)
 	if (certf && (!(cert = slurp("--tls-cert", certf)) ||
 		      !(key = slurp("--tls-key", keyf))))
 		goto out;
+	/* a large capture takes a while to read: a signal stops that too
+	 * (and is taken even if the shell had it ignored) */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	kset = pt_input_kset(&in, (const char *const *)argv + optind,
 			     argc - optind);
 	if (kset < 0)
@@ -507,9 +546,17 @@ int cmd_mock(int argc, char **argv)
 	} else {
 		struct pt_xsink sink = { .ctx = &s.m, .x = add_x };
 
-		if (pt_mocks_begin(&s.m) ||
-		    pt_capture_stream(&in.cap, (const char *const *)argv +
-				      optind, argc - optind, &sink))
+		int err = pt_mocks_begin(&s.m);
+
+		if (!err)
+			err = pt_capture_stream(&in.cap, (const char *const *)argv +
+						optind, argc - optind, &sink);
+		if (err == -EINTR && stopped) {
+			pt_info("mock: stopped while the capture was read");
+			rc = 130;
+			goto out;
+		}
+		if (err)
 			goto out;	/* said */
 		pt_mocks_end(&s.m);
 		pt_stream_notes(&in.cap);
@@ -526,6 +573,12 @@ int cmd_mock(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (stopped) {
+		/* came while the set was read, or just after */
+		pt_info("mock: stopped before serving");
+		rc = 130;
+		goto out;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* epoll where there is one (no FD_SETSIZE limit), as many clients
 	 * as descriptors allow, and idle ones let go after 30 s so that

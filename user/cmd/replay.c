@@ -92,7 +92,7 @@ static void usage(FILE *f)
 "                          regular file is replaced only when complete\n"
 "      --dry-run           list what would be sent and skipped, send nothing\n"
 "      --max-stream SIZE   as for read and export\n"
-"      --max-held SIZE     as for read and export (default 1GiB)\n"
+"      --max-held SIZE     as for read and export (default 1Gi)\n"
 "  -h, --help              this text\n"
 "\n"
 "One summary line goes to standard error. Exit status: 0 when every\n"

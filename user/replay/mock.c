@@ -80,20 +80,18 @@ static bool usable(const struct pt_exchange *x)
 
 #define BUCKETS		4096
 
-/* Identical requests have the same method, path and host (any case). */
-static size_t bucket_of(const struct pt_mock *mk)
+/* Requests that can match one another have the same method and path:
+ * groups by those, the first of each group standing for it. */
+static size_t bucket_of(const char *method, const char *path)
 {
 	uint32_t h = 2166136261u;
 	const char *s;
 
-	for (s = mk->method; *s; s++)
+	for (s = method; *s; s++)
 		h = (h ^ (uint8_t)*s) * 16777619u;
 	h = (h ^ 0xff) * 16777619u;
-	for (s = mk->path; *s; s++)
+	for (s = path; *s; s++)
 		h = (h ^ (uint8_t)*s) * 16777619u;
-	h = (h ^ 0xff) * 16777619u;
-	for (s = mk->host ? mk->host : ""; *s; s++)
-		h = (h ^ (uint8_t)(*s | 0x20)) * 16777619u;
 	return h % BUCKETS;
 }
 
@@ -122,7 +120,7 @@ int pt_mocks_begin(struct pt_mocks *m)
 static void group(struct pt_mocks *m, size_t idx)
 {
 	struct pt_mock *mk = &m->v[idx];
-	size_t b = bucket_of(mk), k;
+	size_t b = bucket_of(mk->method, mk->path), k;
 
 	for (k = m->bucket[b]; k != SIZE_MAX; k = m->v[k].chain)
 		if (same_request(&m->v[k], mk))
@@ -145,6 +143,7 @@ static void group(struct pt_mocks *m, size_t idx)
 int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
 		 const struct pt_exchange *x)
 {
+	struct pt_http_msg head;
 	struct pt_rbuf b = {};
 	struct pt_mock *mk;
 	const char *query, *h;
@@ -156,13 +155,12 @@ int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
 		m->skipped++;
 		return 0;
 	}
-	pt_rbuf_msg(&b, &x->resp);
-	if (b.n > UINT32_MAX) {
-		pt_rbuf_free(&b);
-		pt_err("mock: a recorded answer of over 4 GiB (%s %s) cannot be served",
-		       x->req.method, x->req.target);
-		return -EFBIG;
-	}
+	/* the status and fields as a record, the body raw after it, so
+	 * that it can be sent from the file */
+	head = x->resp;
+	head.body = NULL;
+	head.body_len = 0;
+	pt_rbuf_msg(&b, &head);
 	if (m->n == m->cap) {
 		m->cap = m->cap ? 2 * m->cap : 64;
 		m->v = pt_xrealloc(m->v, m->cap, sizeof(*m->v));
@@ -170,8 +168,13 @@ int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
 	mk = &m->v[m->n];
 	memset(mk, 0, sizeof(*mk));
 	mk->resp = pt_rfile_reserve(&m->f, b.n);
-	err = pt_rfile_put(&m->f, mk->resp, NULL, &b);
+	err = b.n > UINT32_MAX ? EFBIG : pt_rfile_put(&m->f, mk->resp, NULL, &b);
 	pt_rbuf_free(&b);
+	mk->body_len = x->resp.body_len;
+	mk->body_off = pt_rfile_reserve_raw(&m->f, mk->body_len);
+	if (!err)
+		err = pt_rfile_put_raw(&m->f, mk->body_off, x->resp.body,
+				       mk->body_len);
 	if (err)
 		return spool_failed(m, err);
 	mk->method = pt_xstrdup(x->req.method);
@@ -185,8 +188,9 @@ int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
 	pt_query_parse(query, &mk->q, &mk->nq);
 	pt_body_get(&x->req, &mk->body);
 	if (!mk->body.alloc && mk->body.n) {
-		/* it pointed into the exchange, which is not kept */
-		mk->body.alloc = pt_xrealloc(NULL, mk->body.n, 1);
+		/* it pointed into the exchange, which is not kept; a NUL
+		 * after it, as after a decoded one, for the JSON parser */
+		mk->body.alloc = pt_xcalloc(mk->body.n + 1, 1);
 		memcpy(mk->body.alloc, mk->body.p, mk->body.n);
 		mk->body.p = mk->body.alloc;
 	}
@@ -196,7 +200,12 @@ int pt_mocks_add(struct pt_mocks *m, const struct pt_xconn *xc,
 
 void pt_mocks_end(struct pt_mocks *m)
 {
+	size_t g;
+
 	m->cursor = pt_xcalloc(m->ngroups + 1, sizeof(*m->cursor));
+	m->spent = pt_xcalloc(m->ngroups + 1, sizeof(*m->spent));
+	for (g = 0; g < m->ngroups; g++)
+		m->cursor[g] = m->first[g];
 }
 
 int pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
@@ -216,7 +225,7 @@ int pt_mocks_load(struct pt_mocks *m, const struct pt_capture *cap)
 }
 
 int pt_mock_answer(struct pt_mocks *m, const struct pt_mock *mk,
-		   struct pt_http_msg *resp)
+		   struct pt_http_msg *resp, bool body)
 {
 	struct pt_rbuf b = {};
 	int err = pt_rfile_get(&m->f, mk->resp, NULL, &b);
@@ -229,6 +238,15 @@ int pt_mock_answer(struct pt_mocks *m, const struct pt_mock *mk,
 		}
 	}
 	pt_rbuf_free(&b);
+	if (!err && body && mk->body_len) {
+		resp->body_alloc = pt_xcalloc(mk->body_len + 1, 1);
+		resp->body = resp->body_alloc;
+		resp->body_len = mk->body_len;
+		err = pt_rfile_get_raw(&m->f, mk->body_off, resp->body_alloc,
+				       mk->body_len);
+		if (err)
+			pt_http_msg_free(resp);
+	}
 	return err;
 }
 
@@ -248,6 +266,7 @@ void pt_mocks_free(struct pt_mocks *m)
 	free(m->first);
 	free(m->last);
 	free(m->cursor);
+	free(m->spent);
 	if (m->bucket)
 		pt_rfile_close(&m->f);
 	free(m->bucket);
@@ -255,18 +274,18 @@ void pt_mocks_free(struct pt_mocks *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* The k-th mock of a group in recorded order, or its last one. */
-static struct pt_mock *nth_of_group(struct pt_mocks *m, size_t group,
-				    size_t k, bool *past_end)
+/* The group's next answer in recorded order, or its last one again. */
+static struct pt_mock *next_of_group(struct pt_mocks *m, size_t g,
+				     bool *past_end)
 {
-	size_t i = m->first[group];
+	struct pt_mock *mk = &m->v[m->cursor[g]];
 
-	while (k && m->v[i].next != SIZE_MAX) {
-		i = m->v[i].next;
-		k--;
-	}
-	*past_end = k > 0;
-	return &m->v[i];
+	*past_end = m->spent[g];
+	if (mk->next != SIZE_MAX)
+		m->cursor[g] = mk->next;
+	else
+		m->spent[g] = true;
+	return mk;
 }
 
 static size_t common_prefix(const char *a, const char *b)
@@ -286,31 +305,20 @@ const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 	struct pt_mock *exact = NULL, *best = NULL, *res = NULL;
 	const struct pt_mock *nearest = NULL;
 	long best_score = 0;
-	size_t i, nearest_len = 0;
-	bool past;
+	size_t k, g, nearest_len = 0;
+	bool past, exact_host = false;
 
 	pthread_mutex_lock(&m->mu);
-	for (i = 0; i < m->n; i++) {
-		struct pt_mock *mk = &m->v[i];
+	/* the first of each group of the same method and path, in
+	 * recorded order where it counts (the earliest wins a tie) */
+	for (k = m->bucket[bucket_of(r->method, r->path)]; k != SIZE_MAX;
+	     k = m->v[k].chain) {
+		struct pt_mock *mk = &m->v[k];
 		size_t keys, both, bd;
 		long score;
 
-		if (strcmp(mk->path, r->path)) {
-			size_t len = common_prefix(mk->path, r->path);
-
-			if (!nearest || len > nearest_len) {
-				nearest = mk;
-				nearest_len = len;
-			}
+		if (strcmp(mk->path, r->path) || strcmp(mk->method, r->method))
 			continue;
-		}
-		if (strcmp(mk->method, r->method)) {
-			if (!nearest || nearest_len < SIZE_MAX) {
-				nearest = mk;
-				nearest_len = SIZE_MAX;
-			}
-			continue;
-		}
 		both = q_common(r->q, r->nq, mk->q, mk->nq, &keys);
 		bd = body_diffs(mk->body.p, mk->body.n, r->body, r->body_len);
 		if (both == r->nq && r->nq == mk->nq && !bd) {
@@ -319,24 +327,45 @@ const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 
 			/* the first exact one, or the first whose Host is
 			 * the request's */
-			if (!exact || (host_eq && !(exact->host && r->host &&
-					!strcasecmp(exact->host, r->host))))
+			if (!exact || (host_eq && !exact_host) ||
+			    (host_eq == exact_host && mk < exact)) {
 				exact = mk;
+				exact_host = host_eq;
+			}
 			continue;
 		}
 		/* values in common count twice, keys alone once, what is
 		 * on one side only against */
 		score = 1000 + 2 * (long)both + (long)(keys - both) -
 			(long)(r->nq - keys) - (long)(mk->nq - keys) - (long)bd;
-		if (!best || score > best_score) {
+		if (!best || score > best_score ||
+		    (score == best_score && mk < best)) {
 			best = mk;
 			best_score = score;
 		}
 	}
+	/* a miss: the nearest recorded request, for the 502 (a scan, but
+	 * only of groups, and only on a miss) */
+	for (g = 0; !exact && !best && near && g < m->ngroups; g++) {
+		const struct pt_mock *mk = &m->v[m->first[g]];
+		size_t len;
+
+		if (!strcmp(mk->path, r->path)) {
+			/* the same path, another method */
+			if (nearest_len < SIZE_MAX) {
+				nearest = mk;
+				nearest_len = SIZE_MAX;
+			}
+			continue;
+		}
+		len = common_prefix(mk->path, r->path);
+		if (!nearest || len > nearest_len) {
+			nearest = mk;
+			nearest_len = len;
+		}
+	}
 	if (exact) {
-		res = nth_of_group(m, exact->group, m->cursor[exact->group], &past);
-		if (!past)
-			m->cursor[exact->group]++;
+		res = next_of_group(m, exact->group, &past);
 		*how = past ? PT_M_REUSED : PT_M_EXACT;
 	} else if (best) {
 		res = best;

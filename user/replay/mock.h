@@ -11,7 +11,8 @@
  * reused). A recorded Host equal to the request's is preferred. Otherwise
  * the closest recorded request of the same method and path is chosen:
  * the most query keys and values in common, the fewest body differences.
- * Anything else is a miss.
+ * Anything else is a miss. A request is compared with one recorded
+ * request of each group of the same method and path, not with all.
  */
 #ifndef __PODTAP_MOCK_H
 #define __PODTAP_MOCK_H
@@ -43,7 +44,9 @@ struct pt_mock {
 	size_t next;			/* the group's next mock, or SIZE_MAX */
 	size_t chain;			/* a group's first: the next first in
 					 * its hash bucket, or SIZE_MAX */
-	uint64_t resp;			/* the recorded response, in the file */
+	uint64_t resp;			/* the recorded response's status and
+					 * fields, in the file */
+	uint64_t body_off, body_len;	/* its body there, raw */
 };
 
 /*
@@ -56,7 +59,8 @@ struct pt_mocks {
 	struct pt_mock *v;		/* in recorded order */
 	size_t n, cap;
 	size_t *first, *last;		/* per group: its first, last mock */
-	size_t *cursor;			/* per group: next to serve */
+	size_t *cursor;			/* per group: the next to serve */
+	bool *spent;			/* per group: all served once */
 	size_t ngroups;
 	size_t *bucket;			/* groups by method, path and host */
 	size_t skipped;			/* outbound exchanges not usable */
@@ -84,10 +88,11 @@ const struct pt_mock *pt_mocks_match(struct pt_mocks *m,
 				     const struct pt_mreq *r,
 				     enum pt_match *how,
 				     const struct pt_mock **near);
-/* mk's recorded response read back into *resp (pt_http_msg_free it);
- * 0 or an errno. Thread-safe. */
+/* mk's recorded response read back into *resp (pt_http_msg_free it),
+ * its body too if body (else it is sent from the file: m->f.fd at
+ * mk->body_off); 0 or an errno. Thread-safe. */
 int pt_mock_answer(struct pt_mocks *m, const struct pt_mock *mk,
-		   struct pt_http_msg *resp);
+		   struct pt_http_msg *resp, bool body);
 void pt_mocks_free(struct pt_mocks *m);
 
 #endif

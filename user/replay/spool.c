@@ -356,6 +356,25 @@ int pt_rfile_get(struct pt_rfile *f, uint64_t off, struct pt_rhdr *h,
 	return pread_all(f->fd, b->p, hd.len, off + sizeof(hd));
 }
 
+uint64_t pt_rfile_reserve_raw(struct pt_rfile *f, uint64_t len)
+{
+	uint64_t off = f->end;
+
+	f->end += len;
+	return off;
+}
+
+int pt_rfile_put_raw(struct pt_rfile *f, uint64_t off, const void *p,
+		     uint64_t n)
+{
+	return pwrite_all(f->fd, p, n, off);
+}
+
+int pt_rfile_get_raw(struct pt_rfile *f, uint64_t off, void *p, uint64_t n)
+{
+	return pread_all(f->fd, p, n, off);
+}
+
 int pt_rfile_set(struct pt_rfile *f, uint64_t off, size_t field, uint64_t v)
 {
 	return pwrite_all(f->fd, &v, sizeof(v), off + field);

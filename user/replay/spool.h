@@ -70,6 +70,12 @@ int pt_rfile_put(struct pt_rfile *f, uint64_t off, const struct pt_rhdr *h,
 /* Read the record at off back (with its header, if h); 0 or an errno. */
 int pt_rfile_get(struct pt_rfile *f, uint64_t off, struct pt_rhdr *h,
 		 struct pt_rbuf *b);
+/* Bytes as they are, with no header: room for n, then written or read
+ * back at off (0 or an errno). */
+uint64_t pt_rfile_reserve_raw(struct pt_rfile *f, uint64_t n);
+int pt_rfile_put_raw(struct pt_rfile *f, uint64_t off, const void *p,
+		     uint64_t n);
+int pt_rfile_get_raw(struct pt_rfile *f, uint64_t off, void *p, uint64_t n);
 /* Set one link of a header: field is offsetof(struct pt_rhdr, next or
  * r0). 0 or an errno. */
 int pt_rfile_set(struct pt_rfile *f, uint64_t off, size_t field, uint64_t v);
