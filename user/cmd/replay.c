@@ -51,7 +51,7 @@ static void usage(FILE *f)
 	fprintf(f,
 ",\nand with --learn-noise what differs between two replays of the same\n"
 "build (each connection's requests are sent again once its first run is\n"
-"over).\n"
+"over, and a second after it began at the earliest).\n"
 "\n"
 "The capture is read as a stream: requests go out as they are read, and\n"
 "wait in a file in $TMPDIR (default /tmp, deleted at once) until their\n"

@@ -329,7 +329,8 @@ static bool request_filters(const struct pt_replay_opts *o)
 struct rconn {
 	uint64_t id;
 	struct rconn *hnext;		/* in sp->tab */
-	struct rconn *qnext;		/* in the queue of connections to send */
+	struct rconn *qnext;		/* in the queue of connections to send,
+					 * or of second runs */
 	uint64_t first, head, tail;	/* its requests in the spool */
 	size_t seq;			/* cases so far */
 	size_t raw_before;		/* not HTTP, before its first HTTP one */
@@ -343,7 +344,13 @@ struct rconn {
 	bool finished;			/* the sender is done with it */
 	bool planned;			/* a request is to go out on it */
 	bool sent;			/* a request went out on it */
+	bool second;			/* --learn-noise: its second run is next */
+	uint64_t first_ns;		/* when its first run began */
 };
+
+/* --learn-noise: a connection's second run begins this long after its
+ * first did, at least, so that times to the second differ between them */
+#define LEARN_GAP_NS	1000000000ull
 
 struct pt_rspool {
 	struct pt_replay *rp;
@@ -354,6 +361,7 @@ struct pt_rspool {
 	struct rconn **tab;		/* by id, the reader's */
 	size_t tabsz;
 	struct rconn *qhead, *qtail;	/* connections not yet taken */
+	struct rconn *lhead, *ltail;	/* second runs, in order of the first */
 	uint64_t *res;			/* each case's result in the spool */
 	size_t cap;
 	uint64_t ahead;			/* request bytes waiting */
@@ -366,6 +374,29 @@ struct pt_rspool {
 	uint64_t t0;			/* CLOCK_MONOTONIC ns at the start */
 	char *host;			/* authority of --to, for --rewrite-host */
 };
+
+/* The queues of connections: first runs, second runs. Under mu. */
+static void enqueue(struct rconn **head, struct rconn **tail,
+		    struct rconn *cn)
+{
+	cn->qnext = NULL;
+	if (*tail)
+		(*tail)->qnext = cn;
+	else
+		*head = cn;
+	*tail = cn;
+}
+
+static struct rconn *dequeue(struct rconn **head, struct rconn **tail)
+{
+	struct rconn *cn = *head;
+
+	*head = cn->qnext;
+	if (!*head)
+		*tail = NULL;
+	cn->qnext = NULL;
+	return cn;
+}
 
 static bool halted(const struct pt_rspool *r)
 {
@@ -860,11 +891,7 @@ static void spool_request(struct pt_rspool *sp, struct rconn *cn, size_t idx,
 	sp->ahead += len;
 	if (!cn->queued) {
 		cn->queued = true;
-		if (sp->qtail)
-			sp->qtail->qnext = cn;
-		else
-			sp->qhead = cn;
-		sp->qtail = cn;
+		enqueue(&sp->qhead, &sp->qtail, cn);
 	}
 	pthread_cond_broadcast(&sp->work);
 }
@@ -1159,15 +1186,34 @@ static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
 	}
 }
 
+/* cn's first run; with --learn-noise, then its second, queued behind the
+ * first runs of others until LEARN_GAP_NS have passed (at once, sending
+ * nothing, once halted). */
 static void replay_conn(struct pt_rspool *sp, struct rconn *cn)
 {
 	CURL *h = NULL;
 
-	first_run(sp, cn, &h);
-	if (sp->rp->o->learn_noise)
+	if (!cn->second) {
+		cn->first_ns = pt_now_mono_ns();
+		first_run(sp, cn, &h);
+		if (h)
+			curl_easy_cleanup(h);
+		h = NULL;
+		if (sp->rp->o->learn_noise) {
+			pthread_mutex_lock(&sp->mu);
+			cn->second = true;
+			enqueue(&sp->lhead, &sp->ltail, cn);
+			pthread_cond_broadcast(&sp->work);
+			pthread_mutex_unlock(&sp->mu);
+			return;
+		}
+	} else {
+		if (!halted(sp))
+			h = handle(sp);
 		second_run(sp, cn, h);
-	if (h)
-		curl_easy_cleanup(h);
+		if (h)
+			curl_easy_cleanup(h);
+	}
 	pthread_mutex_lock(&sp->mu);
 	sp->rp->conns_sent += cn->sent;
 	cn->finished = true;
@@ -1183,16 +1229,26 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&sp->mu);
 	for (;;) {
 		struct rconn *cn;
+		bool due;
 
-		while (!sp->qhead && !sp->done && !halted(sp))
+		for (;;) {
+			/* a second run that is due (or, halted, any: it
+			 * judges what the first got), else a first run */
+			due = sp->lhead && (halted(sp) ||
+					    pt_now_mono_ns() >=
+					    sp->lhead->first_ns + LEARN_GAP_NS);
+			if (due || (sp->qhead && !halted(sp)))
+				break;
+			if (!sp->lhead && (sp->done || halted(sp)))
+				break;
 			wait_fed(sp);
-		if (!sp->qhead || halted(sp))
+		}
+		if (due)
+			cn = dequeue(&sp->lhead, &sp->ltail);
+		else if (sp->qhead && !halted(sp))
+			cn = dequeue(&sp->qhead, &sp->qtail);
+		else
 			break;
-		cn = sp->qhead;
-		sp->qhead = cn->qnext;
-		if (!sp->qhead)
-			sp->qtail = NULL;
-		cn->qnext = NULL;
 		pthread_mutex_unlock(&sp->mu);
 		replay_conn(sp, cn);
 		pthread_mutex_lock(&sp->mu);
