@@ -545,7 +545,6 @@ int cmd_mock(int argc, char **argv)
 			goto out;
 	} else {
 		struct pt_xsink sink = { .ctx = &s.m, .x = add_x };
-
 		int err = pt_mocks_begin(&s.m);
 
 		if (!err)

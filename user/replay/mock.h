@@ -62,7 +62,8 @@ struct pt_mocks {
 	size_t *cursor;			/* per group: the next to serve */
 	bool *spent;			/* per group: all served once */
 	size_t ngroups;
-	size_t *bucket;			/* groups by method, path and host */
+	size_t *bucket;			/* groups by method and path: the
+					 * first of each, linked by chain */
 	size_t skipped;			/* outbound exchanges not usable */
 	struct pt_rfile f;
 	pthread_mutex_t mu;

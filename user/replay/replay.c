@@ -344,7 +344,6 @@ struct rconn {
 	bool finished;			/* the sender is done with it */
 	bool planned;			/* a request is to go out on it */
 	bool sent;			/* a request went out on it */
-	bool second;			/* --learn-noise: its second run is next */
 	uint64_t first_ns;		/* when its first run began */
 };
 
@@ -1186,14 +1185,14 @@ static void second_run(struct pt_rspool *sp, struct rconn *cn, CURL *h)
 	}
 }
 
-/* cn's first run; with --learn-noise, then its second, queued behind the
- * first runs of others until LEARN_GAP_NS have passed (at once, sending
- * nothing, once halted). */
-static void replay_conn(struct pt_rspool *sp, struct rconn *cn)
+/* cn's first run (with --learn-noise, it then queues its second behind
+ * the first runs of others until LEARN_GAP_NS have passed; at once,
+ * sending nothing, once halted), or, second, that second run. */
+static void replay_conn(struct pt_rspool *sp, struct rconn *cn, bool second)
 {
 	CURL *h = NULL;
 
-	if (!cn->second) {
+	if (!second) {
 		cn->first_ns = pt_now_mono_ns();
 		first_run(sp, cn, &h);
 		if (h)
@@ -1201,7 +1200,6 @@ static void replay_conn(struct pt_rspool *sp, struct rconn *cn)
 		h = NULL;
 		if (sp->rp->o->learn_noise) {
 			pthread_mutex_lock(&sp->mu);
-			cn->second = true;
 			enqueue(&sp->lhead, &sp->ltail, cn);
 			pthread_cond_broadcast(&sp->work);
 			pthread_mutex_unlock(&sp->mu);
@@ -1250,7 +1248,7 @@ static void *worker(void *arg)
 		else
 			break;
 		pthread_mutex_unlock(&sp->mu);
-		replay_conn(sp, cn);
+		replay_conn(sp, cn, due);
 		pthread_mutex_lock(&sp->mu);
 	}
 	pthread_mutex_unlock(&sp->mu);
